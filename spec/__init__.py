@@ -1,0 +1,38 @@
+"""The framework-neutral spec: the single source of truth of every loss (NumPy + mpmath only).
+
+>>> import spec
+>>> spec.names()[:2]
+['binary_focal', 'weighted_bce']
+>>> entry = spec.get("weighted_bce")
+>>> float(entry.reference_reduced([[0.0]], [[1.0]]))  # -log σ(0)
+0.6931471805599453
+"""
+from __future__ import annotations
+
+from . import classification  # noqa: F401  (registers entries)
+from . import messages, numerics, validation
+from .core import (
+    DEFAULT_TOLERANCES,
+    DTYPES,
+    REDUCTIONS,
+    Case,
+    Identity,
+    InvalidCase,
+    LossSpec,
+    Param,
+    PeerNote,
+    Tolerance,
+    Tolerances,
+    all_specs,
+    get,
+    names,
+    per_sample_cotangent,
+    reduce,
+    register,
+)
+
+__all__ = [
+    "DEFAULT_TOLERANCES", "DTYPES", "REDUCTIONS", "Case", "Identity", "InvalidCase", "LossSpec",
+    "Param", "PeerNote", "Tolerance", "Tolerances", "all_specs", "get", "names",
+    "per_sample_cotangent", "reduce", "register", "messages", "numerics", "validation",
+]

@@ -1,0 +1,308 @@
+"""The description types of the spec: parameters, cases, tolerances and ``LossSpec``.
+
+A ``LossSpec`` is our OpInfo: one declarative entry per loss that drives every generic test,
+the golden vectors, the demo table and the docs. It holds only NumPy/mpmath code.
+
+Conventions shared by every entry
+---------------------------------
+* ``prediction`` is the model output (torch ``input``, Keras ``y_pred``); ``target`` is the
+  truth (torch ``target``, Keras ``y_true``). Axis 0 is the batch axis.
+* ``reference(prediction, target, **params)`` returns the float64 per-sample loss, shape
+  ``(N,)``. Elementwise losses average over every non-batch axis, so NCHW and NHWC layouts
+  give the same per-sample value.
+* ``reference_vjp(prediction, target, cotangent, **params)`` returns
+  ``d(sum_i cotangent_i * loss_i) / d prediction`` (float64, the prediction's shape).
+* Reductions (:func:`reduce`): ``"none"`` gives ``w_i * loss_i`` per sample, ``"sum"`` gives
+  ``sum_i w_i loss_i`` and ``"mean"`` gives ``sum_i w_i loss_i / N`` (Keras'
+  ``sum_over_batch_size``), with ``sample_weight`` ``w`` of shape ``(N,)``, default 1.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+REDUCTIONS = ("mean", "sum", "none")
+DTYPES = ("float32", "float64")
+
+
+# --------------------------------------------------------------------------- tolerances
+@dataclasses.dataclass(frozen=True)
+class Tolerance:
+    """``|actual - expected| <= atol * scale + rtol * |expected|`` elementwise.
+
+    ``scale`` is ``max(1, max|expected|)``, so ``atol`` is relative to the size of the
+    quantity being compared (gradients of a mean over a large batch are small).
+    """
+
+    rtol: float
+    atol: float
+
+    def compare(self, actual, expected) -> "Comparison":
+        actual = np.asarray(actual, dtype=np.float64)
+        expected = np.asarray(expected, dtype=np.float64)
+        if actual.shape != expected.shape:
+            return Comparison(False, math.inf, math.inf, None, f"shape {actual.shape} != {expected.shape}")
+        if actual.size == 0:
+            return Comparison(True, 0.0, 0.0, None, "")
+        same_nonfinite = (~np.isfinite(expected)) & (actual == expected)
+        diff = np.where(same_nonfinite, 0.0, np.abs(actual - expected))
+        diff = np.where(np.isnan(diff), np.inf, diff)
+        finite_exp = np.where(np.isfinite(expected), np.abs(expected), 0.0)
+        scale = max(1.0, float(finite_exp.max()))
+        bound = self.atol * scale + self.rtol * finite_exp
+        excess = diff - bound
+        worst = np.unravel_index(int(np.argmax(excess)), excess.shape)
+        rel = diff / np.maximum(finite_exp, np.finfo(np.float64).tiny)
+        rel = np.where(diff == 0, 0.0, rel)
+        ok = bool(np.all(diff <= bound))
+        return Comparison(ok, float(diff.max()), float(rel.max()), tuple(int(i) for i in worst),
+                          "" if ok else f"worst at {tuple(int(i) for i in worst)}: "
+                          f"actual {actual[worst]!r} expected {expected[worst]!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    ok: bool
+    max_abs: float
+    max_rel: float
+    worst_index: tuple | None
+    detail: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Tolerances:
+    """Per-dtype tolerances of framework vs reference, for values and gradients."""
+
+    value: Mapping[str, Tolerance]
+    grad: Mapping[str, Tolerance]
+    #: reference vs mpmath exact (values), and analytic vjp vs mpmath finite differences.
+    exact_value: Tolerance = Tolerance(rtol=1e-12, atol=1e-300)
+    exact_grad: Tolerance = Tolerance(rtol=1e-9, atol=1e-13)
+
+
+DEFAULT_TOLERANCES = Tolerances(
+    value={"float64": Tolerance(rtol=1e-10, atol=1e-12), "float32": Tolerance(rtol=1e-5, atol=1e-6)},
+    grad={"float64": Tolerance(rtol=1e-9, atol=1e-12), "float32": Tolerance(rtol=1e-4, atol=1e-6)},
+)
+
+
+# --------------------------------------------------------------------------- parameters
+class ParamError(ValueError):
+    """Raised by a parameter checker; carries the expected domain text."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """A hyperparameter: name, default, domain (text used in error messages) and checker.
+
+    ``check(value)`` returns the normalized value (Python float/bool/str, or a float64
+    array for vector parameters) or raises :class:`ParamError`.
+    """
+
+    name: str
+    default: Any
+    domain: str
+    check: Callable[[Any], Any]
+    doc: str = ""
+    differentiable: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One input case: typical, extreme or edge. Arrays are float64 (labels may be ints)."""
+
+    id: str
+    kind: str  # "typical" | "extreme" | "edge"
+    params: Mapping[str, Any]
+    prediction: np.ndarray
+    target: np.ndarray
+    sample_weight: np.ndarray | None = None
+    #: False where the loss has a kink within ~1e-50 of an input (finite differences skip it)
+    smooth: bool = True
+    dtypes: tuple[str, ...] = DTYPES
+    note: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class InvalidCase:
+    """Input or parameter that must be rejected. ``prediction is None`` → construction error."""
+
+    id: str
+    params: Mapping[str, Any]
+    prediction: np.ndarray | None = None
+    target: np.ndarray | None = None
+    sample_weight: np.ndarray | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    """``this(params) == other(other_params)`` on every case of this entry that fits."""
+
+    params: Mapping[str, Any]
+    other: str
+    other_params: Mapping[str, Any]
+    doc: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class PeerNote:
+    """Where a peer implementation differs from the spec, and why the spec is right."""
+
+    peer: str
+    where: str
+    spec_says: str
+
+
+# --------------------------------------------------------------------------- the entry
+@dataclasses.dataclass(frozen=True)
+class LossSpec:
+    name: str
+    family: str
+    summary: str
+    formula: str  # LaTeX
+    params: tuple[Param, ...]
+    reference: Callable[..., np.ndarray]
+    reference_vjp: Callable[..., np.ndarray]
+    exact: Callable[..., list]
+    cases: Callable[[], list[Case]]
+    invalid_cases: Callable[[], list[InvalidCase]]
+    grad_convention: str
+    stability: str
+    #: closed interval of the prediction, given the params (None = any real)
+    prediction_domain: Callable[[Mapping[str, Any]], tuple[float, float] | None] = lambda p: None
+    #: closed interval of the target (None = any real)
+    target_domain: tuple[float, float] | None = (0.0, 1.0)
+    #: extra message appended when the prediction is outside its domain
+    prediction_domain_hint: Callable[[Mapping[str, Any]], str] = lambda p: ""
+    #: compatibility checks of params against the prediction shape: ``(loss, params, shape)``
+    check_shapes: Callable[[str, Mapping[str, Any], tuple], None] | None = None
+    tolerances: Tolerances = DEFAULT_TOLERANCES
+    batch_statistic: bool = False
+    single_input: bool = False
+    identities: tuple[Identity, ...] = ()
+    peer_notes: tuple[PeerNote, ...] = ()
+    references: tuple[str, ...] = ()
+    trap: str = ""
+    torch_class: str = ""
+    keras_class: str = ""
+
+    # ---- parameters -------------------------------------------------------------------
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Fill defaults and normalize; raise ``ValueError`` with the shared message."""
+        from . import messages
+
+        known = {p.name: p for p in self.params}
+        for key in params:
+            if key not in known:
+                raise ValueError(messages.unknown_param(self.name, key, tuple(known)))
+        out = {}
+        for p in self.params:
+            value = params.get(p.name, p.default)
+            try:
+                out[p.name] = p.check(value)
+            except ParamError:
+                raise ValueError(messages.invalid_param(self.name, p.name, value, p.domain)) from None
+        return out
+
+    def validate_config(self, config: Mapping[str, Any]) -> tuple[dict[str, Any], str, bool]:
+        """Split and check a constructor's keywords: ``(params, reduction, validate)``."""
+        from .validation import validate_common
+
+        config = dict(config)
+        reduction = config.pop("reduction", "mean")
+        validate = config.pop("validate", True)
+        params = self.validate_params(config)
+        reduction, validate = validate_common(self.name, reduction, validate)
+        return params, reduction, validate
+
+    def all_invalid_cases(self) -> list[InvalidCase]:
+        """The entry's own invalid cases plus the ones every loss rejects."""
+        from .cases import common_invalid_cases
+
+        common = [] if self.single_input else common_invalid_cases(self.cases()[0])
+        return common + list(self.invalid_cases())
+
+    # ---- reference with reductions -----------------------------------------------------
+    def reference_reduced(self, prediction, target, *, sample_weight=None, reduction="mean", **params):
+        params = self.validate_params(params)
+        per_sample = self.reference(np.asarray(prediction, np.float64), _as_f64(target), **params)
+        return reduce(per_sample, sample_weight, reduction)
+
+    def reference_grad(self, prediction, target, *, sample_weight=None, reduction="mean",
+                       cotangent=None, **params):
+        """Gradient w.r.t. the prediction of the reduced loss (``cotangent`` for "none")."""
+        params = self.validate_params(params)
+        prediction = np.asarray(prediction, np.float64)
+        cot = per_sample_cotangent(prediction.shape[0], sample_weight, reduction, cotangent)
+        return self.reference_vjp(prediction, _as_f64(target), cot, **params)
+
+
+def _as_f64(a):
+    return None if a is None else np.asarray(a, dtype=np.float64)
+
+
+def reduce(per_sample, sample_weight=None, reduction="mean"):
+    """The reduction contract, float64: see the module docstring."""
+    per_sample = np.asarray(per_sample, dtype=np.float64)
+    w = np.ones_like(per_sample) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    weighted = per_sample * w
+    if reduction == "none":
+        return weighted
+    if reduction == "sum":
+        return weighted.sum()
+    if reduction == "mean":
+        return weighted.sum() / per_sample.shape[0]
+    raise ValueError(f"unknown reduction {reduction!r}")
+
+
+def per_sample_cotangent(n, sample_weight=None, reduction="mean", cotangent=None):
+    """The cotangent that the reduction sends back to each sample's loss."""
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    if reduction == "none":
+        return w * (np.ones(n) if cotangent is None else np.asarray(cotangent, np.float64))
+    if reduction == "sum":
+        return w
+    if reduction == "mean":
+        return w / n
+    raise ValueError(f"unknown reduction {reduction!r}")
+
+
+# --------------------------------------------------------------------------- registry
+_REGISTRY: dict[str, LossSpec] = {}
+
+
+def register(entry: LossSpec) -> LossSpec:
+    if entry.name in _REGISTRY and _REGISTRY[entry.name] is not entry:
+        raise ValueError(f"a loss named {entry.name!r} is already registered")
+    names = entry.param_names
+    for common in ("reduction", "validate"):
+        if common in names:
+            raise ValueError(f"{entry.name}: {common!r} is a common parameter; do not declare it")
+    _REGISTRY[entry.name] = entry
+    return entry
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> LossSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown loss {name!r}; registered: {', '.join(names())}") from None
+
+
+def all_specs() -> Sequence[LossSpec]:
+    return [_REGISTRY[n] for n in names()]

@@ -1,0 +1,87 @@
+"""Every error message of the library, generated in one place.
+
+Both frameworks call these functions, so the text of a ``ValueError`` is identical in torch and
+Keras. Messages name the loss, the argument, the offending value and what was expected.
+Argument names are framework-neutral: ``prediction`` (torch ``input``, Keras ``y_pred``) and
+``target`` (torch ``target``, Keras ``y_true``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+VALIDATE_HINT = " (pass validate=False to skip data checks)"
+
+
+def format_value(value) -> str:
+    """A framework-independent rendering of a parameter value (arrays as lists of floats)."""
+    if isinstance(value, (bool, np.bool_)):
+        return repr(bool(value))
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return repr(float(value)) if isinstance(value, (float, np.floating)) else repr(int(value))
+    if isinstance(value, (str, type(None))):
+        return repr(value)
+    try:
+        arr = np.asarray(value)
+    except Exception:  # pragma: no cover - exotic objects
+        return repr(value)
+    if arr.dtype.kind in "biuf" and arr.ndim >= 1:
+        return repr([float(v) for v in arr.reshape(-1)]) if arr.ndim == 1 else f"array of shape {arr.shape}"
+    if arr.dtype.kind in "biuf" and arr.ndim == 0:
+        return format_value(arr.item())
+    return repr(value)
+
+
+def format_shape(shape) -> str:
+    dims = ["None" if d is None else str(int(d)) for d in shape]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def unknown_param(loss: str, key: str, known: tuple[str, ...]) -> str:
+    expected = ", ".join(known + ("reduction", "validate"))
+    return f"{loss}: unknown parameter `{key}`; expected one of: {expected}"
+
+
+def invalid_param(loss: str, name: str, value, domain: str) -> str:
+    return f"{loss}: invalid `{name}`={format_value(value)}; expected {domain}"
+
+
+def no_batch_axis(loss: str, shape) -> str:
+    return f"{loss}: prediction must have a batch axis (ndim >= 1); got shape {format_shape(shape)}"
+
+
+def shape_mismatch(loss: str, prediction_shape, target_shape) -> str:
+    return (f"{loss}: prediction and target must have the same shape; got prediction "
+            f"{format_shape(prediction_shape)} and target {format_shape(target_shape)}")
+
+
+def sample_weight_shape(loss: str, shape, batch) -> str:
+    return (f"{loss}: sample_weight must have shape ({batch},) (one weight per sample); "
+            f"got {format_shape(shape)}")
+
+
+def param_shape(loss: str, name: str, size: int, axis_size: int) -> str:
+    return (f"{loss}: `{name}` has {size} entries but the last axis of prediction has {axis_size}; "
+            f"expected a scalar or one entry per class")
+
+
+def not_finite(loss: str, arg: str) -> str:
+    return f"{loss}: {arg} contains NaN or inf; expected finite values{VALIDATE_HINT}"
+
+
+def out_of_domain(loss: str, arg: str, lo: float, hi: float, vmin: float, vmax: float, hint: str = "") -> str:
+    interval = f"[{_num(lo)}, {_num(hi)}]"
+    return (f"{loss}: {arg} must lie in {interval}; got values in [{_num(vmin)}, {_num(vmax)}]"
+            f"{hint}{VALIDATE_HINT}")
+
+
+def negative_weight(loss: str, vmin: float) -> str:
+    return f"{loss}: sample_weight must be >= 0; got minimum {_num(vmin)}{VALIDATE_HINT}"
+
+
+def _num(x: float) -> str:
+    x = float(x)
+    if x == float("inf"):
+        return "inf"
+    if x == float("-inf"):
+        return "-inf"
+    return f"{x:.6g}"

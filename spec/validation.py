@@ -1,0 +1,222 @@
+"""Parameter checkers and the one input-validation driver both frameworks call.
+
+Each framework passes a tiny :class:`ArrayOps` adapter (shape, NaN test, min/max, whether
+values can be read now); the *logic* of what is checked, in which order, and the message text
+live only here.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol
+
+import numpy as np
+
+from . import messages
+from .core import LossSpec, ParamError
+
+# --------------------------------------------------------------------------- checkers
+
+
+def real(*, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
+         hi_open: bool = False):
+    """A finite real scalar in an interval; returns a Python float."""
+
+    def check(value):
+        if isinstance(value, (bool, np.bool_)) or not _is_scalar_number(value):
+            raise ParamError
+        v = float(value)
+        if not math.isfinite(v):
+            raise ParamError
+        if lo is not None and (v < lo or (lo_open and v == lo)):
+            raise ParamError
+        if hi is not None and (v > hi or (hi_open and v == hi)):
+            raise ParamError
+        return v
+
+    return check
+
+
+def optional(inner):
+    def check(value):
+        return None if value is None else inner(value)
+
+    return check
+
+
+def boolean():
+    def check(value):
+        if not isinstance(value, (bool, np.bool_)):
+            raise ParamError
+        return bool(value)
+
+    return check
+
+
+def choice(*options: str):
+    def check(value):
+        if not isinstance(value, str) or value not in options:
+            raise ParamError
+        return value
+
+    return check
+
+
+def positive_scalar_or_vector():
+    """A positive finite scalar, or a non-empty 1-D array of them (returned as float64 array)."""
+
+    def check(value):
+        if isinstance(value, (bool, np.bool_)):
+            raise ParamError
+        if _is_scalar_number(value):
+            v = float(value)
+            if not (math.isfinite(v) and v > 0):
+                raise ParamError
+            return v
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ParamError from None
+        if arr.ndim == 0:
+            return check(arr.item())
+        if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)) or not np.all(arr > 0):
+            raise ParamError
+        return arr
+
+    return check
+
+
+def _is_scalar_number(value) -> bool:
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return True
+    return isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf"
+
+
+REDUCTION_DOMAIN = "one of 'mean', 'sum', 'none'"
+_check_reduction = choice("mean", "sum", "none")
+_check_validate = boolean()
+
+
+def validate_common(loss: str, reduction: Any, validate: Any) -> tuple[str, bool]:
+    """Check the two parameters every loss takes; same messages as spec parameters."""
+    try:
+        reduction = _check_reduction(reduction)
+    except ParamError:
+        raise ValueError(messages.invalid_param(loss, "reduction", reduction, REDUCTION_DOMAIN)) from None
+    try:
+        validate = _check_validate(validate)
+    except ParamError:
+        raise ValueError(messages.invalid_param(loss, "validate", validate, "a bool")) from None
+    return reduction, validate
+
+
+# --------------------------------------------------------------------------- inputs
+class ArrayOps(Protocol):
+    """What the validation driver needs from a framework."""
+
+    def shape(self, x) -> tuple: ...  # dims may be None when unknown (graph mode)
+
+    def can_read_values(self) -> bool: ...  # False under tf.function / torch.compile
+
+    def has_nonfinite(self, x) -> bool: ...
+
+    def min_max(self, x) -> tuple[float, float]: ...
+
+
+class NumpyOps:
+    """The reference adapter (used by the spec itself and to derive expected messages)."""
+
+    def shape(self, x):
+        return tuple(np.shape(x))
+
+    def can_read_values(self):
+        return True
+
+    def has_nonfinite(self, x):
+        return not bool(np.isfinite(np.asarray(x, np.float64)).all())
+
+    def min_max(self, x):
+        a = np.asarray(x, np.float64)
+        return float(a.min()), float(a.max())
+
+
+def check_inputs(spec: LossSpec, params, prediction, target, sample_weight, ops: ArrayOps,
+                 validate: bool = True) -> None:
+    """Validate a call. Shape checks always run; data checks run when ``validate`` and values
+    can be read (eager). Order: shapes → NaN → domains → sample_weight values."""
+    loss = spec.name
+    p_shape = ops.shape(prediction)
+    if len(p_shape) < 1:
+        raise ValueError(messages.no_batch_axis(loss, p_shape))
+    if not spec.single_input:
+        t_shape = ops.shape(target)
+        if not _same_shape(p_shape, t_shape):
+            raise ValueError(messages.shape_mismatch(loss, p_shape, t_shape))
+    if sample_weight is not None:
+        w_shape = ops.shape(sample_weight)
+        if len(w_shape) != 1 or not _dims_equal(w_shape[0], p_shape[0]):
+            raise ValueError(messages.sample_weight_shape(loss, w_shape, _dim_text(p_shape[0])))
+    if spec.check_shapes is not None:
+        spec.check_shapes(loss, params, p_shape)
+    if not (validate and ops.can_read_values()):
+        return
+    arrays = [("prediction", prediction, spec.prediction_domain(params), spec.prediction_domain_hint(params))]
+    if not spec.single_input:
+        arrays.append(("target", target, spec.target_domain, ""))
+    for arg, x, _, _ in arrays:
+        if ops.has_nonfinite(x):
+            raise ValueError(messages.not_finite(loss, arg))
+    for arg, x, domain, hint in arrays:
+        if domain is None or _num_elements(ops.shape(x)) == 0:
+            continue
+        vmin, vmax = ops.min_max(x)
+        if vmin < domain[0] or vmax > domain[1]:
+            raise ValueError(messages.out_of_domain(loss, arg, domain[0], domain[1], vmin, vmax, hint))
+    if sample_weight is not None and _num_elements(ops.shape(sample_weight)) > 0:
+        if ops.has_nonfinite(sample_weight):
+            raise ValueError(messages.not_finite(loss, "sample_weight"))
+        vmin, _ = ops.min_max(sample_weight)
+        if vmin < 0:
+            raise ValueError(messages.negative_weight(loss, vmin))
+
+
+def _dims_equal(a, b) -> bool:
+    return a is None or b is None or int(a) == int(b)
+
+
+def _same_shape(a, b) -> bool:
+    return len(a) == len(b) and all(_dims_equal(x, y) for x, y in zip(a, b))
+
+
+def _dim_text(d):
+    return "None" if d is None else int(d)
+
+
+def _num_elements(shape) -> int:
+    if any(d is None for d in shape):
+        return 1
+    return int(np.prod(shape)) if len(shape) else 1
+
+
+def last_axis_param_check(*param_names: str):
+    """``check_shapes`` for vector parameters broadcast over the last axis of the prediction."""
+
+    def check(loss, params, shape):
+        for name in param_names:
+            value = params.get(name)
+            if isinstance(value, np.ndarray) and value.ndim == 1:
+                last = shape[-1]
+                if last is not None and int(last) != value.size:
+                    raise ValueError(messages.param_shape(loss, name, value.size, int(last)))
+
+    return check
+
+
+def expected_message(spec: LossSpec, case) -> str:
+    """The message the spec itself raises for an invalid case (the tests' expected text)."""
+    try:
+        params, _, _ = spec.validate_config(case.params)
+        if case.prediction is not None:
+            check_inputs(spec, params, case.prediction, case.target, case.sample_weight, NumpyOps())
+    except ValueError as err:
+        return str(err)
+    raise AssertionError(f"{spec.name}/{case.id}: invalid case is accepted by the spec itself")

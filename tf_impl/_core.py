@@ -1,0 +1,111 @@
+"""The TensorFlow half of the call contract: validation adapter, dtype rules, reduction.
+
+Every functional loss goes through :func:`apply`: validate (shapes always, at trace time under
+``tf.function``; data values eagerly when ``validate``) → cast to the compute dtype → per-sample
+loss → ``sample_weight`` and ``reduction``.
+
+dtype rule (same as the torch side): float64 predictions are computed and returned in float64;
+every other dtype (float32, bfloat16, float16, ints) in float32, so mixed-precision policies
+compute the loss in float32. Keras' default cast of losses to ``floatx`` is not applied.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+import spec as _spec
+from spec.validation import check_inputs
+
+
+class TFOps:
+    """The :class:`spec.validation.ArrayOps` adapter for TensorFlow tensors."""
+
+    def shape(self, x):
+        return tuple(None if d is None else int(d) for d in x.shape)
+
+    def can_read_values(self):
+        return tf.executing_eagerly()
+
+    def has_nonfinite(self, x):
+        return not bool(tf.reduce_all(tf.math.is_finite(x))) if x.dtype.is_floating else False
+
+    def min_max(self, x):
+        return float(tf.reduce_min(x)), float(tf.reduce_max(x))
+
+
+OPS = TFOps()
+
+
+def compute_dtype(x: tf.Tensor) -> tf.DType:
+    return tf.float64 if x.dtype == tf.float64 else tf.float32
+
+
+def as_tensor(x) -> tf.Tensor:
+    if isinstance(x, (tf.Tensor, tf.Variable)):
+        return tf.convert_to_tensor(x)
+    return tf.convert_to_tensor(np.asarray(x))
+
+
+def split_params(params: Mapping[str, Any]) -> tuple[dict, dict]:
+    """Separate tensors/variables (differentiable params) from plain values (validated)."""
+    plain, tensors = {}, {}
+    for key, value in params.items():
+        if isinstance(value, (tf.Tensor, tf.Variable)):
+            tensors[key] = value
+            if tf.executing_eagerly():
+                arr = np.asarray(value.numpy(), np.float64)
+                plain[key] = arr.item() if arr.ndim == 0 else arr
+            else:
+                plain[key] = 1.0 if value.shape.rank == 0 else np.ones(value.shape, np.float64)
+        else:
+            plain[key] = value
+    return plain, tensors
+
+
+def params_as_tensors(params: Mapping[str, Any], dtype: tf.DType) -> dict:
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, np.ndarray):
+            value = tf.constant(value, dtype=dtype)
+        elif isinstance(value, (tf.Tensor, tf.Variable)):
+            value = tf.cast(value, dtype)
+        out[key] = value
+    return out
+
+
+def reduce(per_sample: tf.Tensor, sample_weight: tf.Tensor | None, reduction: str) -> tf.Tensor:
+    if sample_weight is not None:
+        per_sample = per_sample * tf.cast(sample_weight, per_sample.dtype)
+    if reduction == "none":
+        return per_sample
+    total = tf.reduce_sum(per_sample)
+    if reduction == "sum":
+        return total
+    return total / tf.cast(tf.shape(per_sample)[0], per_sample.dtype)
+
+
+def mean_nonbatch(elementwise: tf.Tensor) -> tf.Tensor:
+    """Per-sample mean over every non-batch axis (a 1-D input is one element per sample)."""
+    rank = elementwise.shape.rank
+    return elementwise if rank == 1 else tf.reduce_mean(elementwise, axis=list(range(1, rank)))
+
+
+def apply(name: str, per_sample: Callable, y_true, y_pred, sample_weight, params: Mapping[str, Any],
+          reduction: str, validate: bool, *, checked: bool = False) -> tf.Tensor:
+    """Run one loss call under the contract. ``checked``: params/reduction already validated."""
+    entry = _spec.get(name)
+    y_pred = as_tensor(y_pred)
+    y_true = None if y_true is None else as_tensor(y_true)
+    sample_weight = None if sample_weight is None else as_tensor(sample_weight)
+    plain, tensors = split_params(params)
+    if not checked:
+        plain, reduction, validate = entry.validate_config(dict(plain, reduction=reduction, validate=validate))
+    check_inputs(entry, plain, y_pred, y_true, sample_weight, OPS, validate)
+    dtype = compute_dtype(y_pred)
+    x = tf.cast(y_pred, dtype)
+    y = None if y_true is None else tf.cast(y_true, dtype)
+    values = per_sample(x, y, **params_as_tensors({**plain, **tensors}, dtype))
+    return reduce(values, sample_weight, reduction)

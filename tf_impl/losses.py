@@ -1,0 +1,91 @@
+"""Registered, serializable ``keras.losses.Loss`` classes, one per spec entry.
+
+Called ``loss(y_true, y_pred, sample_weight=None)`` (Keras order: truth first). ``__call__`` is
+overridden so that the library's reduction contract and dtype rule hold (Keras' default casts
+the loss to ``floatx`` and would compute float64 inputs in float32).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import spec as _spec
+
+from . import classification
+from ._core import apply
+
+_LOSSES: dict[str, type["SpecLoss"]] = {}
+PACKAGE = "lossparity"
+
+
+class SpecLoss(keras.losses.Loss):
+    """Base class: validates the configuration against the spec entry ``spec_name``."""
+
+    spec_name: ClassVar[str]
+    per_sample: ClassVar[Callable[..., tf.Tensor]]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _LOSSES[cls.spec_name] = cls
+
+    def __init__(self, *, name=None, **config: Any):
+        entry = _spec.get(self.spec_name)
+        self.params, reduction, self.validate = entry.validate_config(config)
+        super().__init__(name=name or self.spec_name, reduction=reduction)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        with tf.name_scope(self.name):
+            return apply(self.spec_name, type(self).per_sample, y_true, y_pred, sample_weight,
+                         self.params, self.reduction, self.validate, checked=True)
+
+    def call(self, y_true, y_pred):
+        """Unweighted per-sample losses (what Keras' ``Loss.call`` returns)."""
+        return apply(self.spec_name, type(self).per_sample, y_true, y_pred, None, self.params,
+                     "none", self.validate, checked=True)
+
+    def get_config(self) -> dict:
+        params = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in self.params.items()}
+        return {"name": self.name, "reduction": self.reduction, "validate": self.validate, **params}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class WeightedBCE(SpecLoss):
+    """Keras form of :func:`tf_impl.classification.weighted_bce` (see its docstring)."""
+
+    spec_name = "weighted_bce"
+    per_sample = staticmethod(classification._weighted_bce_per_sample)
+
+    def __init__(self, *, pos_weight=1.0, from_logits=True, reduction="mean", validate=True, name=None):
+        super().__init__(pos_weight=pos_weight, from_logits=from_logits, reduction=reduction,
+                         validate=validate, name=name)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class BinaryFocal(SpecLoss):
+    """Keras form of :func:`tf_impl.classification.binary_focal` (see its docstring)."""
+
+    spec_name = "binary_focal"
+    per_sample = staticmethod(classification._binary_focal_per_sample)
+
+    def __init__(self, *, gamma=2.0, alpha=None, from_logits=True, reduction="mean", validate=True,
+                 name=None):
+        super().__init__(gamma=gamma, alpha=alpha, from_logits=from_logits, reduction=reduction,
+                         validate=validate, name=name)
+
+
+def get_loss(name: str, **config: Any) -> SpecLoss:
+    """``get_loss("weighted_bce", pos_weight=3.0)`` → a registered ``keras.losses.Loss``."""
+    _spec.get(name)
+    try:
+        cls = _LOSSES[name]
+    except KeyError:
+        raise NotImplementedError(f"{name!r} is in the spec but has no Keras implementation yet") from None
+    return cls(**config)
+
+
+def loss_classes() -> dict[str, type[SpecLoss]]:
+    return dict(_LOSSES)

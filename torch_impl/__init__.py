@@ -1,0 +1,11 @@
+"""PyTorch implementations of the spec'd losses. Never imports TensorFlow.
+
+>>> import torch, torch_impl
+>>> loss = torch_impl.get_loss("weighted_bce", pos_weight=3.0)
+>>> round(float(loss(torch.zeros(2, 3), torch.ones(2, 3))), 6)  # prediction first
+2.079442
+"""
+from . import functional
+from .losses import BinaryFocalLoss, SpecLoss, WeightedBCELoss, get_loss, loss_classes
+
+__all__ = ["functional", "get_loss", "loss_classes", "SpecLoss", "WeightedBCELoss", "BinaryFocalLoss"]

@@ -1,0 +1,109 @@
+"""The torch half of the call contract: validation adapter, dtype rules, reduction.
+
+Every functional loss goes through :func:`apply`:
+validate (shapes always; data eagerly when ``validate``) → cast to the compute dtype → per-sample
+loss with autocast disabled → ``sample_weight`` and ``reduction``.
+
+dtype rule (same as Keras side): float64 predictions are computed and returned in float64; every
+other dtype (float32, bfloat16, float16, ints) is computed and returned in float32, also under
+``torch.autocast`` (the framework's convention for losses).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+import spec as _spec
+from spec.validation import check_inputs
+
+
+class TorchOps:
+    """The :class:`spec.validation.ArrayOps` adapter for torch tensors."""
+
+    def shape(self, x):
+        return tuple(int(d) for d in x.shape)
+
+    def can_read_values(self):
+        return not torch.compiler.is_compiling()
+
+    def has_nonfinite(self, x):
+        return not bool(torch.isfinite(x).all()) if x.is_floating_point() else False
+
+    def min_max(self, x):
+        lo, hi = torch.aminmax(x.detach())
+        return float(lo), float(hi)
+
+
+OPS = TorchOps()
+
+
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def as_tensor(x, device=None) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x
+    return torch.as_tensor(np.asarray(x), device=device)
+
+
+def split_params(params: Mapping[str, Any]) -> tuple[dict, dict]:
+    """Separate tensors (possibly requiring grad) from plain values: validate the plain view,
+    compute with the tensors so parameter gradients flow."""
+    plain, tensors = {}, {}
+    for key, value in params.items():
+        if isinstance(value, torch.Tensor):
+            tensors[key] = value
+            arr = value.detach().cpu().double().numpy()
+            plain[key] = arr.item() if arr.ndim == 0 else arr
+        else:
+            plain[key] = value
+    return plain, tensors
+
+
+def params_as_tensors(params: Mapping[str, Any], like: torch.Tensor) -> dict:
+    """Vector (array) params become tensors on the prediction's device and compute dtype."""
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, np.ndarray):
+            value = torch.as_tensor(value)
+        if isinstance(value, torch.Tensor):
+            value = value.to(device=like.device, dtype=like.dtype)
+        out[key] = value
+    return out
+
+
+def reduce(per_sample: torch.Tensor, sample_weight: torch.Tensor | None, reduction: str) -> torch.Tensor:
+    if sample_weight is not None:
+        per_sample = per_sample * sample_weight.to(per_sample.dtype)
+    if reduction == "none":
+        return per_sample
+    total = per_sample.sum()
+    return total if reduction == "sum" else total / per_sample.shape[0]
+
+
+def mean_nonbatch(elementwise: torch.Tensor) -> torch.Tensor:
+    """Per-sample mean over every non-batch axis (a 1-D input is one element per sample)."""
+    return elementwise if elementwise.dim() == 1 else elementwise.flatten(1).mean(dim=1)
+
+
+def apply(name: str, per_sample: Callable, input, target, sample_weight, params: Mapping[str, Any],
+          reduction: str, validate: bool, *, checked: bool = False) -> torch.Tensor:
+    """Run one loss call under the contract. ``checked``: params/reduction already validated."""
+    entry = _spec.get(name)
+    input = as_tensor(input)
+    target = None if target is None else as_tensor(target, input.device)
+    sample_weight = None if sample_weight is None else as_tensor(sample_weight, input.device)
+    plain, tensors = split_params(params)
+    if not checked:
+        plain, reduction, validate = entry.validate_config(dict(plain, reduction=reduction, validate=validate))
+    check_inputs(entry, plain, input, target, sample_weight, OPS, validate)
+    dtype = compute_dtype(input)
+    with torch.autocast(device_type=input.device.type, enabled=False):
+        x = input.to(dtype)
+        y = None if target is None else target.to(dtype)
+        values = per_sample(x, y, **params_as_tensors({**plain, **tensors}, x))
+        return reduce(values, sample_weight, reduction)
