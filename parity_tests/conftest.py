@@ -31,8 +31,6 @@ def device(request):
 def _case_params():
     out = []
     for entry in spec.all_specs():
-        if entry.single_input:
-            continue
         for case in entry.cases():
             out.append(pytest.param(entry.name, case.id, id=f"{entry.name}-{case.id}"))
     return out

@@ -31,11 +31,22 @@ def standard_cotangent(n: int) -> np.ndarray:
 
 
 def rounded(a, dtype: str):
-    """Inputs as the framework sees them: rounded to ``dtype``, back in float64."""
+    """Inputs as the framework sees them: rounded to ``dtype``, back in float64 (integer
+    labels are kept exactly)."""
     if a is None:
         return None
     a = np.asarray(a)
+    if a.dtype.kind in "iub":
+        return a.astype(np.float64)
     return a.astype(NP_DTYPES[dtype]).astype(np.float64)
+
+
+def is_integer(a) -> bool:
+    return a is not None and np.asarray(a).dtype.kind in "iu"
+
+
+def supports(entry: LossSpec, case: Case, reduction: str) -> bool:
+    return reduction in entry.reductions(entry.validate_params(case.params))
 
 
 def reference(entry: LossSpec, case: Case, dtype: str, reduction: str, params: Mapping | None = None) -> Result:
@@ -57,9 +68,15 @@ def run_torch(entry: LossSpec, case: Case, dtype: str, reduction: str, *, device
     params = dict(case.params if params is None else params)
     tdtype = getattr(torch, dtype)
     x = torch.tensor(case.prediction, dtype=tdtype, device=device, requires_grad=True)
-    t = torch.tensor(case.target, dtype=tdtype, device=device)
+    t = None
+    if case.target is not None:
+        t = torch.tensor(case.target, dtype=torch.int64 if is_integer(case.target) else tdtype, device=device)
     sw = None if case.sample_weight is None else torch.tensor(case.sample_weight, dtype=tdtype, device=device)
-    if functional:
+    if entry.single_input:
+        fn = getattr(torch_impl.functional, entry.name) if functional else \
+            torch_impl.get_loss(entry.name, **params).to(device)
+        out = fn(x, **params) if functional else fn(x)
+    elif functional:
         fn = getattr(torch_impl.functional, entry.name)
         out = fn(x, t, sample_weight=sw, reduction=reduction, **params)
     else:
@@ -82,9 +99,16 @@ def run_keras(entry: LossSpec, case: Case, dtype: str, reduction: str, *, params
 
     params = dict(case.params if params is None else params)
     x = tf.constant(case.prediction, dtype=dtype)
-    t = tf.constant(case.target, dtype=dtype)
+    t = None
+    if case.target is not None:
+        t = tf.constant(case.target, dtype="int64" if is_integer(case.target) else dtype)
     sw = None if case.sample_weight is None else tf.constant(case.sample_weight, dtype=dtype)
-    if functional:
+    if entry.single_input:
+        single = getattr(tf_impl.functional, entry.name) if functional else tf_impl.get_loss(entry.name, **params)
+
+        def call(y_true, y_pred, w):
+            return single(y_pred, **params) if functional else single(y_pred)
+    elif functional:
         fn = getattr(tf_impl.functional, entry.name)
 
         def call(y_true, y_pred, w):

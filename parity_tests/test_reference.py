@@ -13,6 +13,10 @@ from spec.validation import expected_message
 from .conftest import CASES, get_case
 
 
+def _f64(a):
+    return None if a is None else np.asarray(a, np.float64)
+
+
 @pytest.fixture(autouse=True)
 def _precision():
     with mp.workdps(MP_DPS):
@@ -23,8 +27,10 @@ def _precision():
 def test_reference_matches_mpmath(name, case_id):
     entry, case = get_case(name, case_id)
     params = entry.validate_params(case.params)
-    ref = entry.reference(case.prediction, np.asarray(case.target, np.float64), **params)
-    exact = np.array([float(v) for v in entry.exact(mp_array(case.prediction), case.target, **params)])
+    target = _f64(case.target)
+    extra = {"sample_weight": _f64(case.sample_weight)} if entry.is_batch_statistic(params) else {}
+    ref = np.atleast_1d(entry.reference(case.prediction, target, **extra, **params))
+    exact = np.array([float(v) for v in entry.exact(mp_array(case.prediction), target, **extra, **params)])
     result = entry.tolerances.exact_value.compare(ref, exact)
     assert result.ok, result.detail
 
@@ -35,22 +41,28 @@ def test_reference_gradient_matches_finite_differences(name, case_id):
     if not case.smooth:
         pytest.skip("kink within the finite-difference step; convention tested in the parity tests")
     params = entry.validate_params(case.params)
-    target = np.asarray(case.target, np.float64)
-    cot = np.linspace(0.5, 1.5, case.prediction.shape[0])
-    analytic = entry.reference_vjp(case.prediction, target, cot, **params)
+    target = _f64(case.target)
+    batch = entry.is_batch_statistic(params)
+    if batch:  # one value per batch: scalar cotangent, every row moves the value
+        cot = np.ones(1)
+        extra = {"sample_weight": _f64(case.sample_weight)}
+        analytic = entry.reference_vjp(case.prediction, target, 1.0, **extra, **params)
+    else:
+        cot = np.linspace(0.5, 1.5, case.prediction.shape[0])
+        extra = {}
+        analytic = entry.reference_vjp(case.prediction, target, cot, **params)
     base = mp_array(case.prediction)
     h = mp.mpf(10) ** FD_STEP_EXP
     numeric = np.zeros(case.prediction.shape)
-    rows = slice(None) if entry.batch_statistic else None
     for idx in np.ndindex(case.prediction.shape):
-        i = idx[0]
-        sel = rows if rows is not None else slice(i, i + 1)
-        weights = cot[sel]
+        sel = slice(None) if batch else slice(idx[0], idx[0] + 1)
+        weights = cot if batch else cot[sel]
         plus, minus = base.copy(), base.copy()
         plus[idx] += h
         minus[idx] -= h
-        f_plus = entry.exact(plus[sel], target[sel], **params)
-        f_minus = entry.exact(minus[sel], target[sel], **params)
+        t_sel = None if target is None else target[sel]
+        f_plus = entry.exact(plus[sel], t_sel, **extra, **params)
+        f_minus = entry.exact(minus[sel], t_sel, **extra, **params)
         numeric[idx] = float(sum(mp.mpf(float(w)) * (a - b) for w, a, b in zip(weights, f_plus, f_minus)) / (2 * h))
     result = entry.tolerances.exact_grad.compare(analytic, numeric)
     assert result.ok, result.detail

@@ -9,7 +9,7 @@
 """
 from __future__ import annotations
 
-from . import classification  # noqa: F401  (registers entries)
+from . import classification, multiclass, overlap, regression, regularizers  # noqa: F401  (register entries)
 from . import messages, numerics, validation
 from .core import (
     DEFAULT_TOLERANCES,

@@ -181,8 +181,16 @@ class LossSpec:
     #: compatibility checks of params against the prediction shape: ``(loss, params, shape)``
     check_shapes: Callable[[str, Mapping[str, Any], tuple], None] | None = None
     tolerances: Tolerances = DEFAULT_TOLERANCES
-    batch_statistic: bool = False
+    #: True (or a function of the params) when the value couples samples (one value per batch):
+    #: then ``reference(prediction, target, sample_weight=None, **params)`` returns a scalar,
+    #: ``reference_vjp(prediction, target, cotangent, sample_weight=None, **params)`` takes a
+    #: scalar cotangent, ``exact`` returns a one-element list, and only ``reduction="mean"`` is
+    #: accepted. ``sample_weight`` then weights each sample's contribution to the statistics.
+    batch_statistic: bool | Callable[[Mapping[str, Any]], bool] = False
+    #: one input (regularizers): ``target`` is None everywhere; only ``reduction="mean"``.
     single_input: bool = False
+    #: expected target shape given the prediction shape (None: the same shape)
+    target_shape: Callable[[tuple], tuple] | None = None
     identities: tuple[Identity, ...] = ()
     peer_notes: tuple[PeerNote, ...] = ()
     references: tuple[str, ...] = ()
@@ -215,8 +223,19 @@ class LossSpec:
                 raise ValueError(messages.invalid_param(self.name, p.name, value, p.domain)) from None
         return out
 
+    def is_batch_statistic(self, params: Mapping[str, Any]) -> bool:
+        bs = self.batch_statistic
+        return bool(bs(params) if callable(bs) else bs)
+
+    def reductions(self, params: Mapping[str, Any]) -> tuple[str, ...]:
+        """Reductions this configuration accepts: one value per batch accepts "mean" only."""
+        if self.single_input or self.is_batch_statistic(params):
+            return ("mean",)
+        return REDUCTIONS
+
     def validate_config(self, config: Mapping[str, Any]) -> tuple[dict[str, Any], str, bool]:
         """Split and check a constructor's keywords: ``(params, reduction, validate)``."""
+        from . import messages
         from .validation import validate_common
 
         config = dict(config)
@@ -224,6 +243,9 @@ class LossSpec:
         validate = config.pop("validate", True)
         params = self.validate_params(config)
         reduction, validate = validate_common(self.name, reduction, validate)
+        allowed = self.reductions(params)
+        if reduction not in allowed:
+            raise ValueError(messages.batch_reduction(self.name, reduction))
         return params, reduction, validate
 
     def all_invalid_cases(self) -> list[InvalidCase]:
@@ -236,7 +258,11 @@ class LossSpec:
     # ---- reference with reductions -----------------------------------------------------
     def reference_reduced(self, prediction, target, *, sample_weight=None, reduction="mean", **params):
         params = self.validate_params(params)
-        per_sample = self.reference(np.asarray(prediction, np.float64), _as_f64(target), **params)
+        prediction = np.asarray(prediction, np.float64)
+        if self.is_batch_statistic(params):
+            return np.float64(self.reference(prediction, _as_f64(target), sample_weight=_as_f64(sample_weight),
+                                             **params))
+        per_sample = self.reference(prediction, _as_f64(target), **params)
         return reduce(per_sample, sample_weight, reduction)
 
     def reference_grad(self, prediction, target, *, sample_weight=None, reduction="mean",
@@ -244,6 +270,9 @@ class LossSpec:
         """Gradient w.r.t. the prediction of the reduced loss (``cotangent`` for "none")."""
         params = self.validate_params(params)
         prediction = np.asarray(prediction, np.float64)
+        if self.is_batch_statistic(params):
+            return self.reference_vjp(prediction, _as_f64(target), 1.0, sample_weight=_as_f64(sample_weight),
+                                      **params)
         cot = per_sample_cotangent(prediction.shape[0], sample_weight, reduction, cotangent)
         return self.reference_vjp(prediction, _as_f64(target), cot, **params)
 

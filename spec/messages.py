@@ -45,6 +45,16 @@ def invalid_param(loss: str, name: str, value, domain: str) -> str:
     return f"{loss}: invalid `{name}`={format_value(value)}; expected {domain}"
 
 
+def batch_reduction(loss: str, reduction) -> str:
+    return (f"{loss}: invalid `reduction`={format_value(reduction)}; expected 'mean' (this "
+            f"configuration gives one value per batch, so 'sum' and 'none' are undefined)")
+
+
+def target_shape(loss: str, expected, got) -> str:
+    return (f"{loss}: target must have shape {format_shape(expected)} for this prediction; "
+            f"got {format_shape(got)}")
+
+
 def no_batch_axis(loss: str, shape) -> str:
     return f"{loss}: prediction must have a batch axis (ndim >= 1); got shape {format_shape(shape)}"
 

@@ -41,6 +41,17 @@ def sigmoid(x):
     return np.exp(log_sigmoid(x))
 
 
+def log_softmax(x, axis=-1):
+    """``x - logsumexp(x)`` along ``axis`` (stable for any finite logits)."""
+    x = np.asarray(x, np.float64)
+    m = np.max(x, axis=axis, keepdims=True)
+    return x - (m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)))
+
+
+def softmax(x, axis=-1):
+    return np.exp(log_softmax(x, axis=axis))
+
+
 def clamped_log(q):
     return np.log(np.maximum(np.asarray(q, np.float64), P_MIN))
 
@@ -75,6 +86,12 @@ MP_P_MIN = mp.mpf(2) ** -126
 
 def mp_log_sigmoid(x):
     return -mp.log1p(mp.exp(-x))
+
+
+def mp_log_softmax(row):
+    """log-softmax of a 1-D sequence of mpf values."""
+    lse = mp.log(mp.fsum(mp.exp(v) for v in row))
+    return [v - lse for v in row]
 
 
 def mp_clamped_log(q):

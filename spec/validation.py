@@ -149,7 +149,11 @@ def check_inputs(spec: LossSpec, params, prediction, target, sample_weight, ops:
         raise ValueError(messages.no_batch_axis(loss, p_shape))
     if not spec.single_input:
         t_shape = ops.shape(target)
-        if not _same_shape(p_shape, t_shape):
+        if spec.target_shape is not None:
+            expected = spec.target_shape(p_shape)
+            if not _same_shape(expected, t_shape):
+                raise ValueError(messages.target_shape(loss, expected, t_shape))
+        elif not _same_shape(p_shape, t_shape):
             raise ValueError(messages.shape_mismatch(loss, p_shape, t_shape))
     if sample_weight is not None:
         w_shape = ops.shape(sample_weight)

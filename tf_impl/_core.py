@@ -106,6 +106,9 @@ def apply(name: str, per_sample: Callable, y_true, y_pred, sample_weight, params
     check_inputs(entry, plain, y_pred, y_true, sample_weight, OPS, validate)
     dtype = compute_dtype(y_pred)
     x = tf.cast(y_pred, dtype)
-    y = None if y_true is None else tf.cast(y_true, dtype)
-    values = per_sample(x, y, **params_as_tensors({**plain, **tensors}, dtype))
-    return reduce(values, sample_weight, reduction)
+    y = None if y_true is None else (y_true if y_true.dtype.is_integer else tf.cast(y_true, dtype))
+    kwargs = params_as_tensors({**plain, **tensors}, dtype)
+    if entry.is_batch_statistic(plain):
+        w = None if sample_weight is None else tf.cast(sample_weight, dtype)
+        return per_sample(x, y, sample_weight=w, **kwargs)
+    return reduce(per_sample(x, y, **kwargs), sample_weight, reduction)

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import spec as _spec
 
-from . import classification
+from . import classification, multiclass, overlap, regression, regularizers  # noqa: F401
 from ._core import apply
 
 _LOSSES: dict[str, type["SpecLoss"]] = {}
@@ -77,6 +77,18 @@ class BinaryFocal(SpecLoss):
                          validate=validate, name=name)
 
 
+# ---------------------------------------------------------------- family: multiclass
+
+
+# ---------------------------------------------------------------- family: overlap
+
+
+# ---------------------------------------------------------------- family: regression
+
+
+# ---------------------------------------------------------------- family: regularizers
+
+
 def get_loss(name: str, **config: Any) -> SpecLoss:
     """``get_loss("weighted_bce", pos_weight=3.0)`` → a registered ``keras.losses.Loss``."""
     _spec.get(name)
@@ -85,6 +97,12 @@ def get_loss(name: str, **config: Any) -> SpecLoss:
     except KeyError:
         raise NotImplementedError(f"{name!r} is in the spec but has no Keras implementation yet") from None
     return cls(**config)
+
+
+def register_impl(name: str, cls: type) -> type:
+    """Register a non-``SpecLoss`` implementation (e.g. a single-input regularizer) for ``get_loss``."""
+    _LOSSES[name] = cls
+    return cls
 
 
 def loss_classes() -> dict[str, type[SpecLoss]]:

@@ -76,6 +76,10 @@ def params_as_tensors(params: Mapping[str, Any], like: torch.Tensor) -> dict:
     return out
 
 
+def _is_integer(t: torch.Tensor) -> bool:
+    return not (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool)
+
+
 def reduce(per_sample: torch.Tensor, sample_weight: torch.Tensor | None, reduction: str) -> torch.Tensor:
     if sample_weight is not None:
         per_sample = per_sample * sample_weight.to(per_sample.dtype)
@@ -104,6 +108,10 @@ def apply(name: str, per_sample: Callable, input, target, sample_weight, params:
     dtype = compute_dtype(input)
     with torch.autocast(device_type=input.device.type, enabled=False):
         x = input.to(dtype)
-        y = None if target is None else target.to(dtype)
-        values = per_sample(x, y, **params_as_tensors({**plain, **tensors}, x))
-        return reduce(values, sample_weight, reduction)
+        # integer targets (class indices) stay integers; everything else joins the compute dtype
+        y = None if target is None else (target if _is_integer(target) else target.to(dtype))
+        kwargs = params_as_tensors({**plain, **tensors}, x)
+        if entry.is_batch_statistic(plain):
+            w = None if sample_weight is None else sample_weight.to(dtype)
+            return per_sample(x, y, sample_weight=w, **kwargs)
+        return reduce(per_sample(x, y, **kwargs), sample_weight, reduction)

@@ -1,4 +1,6 @@
-"""Functional losses (torch), one name per spec entry: ``fn(input, target, *, ...)``."""
+"""Functional losses, one name per spec entry: ``fn(input, target, *, ...)``."""
 from .classification import binary_focal, weighted_bce
-
-__all__ = ["binary_focal", "weighted_bce"]
+from .multiclass import *  # noqa: F401,F403  (each family module lists its functions in __all__)
+from .overlap import *  # noqa: F401,F403
+from .regression import *  # noqa: F401,F403
+from .regularizers import *  # noqa: F401,F403

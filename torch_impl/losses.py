@@ -15,7 +15,7 @@ from torch import nn
 
 import spec as _spec
 
-from . import classification
+from . import classification, multiclass, overlap, regression, regularizers  # noqa: F401
 from ._core import apply
 
 _LOSSES: dict[str, type["SpecLoss"]] = {}
@@ -81,6 +81,18 @@ class BinaryFocalLoss(SpecLoss):
                          validate=validate)
 
 
+# ---------------------------------------------------------------- family: multiclass
+
+
+# ---------------------------------------------------------------- family: overlap
+
+
+# ---------------------------------------------------------------- family: regression
+
+
+# ---------------------------------------------------------------- family: regularizers
+
+
 def get_loss(name: str, **config: Any) -> SpecLoss:
     """``get_loss("weighted_bce", pos_weight=3.0, reduction="sum")`` → an ``nn.Module``."""
     _spec.get(name)  # KeyError naming the registered losses
@@ -89,6 +101,12 @@ def get_loss(name: str, **config: Any) -> SpecLoss:
     except KeyError:
         raise NotImplementedError(f"{name!r} is in the spec but has no torch implementation yet") from None
     return cls(**config)
+
+
+def register_impl(name: str, cls: type) -> type:
+    """Register a non-``SpecLoss`` implementation (e.g. a single-input regularizer) for ``get_loss``."""
+    _LOSSES[name] = cls
+    return cls
 
 
 def loss_classes() -> dict[str, type[SpecLoss]]:

@@ -1,0 +1,2 @@
+"""Multiclass classification losses (softmax heads): categorical / sparse categorical / cost-sensitive cross-entropy."""
+from __future__ import annotations

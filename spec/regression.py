@@ -1,0 +1,2 @@
+"""Regression losses: mean squared error, asymmetric exponential."""
+from __future__ import annotations

@@ -1,0 +1,2 @@
+"""Single-input penalties and count-penalised losses: count_penalty, mse_count_penalty, cce_count_penalty, kl_sparsity."""
+from __future__ import annotations

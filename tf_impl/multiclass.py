@@ -1,0 +1,4 @@
+"""Multiclass classification losses (softmax heads): categorical / sparse categorical / cost-sensitive cross-entropy. (TensorFlow twins of :mod:`spec.multiclass`)."""
+from __future__ import annotations
+
+__all__: list[str] = []
