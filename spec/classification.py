@@ -135,7 +135,10 @@ WEIGHTED_BCE = register(LossSpec(
         PeerNote("torch.nn.BCEWithLogitsLoss(pos_weight=)", "logits",
                  "equal values and gradients; its reduction='mean' is our mean over all elements "
                  "(same when samples are equal-sized and unweighted)"),
-        PeerNote("tf.nn.weighted_cross_entropy_with_logits", "logits", "equal values and gradients"),
+        PeerNote("tf.nn.weighted_cross_entropy_with_logits", "x == 0 exactly",
+                 "equal values everywhere and equal gradients for x != 0; at x = 0 its autodiff of "
+                 "max(-x, 0) + log1p(exp(-|x|)) takes the tie branches and returns a wrong derivative "
+                 "(ours: -w y σ(0) + (1-y) σ(0))"),
         PeerNote("keras BinaryCrossentropy(from_logits=False)", "p < 1e-7 or p > 1 - 1e-7",
                  "Keras clips p to [1e-7, 1-1e-7]: value capped at 16.12 and gradient 0; ours is the "
                  "true loss down to p = 2**-126"),

@@ -91,7 +91,9 @@ class BinaryFocal(SpecLoss):
 
 def get_loss(name: str, **config: Any) -> SpecLoss:
     """``get_loss("weighted_bce", pos_weight=3.0)`` → a registered ``keras.losses.Loss``."""
-    _spec.get(name)
+    entry = _spec.get(name)  # KeyError naming the registered losses
+    # config errors (unknown keys included) as the spec's ValueError, before any signature TypeError
+    entry.validate_config({k: v for k, v in config.items() if k != "name"})
     try:
         cls = _LOSSES[name]
     except KeyError:

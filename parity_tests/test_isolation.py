@@ -1,0 +1,26 @@
+"""``import torch_impl`` never loads TensorFlow; ``import tf_impl`` never loads torch; ``import
+spec`` loads neither (checked in fresh interpreters)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+CHECK = (
+    "import sys, importlib; importlib.import_module({mod!r}); "
+    "bad = [m for m in {forbidden!r} if m in sys.modules]; "
+    "print(bad); sys.exit(1 if bad else 0)"
+)
+
+
+@pytest.mark.parametrize("mod,forbidden", [
+    ("torch_impl", ("tensorflow", "keras")),
+    ("tf_impl", ("torch", "lightning", "torchmetrics")),
+    ("spec", ("torch", "tensorflow", "keras")),
+    ("parity_tests.harness", ("torch", "tensorflow")),
+])
+def test_import_isolation(mod, forbidden):
+    proc = subprocess.run([sys.executable, "-c", CHECK.format(mod=mod, forbidden=forbidden)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"importing {mod} loaded {proc.stdout.strip()} {proc.stderr[-2000:]}"

@@ -1,0 +1,1 @@
+"""Command-line scripts: golden vectors, the demo parity table, scenarios, benchmarks."""

@@ -1,0 +1,37 @@
+"""Write or check the golden vectors.
+
+    python -m scripts.make_golden            # (re)write parity_tests/golden/*.npz
+    python -m scripts.make_golden --check    # exit 1 when the files and the registry disagree
+"""
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+import spec
+from parity_tests import golden
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=pathlib.Path, default=golden.GOLDEN_DIR)
+    parser.add_argument("--only", nargs="*", help="loss names (default: every registered loss)")
+    parser.add_argument("--check", action="store_true", help="compare instead of writing")
+    args = parser.parse_args(argv)
+    entries = [spec.get(n) for n in (args.only or spec.names())]
+    if args.check:
+        problems = golden.check(entries, args.out)
+        stale = sorted({p.stem for p in args.out.glob("*.npz")} - set(spec.names()))
+        problems += [f"{n}.npz: no such loss in the registry" for n in stale]
+        for p in problems:
+            print(p)
+        print(f"golden check: {len(entries)} losses, {len(problems)} problems")
+        return 1 if problems else 0
+    for path in golden.write(entries, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
