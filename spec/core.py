@@ -111,7 +111,7 @@ class Param:
     differentiable: bool = False
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Case:
     """One input case: typical, extreme or edge. Arrays are float64 (labels may be ints)."""
 
@@ -127,7 +127,7 @@ class Case:
     note: str = ""
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class InvalidCase:
     """Input or parameter that must be rejected. ``prediction is None`` → construction error."""
 

@@ -1,0 +1,46 @@
+# Two commands on a fresh machine:  make demo  |  make test
+# Each creates .venv if missing and installs what it needs (re-installs when pyproject.toml changes).
+PY ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.lossparity-installed
+# CPU Linux without a GPU: pin the CPU wheel first, so no dependency pulls a multi-GB CUDA build.
+# GPU users keep their own torch: `make test TORCH_PIN=` (pyproject.toml only says torch>=2.4).
+TORCH_PIN ?= $(shell if [ "$$(uname -s)" = Linux ] && ! command -v nvidia-smi >/dev/null 2>&1; then echo torch==2.13.0; fi)
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast golden golden-check docs clean install
+
+install: $(STAMP)
+
+$(VPY):
+	$(PY) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(VPY)
+	$(VPY) -m pip install -q --upgrade pip
+	@if [ -n "$(TORCH_PIN)" ]; then echo "pip install $(TORCH_PIN)"; $(VPY) -m pip install -q "$(TORCH_PIN)"; fi
+	$(VPY) -m pip install -q -e ".[all]"
+	@touch $@
+
+demo: $(STAMP)
+	$(VPY) -m scripts.demo
+
+# The whole suite (slow/ddp included). pytest's exit code 5 ("no tests ran") is a failure.
+test: $(STAMP)
+	@$(VPY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+test-fast: $(STAMP)
+	$(VPY) -m pytest -m "not slow and not ddp" $(PYTEST_ARGS)
+
+golden: $(STAMP)
+	$(VPY) -m scripts.make_golden
+
+golden-check: $(STAMP)
+	$(VPY) -m scripts.make_golden --check
+
+docs: $(STAMP)
+	$(VPY) -m scripts.docs
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
