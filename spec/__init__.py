@@ -17,6 +17,7 @@ from .core import (
     REDUCTIONS,
     Case,
     Identity,
+    Implementations,
     InvalidCase,
     LossSpec,
     Param,
@@ -32,7 +33,7 @@ from .core import (
 )
 
 __all__ = [
-    "DEFAULT_TOLERANCES", "DTYPES", "REDUCTIONS", "Case", "Identity", "InvalidCase", "LossSpec",
+    "DEFAULT_TOLERANCES", "DTYPES", "REDUCTIONS", "Case", "Identity", "Implementations", "InvalidCase", "LossSpec",
     "Param", "PeerNote", "Tolerance", "Tolerances", "all_specs", "get", "names",
     "per_sample_cotangent", "reduce", "register", "messages", "numerics", "validation",
 ]

@@ -335,3 +335,32 @@ def get(name: str) -> LossSpec:
 
 def all_specs() -> Sequence[LossSpec]:
     return [_REGISTRY[n] for n in names()]
+
+
+class Implementations:
+    """One framework's ``name → class`` table behind its ``get_loss``.
+
+    ``create`` checks the configuration against the spec first, so every configuration error
+    (an unknown key included) is the spec's ``ValueError`` whatever the class signature.
+    """
+
+    def __init__(self, framework: str):
+        self.framework = framework
+        self._classes: dict[str, type] = {}
+
+    def register(self, name: str, cls: type) -> type:
+        self._classes[name] = cls
+        return cls
+
+    def create(self, name: str, **config: Any):
+        entry = get(name)  # KeyError naming the registered losses
+        entry.validate_config({k: v for k, v in config.items() if k != "name"})
+        try:
+            cls = self._classes[name]
+        except KeyError:
+            raise NotImplementedError(f"{name!r} is in the spec but has no {self.framework} "
+                                      "implementation yet") from None
+        return cls(**config)
+
+    def classes(self) -> dict[str, type]:
+        return dict(self._classes)

@@ -109,6 +109,23 @@ def validate_common(loss: str, reduction: Any, validate: Any) -> tuple[str, bool
     return reduction, validate
 
 
+def split_params(params, is_tensor, to_numpy) -> tuple[dict, dict]:
+    """Separate framework tensors (e.g. a ``pos_weight`` requiring grad) from plain values.
+
+    Returns ``(plain, tensors)``: ``plain`` holds every parameter as a Python/NumPy value (what
+    is validated); ``tensors`` the original tensors (what is computed with, so gradients flow).
+    """
+    plain, tensors = {}, {}
+    for key, value in params.items():
+        if is_tensor(value):
+            tensors[key] = value
+            arr = np.asarray(to_numpy(value), np.float64)
+            plain[key] = arr.item() if arr.ndim == 0 else arr
+        else:
+            plain[key] = value
+    return plain, tensors
+
+
 # --------------------------------------------------------------------------- inputs
 class ArrayOps(Protocol):
     """What the validation driver needs from a framework."""

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 import spec as _spec
 from spec.validation import check_inputs
+from spec.validation import split_params as _split_params
 
 
 class TFOps:
@@ -50,19 +51,14 @@ def as_tensor(x) -> tf.Tensor:
 
 
 def split_params(params: Mapping[str, Any]) -> tuple[dict, dict]:
-    """Separate tensors/variables (differentiable params) from plain values (validated)."""
-    plain, tensors = {}, {}
-    for key, value in params.items():
-        if isinstance(value, (tf.Tensor, tf.Variable)):
-            tensors[key] = value
-            if tf.executing_eagerly():
-                arr = np.asarray(value.numpy(), np.float64)
-                plain[key] = arr.item() if arr.ndim == 0 else arr
-            else:
-                plain[key] = 1.0 if value.shape.rank == 0 else np.ones(value.shape, np.float64)
-        else:
-            plain[key] = value
-    return plain, tensors
+    """Validate the plain view of tensor/variable params, compute with them (gradients flow).
+    In graph mode their values are unknown: placeholders of the right shape are validated."""
+    def to_numpy(v):
+        if tf.executing_eagerly():
+            return v.numpy()
+        return 1.0 if v.shape.rank == 0 else np.ones(v.shape, np.float64)
+
+    return _split_params(params, lambda v: isinstance(v, (tf.Tensor, tf.Variable)), to_numpy)
 
 
 def params_as_tensors(params: Mapping[str, Any], dtype: tf.DType) -> dict:

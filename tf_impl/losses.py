@@ -18,7 +18,7 @@ import spec as _spec
 from . import classification, multiclass, overlap, regression, regularizers  # noqa: F401
 from ._core import apply
 
-_LOSSES: dict[str, type["SpecLoss"]] = {}
+IMPLEMENTATIONS = _spec.core.Implementations("Keras")
 PACKAGE = "lossparity"
 
 
@@ -30,7 +30,7 @@ class SpecLoss(keras.losses.Loss):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        _LOSSES[cls.spec_name] = cls
+        IMPLEMENTATIONS.register(cls.spec_name, cls)
 
     def __init__(self, *, name=None, **config: Any):
         entry = _spec.get(self.spec_name)
@@ -90,22 +90,14 @@ class BinaryFocal(SpecLoss):
 
 
 def get_loss(name: str, **config: Any) -> SpecLoss:
-    """``get_loss("weighted_bce", pos_weight=3.0)`` → a registered ``keras.losses.Loss``."""
-    entry = _spec.get(name)  # KeyError naming the registered losses
-    # config errors (unknown keys included) as the spec's ValueError, before any signature TypeError
-    entry.validate_config({k: v for k, v in config.items() if k != "name"})
-    try:
-        cls = _LOSSES[name]
-    except KeyError:
-        raise NotImplementedError(f"{name!r} is in the spec but has no Keras implementation yet") from None
-    return cls(**config)
+    """``get_loss("weighted_bce", pos_weight=3.0, reduction="sum")`` → a registered ``keras.losses.Loss``."""
+    return IMPLEMENTATIONS.create(name, **config)
 
 
 def register_impl(name: str, cls: type) -> type:
     """Register a non-``SpecLoss`` implementation (e.g. a single-input regularizer) for ``get_loss``."""
-    _LOSSES[name] = cls
-    return cls
+    return IMPLEMENTATIONS.register(name, cls)
 
 
-def loss_classes() -> dict[str, type[SpecLoss]]:
-    return dict(_LOSSES)
+def loss_classes() -> dict[str, type]:
+    return IMPLEMENTATIONS.classes()

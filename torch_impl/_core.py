@@ -18,6 +18,7 @@ import torch
 
 import spec as _spec
 from spec.validation import check_inputs
+from spec.validation import split_params as _split_params
 
 
 class TorchOps:
@@ -51,17 +52,9 @@ def as_tensor(x, device=None) -> torch.Tensor:
 
 
 def split_params(params: Mapping[str, Any]) -> tuple[dict, dict]:
-    """Separate tensors (possibly requiring grad) from plain values: validate the plain view,
-    compute with the tensors so parameter gradients flow."""
-    plain, tensors = {}, {}
-    for key, value in params.items():
-        if isinstance(value, torch.Tensor):
-            tensors[key] = value
-            arr = value.detach().cpu().double().numpy()
-            plain[key] = arr.item() if arr.ndim == 0 else arr
-        else:
-            plain[key] = value
-    return plain, tensors
+    """Validate the plain view of tensor params, compute with the tensors (gradients flow)."""
+    return _split_params(params, lambda v: isinstance(v, torch.Tensor),
+                         lambda v: v.detach().cpu().double().numpy())
 
 
 def params_as_tensors(params: Mapping[str, Any], like: torch.Tensor) -> dict:
