@@ -1,7 +1,8 @@
 """Registry-driven parametrization: every spec entry is tested by every generic test.
 
-Nothing here imports torch or TensorFlow at collection time, so ``pytest -m golden`` runs on a
-machine without TensorFlow (a CUDA box): the framework is imported inside the tests that need it.
+Parameter lists are built when a test module is imported (collection time, after the plugin in
+``parity_tests/plugin.py`` has applied a user selection). Nothing here imports torch or
+TensorFlow, so ``pytest -m golden`` runs on a machine without TensorFlow.
 """
 from __future__ import annotations
 
@@ -10,11 +11,7 @@ import functools
 import pytest
 
 import spec
-from parity_tests import harness
-
-
-def pytest_addoption(parser):
-    parser.addoption("--device", default="cpu", help="torch device for the golden tests (cpu, cuda)")
+from parity_tests import harness, selection
 
 
 @pytest.fixture(scope="session")
@@ -28,17 +25,33 @@ def device(request):
     return dev
 
 
-def _case_params():
+def case_params(kinds=("typical", "extreme", "edge")):
+    """``(name, case_id)`` for every selected entry and case."""
     out = []
-    for entry in spec.all_specs():
+    for entry in selection.entries():
         for case in entry.cases():
-            out.append(pytest.param(entry.name, case.id, id=f"{entry.name}-{case.id}"))
+            if case.kind in kinds and selection.case_selected(case.id):
+                out.append(pytest.param(entry.name, case.id, id=f"{entry.name}-{case.id}"))
     return out
 
 
-CASES = _case_params()
+def name_params(predicate=lambda entry: True):
+    return [e.name for e in selection.entries() if predicate(e)]
+
+
+def dtype_params():
+    return [pytest.param(d, id=d) for d in selection.dtypes()]
+
+
 REDUCTIONS = [pytest.param(r, id=r) for r in spec.REDUCTIONS]
-DTYPES = [pytest.param(d, id=d) for d in spec.DTYPES]
+
+
+def __getattr__(attr):  # CASES / DTYPES evaluated on access (after the selection is applied)
+    if attr == "CASES":
+        return case_params()
+    if attr == "DTYPES":
+        return dtype_params()
+    raise AttributeError(attr)
 
 
 @functools.lru_cache(maxsize=None)

@@ -73,11 +73,11 @@ def run_torch(entry: LossSpec, case: Case, dtype: str, reduction: str, *, device
         t = torch.tensor(case.target, dtype=torch.int64 if is_integer(case.target) else tdtype, device=device)
     sw = None if case.sample_weight is None else torch.tensor(case.sample_weight, dtype=tdtype, device=device)
     if entry.single_input:
-        fn = getattr(torch_impl.functional, entry.name) if functional else \
+        fn = torch_impl.get_functional(entry.name) if functional else \
             torch_impl.get_loss(entry.name, **params).to(device)
         out = fn(x, **params) if functional else fn(x)
     elif functional:
-        fn = getattr(torch_impl.functional, entry.name)
+        fn = torch_impl.get_functional(entry.name)
         out = fn(x, t, sample_weight=sw, reduction=reduction, **params)
     else:
         loss = torch_impl.get_loss(entry.name, reduction=reduction, **params).to(device)
@@ -104,12 +104,12 @@ def run_keras(entry: LossSpec, case: Case, dtype: str, reduction: str, *, params
         t = tf.constant(case.target, dtype="int64" if is_integer(case.target) else dtype)
     sw = None if case.sample_weight is None else tf.constant(case.sample_weight, dtype=dtype)
     if entry.single_input:
-        single = getattr(tf_impl.functional, entry.name) if functional else tf_impl.get_loss(entry.name, **params)
+        single = tf_impl.get_functional(entry.name) if functional else tf_impl.get_loss(entry.name, **params)
 
         def call(y_true, y_pred, w):
             return single(y_pred, **params) if functional else single(y_pred)
     elif functional:
-        fn = getattr(tf_impl.functional, entry.name)
+        fn = tf_impl.get_functional(entry.name)
 
         def call(y_true, y_pred, w):
             return fn(y_true, y_pred, sample_weight=w, reduction=reduction, **params)
@@ -130,14 +130,21 @@ def run_keras(entry: LossSpec, case: Case, dtype: str, reduction: str, *, params
     return Result(np.asarray(out.numpy(), np.float64), np.asarray(g.numpy(), np.float64))
 
 
-def compare(actual: Result, expected: Result, entry: LossSpec, dtype: str, *, what: str) -> list[str]:
-    """Human-readable failures (empty when within the entry's tolerances)."""
+def compare(actual: Result, expected: Result, entry: LossSpec, dtype: str, *, what: str,
+            reference: Result | None = None) -> list[str]:
+    """Human-readable failures (empty when within the entry's tolerances): the worst element's
+    index, both values, the reference value there (when given) and the relative error."""
     out = []
     for field, tol in (("value", entry.tolerances.value[dtype]), ("grad", entry.tolerances.grad[dtype])):
         c = tol.compare(getattr(actual, field), getattr(expected, field))
         if not c.ok:
-            out.append(f"{what} {field} ({dtype}): max abs {c.max_abs:.3g}, max rel {c.max_rel:.3g}; "
-                       f"{c.detail} (rtol {tol.rtol:g}, atol {tol.atol:g}·scale)")
+            ref = ""
+            if reference is not None and c.worst_index is not None:
+                ref_arr = np.asarray(getattr(reference, field))
+                ref = f"; reference there {ref_arr[c.worst_index] if ref_arr.ndim else ref_arr.item()!r}"
+            label = "value" if field == "value" else "gradient w.r.t. the prediction"
+            out.append(f"{what} {label} ({dtype}): max abs err {c.max_abs:.3g}, max rel err {c.max_rel:.3g}; "
+                       f"{c.detail}{ref} (tolerance rtol {tol.rtol:g}, atol {tol.atol:g}·scale)")
     return out
 
 

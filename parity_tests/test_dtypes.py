@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import spec
-from parity_tests import harness
+from parity_tests import harness, selection
 
-TWO_INPUT = [n for n in spec.names() if not spec.get(n).single_input]
+TWO_INPUT = [e.name for e in selection.entries() if not e.single_input]
 LOW_PRECISION = spec.Tolerance(rtol=1e-2, atol=1e-2)
 
 
@@ -115,6 +115,7 @@ def test_keras_mixed_precision_computes_in_float32(name, policy):
     assert LOW_PRECISION.compare(float(value), ref).ok
 
 
+@pytest.mark.project
 def test_keras_fit_with_our_loss_eager_graph_and_xla():
     import keras
 

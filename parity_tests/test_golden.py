@@ -10,13 +10,15 @@ import sys
 import pytest
 
 import spec
-from parity_tests import golden, harness
+from parity_tests import golden, harness, selection
 
 
 def _golden_params():
     out = []
+    selected = set(selection.names())
     for path in sorted(golden.GOLDEN_DIR.glob("*.npz")):
-        out.append(pytest.param(path, id=path.stem))
+        if path.stem in selected or not selection.ACTIVE:
+            out.append(pytest.param(path, id=path.stem))
     return out
 
 
@@ -35,6 +37,7 @@ def test_torch_matches_golden(path, device):
 
 
 @pytest.mark.golden
+@pytest.mark.project
 def test_golden_files_match_the_registry():
     problems = golden.check(spec.all_specs())
     stale = sorted({p.stem for p in golden.GOLDEN_DIR.glob("*.npz")} - set(spec.names()))
@@ -52,6 +55,7 @@ BLOCK_TF = (
 )
 
 
+@pytest.mark.project
 def test_golden_suite_runs_with_tensorflow_blocked():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.run([sys.executable, "-c", BLOCK_TF], cwd=root, capture_output=True, text=True,

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 import spec
-from parity_tests import harness
+from parity_tests import harness, selection
 
 
 def _identity_params():
     out = []
-    for entry in spec.all_specs():
+    for entry in selection.entries():
         for k, ident in enumerate(entry.identities):
             out.append(pytest.param(entry.name, k, id=f"{entry.name}={ident.other}#{k}"))
     return out

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.project
+
 CHECK = (
     "import sys, importlib; importlib.import_module({mod!r}); "
     "bad = [m for m in {forbidden!r} if m in sys.modules]; "

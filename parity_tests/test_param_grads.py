@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 import spec
+from parity_tests import selection
 
 
 def _params():
     out = []
-    for entry in spec.all_specs():
+    for entry in selection.entries():
         for p in entry.params:
             if not p.differentiable:
                 continue
@@ -56,7 +57,7 @@ def test_parameter_gradient(name, case_id, param):
     expected = _numeric_grad(entry, case, param)
 
     p_t = torch.tensor(params[param], dtype=torch.float64, requires_grad=True)
-    fn = getattr(torch_impl.functional, name)
+    fn = torch_impl.get_functional(name)
     sw = None if case.sample_weight is None else torch.tensor(case.sample_weight)
     out = fn(torch.tensor(case.prediction), torch.tensor(case.target), sample_weight=sw,
              **dict(params, **{param: p_t}))
@@ -65,7 +66,7 @@ def test_parameter_gradient(name, case_id, param):
 
     p_k = tf.Variable(np.asarray(params[param], np.float64))
     with tf.GradientTape() as tape:
-        out_k = getattr(tf_impl.functional, name)(
+        out_k = tf_impl.get_functional(name)(
             tf.constant(case.target), tf.constant(case.prediction),
             sample_weight=None if case.sample_weight is None else tf.constant(case.sample_weight),
             **dict(params, **{param: p_k}))

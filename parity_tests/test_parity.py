@@ -10,7 +10,12 @@ import pytest
 import spec
 from parity_tests import harness
 
-from .conftest import CASES, DTYPES, REDUCTIONS, get_case, reference_result
+from parity_tests import selection
+
+from .conftest import REDUCTIONS, case_params, dtype_params, get_case, reference_result
+
+CASES = case_params()
+DTYPES = dtype_params()
 
 
 @functools.lru_cache(maxsize=None)
@@ -34,7 +39,15 @@ def _check(name, case_id, dtype, reduction, runner, label):
     actual = runner(name, case_id, dtype, reduction)
     assert np.all(np.isfinite(actual.grad)) or not np.all(np.isfinite(reference_result(name, case_id, dtype, reduction).grad))
     failures = harness.compare(actual, reference_result(name, case_id, dtype, reduction), entry, dtype, what=label)
-    assert not failures, "\n".join(failures)
+    assert not failures, _report(entry, case, dtype, reduction, failures)
+
+
+def _report(entry, case, dtype, reduction, failures):
+    """Everything needed to reproduce a mismatch from the report alone."""
+    params = {k: spec.messages.format_value(v) for k, v in case.params.items()}
+    return "\n".join([f"loss {entry.name}, case {case.id} ({case.kind}), params {params}, dtype {dtype}, "
+                      f"reduction {reduction!r}, gradient w.r.t. the prediction", *failures,
+                      f"reproduce: {selection.repro(entry.name, case.id, dtype)}"])
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -58,8 +71,9 @@ def test_torch_matches_keras(name, case_id, dtype):
     for reduction in entry.reductions(entry.validate_params(case.params)):
         failures = harness.compare(torch_result(name, case_id, dtype, reduction),
                                    keras_result(name, case_id, dtype, reduction), entry, dtype,
-                                   what=f"torch vs keras [{reduction}]")
-        assert not failures, "\n".join(failures)
+                                   what=f"torch vs keras [{reduction}]",
+                                   reference=reference_result(name, case_id, dtype, reduction))
+        assert not failures, _report(entry, case, dtype, reduction, failures)
 
 
 def _first_case_per_params():
@@ -96,7 +110,7 @@ def test_functional_equals_module(name, case_id):
 def test_keras_compiled_matches_reference(name, case_id, compiled):
     """Under tf.function and jit_compile=True (data checks are skipped there, shapes are not)."""
     entry, case = get_case(name, case_id)
-    for dtype in spec.DTYPES:
+    for dtype in selection.dtypes():
         actual = harness.run_keras(entry, case, dtype, "mean", compiled=compiled)
         failures = harness.compare(actual, reference_result(name, case_id, dtype, "mean"), entry, dtype,
                                    what=f"keras {compiled}")

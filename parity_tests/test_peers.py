@@ -8,6 +8,8 @@ import pytest
 
 import spec
 
+pytestmark = pytest.mark.project
+
 WBCE = spec.get("weighted_bce")
 FOCAL = spec.get("binary_focal")
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 import spec
-from parity_tests import harness
+from parity_tests import harness, selection
 
 
 def _param_sets():
     out = []
-    for entry in spec.all_specs():
+    for entry in selection.entries():
         seen = set()
         for case in entry.cases():
             key = repr(sorted((k, repr(v)) for k, v in case.params.items()))
@@ -58,7 +58,7 @@ def test_keras_config_round_trip(name, case_id):
     np.testing.assert_array_equal(_keras_call(revived, entry, case), expected)
 
 
-@pytest.mark.parametrize("name", [n for n in spec.names() if not spec.get(n).single_input])
+@pytest.mark.parametrize("name", [e.name for e in selection.entries() if not e.single_input])
 def test_keras_saved_model_round_trip(name, tmp_path):
     import keras
 

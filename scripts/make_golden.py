@@ -2,6 +2,7 @@
 
     python -m scripts.make_golden            # (re)write parity_tests/golden/*.npz
     python -m scripts.make_golden --check    # exit 1 when the files and the registry disagree
+    python -m scripts.make_golden --module my_pkg.loss_specs --out golden/   # a user's entries
 """
 from __future__ import annotations
 
@@ -18,11 +19,16 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=pathlib.Path, default=golden.GOLDEN_DIR)
     parser.add_argument("--only", nargs="*", help="loss names (default: every registered loss)")
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
+    parser.add_argument("--module", action="append", default=[],
+                        help="module registering the entries to use (default: our catalog)")
     args = parser.parse_args(argv)
-    entries = [spec.get(n) for n in (args.only or spec.names())]
+    from parity_tests import selection
+
+    names = selection.configure(args.module, args.only or ()) if (args.module or args.only) else spec.names()
+    entries = [spec.get(n) for n in names]
     if args.check:
         problems = golden.check(entries, args.out)
-        stale = sorted({p.stem for p in args.out.glob("*.npz")} - set(spec.names()))
+        stale = [] if args.module else sorted({p.stem for p in args.out.glob("*.npz")} - set(spec.names()))
         problems += [f"{n}.npz: no such loss in the registry" for n in stale]
         for p in problems:
             print(p)

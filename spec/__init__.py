@@ -10,7 +10,8 @@
 from __future__ import annotations
 
 from . import classification, multiclass, overlap, regression, regularizers  # noqa: F401  (register entries)
-from . import messages, numerics, validation
+from . import api, messages, numerics, validation
+from .api import define, implementations, load_entry_points
 from .core import (
     DEFAULT_TOLERANCES,
     DTYPES,
@@ -36,4 +37,7 @@ __all__ = [
     "DEFAULT_TOLERANCES", "DTYPES", "REDUCTIONS", "Case", "Identity", "Implementations", "InvalidCase", "LossSpec",
     "Param", "PeerNote", "Tolerance", "Tolerances", "all_specs", "get", "names",
     "per_sample_cotangent", "reduce", "register", "messages", "numerics", "validation",
+    "api", "define", "implementations", "load_entry_points",
 ]
+
+load_entry_points()  # installed packages' entries (group "lossparity.specs")

@@ -71,10 +71,16 @@ def common_invalid_cases(example: Case) -> list[InvalidCase]:
     p, t, params = example.prediction, example.target, dict(example.params)
     n = p.shape[0]
     bad_t = np.array(t, copy=True)
-    bad_t.reshape(-1)[0] = 2.0
+    nan_t = np.array(t, copy=True)
+    if bad_t.dtype.kind in "iu":
+        # integer class labels (target shape prediction.shape[:-1]): the first label out of
+        # range is C = prediction.shape[-1]; a NaN needs a float array of the same labels
+        bad_t.reshape(-1)[0] = p.shape[-1]
+        nan_t = nan_t.astype(np.float64)
+    else:
+        bad_t.reshape(-1)[0] = 2.0
     nan_p = np.array(p, copy=True)
     nan_p.reshape(-1)[0] = np.nan
-    nan_t = np.array(t, copy=True)
     nan_t.reshape(-1)[-1] = np.nan
     return [
         InvalidCase("reduction-unknown", dict(params, reduction="avg")),

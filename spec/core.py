@@ -109,6 +109,9 @@ class Param:
     check: Callable[[Any], Any]
     doc: str = ""
     differentiable: bool = False
+    #: no usable default: the default (None) is rejected by ``check``, so the user must pass a
+    #: value (the docs show "required"; the error is the usual invalid-parameter message)
+    required: bool = False
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -191,12 +194,18 @@ class LossSpec:
     single_input: bool = False
     #: expected target shape given the prediction shape (None: the same shape)
     target_shape: Callable[[tuple], tuple] | None = None
+    #: extra data checks ``(loss, params, prediction, target, ops)`` run by ``check_inputs`` after
+    #: the generic ones, only when values can be read and ``validate`` is on (e.g. integer class
+    #: labels in range, probability rows summing to 1); ``ops`` is the framework's ``ArrayOps``
+    check_values: Callable[..., None] | None = None
     identities: tuple[Identity, ...] = ()
     peer_notes: tuple[PeerNote, ...] = ()
     references: tuple[str, ...] = ()
     trap: str = ""
     torch_class: str = ""
     keras_class: str = ""
+    #: False when ``exact`` is not provided (the mpmath checks are then skipped)
+    has_exact: bool = True
 
     # ---- parameters -------------------------------------------------------------------
     @property
@@ -311,15 +320,34 @@ def per_sample_cotangent(n, sample_weight=None, reduction="mean", cotangent=None
 _REGISTRY: dict[str, LossSpec] = {}
 
 
+_ORIGIN: dict[str, str] = {}
+
+
+def _caller_module() -> str:
+    import sys
+
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(("spec.core", "spec.api")):
+        frame = frame.f_back
+    return "" if frame is None else frame.f_globals.get("__name__", "")
+
+
 def register(entry: LossSpec) -> LossSpec:
+    """Add an entry to the registry (the one public way, used by our catalog and by users)."""
     if entry.name in _REGISTRY and _REGISTRY[entry.name] is not entry:
         raise ValueError(f"a loss named {entry.name!r} is already registered")
+    _ORIGIN[entry.name] = _caller_module()
     names = entry.param_names
     for common in ("reduction", "validate"):
         if common in names:
             raise ValueError(f"{entry.name}: {common!r} is a common parameter; do not declare it")
     _REGISTRY[entry.name] = entry
     return entry
+
+
+def origin(name: str) -> str:
+    """The module that registered ``name`` (e.g. ``spec.classification``)."""
+    return _ORIGIN.get(name, "")
 
 
 def names() -> list[str]:
@@ -353,6 +381,9 @@ class Implementations:
         return cls
 
     def create(self, name: str, **config: Any):
+        from .api import import_pending
+
+        import_pending(self.framework.lower())
         entry = get(name)  # KeyError naming the registered losses
         entry.validate_config({k: v for k, v in config.items() if k != "name"})
         try:

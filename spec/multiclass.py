@@ -1,2 +1,707 @@
-"""Multiclass classification losses (softmax heads): categorical / sparse categorical / cost-sensitive cross-entropy."""
+"""Multiclass classification losses (softmax heads): ``categorical_crossentropy``,
+``sparse_categorical_crossentropy`` and ``cost_sensitive_cce``.
+
+Layout (both frameworks)
+------------------------
+The class axis is the LAST axis (Keras' ``channels_last`` convention): prediction ``(N, ..., C)``,
+target ``(N, ..., C)`` (one-hot or soft labels) or, for the sparse loss, integer class indices of
+shape ``(N, ...)``. For inputs of rank > 2 (segmentation maps) the per-sample loss is the mean
+over the non-batch, non-class positions. torch users whose logits are NCHW (``F.cross_entropy``'s
+layout) move the class axis last first: ``x.movedim(1, -1)``.
+
+Numerics
+--------
+Logits go through a log-softmax written as ``(x - m) - log1p(Σ_{c≠c*} exp(x_c - m))`` (``m`` the row
+max, ``c*`` one argmax): the ``log1p`` keeps full relative accuracy for the tiny losses of confident,
+correct predictions, where ``log(Σ exp)`` rounds them to 0 (the frameworks' log-softmax is within
+their absolute tolerance there). Probabilities (``from_logits=False``) use the library's one clamp
+``log(max(p, 2**-126))`` (:mod:`spec.numerics`) and must be rows summing to 1: rows that do not
+are rejected, never silently renormalized (seed 002: a sigmoid head feeding a softmax loss).
+"""
 from __future__ import annotations
+
+import mpmath as mp
+import numpy as np
+
+from . import validation as v
+from .cases import EXTREME_LOGITS, rng_for
+from .core import Case, Identity, InvalidCase, LossSpec, Param, ParamError, PeerNote, register
+from .messages import VALIDATE_HINT, format_shape
+from .numerics import clamped_log, clamped_log_grad, mean_nonbatch, mp_clamped_log
+
+#: |row sum - 1| allowed for probability rows (``from_logits=False``). 1e-2, not 1e-3: a softmax
+#: row rounded to bfloat16 (and possibly cast back to float32 before the loss) has its sum moved by
+#: up to 2**-9 ≈ 0.002 by the rounding alone, and by several times that when the softmax itself
+#: ran in bfloat16; the tolerance widens further to 4 eps for half-precision inputs. Still far
+#: from what it must catch: rows of C sigmoids sum to about C/2 at initialization (seed 002).
+ROW_SUM_TOL = 1e-2
+
+
+# =========================================================================== messages
+def _num(x) -> str:
+    return f"{float(x):.6g}"
+
+
+def class_axis_missing(loss: str, shape) -> str:
+    return (f"{loss}: prediction must have shape (N, ..., C) with the classes on the last axis; got "
+            f"shape {format_shape(shape)} (torch users with NCHW logits: pass x.movedim(1, -1))")
+
+
+def too_few_classes(loss: str, shape) -> str:
+    return (f"{loss}: the class axis (last) of prediction has size 1 (shape {format_shape(shape)}): "
+            f"softmax over one class is 1 and the loss is always 0. For a binary problem give 2 "
+            f"columns, or use one logit with weighted_bce")
+
+
+def cost_matrix_shape(loss: str, k: int, c: int) -> str:
+    return (f"{loss}: `cost_matrix` is {k}x{k} but the last axis of prediction has {c} classes; "
+            f"expected a ({c}, {c}) matrix (rows: true class, columns: predicted class)")
+
+
+def rows_not_normalized(loss: str, lo: float, hi: float, tol: float) -> str:
+    return (f"{loss}: with from_logits=False every prediction row (last axis) must be a probability "
+            f"distribution summing to 1 (tolerance {tol:.3g}); got row sums in [{_num(lo)}, {_num(hi)}]. "
+            f"Likely cause: a sigmoid (or linear) output layer feeding a softmax loss; drop the "
+            f"activation and pass the logits with from_logits=True (recommended), or use a softmax "
+            f"output{VALIDATE_HINT}")
+
+
+def labels_not_integer(loss: str) -> str:
+    return (f"{loss}: target must hold integer class indices (shape prediction.shape[:-1]); got "
+            f"non-integer values (one-hot or soft targets go to categorical_crossentropy){VALIDATE_HINT}")
+
+
+def labels_out_of_range(loss: str, lo: float, hi: float, c: int) -> str:
+    return (f"{loss}: target class indices must lie in [0, {c - 1}] (the last axis of prediction has "
+            f"{c} classes); got values in [{_num(lo)}, {_num(hi)}]{VALIDATE_HINT}")
+
+
+# =========================================================================== checks
+def _size(shape) -> int:
+    return 1 if any(d is None for d in shape) else int(np.prod(shape))
+
+
+def _check_class_axis(loss, params, shape):
+    """``check_shapes``: a class axis (last) with C >= 2, and a (C, C) cost matrix if any."""
+    if len(shape) < 2:
+        raise ValueError(class_axis_missing(loss, shape))
+    c = shape[-1]
+    if c is None:
+        return
+    if int(c) < 2:
+        raise ValueError(too_few_classes(loss, shape))
+    cost = params.get("cost_matrix")
+    if isinstance(cost, np.ndarray) and cost.shape[0] != int(c):
+        raise ValueError(cost_matrix_shape(loss, cost.shape[0], int(c)))
+
+
+def _check_probability_rows(loss, params, prediction, ops):
+    if params.get("from_logits", True) or _size(ops.shape(prediction)) == 0:
+        return
+    tol = max(ROW_SUM_TOL, 4.0 * ops.eps(prediction))
+    lo, hi = ops.row_sum_range(prediction)
+    if lo < 1.0 - tol or hi > 1.0 + tol:
+        raise ValueError(rows_not_normalized(loss, lo, hi, tol))
+
+
+def _check_dense_values(loss, params, prediction, target, ops):
+    _check_probability_rows(loss, params, prediction, ops)
+
+
+def _check_sparse_values(loss, params, prediction, target, ops):
+    _check_probability_rows(loss, params, prediction, ops)
+    if _size(ops.shape(target)) == 0:
+        return
+    if not ops.all_integral(target):
+        raise ValueError(labels_not_integer(loss))
+    c = int(ops.shape(prediction)[-1])
+    lo, hi = ops.min_max(target)
+    if lo < 0 or hi > c - 1:
+        raise ValueError(labels_out_of_range(loss, lo, hi, c))
+
+
+def _sparse_target_shape(shape):
+    # a 1-D prediction has no class axis: keep its shape here so that check_shapes reports that
+    return tuple(shape[:-1]) if len(shape) >= 2 else tuple(shape)
+
+
+def _check_cost_matrix(value):
+    if value is None or isinstance(value, (bool, str, np.bool_)):
+        raise ParamError
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ParamError from None
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or arr.shape[0] < 2:
+        raise ParamError
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise ParamError
+    return arr
+
+
+def _prediction_domain(params):
+    return None if params.get("from_logits", True) else (0.0, 1.0)
+
+
+def _probability_hint(params) -> str:
+    if params.get("from_logits", True):
+        return ""
+    return ("; with from_logits=False the prediction must be softmax probabilities "
+            "(pass from_logits=True if the model outputs logits)")
+
+
+# =========================================================================== numerics
+def log_softmax(x):
+    """Log-softmax over the last axis, float64, with full relative accuracy.
+
+    ``(x - m) - log1p(s)`` with ``m`` the row max and ``s = Σ_{c≠c*} exp(x_c - m)`` over every class
+    but one argmax ``c*``: every term is <= 0, so ``-log_softmax`` is a sum of non-negative parts
+    (no cancellation), and the loss of a confident correct row, ``log1p(s) ≈ s``, keeps its digits.
+    """
+    x = np.asarray(x, np.float64)
+    m = x.max(axis=-1, keepdims=True)
+    d = x - m
+    e = np.exp(d)
+    np.put_along_axis(e, np.argmax(x, axis=-1)[..., None], 0.0, axis=-1)
+    return d - np.log1p(e.sum(axis=-1, keepdims=True))
+
+
+def _mp_log_softmax(row):
+    """mpmath twin of :func:`log_softmax` for one row (list of mpf)."""
+    m = max(row)
+    k = row.index(m)
+    lse1 = mp.log1p(mp.fsum(mp.exp(val - m) for j, val in enumerate(row) if j != k))
+    return [val - m - lse1 for val in row]
+
+
+def _log_q(x, from_logits):
+    """``log q`` (q = softmax(x) or the clamped probability) and, for probabilities, d log q / dp."""
+    if from_logits:
+        return log_softmax(x), None
+    return clamped_log(x), clamped_log_grad(x)
+
+
+def _mp_log_q(row, from_logits):
+    return _mp_log_softmax(row) if from_logits else [mp_clamped_log(val) for val in row]
+
+
+def _row_cotangent(cotangent, shape):
+    """The cotangent of "mean over the rows of each sample": ``c_i / R`` broadcast to ``shape``."""
+    cot = np.asarray(cotangent, np.float64)
+    rows = int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
+    return (cot / rows).reshape((shape[0],) + (1,) * (len(shape) - 1))
+
+
+def _dce(x, y, from_logits):
+    """``d CE / d prediction`` per row for dense targets ``y`` (CE = -Σ_c y_c log q_c)."""
+    logq, dlogq = _log_q(x, from_logits)
+    if from_logits:
+        return np.exp(logq) * y.sum(axis=-1, keepdims=True) - y
+    return -y * dlogq
+
+
+def _exact_rows(prediction, target, row_loss, *, sparse=False):
+    """Per-sample mean over the rows (non-batch, non-class positions) of ``row_loss(xs, ys)``."""
+    pred = np.asarray(prediction, dtype=object)
+    tgt = np.asarray(target, np.float64)
+    c = pred.shape[-1]
+    out = []
+    for i in range(pred.shape[0]):
+        xs = pred[i].reshape(-1, c)
+        ys = tgt[i].reshape(-1) if sparse else tgt[i].reshape(-1, c)
+        losses = [row_loss([mp.mpf(val) for val in xs[r]], ys[r]) for r in range(xs.shape[0])]
+        out.append(mp.fsum(losses) / len(losses))
+    return out
+
+
+# =========================================================================== categorical_crossentropy
+def _smooth(y, label_smoothing, c):
+    return y * (1.0 - label_smoothing) + label_smoothing / c
+
+
+def _cce_reference(prediction, target, *, from_logits, label_smoothing):
+    x = np.asarray(prediction, np.float64)
+    y = _smooth(np.asarray(target, np.float64), label_smoothing, x.shape[-1])
+    logq, _ = _log_q(x, from_logits)
+    return mean_nonbatch(-(y * logq).sum(axis=-1))
+
+
+def _cce_vjp(prediction, target, cotangent, *, from_logits, label_smoothing):
+    x = np.asarray(prediction, np.float64)
+    y = _smooth(np.asarray(target, np.float64), label_smoothing, x.shape[-1])
+    return _dce(x, y, from_logits) * _row_cotangent(cotangent, x.shape)
+
+
+def _cce_exact(prediction, target, *, from_logits, label_smoothing):
+    ls = mp.mpf(label_smoothing)
+
+    def row_loss(xs, ys):
+        c = len(xs)
+        logq = _mp_log_q(xs, from_logits)
+        return -mp.fsum((mp.mpf(float(y)) * (1 - ls) + ls / c) * lq for y, lq in zip(ys, logq))
+
+    return _exact_rows(prediction, target, row_loss)
+
+
+# =========================================================================== shared case generator
+def _softmax_rows(z):
+    return np.exp(log_softmax(z))
+
+
+def _tie_free_grid(c):
+    """One row per extreme logit v: ``[v, 1, -v/2, 0.5, ...][:c]`` (a unique max in every row)."""
+    base = [lambda v: v, lambda v: 1.0, lambda v: -v / 2, lambda v: 0.5]
+    return np.array([[base[k](v) for k in range(c)] for v in EXTREME_LOGITS], np.float64)
+
+
+def _prob_grid(c):
+    """Extreme probability rows (sums 1): one-hots, 1 - 1e-7, 1e-12, a value below the clamp
+    (1e-40 < 2**-126), uniform (an exact tie) and a half/half tie."""
+    rows = []
+    def row(*lead):
+        r = np.zeros(c)
+        r[:len(lead)] = lead
+        return r
+    rows.append(row(1.0))
+    rows.append(np.eye(c)[c - 1])
+    rows.append(row(1.0 - 1e-7, 1e-7))
+    rows.append(row(1e-12, 1.0 - 1e-12))
+    rows.append(row(1e-40, 1.0))
+    rows.append(np.full(c, 1.0 / c))
+    rows.append(row(0.5, 0.5))
+    return np.array(rows)
+
+
+def _multiclass_cases(name, params, tag, *, from_logits, classes, sparse=False, ties=True,
+                      tie_kink=False):
+    """Typical / extreme / edge cases of a softmax-head loss with ``classes`` columns.
+
+    ``sparse``: integer labels (int64) of shape prediction.shape[:-1], else one-hot / soft rows
+    summing to 1. ``ties=False`` keeps every logit row's max unique (for identities that hold only
+    without ties); ``tie_kink`` marks the tie cases non-smooth (argmax masks).
+    """
+    rng = rng_for(name + tag)
+    c = classes
+
+    def pred(shape):
+        # probabilities from softmax(N(0, 1)) stay >~ 1e-3 (finite differences of log p are
+        # accurate there); the extreme grid covers tiny and zero probabilities
+        return rng.normal(0.0, 3.0, size=shape) if from_logits else _softmax_rows(rng.normal(0.0, 1.0, size=shape))
+
+    def labels(shape):
+        return rng.integers(0, c, size=shape).astype(np.int64)
+
+    def hard(shape):
+        lab = labels(shape[:-1])
+        return lab if sparse else np.eye(c)[lab]
+
+    def soft(shape):
+        if sparse:
+            return labels(shape[:-1])
+        return rng.dirichlet(np.ones(c), size=shape[:-1])
+
+    cases = [
+        Case(f"{tag}-typical-hard", "typical", params, pred((6, c)), hard((6, c)),
+             rng.uniform(0.2, 2.0, size=6)),
+        Case(f"{tag}-typical-soft-3d", "typical", params, pred((2, 3, c)), soft((2, 3, c)),
+             note="per-position rows (e.g. pixels): the per-sample loss is their mean"),
+    ]
+    grid = _tie_free_grid(c) if from_logits else _prob_grid(c)
+    grid_labels = np.arange(grid.shape[0]) % c
+    grid_y = grid_labels.astype(np.int64) if sparse else np.eye(c)[grid_labels]
+    cases.append(Case(f"{tag}-extreme-grid", "extreme", params, grid, grid_y,
+                      smooth=not (tie_kink and not from_logits),
+                      note="every extreme row against every class"))
+    cases.append(Case(f"{tag}-extreme-weights", "extreme", params, pred((3, c)), hard((3, c)),
+                      np.array([1e6, 1e-6, 0.0]), note="huge, tiny and zero sample weights"))
+    if from_logits:
+        lab = labels((4,))
+        x = rng.normal(0.0, 1.0, size=(4, c))
+        x[np.arange(4), lab] = 30.0 + np.arange(4)
+        cases.append(Case(f"{tag}-edge-confident-correct", "edge", params, x,
+                          lab if sparse else np.eye(c)[lab],
+                          note="loss ~ C e^-30: relative accuracy of tiny losses (log1p)"))
+    cases += [
+        Case(f"{tag}-edge-batch1", "edge", params, pred((1, c)), hard((1, c))),
+        Case(f"{tag}-edge-4d", "edge", params, pred((2, 2, 2, c)), hard((2, 2, 2, c))),
+    ]
+    if ties:
+        if from_logits:
+            x = np.array([[1.5] * 2 + [-2.0] * (c - 2), [0.0] * c, [-1.0] + [2.0] * (c - 1)])
+        else:
+            x = np.array([[0.4, 0.4] + [0.2 / (c - 2)] * (c - 2) if c > 2 else [0.5, 0.5],
+                          [1.0 / c] * c, [0.5, 0.5] + [0.0] * (c - 2)])
+        lab = np.array([0, 1, c - 1])
+        cases.append(Case(f"{tag}-edge-ties", "edge", params, x, lab if sparse else np.eye(c)[lab],
+                          smooth=not tie_kink, note="exact ties at the row max"))
+    return cases
+
+
+# =========================================================================== entries' params
+FROM_LOGITS = Param(
+    "from_logits", True, "a bool", v.boolean(),
+    doc="True: the prediction is a logit (log-softmax, stable). False: softmax probabilities whose "
+        "rows sum to 1 (rejected otherwise, never renormalized); their logs use log(max(p, 2**-126)).")
+
+LABEL_SMOOTHING = Param(
+    "label_smoothing", 0.0, "a float in [0, 1]", v.real(lo=0.0, hi=1.0),
+    doc="Mixes the target with the uniform distribution: y' = y (1 - ls) + ls / C (Keras and torch "
+        "semantics).")
+
+CLASS_AXIS_DOC = ("Class axis: the last one (torch NCHW users: x.movedim(1, -1)); rank > 2 inputs give "
+                  "the mean over the non-batch, non-class positions.")
+
+
+# =========================================================================== categorical_crossentropy
+def _cce_cases():
+    name = "categorical_crossentropy"
+    out = []
+    # logits cases keep C = 4, unique row maxima and targets summing to 1: the identities below
+    # (cost_sensitive_cce with an all-ones 4x4 cost matrix) hold on every one of them
+    for tag, params in [
+        ("default", {}),
+        ("ls0.1", {"label_smoothing": 0.1}),
+        ("probs", {"from_logits": False}),
+        ("probs-ls0.2", {"from_logits": False, "label_smoothing": 0.2}),
+    ]:
+        from_logits = params.get("from_logits", True)
+        out += _multiclass_cases(name, params, tag, from_logits=from_logits, classes=4,
+                                 ties=not from_logits)
+    return out
+
+
+def _cce_invalid():
+    p = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -3.0]])
+    t = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    sigmoid_head = np.array([[0.9, 0.8, 0.1], [0.2, 0.7, 0.6]])
+    return [
+        InvalidCase("label-smoothing-above-one", {"label_smoothing": 1.5}),
+        InvalidCase("label-smoothing-negative", {"label_smoothing": -0.1}),
+        InvalidCase("label-smoothing-string", {"label_smoothing": "0.1"}),
+        InvalidCase("from-logits-not-bool", {"from_logits": 0}),
+        InvalidCase("no-class-axis", {}, np.array([0.5, -1.0, 2.0]), np.array([1.0, 0.0, 0.0])),
+        InvalidCase("one-class", {}, np.array([[0.5], [-1.0]]), np.array([[1.0], [1.0]])),
+        InvalidCase("probabilities-out-of-range", {"from_logits": False}, np.array([[1.2, -0.2, 0.0]]),
+                    np.array([[1.0, 0.0, 0.0]])),
+        InvalidCase("probability-rows-not-summing-to-one", {"from_logits": False}, sigmoid_head, t),
+        InvalidCase("target-shape-sparse-labels", {}, p, np.array([0.0, 1.0])),
+    ]
+
+
+CATEGORICAL_CROSSENTROPY = register(LossSpec(
+    name="categorical_crossentropy",
+    family="multiclass",
+    summary="Softmax cross-entropy with one-hot or soft targets on the last axis, optional label smoothing.",
+    formula=(r"\ell = -\frac{1}{R}\sum_{r}\sum_{c=1}^{C} y'_{rc}\,\log\mathrm{softmax}(x_r)_c,\quad "
+             r"y' = y(1-\epsilon) + \epsilon/C"),
+    params=(FROM_LOGITS, LABEL_SMOOTHING),
+    reference=_cce_reference,
+    reference_vjp=_cce_vjp,
+    exact=_cce_exact,
+    cases=_cce_cases,
+    invalid_cases=_cce_invalid,
+    prediction_domain=_prediction_domain,
+    prediction_domain_hint=_probability_hint,
+    check_shapes=_check_class_axis,
+    check_values=_check_dense_values,
+    grad_convention=(
+        "Logits: smooth, d/dx = softmax(x) Σ_c y'_c - y' (per row, divided by the number of rows R). "
+        "Probabilities: d/dp_c = -y'_c / p_c through the clamp log(max(p, 2**-126)): 1/p for "
+        "p >= 2**-126 (ties take the identity branch), 0 below; the row-sum constraint is not "
+        "projected out (the gradient is the plain partial derivative, as in the frameworks)."),
+    stability=("log-softmax as (x - max) - log1p(Σ_{c≠argmax} exp(x_c - max)) in the reference; "
+               "F.log_softmax / tf.nn.log_softmax in the frameworks (log-sum-exp, never "
+               "log(softmax(x))); finite for any finite logits, ±1e4 included, in float32."),
+    identities=(
+        Identity({}, "cost_sensitive_cce", {"cost_matrix": np.ones((4, 4))},
+                 "an all-ones cost matrix makes the argmax multiplier Σ_t y_t = 1 (targets summing to "
+                 "1, no ties at the row max: the logits cases of this entry)"),
+        Identity({}, "cost_sensitive_cce", {"cost_matrix": np.ones((4, 4)), "mode": "soft"},
+                 "all-ones costs in soft mode: m = Σ_t y_t Σ_p softmax_p = 1"),
+    ),
+    peer_notes=(
+        PeerNote("torch.nn.functional.cross_entropy (probability targets, label_smoothing)",
+                 "logits", "equal values and gradients; its class axis is 1 (NCHW), ours the last "
+                 "one, and its reduction='mean' averages every position of the batch"),
+        PeerNote("keras CategoricalCrossentropy(from_logits=True, label_smoothing=)", "logits",
+                 "equal values and gradients; Keras' default is from_logits=False, ours True"),
+        PeerNote("keras CategoricalCrossentropy(from_logits=False)", "probabilities",
+                 "Keras divides each row by its sum (a sigmoid head is silently renormalized) and "
+                 "clips p to [1e-7, 1 - 1e-7] (value capped at 16.12, gradient 0 below 1e-7); ours "
+                 "rejects rows not summing to 1 and uses log(max(p, 2**-126)), the true loss down "
+                 "to 2**-126"),
+    ),
+    references=("seed 002 (softmax losses fed by a sigmoid head)",
+                "Szegedy et al., Rethinking the Inception Architecture (label smoothing), CVPR 2016"),
+    trap=("log(softmax(x)) or log(p) overflows/underflows to inf/NaN and Keras' probability clip "
+          "caps the loss at 16.12: we take logits by default (log-sum-exp) and clamp probabilities "
+          "at 2**-126; probability rows must sum to 1 and a single output column (always 0) is "
+          "rejected."),
+    torch_class="CategoricalCELoss",
+    keras_class="CategoricalCE",
+))
+
+
+# =========================================================================== sparse_categorical_crossentropy
+def _labels(target):
+    # the harness passes integer labels as float64: they are whole numbers, cast back exactly
+    return np.asarray(target, np.float64).astype(np.int64)
+
+
+def _sparse_reference(prediction, target, *, from_logits):
+    x = np.asarray(prediction, np.float64)
+    logq, _ = _log_q(x, from_logits)
+    picked = np.take_along_axis(logq, _labels(target)[..., None], axis=-1)[..., 0]
+    return mean_nonbatch(-picked)
+
+
+def _sparse_vjp(prediction, target, cotangent, *, from_logits):
+    x = np.asarray(prediction, np.float64)
+    onehot = np.eye(x.shape[-1])[_labels(target)]
+    return _dce(x, onehot, from_logits) * _row_cotangent(cotangent, x.shape)
+
+
+def _sparse_exact(prediction, target, *, from_logits):
+    def row_loss(xs, label):
+        return -_mp_log_q(xs, from_logits)[int(label)]
+
+    return _exact_rows(prediction, target, row_loss, sparse=True)
+
+
+def _sparse_cases():
+    name = "sparse_categorical_crossentropy"
+    out = []
+    for tag, params in [("default", {}), ("probs", {"from_logits": False})]:
+        from_logits = params.get("from_logits", True)
+        out += _multiclass_cases(name, params, tag, from_logits=from_logits, classes=4, sparse=True)
+    rng = rng_for(name + "edges")
+    out += [
+        Case("default-edge-float-labels", "edge", {}, rng.normal(0.0, 3.0, size=(3, 4)),
+             np.array([0.0, 3.0, 2.0]), note="whole-number float labels are accepted (Keras casts them)"),
+        Case("default-edge-2-classes", "edge", {}, rng.normal(0.0, 3.0, size=(5, 2)),
+             np.array([0, 1, 1, 0, 1], np.int64), note="a binary problem as 2 softmax columns"),
+    ]
+    return out
+
+
+def _sparse_invalid():
+    p = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -3.0]])
+    labels = np.array([2, 0], np.int64)
+    # seed 002: Dense(10, activation='sigmoid') + sparse_categorical_crossentropy
+    sigmoid_head = np.array([[0.9, 0.8, 0.1], [0.2, 0.7, 0.6]])
+    return [
+        InvalidCase("from-logits-not-bool", {"from_logits": "false"}),
+        InvalidCase("label-negative", {}, p, np.array([-1, 0], np.int64)),
+        InvalidCase("label-too-large", {}, p, np.array([0, 3], np.int64)),
+        InvalidCase("label-not-integer", {}, p, np.array([0.5, 1.0])),
+        InvalidCase("one-hot-target", {}, p, np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])),
+        InvalidCase("no-class-axis", {}, np.array([0.5, -1.0, 2.0]), np.array([0, 1, 0], np.int64)),
+        InvalidCase("one-class", {}, np.array([[0.5], [-1.0]]), np.array([0, 0], np.int64)),
+        InvalidCase("sigmoid-head-probabilities", {"from_logits": False}, sigmoid_head, labels),
+        InvalidCase("unnormalized-scores", {"from_logits": False}, np.array([[0.1, 0.2, 0.3], [0.0, 0.1, 0.0]]),
+                    labels),
+    ]
+
+
+SPARSE_CATEGORICAL_CROSSENTROPY = register(LossSpec(
+    name="sparse_categorical_crossentropy",
+    family="multiclass",
+    summary="Softmax cross-entropy with integer class labels (target shape = prediction.shape[:-1]).",
+    formula=r"\ell = -\frac{1}{R}\sum_{r} \log\mathrm{softmax}(x_r)_{y_r},\quad y_r \in \{0,\dots,C-1\}",
+    params=(FROM_LOGITS,),
+    reference=_sparse_reference,
+    reference_vjp=_sparse_vjp,
+    exact=_sparse_exact,
+    cases=_sparse_cases,
+    invalid_cases=_sparse_invalid,
+    prediction_domain=_prediction_domain,
+    prediction_domain_hint=_probability_hint,
+    target_domain=None,  # class indices: checked by _check_sparse_values
+    target_shape=_sparse_target_shape,
+    check_shapes=_check_class_axis,
+    check_values=_check_sparse_values,
+    grad_convention=(
+        "Logits: smooth, d/dx = softmax(x) - onehot(y) per row (divided by the number of rows R). "
+        "Probabilities: -1/p at the labelled class through the clamp log(max(p, 2**-126)) (identity "
+        "branch at ties, 0 below), 0 elsewhere. No gradient w.r.t. the labels."),
+    stability=("Same log-softmax as categorical_crossentropy; the labelled entry is gathered (torch) "
+               "or selected with a one-hot mask (TF, XLA-friendly), never a softmax then a log."),
+    peer_notes=(
+        PeerNote("torch.nn.functional.cross_entropy (class-index targets)", "logits",
+                 "equal values and gradients; class axis 1 there, last here; out-of-range labels "
+                 "raise there on CPU (device assert on CUDA); ours rejects them with the spec message"),
+        PeerNote("keras SparseCategoricalCrossentropy", "from_logits=False (its default)",
+                 "Keras clips p to [1e-7, 1 - 1e-7] and applies a softmax to log p, i.e. divides by "
+                 "the row sum: seed 002's sigmoid head trains on σ/Σσ without any warning; ours "
+                 "raises ValueError naming the sigmoid head. Keras also squeezes a trailing target "
+                 "axis of size 1; ours requires shape prediction.shape[:-1] (pass y[..., 0])"),
+        PeerNote("keras SparseCategoricalCrossentropy", "tf.function without data checks",
+                 "an out-of-range label raises in Keras on CPU; ours, like any graph-mode call with "
+                 "validation skipped, selects nothing (one-hot of an invalid index is 0): loss 0 for "
+                 "that row. Labels are checked eagerly (validate=True)."),
+    ),
+    references=("seed 002 (MNIST, Dense(10, activation='sigmoid') + 'sparse_categorical_crossentropy')",),
+    trap=("Seed 002 feeds a sigmoid head into sparse_categorical_crossentropy: Keras silently "
+          "renormalizes. Here from_logits=True is the default, and with from_logits=False rows that "
+          "do not sum to 1 (tolerance 1e-2) raise a ValueError naming the likely cause."),
+    torch_class="SparseCategoricalCELoss",
+    keras_class="SparseCategoricalCE",
+))
+
+
+# =========================================================================== cost_sensitive_cce
+def _cs_parts(prediction, target, cost_matrix, mode, from_logits):
+    """Per row: CE, the multiplier m, dCE/dx and (soft mode) dm/dx."""
+    x = np.asarray(prediction, np.float64)
+    y = np.asarray(target, np.float64)
+    logq, dlogq = _log_q(x, from_logits)
+    ce = -(y * logq).sum(axis=-1)
+    a = y @ np.asarray(cost_matrix, np.float64)  # a_p = Σ_t y_t C[t, p]
+    dce = _dce(x, y, from_logits)
+    if mode == "argmax":
+        mask = x == x.max(axis=-1, keepdims=True)  # every class tied at the max counts
+        return ce, (a * mask).sum(axis=-1), dce, None
+    q = np.exp(logq) if from_logits else x
+    m = (a * q).sum(axis=-1)
+    dm = q * (a - m[..., None]) if from_logits else a
+    return ce, m, dce, dm
+
+
+def _cs_reference(prediction, target, *, cost_matrix, mode, from_logits):
+    ce, m, _, _ = _cs_parts(prediction, target, cost_matrix, mode, from_logits)
+    return mean_nonbatch(ce * m)
+
+
+def _cs_vjp(prediction, target, cotangent, *, cost_matrix, mode, from_logits):
+    ce, m, dce, dm = _cs_parts(prediction, target, cost_matrix, mode, from_logits)
+    grad = m[..., None] * dce
+    if dm is not None:
+        grad = grad + ce[..., None] * dm
+    return grad * _row_cotangent(cotangent, np.shape(prediction))
+
+
+def _cs_exact(prediction, target, *, cost_matrix, mode, from_logits):
+    cost = [[mp.mpf(float(val)) for val in row] for row in np.asarray(cost_matrix, np.float64)]
+
+    def row_loss(xs, ys):
+        c = len(xs)
+        ys = [mp.mpf(float(y)) for y in ys]
+        logq = _mp_log_q(xs, from_logits)
+        ce = -mp.fsum(y * lq for y, lq in zip(ys, logq))
+        a = [mp.fsum(ys[t] * cost[t][p] for t in range(c)) for p in range(c)]
+        if mode == "argmax":
+            top = max(xs)
+            m = mp.fsum(a[p] for p in range(c) if xs[p] == top)
+        else:
+            q = [mp.exp(lq) for lq in logq] if from_logits else xs
+            m = mp.fsum(a[p] * q[p] for p in range(c))
+        return ce * m
+
+    return _exact_rows(prediction, target, row_loss)
+
+
+#: seed-003-like costs: rows = true class, columns = predicted class, ones on the diagonal
+COST_3 = np.array([[1.0, 2.0, 5.0], [3.0, 1.0, 1.0], [10.0, 1.0, 1.0]])
+#: a binary problem as 2 columns: predicting 0 for a true 1 (false negative) costs 5x
+COST_2 = np.array([[1.0, 1.0], [5.0, 1.0]])
+
+
+def _cs_cases():
+    name = "cost_sensitive_cce"
+    out = []
+    for tag, params in [
+        ("argmax-3", {"cost_matrix": COST_3}),
+        ("argmax-2col", {"cost_matrix": COST_2}),
+        ("soft-3", {"cost_matrix": COST_3, "mode": "soft"}),
+        ("probs-argmax-3", {"cost_matrix": COST_3, "from_logits": False}),
+        ("probs-soft-2col", {"cost_matrix": COST_2, "mode": "soft", "from_logits": False}),
+    ]:
+        from_logits = params.get("from_logits", True)
+        argmax = params.get("mode", "argmax") == "argmax"
+        out += _multiclass_cases(name, params, tag, from_logits=from_logits,
+                                 classes=params["cost_matrix"].shape[0], tie_kink=argmax)
+    return out
+
+
+def _cs_invalid():
+    p = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -3.0]])
+    t = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    sigmoid_head = np.array([[0.9, 0.8, 0.1], [0.2, 0.7, 0.6]])
+    return [
+        InvalidCase("cost-matrix-missing", {}),
+        InvalidCase("cost-matrix-negative", {"cost_matrix": [[1.0, -1.0], [1.0, 1.0]]}),
+        InvalidCase("cost-matrix-not-square", {"cost_matrix": [[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]]}),
+        InvalidCase("cost-matrix-vector", {"cost_matrix": [1.0, 2.0]}),
+        InvalidCase("cost-matrix-nan", {"cost_matrix": [[1.0, float("nan")], [1.0, 1.0]]}),
+        InvalidCase("cost-matrix-string", {"cost_matrix": "balanced"}),
+        InvalidCase("mode-unknown", {"cost_matrix": COST_2, "mode": "max"}),
+        InvalidCase("from-logits-not-bool", {"cost_matrix": COST_2, "from_logits": None}),
+        InvalidCase("cost-matrix-size", {"cost_matrix": COST_2}, p, t),
+        InvalidCase("one-class", {"cost_matrix": COST_2}, np.array([[0.5], [-1.0]]), np.array([[1.0], [1.0]])),
+        InvalidCase("probability-rows-not-summing-to-one", {"cost_matrix": COST_3, "from_logits": False},
+                    sigmoid_head, t),
+    ]
+
+
+COST_SENSITIVE_CCE = register(LossSpec(
+    name="cost_sensitive_cce",
+    family="multiclass",
+    summary=("Categorical cross-entropy times a misclassification cost read from a (true, predicted) "
+             "cost matrix (seed 003's w_categorical_crossentropy, fixed)."),
+    formula=(r"\ell = \frac{1}{R}\sum_r \mathrm{CE}(x_r, y_r)\, m_r,\quad "
+             r"m_r = \sum_{p:\,x_{rp}=\max_c x_{rc}}\ \sum_t C_{tp}\,y_{rt}\ \text{(argmax)},\quad "
+             r"m_r = \sum_t y_{rt}\sum_p C_{tp}\,\mathrm{softmax}(x_r)_p\ \text{(soft)}"),
+    params=(
+        Param("cost_matrix", None,
+              "a (C, C) array of finite values >= 0 with C >= 2 (required; cost_matrix[t, p] is the "
+              "cost of predicting class p when the truth is t)",
+              _check_cost_matrix, required=True,
+              doc="Rows: true class, columns: predicted class (seed 003's weights[c_t, c_p]). Ones on "
+                  "the diagonal keep plain CE on correct predictions; a zero diagonal stops learning "
+                  "from them. Binary problems: 2 columns and a 2x2 matrix."),
+        Param("mode", "argmax", "one of 'argmax', 'soft'", v.choice("argmax", "soft"),
+              doc="'argmax': m from the predicted class (seed 003; ties summed; m is a constant for "
+                  "the gradient). 'soft': m from the softmax probabilities (differentiable)."),
+        FROM_LOGITS,
+    ),
+    reference=_cs_reference,
+    reference_vjp=_cs_vjp,
+    exact=_cs_exact,
+    cases=_cs_cases,
+    invalid_cases=_cs_invalid,
+    prediction_domain=_prediction_domain,
+    prediction_domain_hint=_probability_hint,
+    check_shapes=_check_class_axis,
+    check_values=_check_dense_values,
+    grad_convention=(
+        "mode='argmax': m is piecewise constant in the prediction and is treated as a constant "
+        "(stop_gradient / detach): d/dx = m dCE/dx everywhere, at ties too. Tie convention: the mask "
+        "is [x_p == max_c x_c] by an exact equality test on the prediction as given (logits, or "
+        "probabilities when from_logits=False), so every class tied at the max counts and their "
+        "costs are summed (seed 003's K.equal mask); both frameworks compute the same mask. "
+        "mode='soft': smooth, d/dx = m dCE/dx + CE s ⊙ (a - m) with a = y C, s = softmax(x) (logits), "
+        "or m dCE/dp + CE a (probabilities). dCE as in categorical_crossentropy."),
+    stability=("CE from the log-softmax of categorical_crossentropy (logits) or the 2**-126 clamp "
+               "(probabilities); m is a sum of non-negative terms; no division anywhere."),
+    peer_notes=(
+        PeerNote("seed 003 w_categorical_crossentropy", "Keras >= 2",
+                 "it calls K.categorical_crossentropy(y_pred, y_true), Keras 1's (output, target) "
+                 "order; Keras 2 swapped it to (target, output), so the seed computes "
+                 "-Σ y_pred log(clip(y_true)): large and wrong. Ours computes CE(target, prediction) "
+                 "by keyword in both frameworks"),
+        PeerNote("seed 003 w_categorical_crossentropy", "from_logits=False, any row",
+                 "same mask (K.equal(y_pred, max), ties summed, no gradient through it) and the same "
+                 "product with CE; ours also takes logits (the mask of the logits equals that of "
+                 "their softmax up to rounding ties) and inputs of rank > 2"),
+    ),
+    references=("seed 003 (w_categorical_crossentropy, imbalanced binary text classification)",
+                "Elkan, The Foundations of Cost-Sensitive Learning, IJCAI 2001"),
+    trap=("Seed 003 passes (y_pred, y_true) in Keras 1 order to K.categorical_crossentropy (wrong "
+          "under Keras 2+), and its question is a binary problem: here the arguments are fixed by "
+          "the contract and 2-column binary problems with a 2x2 matrix are tested cases."),
+    torch_class="CostSensitiveCCELoss",
+    keras_class="CostSensitiveCCE",
+))
+
+__all__ = ["CATEGORICAL_CROSSENTROPY", "SPARSE_CATEGORICAL_CROSSENTROPY", "COST_SENSITIVE_CCE",
+           "COST_2", "COST_3", "log_softmax", "ROW_SUM_TOL"]

@@ -138,6 +138,13 @@ class ArrayOps(Protocol):
 
     def min_max(self, x) -> tuple[float, float]: ...
 
+    # used by ``LossSpec.check_values`` hooks (class labels, probability rows)
+    def row_sum_range(self, x) -> tuple[float, float]: ...  # min, max of the sums over the last axis
+
+    def eps(self, x) -> float: ...  # machine epsilon of x's floating dtype (0.0 for integers)
+
+    def all_integral(self, x) -> bool: ...  # every value is a whole number (True for int dtypes)
+
 
 class NumpyOps:
     """The reference adapter (used by the spec itself and to derive expected messages)."""
@@ -155,11 +162,24 @@ class NumpyOps:
         a = np.asarray(x, np.float64)
         return float(a.min()), float(a.max())
 
+    def row_sum_range(self, x):
+        s = np.asarray(x, np.float64).sum(axis=-1)
+        return float(s.min()), float(s.max())
+
+    def eps(self, x):
+        a = np.asarray(x)
+        return float(np.finfo(a.dtype).eps) if a.dtype.kind == "f" else 0.0
+
+    def all_integral(self, x):
+        a = np.asarray(x)
+        return a.dtype.kind in "iub" or bool(np.all(a == np.round(a)))
+
 
 def check_inputs(spec: LossSpec, params, prediction, target, sample_weight, ops: ArrayOps,
                  validate: bool = True) -> None:
     """Validate a call. Shape checks always run; data checks run when ``validate`` and values
-    can be read (eager). Order: shapes → NaN → domains → sample_weight values."""
+    can be read (eager). Order: shapes → NaN → domains → sample_weight values → the entry's
+    ``check_values`` hook."""
     loss = spec.name
     p_shape = ops.shape(prediction)
     if len(p_shape) < 1:
@@ -198,6 +218,8 @@ def check_inputs(spec: LossSpec, params, prediction, target, sample_weight, ops:
         vmin, _ = ops.min_max(sample_weight)
         if vmin < 0:
             raise ValueError(messages.negative_weight(loss, vmin))
+    if spec.check_values is not None:
+        spec.check_values(loss, params, prediction, target, ops)
 
 
 def _dims_equal(a, b) -> bool:

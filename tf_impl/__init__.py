@@ -6,6 +6,6 @@
 2.079442
 """
 from . import functional
-from .losses import BinaryFocal, SpecLoss, WeightedBCE, get_loss, loss_classes
+from .losses import BinaryFocal, SpecLoss, WeightedBCE, get_functional, get_loss, loss_classes, register_impl
 
-__all__ = ["functional", "get_loss", "loss_classes", "SpecLoss", "WeightedBCE", "BinaryFocal"]
+__all__ = ["functional", "get_functional", "get_loss", "loss_classes", "register_impl", "SpecLoss", "WeightedBCE", "BinaryFocal"]

@@ -21,6 +21,9 @@ from spec.validation import check_inputs
 from spec.validation import split_params as _split_params
 
 
+_EPS = {tf.bfloat16: 2.0 ** -7, tf.float16: 2.0 ** -10, tf.float32: 2.0 ** -23, tf.float64: 2.0 ** -52}
+
+
 class TFOps:
     """The :class:`spec.validation.ArrayOps` adapter for TensorFlow tensors."""
 
@@ -35,6 +38,18 @@ class TFOps:
 
     def min_max(self, x):
         return float(tf.reduce_min(x)), float(tf.reduce_max(x))
+
+    def row_sum_range(self, x):
+        s = tf.reduce_sum(tf.cast(x, tf.float64 if x.dtype == tf.float64 else tf.float32), axis=-1)
+        return float(tf.reduce_min(s)), float(tf.reduce_max(s))
+
+    def eps(self, x):
+        return _EPS.get(x.dtype.base_dtype, 0.0)
+
+    def all_integral(self, x):
+        if not x.dtype.is_floating:
+            return True
+        return bool(tf.reduce_all(tf.equal(x, tf.round(x))))
 
 
 OPS = TFOps()

@@ -78,9 +78,94 @@ class BinaryFocal(SpecLoss):
 
 
 # ---------------------------------------------------------------- family: multiclass
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CategoricalCE(SpecLoss):
+    """Keras form of :func:`tf_impl.multiclass.categorical_crossentropy` (classes on the last axis)."""
+
+    spec_name = "categorical_crossentropy"
+    per_sample = staticmethod(multiclass._categorical_crossentropy_per_sample)
+
+    def __init__(self, *, from_logits=True, label_smoothing=0.0, reduction="mean", validate=True, name=None):
+        super().__init__(from_logits=from_logits, label_smoothing=label_smoothing, reduction=reduction,
+                         validate=validate, name=name)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SparseCategoricalCE(SpecLoss):
+    """Keras form of :func:`tf_impl.multiclass.sparse_categorical_crossentropy` (integer ``y_true``
+    of shape ``y_pred.shape[:-1]``)."""
+
+    spec_name = "sparse_categorical_crossentropy"
+    per_sample = staticmethod(multiclass._sparse_categorical_crossentropy_per_sample)
+
+    def __init__(self, *, from_logits=True, reduction="mean", validate=True, name=None):
+        super().__init__(from_logits=from_logits, reduction=reduction, validate=validate, name=name)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CostSensitiveCCE(SpecLoss):
+    """Keras form of :func:`tf_impl.multiclass.cost_sensitive_cce`; ``cost_matrix`` is required."""
+
+    spec_name = "cost_sensitive_cce"
+    per_sample = staticmethod(multiclass._cost_sensitive_cce_per_sample)
+
+    def __init__(self, *, cost_matrix=None, mode="argmax", from_logits=True, reduction="mean", validate=True,
+                 name=None):
+        super().__init__(cost_matrix=cost_matrix, mode=mode, from_logits=from_logits, reduction=reduction,
+                         validate=validate, name=name)
 
 
 # ---------------------------------------------------------------- family: overlap
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SoftDice(SpecLoss):
+    """Keras form of :func:`tf_impl.overlap.soft_dice` (one value per sample)."""
+
+    spec_name = "soft_dice"
+    per_sample = staticmethod(overlap._soft_dice_per_sample)
+
+    def __init__(self, *, smooth=1.0, from_logits=True, reduction="mean", validate=True, name=None):
+        super().__init__(smooth=smooth, from_logits=from_logits, reduction=reduction, validate=validate,
+                         name=name)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SoftJaccard(SpecLoss):
+    """Keras form of :func:`tf_impl.overlap.soft_jaccard` (one value per sample)."""
+
+    spec_name = "soft_jaccard"
+    per_sample = staticmethod(overlap._soft_jaccard_per_sample)
+
+    def __init__(self, *, smooth=1.0, from_logits=True, reduction="mean", validate=True, name=None):
+        super().__init__(smooth=smooth, from_logits=from_logits, reduction=reduction, validate=validate,
+                         name=name)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Tversky(SpecLoss):
+    """Keras form of :func:`tf_impl.overlap.tversky` (alpha on FP, beta on FN, as in the paper)."""
+
+    spec_name = "tversky"
+    per_sample = staticmethod(overlap._tversky_per_sample)
+
+    def __init__(self, *, alpha=0.5, beta=0.5, smooth=1.0, from_logits=True, reduction="mean", validate=True,
+                 name=None):
+        super().__init__(alpha=alpha, beta=beta, smooth=smooth, from_logits=from_logits, reduction=reduction,
+                         validate=validate, name=name)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SoftFBeta(SpecLoss):
+    """Keras form of :func:`tf_impl.overlap.soft_fbeta`; ``average="macro"``/``"micro"`` give one
+    value per batch (reduction "mean" only), with ``sync=True`` summed over replicas."""
+
+    spec_name = "soft_fbeta"
+    per_sample = staticmethod(overlap._soft_fbeta_per_sample)
+
+    def __init__(self, *, beta=1.0, epsilon=1e-7, average="samples", from_logits=True, sync=False,
+                 reduction="mean", validate=True, name=None):
+        super().__init__(beta=beta, epsilon=epsilon, average=average, from_logits=from_logits, sync=sync,
+                         reduction=reduction, validate=validate, name=name)
+
 
 
 # ---------------------------------------------------------------- family: regression
@@ -101,3 +186,26 @@ def register_impl(name: str, cls: type) -> type:
 
 def loss_classes() -> dict[str, type]:
     return IMPLEMENTATIONS.classes()
+
+
+def get_functional(name: str):
+    """The functional form ``fn(y_true, y_pred, *, sample_weight=None, reduction="mean",
+    validate=True, **params)``: ours from :mod:`tf_impl.functional`, or derived from a
+    registered ``SpecLoss`` subclass (users' losses)."""
+    from spec.api import import_pending
+
+    from . import functional
+
+    import_pending("keras")
+    fn = getattr(functional, name, None)
+    if fn is not None:
+        return fn
+    cls = IMPLEMENTATIONS.classes().get(name)
+    if cls is None or not issubclass(cls, SpecLoss):
+        raise NotImplementedError(f"{name!r} has no Keras functional form")
+
+    def derived(y_true, y_pred=None, *, sample_weight=None, reduction="mean", validate=True, **params):
+        return apply(name, cls.per_sample, y_true, y_pred, sample_weight, params, reduction, validate)
+
+    derived.__name__ = name
+    return derived

@@ -1,4 +1,103 @@
-"""Multiclass classification losses (softmax heads): categorical / sparse categorical / cost-sensitive cross-entropy. (TensorFlow twins of :mod:`spec.multiclass`)."""
+"""Multiclass classification losses (softmax heads), TensorFlow twins of :mod:`spec.multiclass`:
+``categorical_crossentropy``, ``sparse_categorical_crossentropy``, ``cost_sensitive_cce``.
+
+Argument order is Keras': ``(y_true, y_pred)``, truth first.
+
+Class axis: the LAST axis (Keras' channels_last convention). For inputs of rank > 2 the
+per-sample loss is the mean over the non-batch, non-class positions.
+"""
 from __future__ import annotations
 
-__all__: list[str] = []
+import tensorflow as tf
+
+from spec.numerics import P_MIN
+
+from ._core import apply, mean_nonbatch
+
+__all__ = ["categorical_crossentropy", "sparse_categorical_crossentropy", "cost_sensitive_cce"]
+
+
+def _log_q(x: tf.Tensor, from_logits: bool) -> tf.Tensor:
+    """``log softmax(x)`` (log-sum-exp) for logits, the spec's clamp ``log(max(p, 2**-126))`` for
+    probabilities."""
+    if from_logits:
+        return tf.nn.log_softmax(x, axis=-1)
+    return tf.math.log(tf.maximum(x, tf.constant(P_MIN, x.dtype)))
+
+
+def _categorical_crossentropy_per_sample(x, y, *, from_logits, label_smoothing):
+    c = tf.cast(tf.shape(x)[-1], x.dtype)
+    y = y * (1.0 - label_smoothing) + label_smoothing / c
+    return mean_nonbatch(-tf.reduce_sum(y * _log_q(x, from_logits), axis=-1))
+
+
+def categorical_crossentropy(y_true, y_pred, *, from_logits=True, label_smoothing=0.0, sample_weight=None,
+                             reduction="mean", validate=True):
+    r"""Softmax cross-entropy with one-hot or soft targets; classes on the last axis.
+
+    .. math::
+        \ell_i = -\frac{1}{R}\sum_r \sum_{c=1}^{C} y'_{rc} \log \mathrm{softmax}(x_r)_c,\quad
+        y' = y(1-\epsilon) + \epsilon / C
+
+    Stability: ``tf.nn.log_softmax`` (log-sum-exp), never ``log(softmax(x))``. Probabilities
+    (``from_logits=False``) use ``log(max(p, 2**-126))`` and must be rows summing to 1 (checked;
+    ``keras.losses.CategoricalCrossentropy`` silently renormalizes them and clips at 1e-7). Same
+    contract as the torch twin, with Keras' argument order.
+    """
+    return apply("categorical_crossentropy", _categorical_crossentropy_per_sample, y_true, y_pred,
+                 sample_weight, {"from_logits": from_logits, "label_smoothing": label_smoothing},
+                 reduction, validate)
+
+
+def _sparse_categorical_crossentropy_per_sample(x, y, *, from_logits):
+    # a one-hot selection (XLA-friendly, exact: one non-zero term per row)
+    onehot = tf.one_hot(tf.cast(y, tf.int64), tf.shape(x)[-1], dtype=x.dtype)
+    return mean_nonbatch(-tf.reduce_sum(onehot * _log_q(x, from_logits), axis=-1))
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, *, from_logits=True, sample_weight=None, reduction="mean",
+                                    validate=True):
+    r"""Softmax cross-entropy with integer class labels; classes on the last axis.
+
+    .. math::
+        \ell_i = -\frac{1}{R}\sum_r \log \mathrm{softmax}(x_r)_{y_r}
+
+    ``y_true``: class indices in ``[0, C-1]`` of shape ``y_pred.shape[:-1]`` (integer dtype, or
+    floats holding whole numbers). With ``from_logits=False`` the rows must sum to 1: a sigmoid
+    head (seed 002) raises a ValueError instead of being renormalized as in Keras.
+    """
+    return apply("sparse_categorical_crossentropy", _sparse_categorical_crossentropy_per_sample, y_true,
+                 y_pred, sample_weight, {"from_logits": from_logits}, reduction, validate)
+
+
+def _cost_sensitive_cce_per_sample(x, y, *, cost_matrix, mode, from_logits):
+    log_q = _log_q(x, from_logits)
+    ce = -tf.reduce_sum(y * log_q, axis=-1)
+    a = tf.tensordot(y, cost_matrix, axes=1)  # a_p = Σ_t y_t C[t, p]
+    if mode == "argmax":
+        # every class tied at the max counts (exact equality); m is a constant for autodiff
+        mask = tf.cast(tf.equal(x, tf.reduce_max(x, axis=-1, keepdims=True)), x.dtype)
+        m = tf.stop_gradient(tf.reduce_sum(a * mask, axis=-1))
+    else:
+        q = tf.exp(log_q) if from_logits else x
+        m = tf.reduce_sum(a * q, axis=-1)
+    return mean_nonbatch(ce * m)
+
+
+def cost_sensitive_cce(y_true, y_pred, *, cost_matrix=None, mode="argmax", from_logits=True, sample_weight=None,
+                       reduction="mean", validate=True):
+    r"""Categorical cross-entropy times a misclassification cost (seed 003, fixed).
+
+    .. math::
+        \ell_i = \frac{1}{R}\sum_r \mathrm{CE}(x_r, y_r)\, m_r,\quad
+        m_r = \sum_{p:\ x_{rp} = \max_c x_{rc}} \sum_t C_{tp}\, y_{rt} \ \text{(argmax)}
+        \ \text{or}\ \sum_t y_{rt} \sum_p C_{tp}\,\mathrm{softmax}(x_r)_p \ \text{(soft)}
+
+    ``cost_matrix[t, p]``: cost of predicting ``p`` when the truth is ``t`` (required, ``(C, C)``,
+    >= 0). ``mode="argmax"``: ties at the max all count (costs summed), ``m`` under
+    ``tf.stop_gradient``. ``mode="soft"``: differentiable. CE is computed as CE(y_true, y_pred),
+    not seed 003's Keras-1 order ``categorical_crossentropy(y_pred, y_true)``. Stability: CE from
+    ``tf.nn.log_softmax``.
+    """
+    return apply("cost_sensitive_cce", _cost_sensitive_cce_per_sample, y_true, y_pred, sample_weight,
+                 {"cost_matrix": cost_matrix, "mode": mode, "from_logits": from_logits}, reduction, validate)

@@ -6,6 +6,6 @@
 2.079442
 """
 from . import functional
-from .losses import BinaryFocalLoss, SpecLoss, WeightedBCELoss, get_loss, loss_classes
+from .losses import BinaryFocalLoss, SpecLoss, WeightedBCELoss, get_functional, get_loss, loss_classes, register_impl
 
-__all__ = ["functional", "get_loss", "loss_classes", "SpecLoss", "WeightedBCELoss", "BinaryFocalLoss"]
+__all__ = ["functional", "get_functional", "get_loss", "loss_classes", "register_impl", "SpecLoss", "WeightedBCELoss", "BinaryFocalLoss"]

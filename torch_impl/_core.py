@@ -37,6 +37,21 @@ class TorchOps:
         lo, hi = torch.aminmax(x.detach())
         return float(lo), float(hi)
 
+    def row_sum_range(self, x):
+        x = x.detach()
+        s = x.to(torch.promote_types(x.dtype, torch.float32)).sum(dim=-1)
+        lo, hi = torch.aminmax(s)
+        return float(lo), float(hi)
+
+    def eps(self, x):
+        return float(torch.finfo(x.dtype).eps) if x.is_floating_point() else 0.0
+
+    def all_integral(self, x):
+        if not x.is_floating_point():
+            return True
+        x = x.detach()
+        return bool((x == torch.round(x)).all())
+
 
 OPS = TorchOps()
 

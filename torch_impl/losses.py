@@ -82,9 +82,84 @@ class BinaryFocalLoss(SpecLoss):
 
 
 # ---------------------------------------------------------------- family: multiclass
+class CategoricalCELoss(SpecLoss):
+    """Module form of :func:`torch_impl.multiclass.categorical_crossentropy` (classes on the LAST axis)."""
+
+    spec_name = "categorical_crossentropy"
+    per_sample = staticmethod(multiclass._categorical_crossentropy_per_sample)
+
+    def __init__(self, *, from_logits=True, label_smoothing=0.0, reduction="mean", validate=True):
+        super().__init__(from_logits=from_logits, label_smoothing=label_smoothing, reduction=reduction,
+                         validate=validate)
+
+
+class SparseCategoricalCELoss(SpecLoss):
+    """Module form of :func:`torch_impl.multiclass.sparse_categorical_crossentropy` (classes LAST,
+    integer targets of shape ``input.shape[:-1]``)."""
+
+    spec_name = "sparse_categorical_crossentropy"
+    per_sample = staticmethod(multiclass._sparse_categorical_crossentropy_per_sample)
+
+    def __init__(self, *, from_logits=True, reduction="mean", validate=True):
+        super().__init__(from_logits=from_logits, reduction=reduction, validate=validate)
+
+
+class CostSensitiveCCELoss(SpecLoss):
+    """Module form of :func:`torch_impl.multiclass.cost_sensitive_cce`; ``cost_matrix`` (required)
+    is a float64 buffer."""
+
+    spec_name = "cost_sensitive_cce"
+    per_sample = staticmethod(multiclass._cost_sensitive_cce_per_sample)
+
+    def __init__(self, *, cost_matrix=None, mode="argmax", from_logits=True, reduction="mean", validate=True):
+        super().__init__(cost_matrix=cost_matrix, mode=mode, from_logits=from_logits, reduction=reduction,
+                         validate=validate)
 
 
 # ---------------------------------------------------------------- family: overlap
+class SoftDiceLoss(SpecLoss):
+    """Module form of :func:`torch_impl.overlap.soft_dice` (one value per sample)."""
+
+    spec_name = "soft_dice"
+    per_sample = staticmethod(overlap._soft_dice_per_sample)
+
+    def __init__(self, *, smooth=1.0, from_logits=True, reduction="mean", validate=True):
+        super().__init__(smooth=smooth, from_logits=from_logits, reduction=reduction, validate=validate)
+
+
+class SoftJaccardLoss(SpecLoss):
+    """Module form of :func:`torch_impl.overlap.soft_jaccard` (one value per sample)."""
+
+    spec_name = "soft_jaccard"
+    per_sample = staticmethod(overlap._soft_jaccard_per_sample)
+
+    def __init__(self, *, smooth=1.0, from_logits=True, reduction="mean", validate=True):
+        super().__init__(smooth=smooth, from_logits=from_logits, reduction=reduction, validate=validate)
+
+
+class TverskyLoss(SpecLoss):
+    """Module form of :func:`torch_impl.overlap.tversky` (alpha on FP, beta on FN)."""
+
+    spec_name = "tversky"
+    per_sample = staticmethod(overlap._tversky_per_sample)
+
+    def __init__(self, *, alpha=0.5, beta=0.5, smooth=1.0, from_logits=True, reduction="mean", validate=True):
+        super().__init__(alpha=alpha, beta=beta, smooth=smooth, from_logits=from_logits, reduction=reduction,
+                         validate=validate)
+
+
+class SoftFBetaLoss(SpecLoss):
+    """Module form of :func:`torch_impl.overlap.soft_fbeta`; ``average="macro"``/``"micro"`` give
+    one value per batch (reduction "mean" only), with ``sync=True`` summed over DDP ranks."""
+
+    spec_name = "soft_fbeta"
+    per_sample = staticmethod(overlap._soft_fbeta_per_sample)
+
+    def __init__(self, *, beta=1.0, epsilon=1e-7, average="samples", from_logits=True, sync=False,
+                 reduction="mean", validate=True):
+        super().__init__(beta=beta, epsilon=epsilon, average=average, from_logits=from_logits, sync=sync,
+                         reduction=reduction, validate=validate)
+
 
 
 # ---------------------------------------------------------------- family: regression
@@ -105,3 +180,26 @@ def register_impl(name: str, cls: type) -> type:
 
 def loss_classes() -> dict[str, type]:
     return IMPLEMENTATIONS.classes()
+
+
+def get_functional(name: str):
+    """The functional form ``fn(input, target, *, sample_weight=None, reduction="mean",
+    validate=True, **params)``: ours from :mod:`torch_impl.functional`, or derived from a
+    registered ``SpecLoss`` subclass (users' losses)."""
+    from spec.api import import_pending
+
+    from . import functional
+
+    import_pending("torch")
+    fn = getattr(functional, name, None)
+    if fn is not None:
+        return fn
+    cls = IMPLEMENTATIONS.classes().get(name)
+    if cls is None or not issubclass(cls, SpecLoss):
+        raise NotImplementedError(f"{name!r} has no torch functional form")
+
+    def derived(input, target=None, *, sample_weight=None, reduction="mean", validate=True, **params):
+        return apply(name, cls.per_sample, input, target, sample_weight, params, reduction, validate)
+
+    derived.__name__ = name
+    return derived

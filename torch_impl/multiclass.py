@@ -1,4 +1,114 @@
-"""Multiclass classification losses (softmax heads): categorical / sparse categorical / cost-sensitive cross-entropy. (torch twins of :mod:`spec.multiclass`)."""
+"""Multiclass classification losses (softmax heads), torch twins of :mod:`spec.multiclass`:
+``categorical_crossentropy``, ``sparse_categorical_crossentropy``, ``cost_sensitive_cce``.
+
+Argument order is torch's: ``(input, target)``, prediction first.
+
+Class axis: the LAST axis, as in Keras (``F.cross_entropy`` uses axis 1): pass NCHW logits as
+``x.movedim(1, -1)``. For inputs of rank > 2 the per-sample loss is the mean over the non-batch,
+non-class positions.
+"""
 from __future__ import annotations
 
-__all__: list[str] = []
+import torch
+import torch.nn.functional as F
+
+from spec.numerics import P_MIN
+
+from ._core import apply, mean_nonbatch
+
+__all__ = ["categorical_crossentropy", "sparse_categorical_crossentropy", "cost_sensitive_cce"]
+
+
+def _log_q(x: torch.Tensor, from_logits: bool) -> torch.Tensor:
+    """``log softmax(x)`` (log-sum-exp) for logits, the spec's clamp ``log(max(p, 2**-126))`` for
+    probabilities."""
+    if from_logits:
+        return F.log_softmax(x, dim=-1)
+    return torch.log(torch.clamp(x, min=P_MIN))
+
+
+def _categorical_crossentropy_per_sample(x, y, *, from_logits, label_smoothing):
+    y = y * (1.0 - label_smoothing) + label_smoothing / x.shape[-1]
+    return mean_nonbatch(-(y * _log_q(x, from_logits)).sum(dim=-1))
+
+
+def categorical_crossentropy(input, target, *, from_logits=True, label_smoothing=0.0, sample_weight=None,
+                             reduction="mean", validate=True):
+    r"""Softmax cross-entropy with one-hot or soft targets; classes on the last axis.
+
+    .. math::
+        \ell_i = -\frac{1}{R}\sum_r \sum_{c=1}^{C} y'_{rc} \log \mathrm{softmax}(x_r)_c,\quad
+        y' = y(1-\epsilon) + \epsilon / C
+
+    Stability: ``F.log_softmax`` (log-sum-exp), never ``log(softmax(x))``: finite for any finite
+    logits. Probabilities (``from_logits=False``) use ``log(max(p, 2**-126))`` and must be rows
+    summing to 1 (checked, never renormalized).
+
+    Args:
+        input: logits (or probabilities), shape ``(N, ..., C)``, classes LAST (NCHW: ``x.movedim(1, -1)``).
+        target: one-hot or soft labels in [0, 1], same shape.
+        label_smoothing: ``ε`` in [0, 1] (torch / Keras semantics).
+        sample_weight: ``(N,)`` non-negative weights.
+        reduction: ``"mean"`` (Σ w ℓ / N), ``"sum"`` or ``"none"`` (w ℓ per sample); rank > 2 inputs
+            give one value per sample: the mean over the positions ``r``.
+        validate: check data values (NaN, ranges, row sums); shapes are always checked.
+    """
+    return apply("categorical_crossentropy", _categorical_crossentropy_per_sample, input, target,
+                 sample_weight, {"from_logits": from_logits, "label_smoothing": label_smoothing},
+                 reduction, validate)
+
+
+def _sparse_categorical_crossentropy_per_sample(x, y, *, from_logits):
+    picked = torch.gather(_log_q(x, from_logits), -1, y.long().unsqueeze(-1)).squeeze(-1)
+    return mean_nonbatch(-picked)
+
+
+def sparse_categorical_crossentropy(input, target, *, from_logits=True, sample_weight=None, reduction="mean",
+                                    validate=True):
+    r"""Softmax cross-entropy with integer class labels; classes on the last axis.
+
+    .. math::
+        \ell_i = -\frac{1}{R}\sum_r \log \mathrm{softmax}(x_r)_{y_r}
+
+    Stability: ``F.log_softmax`` then a gather of the labelled entry. With ``from_logits=False`` the
+    rows must sum to 1: a sigmoid head (seed 002) is rejected with a ValueError, not renormalized.
+
+    Args:
+        input: logits (or probabilities), shape ``(N, ..., C)``, classes LAST.
+        target: class indices in ``[0, C-1]``, shape ``(N, ...)`` (= ``input.shape[:-1]``); any
+            integer dtype, or floats holding whole numbers.
+    """
+    return apply("sparse_categorical_crossentropy", _sparse_categorical_crossentropy_per_sample, input,
+                 target, sample_weight, {"from_logits": from_logits}, reduction, validate)
+
+
+def _cost_sensitive_cce_per_sample(x, y, *, cost_matrix, mode, from_logits):
+    log_q = _log_q(x, from_logits)
+    ce = -(y * log_q).sum(dim=-1)
+    a = torch.tensordot(y, cost_matrix, dims=1)  # a_p = Σ_t y_t C[t, p]
+    if mode == "argmax":
+        # every class tied at the max counts (exact equality); m is a constant for autograd
+        mask = (x == x.amax(dim=-1, keepdim=True)).to(x.dtype)
+        m = (a * mask).sum(dim=-1).detach()
+    else:
+        q = torch.exp(log_q) if from_logits else x
+        m = (a * q).sum(dim=-1)
+    return mean_nonbatch(ce * m)
+
+
+def cost_sensitive_cce(input, target, *, cost_matrix=None, mode="argmax", from_logits=True, sample_weight=None,
+                       reduction="mean", validate=True):
+    r"""Categorical cross-entropy times a misclassification cost (seed 003, fixed).
+
+    .. math::
+        \ell_i = \frac{1}{R}\sum_r \mathrm{CE}(x_r, y_r)\, m_r,\quad
+        m_r = \sum_{p:\ x_{rp} = \max_c x_{rc}} \sum_t C_{tp}\, y_{rt} \ \text{(argmax)}
+        \ \text{or}\ \sum_t y_{rt} \sum_p C_{tp}\,\mathrm{softmax}(x_r)_p \ \text{(soft)}
+
+    ``cost_matrix[t, p]``: cost of predicting ``p`` when the truth is ``t`` (required, ``(C, C)``,
+    >= 0). ``mode="argmax"``: ties at the max are all counted (costs summed) and ``m`` is detached
+    (no gradient through the argmax). ``mode="soft"``: differentiable. Binary problems: 2 columns
+    and a 2x2 matrix. Stability: CE from ``F.log_softmax``; ``m`` is a sum of non-negative terms.
+    """
+    return apply("cost_sensitive_cce", _cost_sensitive_cce_per_sample, input, target, sample_weight,
+                 {"cost_matrix": cost_matrix, "mode": mode, "from_logits": from_logits}, reduction, validate)

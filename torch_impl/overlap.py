@@ -1,4 +1,180 @@
-"""Overlap losses for segmentation and imbalanced multilabel: soft Dice, soft Jaccard (IoU), soft F-beta, Tversky. (torch twins of :mod:`spec.overlap`)."""
+"""Overlap losses for segmentation and imbalanced multilabel: soft Dice, soft Jaccard (IoU), soft F-beta, Tversky. (torch twins of :mod:`spec.overlap`).
+
+Argument order is torch's: ``(input, target)``, prediction first. Every loss is the family form
+of :mod:`spec.overlap`: ``ℓ = (a FP + b FN + e) / (t TP + a FP + b FN + e + s)`` on the soft counts
+``TP = Σ p y``, ``FP = Σ p (1-y)``, ``FN = Σ (1-p) y``; ``D = 0`` (no smoothing, empty sample) gives
+loss 1 with gradient 0.
+"""
 from __future__ import annotations
 
-__all__: list[str] = []
+import torch
+
+from ._core import apply
+from .distributed import sync_sum
+
+__all__ = ["soft_dice", "soft_jaccard", "tversky", "soft_fbeta"]
+
+
+def _probs(x: torch.Tensor, from_logits: bool):
+    """``(p, 1 - p)``: ``(σ(x), σ(-x))`` for logits (no cancellation at p → 1)."""
+    if from_logits:
+        return torch.sigmoid(x), torch.sigmoid(-x)
+    return x, 1.0 - x
+
+
+def _counts(x, y, from_logits):
+    """Elementwise soft counts stacked as ``(3, *x.shape)``: ``p y``, ``p (1-y)``, ``(1-p) y``."""
+    p, q = _probs(x, from_logits)
+    return torch.stack([p * y, p * (1.0 - y), q * y])
+
+
+def _per_sample_counts(x, y, from_logits):
+    """``(3, N)``: counts summed over every non-batch axis (a 1-D input: one element per sample)."""
+    c = _counts(x, y, from_logits)
+    return c.flatten(2).sum(dim=2) if c.dim() > 2 else c
+
+
+def _pooled_counts(x, y, from_logits, sample_weight, per_class):
+    """``(3, C)`` counts pooled over the batch (weighted) and every axis but the last (macro), or
+    ``(3, 1)`` pooled over everything (micro, or a 1-D input)."""
+    c = _counts(x, y, from_logits)
+    if sample_weight is not None:
+        c = c * sample_weight.reshape((1, x.shape[0]) + (1,) * (x.dim() - 1))
+    if per_class and x.dim() > 1:
+        return c.sum(dim=tuple(range(1, c.dim() - 1)))
+    return c.flatten(1).sum(dim=1, keepdim=True)
+
+
+class _OverlapRatio(torch.autograd.Function):
+    """``M / (K + M)`` with the cancellation-free gradient ``(K dM - M dK) / D²``.
+
+    Plain autodiff of ``M / (K + M)`` forms ``g/D - g (M/D)/D`` for ``dM``: a difference of two
+    nearly equal terms whose rounding error ``~1e-16/D`` is not small when ``D`` is (no smoothing,
+    empty mask, tiny probabilities: 3e-5 instead of 0 at ``D = 6e-12``). ``D == 0`` (then
+    ``K = M = 0``): value 1, gradient 0. The backward uses differentiable ops of the inputs, so
+    higher-order derivatives work.
+    """
+
+    @staticmethod
+    def forward(k, m):
+        d = k + m
+        zero = d == 0  # NaN inputs are not "zero": they propagate
+        one = torch.ones_like(d)
+        return torch.where(zero, one, m / torch.where(zero, one, d))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
+
+    @staticmethod
+    def backward(ctx, g):
+        k, m = ctx.saved_tensors
+        d = k + m
+        d_safe = torch.where(d == 0, torch.ones_like(d), d)
+        return -g * (m / d_safe) / d_safe, g * (k / d_safe) / d_safe
+
+
+def _ratio(counts, a, b, t, e, s):
+    """``ℓ = M / (K + M)``, ``K = t TP + s``, ``M = a FP + b FN + e``; ``K + M == 0`` → 1, gradient 0."""
+    tp, fp, fn = counts.unbind(0)
+    return _OverlapRatio.apply(t * tp + s, a * fp + b * fn + e)
+
+
+def _soft_dice_per_sample(x, y, *, smooth, from_logits):
+    return _ratio(_per_sample_counts(x, y, from_logits), 1.0, 1.0, 2.0, 0.0, smooth)
+
+
+def soft_dice(input, target, *, smooth=1.0, from_logits=True, sample_weight=None, reduction="mean",
+              validate=True):
+    r"""Soft Dice loss, one value per sample (sums over every non-batch axis).
+
+    .. math::
+        \ell_i = 1 - \frac{2\sum_j y_{ij} p_{ij} + s}{\sum_j y_{ij} + \sum_j p_{ij} + s}
+               = \frac{FP_i + FN_i}{2\,TP_i + FP_i + FN_i + s},\quad p = \sigma(x)
+
+    Stability: the right-hand form has no ``1 - ratio`` cancellation (near-perfect masks keep full
+    precision) and ``1 - p`` is ``σ(-x)``. Empty masks: ``Σp / (Σp + s)`` for ``smooth > 0``; with
+    ``smooth = 0`` and ``Σy = Σp = 0`` the loss is 1 with gradient 0 (the spec's convention).
+
+    Args:
+        input: logits (or probabilities with ``from_logits=False``), shape ``(N, ...)``.
+        target: masks in [0, 1] (soft allowed), same shape.
+        smooth: finite ``>= 0``.
+        sample_weight: ``(N,)`` non-negative weights.
+        reduction: ``"mean"`` (Σ w ℓ / N), ``"sum"`` or ``"none"``.
+        validate: check data values (NaN, ranges); shapes are always checked.
+    """
+    return apply("soft_dice", _soft_dice_per_sample, input, target, sample_weight,
+                 {"smooth": smooth, "from_logits": from_logits}, reduction, validate)
+
+
+def _soft_jaccard_per_sample(x, y, *, smooth, from_logits):
+    return _ratio(_per_sample_counts(x, y, from_logits), 1.0, 1.0, 1.0, 0.0, smooth)
+
+
+def soft_jaccard(input, target, *, smooth=1.0, from_logits=True, sample_weight=None, reduction="mean",
+                 validate=True):
+    r"""Soft Jaccard (IoU) loss, one value per sample.
+
+    .. math::
+        \ell_i = 1 - \frac{\sum_j y_{ij} p_{ij} + s}{\sum_j y_{ij} + \sum_j p_{ij} - \sum_j y_{ij} p_{ij} + s}
+               = \frac{FP_i + FN_i}{TP_i + FP_i + FN_i + s}
+
+    Stability: cancellation-free ratio form, ``1 - p = σ(-x)``; smoothing makes empty masks (the
+    0/0 of an unsmoothed IoU) well defined; ``smooth = 0`` empty samples give loss 1, gradient 0.
+    """
+    return apply("soft_jaccard", _soft_jaccard_per_sample, input, target, sample_weight,
+                 {"smooth": smooth, "from_logits": from_logits}, reduction, validate)
+
+
+def _tversky_per_sample(x, y, *, alpha, beta, smooth, from_logits):
+    return _ratio(_per_sample_counts(x, y, from_logits), alpha, beta, 1.0, 0.0, smooth)
+
+
+def tversky(input, target, *, alpha=0.5, beta=0.5, smooth=1.0, from_logits=True, sample_weight=None,
+            reduction="mean", validate=True):
+    r"""Tversky loss (Salehi et al. 2017), one value per sample: ``alpha`` weights false
+    positives, ``beta`` false negatives.
+
+    .. math::
+        \ell_i = 1 - \frac{TP_i + s}{TP_i + \alpha FP_i + \beta FN_i + s}
+               = \frac{\alpha FP_i + \beta FN_i}{TP_i + \alpha FP_i + \beta FN_i + s}
+
+    Stability: cancellation-free ratio form, ``1 - p = σ(-x)``. ``alpha = beta = 0.5`` with
+    smoothing ``s`` equals :func:`soft_dice` with ``2 s``; ``alpha = beta = 1`` is :func:`soft_jaccard`.
+    """
+    return apply("tversky", _tversky_per_sample, input, target, sample_weight,
+                 {"alpha": alpha, "beta": beta, "smooth": smooth, "from_logits": from_logits},
+                 reduction, validate)
+
+
+def _soft_fbeta_per_sample(x, y, *, beta, epsilon, average, from_logits, sync, sample_weight=None):
+    b2 = beta * beta
+    if average == "samples":  # per-sample: no cross-replica statistic, ``sync`` has no effect
+        return _ratio(_per_sample_counts(x, y, from_logits), 1.0, b2, 1.0 + b2, epsilon, 0.0)
+    counts = _pooled_counts(x, y, from_logits, sample_weight, average == "macro")
+    if sync:
+        counts = sync_sum(counts)  # all-reduce TP, FP, FN (with gradients) before the ratio
+    return _ratio(counts, 1.0, b2, 1.0 + b2, epsilon, 0.0).mean()
+
+
+def soft_fbeta(input, target, *, beta=1.0, epsilon=1e-7, average="samples", from_logits=True, sync=False,
+               sample_weight=None, reduction="mean", validate=True):
+    r"""Soft F-beta loss on probability sums: per sample, or one batch statistic (macro/micro).
+
+    .. math::
+        \ell = 1 - \frac{(1+\beta^2) TP}{(1+\beta^2) TP + \beta^2 FN + FP + \epsilon}
+             = \frac{\beta^2 FN + FP + \epsilon}{(1+\beta^2) TP + \beta^2 FN + FP + \epsilon}
+
+    ``average="samples"``: TP, FP, FN of each sample over its non-batch axes (every reduction).
+    ``"macro"``: per class (last axis) pooled over the batch and the other axes, the mean of the
+    class losses; ``"micro"``: all pooled. macro/micro give one value per batch (reduction
+    ``"mean"`` only); ``sample_weight`` multiplies each sample's contribution to TP, FP, FN, and
+    ``sync=True`` sums them over DDP ranks (with gradients) before the ratio.
+
+    Stability: β² multiplies FN (recall), no clamp of F (it would zero gradients), ``ε`` only in
+    the ratio, cancellation-free form, ``1 - p = σ(-x)``.
+    """
+    return apply("soft_fbeta", _soft_fbeta_per_sample, input, target, sample_weight,
+                 {"beta": beta, "epsilon": epsilon, "average": average, "from_logits": from_logits,
+                  "sync": sync}, reduction, validate)
