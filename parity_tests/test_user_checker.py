@@ -83,3 +83,26 @@ def test_golden_vectors_for_a_user_module(tmp_path):
                  "--golden-only"], EXAMPLE)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "1 passed" in proc.stdout
+
+
+def test_checker_on_our_catalog_reproduces_the_suite(tmp_path):
+    """Our catalog is registered through the same public API: the checker run on it gives the
+    same outcomes, test by test, as the plain pytest run of the generic files."""
+    from parity_tests import plugin
+
+    a, b = tmp_path / "checker.json", tmp_path / "pytest.json"
+    proc = _run(["-m", "parity_tests.check", "--module", "spec.classification", "--only", "weighted_bce",
+                 "--dtype", "float64", "--json", str(a)], ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    files = [str(plugin.SUITE_DIR / f) for f in plugin.GENERIC_FILES]
+    proc = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", *files, "--lossparity-only", "weighted_bce",
+                 "--lossparity-dtype", "float64", "--lossparity-json", str(b)], ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+
+    def outcomes(path):
+        return {(pathlib.Path(r["nodeid"].split("::")[0]).name, r["nodeid"].split("::", 1)[1], r["outcome"])
+                for r in json.loads(path.read_text())["results"]}
+
+    checker, suite = outcomes(a), outcomes(b)
+    assert len(checker) > 200
+    assert checker == suite
