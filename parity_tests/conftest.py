@@ -7,11 +7,22 @@ TensorFlow, so ``pytest -m golden`` runs on a machine without TensorFlow.
 from __future__ import annotations
 
 import functools
+import os
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 import spec
 from parity_tests import harness, selection
+
+
+# hypothesis profiles (test_properties.py): "ci" is the default, 200 examples per loss;
+# pick another with --hypothesis-profile=deep (10,000) or HYPOTHESIS_PROFILE=dev (25)
+_QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large]
+settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True, suppress_health_check=_QUIET)
+settings.register_profile("deep", max_examples=10_000, deadline=None, suppress_health_check=_QUIET)
+settings.register_profile("dev", max_examples=25, deadline=None, suppress_health_check=_QUIET)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

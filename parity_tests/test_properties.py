@@ -1,0 +1,111 @@
+"""Property-based parity (hypothesis): for every entry, inputs drawn from its declared domains —
+batch sizes from 1, class counts up to 33, logits up to ±1e4 and the float32 exp edge (±88/89),
+probabilities including exact 0 and 1, hard and soft targets, sample weights with zeros — and
+parameter sets from its cases. torch, Keras and the reference must agree on values and
+gradients. Profiles: ``ci`` (default, 200 examples per loss), ``deep`` (10,000:
+``pytest parity_tests/test_properties.py --hypothesis-profile=deep``), ``dev`` (25).
+A failure found here becomes a permanent edge case of the entry."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from parity_tests import harness, selection
+
+LOGIT_EDGES = [-1e4, -89.0, -88.0, -40.0, 0.0, 40.0, 88.0, 89.0, 1e4]
+
+
+def _templates(entry):
+    """One template case per distinct parameter set of the entry."""
+    seen, out = set(), []
+    for case in entry.cases():
+        key = repr(sorted((k, repr(v)) for k, v in case.params.items()))
+        if key not in seen:
+            seen.add(key)
+            out.append(case)
+    return out
+
+
+def _vector_param(params) -> bool:
+    return any(isinstance(v, np.ndarray) for v in params.values())
+
+
+def _one_hot(target) -> bool:
+    t = np.asarray(target)
+    return t.ndim >= 2 and t.dtype.kind == "f" and bool(np.isin(t, (0.0, 1.0)).all()) and bool(
+        np.all(t.sum(axis=-1) == 1.0))
+
+
+@st.composite
+def examples(draw, entry):
+    template = draw(st.sampled_from(_templates(entry)))
+    params = entry.validate_params(template.params)
+    labels = template.target is not None and harness.is_integer(template.target)
+    one_hot = template.target is not None and _one_hot(template.target)
+    classes = labels or one_hot  # a softmax head: class axis last, rows of probabilities
+    shape = list(template.prediction.shape)
+    shape[0] = draw(st.integers(1, 8))
+    if len(shape) >= 2 and shape[-1] > 1 and not _vector_param(params):
+        shape[-1] = draw(st.integers(2 if classes else 1, 33))
+    shape = tuple(shape)
+    n = int(np.prod(shape))
+    domain = entry.prediction_domain(params)
+    if domain is None:
+        elem = st.one_of(st.floats(-30, 30, allow_nan=False, width=32), st.sampled_from(LOGIT_EDGES))
+    else:
+        elem = st.one_of(st.floats(domain[0], domain[1], allow_nan=False, width=32), st.sampled_from(list(domain)))
+    pred = np.asarray(draw(st.lists(elem, min_size=n, max_size=n)), np.float64).reshape(shape)
+    if classes and domain is not None:  # probabilities of a softmax head sum to one per row
+        pred = (pred + 1e-3) / (pred + 1e-3).sum(axis=-1, keepdims=True)
+    target = None
+    if template.target is not None:
+        t_shape = entry.target_shape(shape) if entry.target_shape else shape
+        m = int(np.prod(t_shape))
+        if labels:
+            target = np.asarray(draw(st.lists(st.integers(0, shape[-1] - 1), min_size=m, max_size=m)),
+                                np.int64).reshape(t_shape)
+        elif one_hot:
+            idx = draw(st.lists(st.integers(0, shape[-1] - 1), min_size=m // shape[-1], max_size=m // shape[-1]))
+            target = np.eye(shape[-1])[np.asarray(idx, int)].reshape(t_shape)
+        elif entry.target_domain == (0.0, 1.0):
+            hard = st.sampled_from([0.0, 1.0])
+            vals = st.floats(0, 1, allow_nan=False, width=32) if draw(st.booleans()) else hard
+            target = np.asarray(draw(st.lists(vals, min_size=m, max_size=m)), np.float64).reshape(t_shape)
+        else:
+            vals = st.floats(-50, 50, allow_nan=False, width=32)
+            target = np.asarray(draw(st.lists(vals, min_size=m, max_size=m)), np.float64).reshape(t_shape)
+    weights = None
+    if not entry.single_input and draw(st.booleans()):
+        weights = np.asarray(draw(st.lists(st.sampled_from([0.0, 0.5, 1.0, 3.0]), min_size=shape[0],
+                                           max_size=shape[0])), np.float64)
+    return harness.Case(id="hypothesis", kind="typical", params=template.params, prediction=pred,
+                        target=target, sample_weight=weights)
+
+
+def _entries():
+    return [pytest.param(e.name, id=e.name) for e in selection.entries()]
+
+
+@pytest.mark.parametrize("name", _entries())
+def test_property_parity(name):
+    import spec
+
+    entry = spec.get(name)
+
+    @given(case=examples(entry), dtype=st.sampled_from(list(selection.dtypes())),
+           reduction=st.sampled_from(list(spec.REDUCTIONS)))
+    def check(case, dtype, reduction):
+        if not harness.supports(entry, case, reduction):
+            reduction = "mean"
+        ref = harness.reference(entry, case, dtype, reduction)
+        torch_res = harness.run_torch(entry, case, dtype, reduction)
+        keras_res = harness.run_keras(entry, case, dtype, reduction)
+        failures = (harness.compare(torch_res, ref, entry, dtype, what="torch vs reference")
+                    + harness.compare(keras_res, ref, entry, dtype, what="keras vs reference"))
+        assert not failures, (f"{name} params={dict(case.params)} dtype={dtype} reduction={reduction}\n"
+                              f"prediction={case.prediction.tolist()}\ntarget={None if case.target is None else case.target.tolist()}\n"
+                              f"sample_weight={case.sample_weight}\n" + "\n".join(failures))
+
+    check()
