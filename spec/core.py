@@ -372,8 +372,11 @@ class Implementations:
     (an unknown key included) is the spec's ``ValueError`` whatever the class signature.
     """
 
-    def __init__(self, framework: str):
+    def __init__(self, framework: str, to_plain: Callable[[Mapping[str, Any]], dict] | None = None):
         self.framework = framework
+        #: the framework's view of a config as Python/NumPy values (tensors on any device,
+        #: tensors requiring grad), used for validation
+        self.to_plain = to_plain or dict
         self._classes: dict[str, type] = {}
 
     def register(self, name: str, cls: type) -> type:
@@ -385,7 +388,7 @@ class Implementations:
 
         import_pending(self.framework.lower())
         entry = get(name)  # KeyError naming the registered losses
-        entry.validate_config({k: v for k, v in config.items() if k != "name"})
+        entry.validate_config(self.to_plain({k: v for k, v in config.items() if k != "name"}))
         try:
             cls = self._classes[name]
         except KeyError:

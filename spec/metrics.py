@@ -13,9 +13,10 @@ Definitions
 * Decision: a prediction is positive when ``p > threshold`` (strict, as Keras and
   torchmetrics). With ``from_logits=True`` the threshold applies to ``σ(x)``: since σ is
   increasing, ``σ(x) > t ⇔ x > logit(t)``, and we compare ``x > L`` with
-  ``L = log(t) - log1p(-t)`` (float64) without computing the sigmoid (no saturation: a logit of
-  40 and one of 50 are both positive even though ``σ`` rounds both to 1 in float32). Inputs are
-  compared in float64, so float32 inputs are decided exactly as the reference decides them.
+  ``L = log(t) - log1p(-t)`` (float64) without computing the sigmoid, which saturates: in
+  float32 ``σ(20) = σ(21) = 1.0``, so ``t = 1 - 1e-9`` would call both positive, while the truth
+  (and our decision) is ``σ(20) < t < σ(21)``. Inputs are compared in float64, so float32
+  inputs are decided exactly as the reference decides them.
 * Statistics per class ``c`` (streamed: sums over every update):
   ``tp_c = Σ w_i [pred ∧ true]``, ``fp_c = Σ w_i [pred ∧ ¬true]``, ``fn_c = Σ w_i [¬pred ∧ true]``
   with ``sample_weight`` ``w_i`` (default 1) broadcast over the non-batch axes; float64 states.
@@ -26,8 +27,10 @@ Definitions
   ``Recall``/``Precision`` on a multilabel matrix; scikit-learn ``average="micro"``, and
   ``"binary"`` for one output); ``"macro"`` is the unweighted mean of the per-class scores,
   every class counted (scikit-learn ``"macro"``); ``"none"`` returns the ``(C,)`` per-class scores
-  (scikit-learn ``average=None``). ``"macro"`` and ``"none"`` need ``num_classes`` (the states
-  are per class from the first update).
+  (scikit-learn ``average=None``), a scalar when ``C = 1`` (torchmetrics squeezes one-element
+  results of every ``Metric.compute``; both frameworks and the reference follow it).
+  ``"macro"`` and ``"none"`` need ``num_classes`` (the states are per class from the first
+  update).
 * **Zero division**: a score whose denominator is 0 (e.g. recall of a class with no positive
   label) is **0.0**, scikit-learn's ``zero_division=0``; in ``"macro"`` it still counts as a
   class (it pulls the mean down), as in scikit-learn.
@@ -276,12 +279,15 @@ def score(metric: str, tp, fp, fn, *, beta: float = 1.0):
 
 
 def compute(metric: str, tp, fp, fn, *, average: str = "micro", beta: float = 1.0):
-    """Reduce per-class statistics over classes: a float (micro, macro) or ``(C,)`` (none)."""
+    """Reduce per-class statistics over classes: a float (micro, macro) or ``(C,)`` (none; a
+    float when ``C = 1``)."""
     tp, fp, fn = (np.asarray(a, np.float64) for a in (tp, fp, fn))
     if average == "micro":
         return np.float64(score(metric, tp.sum(), fp.sum(), fn.sum(), beta=beta))
     per_class = score(metric, tp, fp, fn, beta=beta)
-    return np.float64(per_class.mean()) if average == "macro" else per_class
+    if average == "macro" or per_class.size == 1:
+        return np.float64(per_class.mean())
+    return per_class
 
 
 def reference(metric: str, batches, **config):

@@ -9,3 +9,4 @@ from . import functional
 from .losses import BinaryFocal, SpecLoss, WeightedBCE, get_functional, get_loss, loss_classes, register_impl
 
 __all__ = ["functional", "get_functional", "get_loss", "loss_classes", "register_impl", "SpecLoss", "WeightedBCE", "BinaryFocal"]
+from .class_weights import balanced_class_weights, pos_weight_from_labels  # noqa: E402,F401  (metrics: import tf_impl.metrics)

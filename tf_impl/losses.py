@@ -16,9 +16,9 @@ import tensorflow as tf
 import spec as _spec
 
 from . import classification, multiclass, overlap, regression, regularizers  # noqa: F401
-from ._core import apply
+from ._core import apply, split_params
 
-IMPLEMENTATIONS = _spec.core.Implementations("Keras")
+IMPLEMENTATIONS = _spec.core.Implementations("Keras", to_plain=lambda c: split_params(c)[0])
 PACKAGE = "lossparity"
 
 
@@ -34,7 +34,7 @@ class SpecLoss(keras.losses.Loss):
 
     def __init__(self, *, name=None, **config: Any):
         entry = _spec.get(self.spec_name)
-        self.params, reduction, self.validate = entry.validate_config(config)
+        self.params, reduction, self.validate = entry.validate_config(split_params(config)[0])
         super().__init__(name=name or self.spec_name, reduction=reduction)
 
     def __call__(self, y_true, y_pred, sample_weight=None):

@@ -86,7 +86,9 @@ def _reduce(score, tp, fp, fn, average: str) -> tf.Tensor:
     if average == "micro":
         return score(tf.reduce_sum(tp), tf.reduce_sum(fp), tf.reduce_sum(fn))
     per_class = score(tp, fp, fn)
-    return tf.reduce_mean(per_class) if average == "macro" else per_class
+    if average == "macro" or per_class.shape.num_elements() == 1:  # one class: a scalar, as torchmetrics
+        return tf.reduce_mean(per_class)
+    return per_class
 
 
 def _recall_compute(tp, fp, fn, *, average: str = "micro") -> tf.Tensor:

@@ -9,3 +9,4 @@ from . import functional
 from .losses import BinaryFocalLoss, SpecLoss, WeightedBCELoss, get_functional, get_loss, loss_classes, register_impl
 
 __all__ = ["functional", "get_functional", "get_loss", "loss_classes", "register_impl", "SpecLoss", "WeightedBCELoss", "BinaryFocalLoss"]
+from .class_weights import balanced_class_weights, pos_weight_from_labels  # noqa: E402,F401  (metrics: import torch_impl.metrics)

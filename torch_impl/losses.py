@@ -16,9 +16,9 @@ from torch import nn
 import spec as _spec
 
 from . import classification, multiclass, overlap, regression, regularizers  # noqa: F401
-from ._core import apply
+from ._core import apply, split_params
 
-IMPLEMENTATIONS = _spec.core.Implementations("torch")
+IMPLEMENTATIONS = _spec.core.Implementations("torch", to_plain=lambda c: split_params(c)[0])
 
 
 class SpecLoss(nn.Module):
@@ -34,7 +34,8 @@ class SpecLoss(nn.Module):
     def __init__(self, **config: Any):
         super().__init__()
         entry = _spec.get(self.spec_name)
-        params, self.reduction, self.validate = entry.validate_config(config)
+        # tensors (any device, requiring grad or not) are validated through their CPU NumPy view
+        params, self.reduction, self.validate = entry.validate_config(split_params(config)[0])
         self._scalar_params: dict[str, Any] = {}
         for key, value in params.items():
             if isinstance(value, np.ndarray):

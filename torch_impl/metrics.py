@@ -83,7 +83,8 @@ def _reduce(score, tp, fp, fn, average: str) -> torch.Tensor:
     if average == "micro":
         return score(tp.sum(), fp.sum(), fn.sum())
     per_class = score(tp, fp, fn)
-    return per_class.mean() if average == "macro" else per_class
+    # "none" with one class is a scalar: torchmetrics squeezes one-element results anyway
+    return per_class.mean() if average == "macro" or per_class.numel() == 1 else per_class
 
 
 def _recall_compute(tp, fp, fn, *, average: str = "micro") -> torch.Tensor:
@@ -166,6 +167,10 @@ def iou(input, target, *, threshold=0.5, from_logits=False, average="micro", num
 
 
 # --------------------------------------------------------------------------- Metric classes
+#: the ``torchmetrics.Metric`` options passed through ``**kwargs``
+_TORCHMETRICS_OPTIONS = frozenset({"compute_on_cpu", "dist_sync_on_step", "process_group", "dist_sync_fn",
+                                   "distributed_available_fn", "sync_on_compute", "compute_with_cache"})
+
 class _StatScoresMetric(torchmetrics.Metric):
     """Base: float64 ``tp``/``fp``/``fn`` states, per class when ``num_classes`` is given
     (shape ``(C,)``), else pooled scalars (``average="micro"`` only)."""
@@ -176,6 +181,10 @@ class _StatScoresMetric(torchmetrics.Metric):
     full_state_update = False
 
     def __init__(self, *, config: dict[str, Any], **kwargs: Any):
+        unexpected = sorted(set(kwargs) - _TORCHMETRICS_OPTIONS)
+        if unexpected:  # what an explicit keyword-only signature raises (the Keras twin's behaviour)
+            raise TypeError(f"{type(self).__name__}.__init__() got an unexpected keyword argument "
+                            f"{unexpected[0]!r}")
         params = _m.get(self.metric_name).validate_params(config)
         super().__init__(**kwargs)
         self.params = params
