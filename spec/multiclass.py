@@ -348,10 +348,6 @@ LABEL_SMOOTHING = Param(
     doc="Mixes the target with the uniform distribution: y' = y (1 - ls) + ls / C (Keras and torch "
         "semantics).")
 
-CLASS_AXIS_DOC = ("Class axis: the last one (torch NCHW users: x.movedim(1, -1)); rank > 2 inputs give "
-                  "the mean over the non-batch, non-class positions.")
-
-
 # =========================================================================== categorical_crossentropy
 def _cce_cases():
     name = "categorical_crossentropy"

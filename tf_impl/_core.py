@@ -117,7 +117,10 @@ def apply(name: str, per_sample: Callable, y_true, y_pred, sample_weight, params
     check_inputs(entry, plain, y_pred, y_true, sample_weight, OPS, validate)
     dtype = compute_dtype(y_pred)
     x = tf.cast(y_pred, dtype)
-    y = None if y_true is None else (y_true if y_true.dtype.is_integer else tf.cast(y_true, dtype))
+    # class-index targets (entries with a target_shape rule) stay integers; every other target,
+    # integer one-hot labels included, joins the compute dtype
+    keep = entry.target_shape is not None and y_true is not None and y_true.dtype.is_integer
+    y = None if y_true is None else (y_true if keep else tf.cast(y_true, dtype))
     kwargs = params_as_tensors({**plain, **tensors}, dtype)
     if entry.is_batch_statistic(plain):
         w = None if sample_weight is None else tf.cast(sample_weight, dtype)

@@ -26,6 +26,7 @@ def _log_q(x: tf.Tensor, from_logits: bool) -> tf.Tensor:
 
 
 def _categorical_crossentropy_per_sample(x, y, *, from_logits, label_smoothing):
+    y = tf.cast(y, x.dtype)  # integer one-hot targets join the compute dtype
     c = tf.cast(tf.shape(x)[-1], x.dtype)
     y = y * (1.0 - label_smoothing) + label_smoothing / c
     return mean_nonbatch(-tf.reduce_sum(y * _log_q(x, from_logits), axis=-1))
@@ -71,6 +72,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, *, from_logits=True, sample_
 
 
 def _cost_sensitive_cce_per_sample(x, y, *, cost_matrix, mode, from_logits):
+    y = tf.cast(y, x.dtype)  # integer one-hot targets join the compute dtype
     log_q = _log_q(x, from_logits)
     ce = -tf.reduce_sum(y * log_q, axis=-1)
     a = tf.tensordot(y, cost_matrix, axes=1)  # a_p = Σ_t y_t C[t, p]
@@ -86,7 +88,8 @@ def _cost_sensitive_cce_per_sample(x, y, *, cost_matrix, mode, from_logits):
 
 def cost_sensitive_cce(y_true, y_pred, *, cost_matrix=None, mode="argmax", from_logits=True, sample_weight=None,
                        reduction="mean", validate=True):
-    r"""Categorical cross-entropy times a misclassification cost (seed 003, fixed).
+    r"""Categorical cross-entropy times a misclassification cost (seed 003, fixed); classes on
+    the last axis (``y_pred`` and one-hot / soft ``y_true`` of shape ``(N, ..., C)``).
 
     .. math::
         \ell_i = \frac{1}{R}\sum_r \mathrm{CE}(x_r, y_r)\, m_r,\quad

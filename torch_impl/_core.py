@@ -116,8 +116,10 @@ def apply(name: str, per_sample: Callable, input, target, sample_weight, params:
     dtype = compute_dtype(input)
     with torch.autocast(device_type=input.device.type, enabled=False):
         x = input.to(dtype)
-        # integer targets (class indices) stay integers; everything else joins the compute dtype
-        y = None if target is None else (target if _is_integer(target) else target.to(dtype))
+        # class-index targets (entries with a target_shape rule) stay integers; every other
+        # target, integer one-hot labels included, joins the compute dtype
+        keep = entry.target_shape is not None and target is not None and _is_integer(target)
+        y = None if target is None else (target if keep else target.to(dtype))
         kwargs = params_as_tensors({**plain, **tensors}, x)
         if entry.is_batch_statistic(plain):
             w = None if sample_weight is None else sample_weight.to(dtype)

@@ -28,6 +28,7 @@ def _log_q(x: torch.Tensor, from_logits: bool) -> torch.Tensor:
 
 
 def _categorical_crossentropy_per_sample(x, y, *, from_logits, label_smoothing):
+    y = y.to(x.dtype)  # integer one-hot targets join the compute dtype
     y = y * (1.0 - label_smoothing) + label_smoothing / x.shape[-1]
     return mean_nonbatch(-(y * _log_q(x, from_logits)).sum(dim=-1))
 
@@ -83,6 +84,7 @@ def sparse_categorical_crossentropy(input, target, *, from_logits=True, sample_w
 
 
 def _cost_sensitive_cce_per_sample(x, y, *, cost_matrix, mode, from_logits):
+    y = y.to(x.dtype)  # integer one-hot targets join the compute dtype
     log_q = _log_q(x, from_logits)
     ce = -(y * log_q).sum(dim=-1)
     a = torch.tensordot(y, cost_matrix, dims=1)  # a_p = Σ_t y_t C[t, p]
@@ -98,7 +100,8 @@ def _cost_sensitive_cce_per_sample(x, y, *, cost_matrix, mode, from_logits):
 
 def cost_sensitive_cce(input, target, *, cost_matrix=None, mode="argmax", from_logits=True, sample_weight=None,
                        reduction="mean", validate=True):
-    r"""Categorical cross-entropy times a misclassification cost (seed 003, fixed).
+    r"""Categorical cross-entropy times a misclassification cost (seed 003, fixed); classes on
+    the last axis (``input`` and one-hot / soft ``target`` of shape ``(N, ..., C)``).
 
     .. math::
         \ell_i = \frac{1}{R}\sum_r \mathrm{CE}(x_r, y_r)\, m_r,\quad
