@@ -27,7 +27,7 @@ from . import validation as v
 from .cases import EXTREME_LOGITS, rng_for
 from .core import Case, Identity, InvalidCase, LossSpec, Param, ParamError, PeerNote, register
 from .messages import VALIDATE_HINT, format_shape
-from .numerics import clamped_log, clamped_log_grad, mean_nonbatch, mp_clamped_log
+from .numerics import clamped_log, clamped_log_grad, log_softmax, mean_nonbatch, mp_clamped_log, mp_log_softmax
 
 #: |row sum - 1| allowed for probability rows (``from_logits=False``). 1e-2, not 1e-3: a softmax
 #: row rounded to bfloat16 (and possibly cast back to float32 before the loss) has its sum moved by
@@ -151,29 +151,6 @@ def _probability_hint(params) -> str:
 
 
 # =========================================================================== numerics
-def log_softmax(x):
-    """Log-softmax over the last axis, float64, with full relative accuracy.
-
-    ``(x - m) - log1p(s)`` with ``m`` the row max and ``s = Σ_{c≠c*} exp(x_c - m)`` over every class
-    but one argmax ``c*``: every term is <= 0, so ``-log_softmax`` is a sum of non-negative parts
-    (no cancellation), and the loss of a confident correct row, ``log1p(s) ≈ s``, keeps its digits.
-    """
-    x = np.asarray(x, np.float64)
-    m = x.max(axis=-1, keepdims=True)
-    d = x - m
-    e = np.exp(d)
-    np.put_along_axis(e, np.argmax(x, axis=-1)[..., None], 0.0, axis=-1)
-    return d - np.log1p(e.sum(axis=-1, keepdims=True))
-
-
-def _mp_log_softmax(row):
-    """mpmath twin of :func:`log_softmax` for one row (list of mpf)."""
-    m = max(row)
-    k = row.index(m)
-    lse1 = mp.log1p(mp.fsum(mp.exp(val - m) for j, val in enumerate(row) if j != k))
-    return [val - m - lse1 for val in row]
-
-
 def _log_q(x, from_logits):
     """``log q`` (q = softmax(x) or the clamped probability) and, for probabilities, d log q / dp."""
     if from_logits:
@@ -182,7 +159,7 @@ def _log_q(x, from_logits):
 
 
 def _mp_log_q(row, from_logits):
-    return _mp_log_softmax(row) if from_logits else [mp_clamped_log(val) for val in row]
+    return mp_log_softmax(row) if from_logits else [mp_clamped_log(val) for val in row]
 
 
 def _row_cotangent(cotangent, shape):

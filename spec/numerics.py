@@ -41,15 +41,24 @@ def sigmoid(x):
     return np.exp(log_sigmoid(x))
 
 
-def log_softmax(x, axis=-1):
-    """``x - logsumexp(x)`` along ``axis`` (stable for any finite logits)."""
+def log_softmax(x):
+    """Log-softmax over the last axis, float64, with full relative accuracy.
+
+    ``(x - m) - log1p(s)`` with ``m`` the row max and ``s = Σ_{c≠c*} exp(x_c - m)`` over every
+    class but one argmax ``c*``: every term is <= 0, so ``-log_softmax`` is a sum of
+    non-negative parts (no cancellation), and the loss of a confident correct row,
+    ``log1p(s) ≈ s``, keeps its digits (``x - logsumexp(x)`` would round it to 0).
+    """
     x = np.asarray(x, np.float64)
-    m = np.max(x, axis=axis, keepdims=True)
-    return x - (m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)))
+    m = x.max(axis=-1, keepdims=True)
+    d = x - m
+    e = np.exp(d)
+    np.put_along_axis(e, np.argmax(x, axis=-1)[..., None], 0.0, axis=-1)
+    return d - np.log1p(e.sum(axis=-1, keepdims=True))
 
 
-def softmax(x, axis=-1):
-    return np.exp(log_softmax(x, axis=axis))
+def softmax(x):
+    return np.exp(log_softmax(x))
 
 
 def clamped_log(q):
@@ -89,9 +98,11 @@ def mp_log_sigmoid(x):
 
 
 def mp_log_softmax(row):
-    """log-softmax of a 1-D sequence of mpf values."""
-    lse = mp.log(mp.fsum(mp.exp(v) for v in row))
-    return [v - lse for v in row]
+    """mpmath twin of :func:`log_softmax` for one row (a list of mpf)."""
+    m = max(row)
+    k = row.index(m)
+    lse1 = mp.log1p(mp.fsum(mp.exp(val - m) for j, val in enumerate(row) if j != k))
+    return [val - m - lse1 for val in row]
 
 
 def mp_clamped_log(q):
