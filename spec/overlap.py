@@ -28,14 +28,28 @@ batch too (weighted by ``sample_weight``).
 The empty case (one convention for the family)
 ----------------------------------------------
 ``D = 0`` happens only when ``s = 0`` and ``e = 0`` and the sample (class) has no mass at all:
-``Σy = Σp = 0`` (for Tversky also ``α = 0`` with ``Σy = 0``). Then ``M = 0`` too, and we define
-``ℓ = 1`` with gradient 0. This is the continuous extension: for ``y = 0`` and any ``p > 0`` the
+``Σy = Σp = 0`` (for Tversky also ``α = 0`` with ``Σy = 0``, or ``β = 0`` with ``Σp = 0``). Then
+``M = 0`` too, and we define ``ℓ = 1`` with gradient 0. This is the continuous extension: for
+``y = 0`` and any ``p > 0`` the
 ratio is ``a·FP / a·FP = 1`` with gradient exactly 0, so the limit ``p → 0`` is ``ℓ = 1``, gradient
 0 (not the "perfect prediction" value 0, which would make the loss jump from 1 to 0 when a
 probability underflows; float32 ``σ(-88)`` is 0 in TensorFlow and 6e-39 in torch, and both give
 the same answer only under this convention). NaN inputs still propagate (the test is ``D == 0``,
 not ``D > 0``). With the default ``smooth = 1`` an empty mask gives ``ℓ = Σp / (Σp + 1)``: 0 for an
-empty prediction, with the gradient ``1 / (Σp + 1)²`` pushing predictions down.
+empty prediction, with the gradient ``1 / (Σp + 1)²`` pushing predictions down. (Tversky with
+``β = 0``, ``smooth = 0`` and ``Σp → 0`` on a non-empty mask has no limit at all; the convention
+still gives 1 there: use ``smooth > 0`` with ``β = 0``.)
+
+Gradients: both frameworks give the ratio ``M / (K + M)``, ``K = t·TP + s``, the custom gradient
+``(K dM - M dK) / D²`` (products only). Plain autodiff forms ``g/D - g (M/D)/D`` for ``dM``, whose
+rounding error ``~1e-16/D`` is not small when ``D`` is (``smooth = 0``, an empty mask and tiny
+probabilities: 3e-5 instead of the exact 0 at ``D = 6e-12``). Where the sample (class) has no
+positive (``TP + FN = 0``), ``K`` does not depend on the prediction and its gradient is set to 0:
+with subnormal sums (float32 ``D < 2**-126``, an empty mask with subnormal probabilities) ``1/D``
+overflows and ``inf · 0`` would be NaN; both frameworks return the exact 0. With a positive,
+``D >= min(t, b) Σ w y`` is not small (unless Tversky ``β = 0`` or the targets/weights are
+themselves subnormal, which is below float32's accurate range in any formulation: ``p·y``
+underflows).
 """
 from __future__ import annotations
 
@@ -259,6 +273,14 @@ def _overlap_cases(name, params, tag, *, from_logits, batch=False):
                          np.array([1.0, 0.0, 0.5, 1.0 - 1e-7, 1e-7, 0.25])])
         one_d = np.concatenate([rng.uniform(0.02, 0.98, 3), [0.0, 1.0, 0.5]])
 
+    # probabilities at the bottom of float32 (subnormal, flushed to 0 by TensorFlow on CPU): an
+    # empty row and a row mixing a subnormal negative with positives
+    if from_logits:
+        tiny = np.array([[-100.0, -103.0, -1e4], [-100.0, 2.0, 5.0]])
+    else:
+        tiny = np.array([[2.0 ** -149, 2.0 ** -140, 0.0], [1e-40, 0.5, 1.0]])
+    tiny_y = np.array([[0.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+
     no_pos = hard((6, 4), 0.5)
     no_pos[:, 2] = 0.0
     no_pos[0, [0, 1, 3]] = 1.0
@@ -283,6 +305,9 @@ def _overlap_cases(name, params, tag, *, from_logits, batch=False):
              note="1-D input: each element is a sample (one class)"),
         Case(f"{tag}-edge-zero-weights", "edge", params, pred((4, 5)), hard((4, 5), 0.5),
              np.array([0.0, 1.5, 0.0, 1.0])),
+        Case(f"{tag}-edge-subnormal", "edge", params, tiny, tiny_y,
+             note="float32 subnormal probabilities on an empty row: loss 1 / gradient 0 without "
+                  "inf·0 = NaN (found by the property test)"),
         Case(f"{tag}-edge-class-no-positive", "edge", params, pred((6, 4)), no_pos,
              rng.uniform(0.5, 1.5, size=6), note="class 2 has no positive in the whole batch"),
     ]
@@ -335,9 +360,11 @@ DICE_PEERS = (
              "with an empty prediction gives 1 - 0/1e-7 = 1 and a prediction p > 0 on an empty "
              "target has gradient 0; equal to ours (from_logits=False, smooth=0) up to that 1e-7 "
              "when axis covers the non-batch axes"),
-    PeerNote("segmentation_models_pytorch DiceLoss(smooth, eps)", "reduction over the batch",
-             "it pools each class over the batch (our soft_fbeta average='macro' shape) and clamps "
-             "the denominator at eps; per sample with smooth it equals soft_dice"),
+    PeerNote("segmentation_models_pytorch DiceLoss(mode='binary')", "every batch; empty masks",
+             "it pools each class (axis 1) over the batch and the pixels, clamps the denominator at "
+             "eps, and multiplies the loss of a class with no positive pixel in the batch by 0, so a "
+             "batch of empty masks gives loss 0 and no gradient; ours is one ratio per sample, and an "
+             "empty mask with smooth > 0 still pushes the predictions down (loss Σp/(Σp+s))"),
 )
 
 
@@ -411,9 +438,9 @@ SOFT_JACCARD = register(LossSpec(
         PeerNote("seed 003 iouloss (Keras)", "empty masks (Σy = 0) with a prediction that underflows",
                  "no smoothing: intersection/(sum - intersection) is 0/0 = NaN and poisons training; "
                  "ours is defined (smooth = 1 by default; smooth = 0 follows the family convention)"),
-        PeerNote("segmentation_models_pytorch JaccardLoss", "reduction over the batch",
-                 "pools each class over the batch and clamps the denominator at eps; per sample with "
-                 "smooth it equals soft_jaccard"),
+        PeerNote("segmentation_models_pytorch JaccardLoss", "every batch; empty masks",
+                 "same aggregation as its DiceLoss: per class pooled over the batch, denominator "
+                 "clamped at eps, classes without positives zeroed; ours is one ratio per sample"),
     ),
     references=("Rahman & Wang, Optimizing Intersection-Over-Union in Deep Neural Networks, ISVC 2016",
                 "seed 003 (iouloss of the Airbus ship segmentation notebook)"),
@@ -441,7 +468,8 @@ TVERSKY = register(LossSpec(
               doc="Weight of false positives (Σ p (1-y)); raise it for precision."),
         Param("beta", 0.5, "a finite float >= 0", v.real(lo=0.0),
               doc="Weight of false negatives (Σ (1-p) y); raise it for recall on rare positives. "
-                  "alpha = beta = 0 is degenerate (loss 0 whenever TP + smooth > 0)."),
+                  "alpha = beta = 0 is degenerate (loss 0 whenever TP + smooth > 0); beta = 0 wants "
+                  "smooth > 0 (an all-zero prediction on a non-empty mask is 0/0 otherwise)."),
         SMOOTH,
         FROM_LOGITS,
     ),

@@ -48,12 +48,14 @@ def _pooled_counts(x, y, from_logits, sample_weight, per_class):
 
 
 @tf.custom_gradient
-def _overlap_ratio(k, m):
+def _overlap_ratio(k, m, has_pos):
     """``M / (K + M)`` with the cancellation-free gradient ``(K dM - M dK) / D²``.
 
     Plain autodiff of ``M / (K + M)`` forms ``g/D - g (M/D)/D`` for ``dM``: a difference of two
     nearly equal terms whose rounding error ``~1e-16/D`` is not small when ``D`` is (no smoothing,
     empty mask, tiny probabilities). ``D == 0`` (then ``K = M = 0``): value 1, gradient 0.
+    ``has_pos`` (``TP + FN > 0``) says whether ``K = t TP + s`` depends on the prediction at all;
+    where it does not, its gradient is 0 (no ``inf · 0 = NaN`` when ``1/D`` overflows).
     """
     d = k + m
     zero = tf.equal(d, tf.zeros_like(d))  # NaN inputs are not "zero": they propagate
@@ -61,7 +63,8 @@ def _overlap_ratio(k, m):
     d_safe = tf.where(zero, one, d)
 
     def grad(g):
-        return -g * (m / d_safe) / d_safe, g * (k / d_safe) / d_safe
+        grad_k = tf.where(has_pos, -g * (m / d_safe) / d_safe, tf.zeros_like(d))
+        return grad_k, g * (k / d_safe) / d_safe, None
 
     return tf.where(zero, one, m / d_safe), grad
 
@@ -69,7 +72,8 @@ def _overlap_ratio(k, m):
 def _ratio(counts, a, b, t, e, s):
     """``ℓ = M / (K + M)``, ``K = t TP + s``, ``M = a FP + b FN + e``; ``K + M == 0`` → 1, gradient 0."""
     tp, fp, fn = tf.unstack(counts, num=3, axis=0)
-    return _overlap_ratio(t * tp + s, a * fp + b * fn + e)
+    has_pos = tf.stop_gradient(tp + fn) > 0
+    return _overlap_ratio(t * tp + s, a * fp + b * fn + e, has_pos)
 
 
 def _soft_dice_per_sample(x, y, *, smooth, from_logits):

@@ -51,12 +51,14 @@ class _OverlapRatio(torch.autograd.Function):
     Plain autodiff of ``M / (K + M)`` forms ``g/D - g (M/D)/D`` for ``dM``: a difference of two
     nearly equal terms whose rounding error ``~1e-16/D`` is not small when ``D`` is (no smoothing,
     empty mask, tiny probabilities: 3e-5 instead of 0 at ``D = 6e-12``). ``D == 0`` (then
-    ``K = M = 0``): value 1, gradient 0. The backward uses differentiable ops of the inputs, so
-    higher-order derivatives work.
+    ``K = M = 0``): value 1, gradient 0. ``has_pos`` (``TP + FN > 0``, i.e. some ``w y > 0``) says
+    whether ``K = t TP + s`` depends on the prediction at all; where it does not, its gradient is
+    0, so an empty sample with subnormal sums (``1/D`` overflows) gives 0, not ``inf · 0 = NaN``.
+    The backward uses differentiable ops of the inputs, so higher-order derivatives work.
     """
 
     @staticmethod
-    def forward(k, m):
+    def forward(k, m, has_pos):
         d = k + m
         zero = d == 0  # NaN inputs are not "zero": they propagate
         one = torch.ones_like(d)
@@ -68,16 +70,18 @@ class _OverlapRatio(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
-        k, m = ctx.saved_tensors
+        k, m, has_pos = ctx.saved_tensors
         d = k + m
         d_safe = torch.where(d == 0, torch.ones_like(d), d)
-        return -g * (m / d_safe) / d_safe, g * (k / d_safe) / d_safe
+        grad_k = torch.where(has_pos, -g * (m / d_safe) / d_safe, torch.zeros_like(d))
+        return grad_k, g * (k / d_safe) / d_safe, None
 
 
 def _ratio(counts, a, b, t, e, s):
     """``ℓ = M / (K + M)``, ``K = t TP + s``, ``M = a FP + b FN + e``; ``K + M == 0`` → 1, gradient 0."""
     tp, fp, fn = counts.unbind(0)
-    return _OverlapRatio.apply(t * tp + s, a * fp + b * fn + e)
+    has_pos = (tp + fn).detach() > 0
+    return _OverlapRatio.apply(t * tp + s, a * fp + b * fn + e, has_pos)
 
 
 def _soft_dice_per_sample(x, y, *, smooth, from_logits):
