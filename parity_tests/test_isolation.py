@@ -26,3 +26,16 @@ def test_import_isolation(mod, forbidden):
     proc = subprocess.run([sys.executable, "-c", CHECK.format(mod=mod, forbidden=forbidden)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"importing {mod} loaded {proc.stdout.strip()} {proc.stderr[-2000:]}"
+
+
+def test_every_entry_names_exported_classes():
+    """The README's catalog names ``torch_impl.<torch_class>`` / ``tf_impl.<keras_class>``."""
+    import spec
+    import tf_impl
+    import torch_impl
+
+    for entry in spec.all_specs():
+        assert isinstance(getattr(torch_impl, entry.torch_class, None), type), entry.name
+        assert isinstance(getattr(tf_impl, entry.keras_class, None), type), entry.name
+        assert torch_impl.loss_classes()[entry.name] is getattr(torch_impl, entry.torch_class)
+        assert tf_impl.loss_classes()[entry.name] is getattr(tf_impl, entry.keras_class)

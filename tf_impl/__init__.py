@@ -4,9 +4,13 @@
 >>> loss = tf_impl.get_loss("weighted_bce", pos_weight=3.0)
 >>> round(float(loss([[1.0, 1.0]], [[0.0, 0.0]])), 6)  # truth first (Keras order)
 2.079442
-"""
-from . import functional
-from .losses import BinaryFocal, SpecLoss, WeightedBCE, get_functional, get_loss, loss_classes, register_impl
 
-__all__ = ["functional", "get_functional", "get_loss", "loss_classes", "register_impl", "SpecLoss", "WeightedBCE", "BinaryFocal"]
-from .class_weights import balanced_class_weights, pos_weight_from_labels  # noqa: E402,F401  (metrics: import tf_impl.metrics)
+Every registered Keras loss class (``WeightedBCE``, ``SoftDice``, ...) is exported here;
+metrics live in :mod:`tf_impl.metrics`, layers in :mod:`tf_impl.layers`, regularizers in
+:mod:`tf_impl.regularizers`.
+"""
+from . import functional, losses
+from .class_weights import balanced_class_weights, pos_weight_from_labels
+from .losses import *  # noqa: F401,F403  (every loss class, get_loss, get_functional, register_impl)
+
+__all__ = ["functional", "balanced_class_weights", "pos_weight_from_labels", *losses.__all__]

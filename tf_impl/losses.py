@@ -209,3 +209,8 @@ def get_functional(name: str):
 
     derived.__name__ = name
     return derived
+
+
+__all__ = ["SpecLoss", "get_loss", "get_functional", "register_impl", "loss_classes",
+           *sorted(name for name, obj in list(globals().items())
+                   if isinstance(obj, type) and issubclass(obj, SpecLoss) and obj is not SpecLoss)]

@@ -4,9 +4,13 @@
 >>> loss = torch_impl.get_loss("weighted_bce", pos_weight=3.0)
 >>> round(float(loss(torch.zeros(2, 3), torch.ones(2, 3))), 6)  # prediction first
 2.079442
-"""
-from . import functional
-from .losses import BinaryFocalLoss, SpecLoss, WeightedBCELoss, get_functional, get_loss, loss_classes, register_impl
 
-__all__ = ["functional", "get_functional", "get_loss", "loss_classes", "register_impl", "SpecLoss", "WeightedBCELoss", "BinaryFocalLoss"]
-from .class_weights import balanced_class_weights, pos_weight_from_labels  # noqa: E402,F401  (metrics: import torch_impl.metrics)
+Every loss class (``WeightedBCELoss``, ``SoftDiceLoss``, ...) is exported here; metrics live in
+:mod:`torch_impl.metrics` (imported on demand: torchmetrics is slow to import), layers in
+:mod:`torch_impl.layers`, Lightning modules in :mod:`torch_impl.lightning`.
+"""
+from . import functional, losses
+from .class_weights import balanced_class_weights, pos_weight_from_labels
+from .losses import *  # noqa: F401,F403  (every loss class, get_loss, get_functional, register_impl)
+
+__all__ = ["functional", "balanced_class_weights", "pos_weight_from_labels", *losses.__all__]
