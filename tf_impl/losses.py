@@ -17,6 +17,7 @@ import spec as _spec
 
 from . import classification, multiclass, overlap, regression, regularizers  # noqa: F401
 from ._core import apply, split_params
+from .distributed import scale_for_replicas
 
 IMPLEMENTATIONS = _spec.core.Implementations("Keras", to_plain=lambda c: split_params(c)[0])
 PACKAGE = "lossparity"
@@ -39,8 +40,11 @@ class SpecLoss(keras.losses.Loss):
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         with tf.name_scope(self.name):
-            return apply(self.spec_name, type(self).per_sample, y_true, y_pred, sample_weight,
-                         self.params, self.reduction, self.validate, checked=True)
+            value = apply(self.spec_name, type(self).per_sample, y_true, y_pred, sample_weight,
+                          self.params, self.reduction, self.validate, checked=True)
+            # under tf.distribute, Keras divides mean losses by the replica count (see
+            # scale_for_replicas); without it replica gradients would sum to R × the true one
+            return scale_for_replicas(value) if self.reduction == "mean" else value
 
     def call(self, y_true, y_pred):
         """Unweighted per-sample losses (what Keras' ``Loss.call`` returns)."""

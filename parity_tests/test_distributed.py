@@ -1,0 +1,93 @@
+"""Batch-statistic losses under data parallelism (``ddp`` marker; CPU/gloo, 2 processes).
+
+Contract: with ``sync=True`` the parameter gradients after DDP's averaging equal those of the
+single-process step on the global batch (float64, 1e-10), and every replica's loss value is the
+global-batch loss. With ``sync=False`` each replica sees only its shard's statistics: the
+documented (different) per-shard result.
+"""
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+
+from parity_tests import distributed_checks as dc
+
+pytestmark = [pytest.mark.ddp, pytest.mark.project]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def torch_ddp_results(tmp_path_factory):
+    import torch.multiprocessing as mp
+
+    out = tmp_path_factory.mktemp("ddp") / "results.npy"
+    mp.spawn(dc.torch_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    return np.load(out, allow_pickle=True).item()
+
+
+CONFIGS = dc.batch_statistic_configs()
+
+
+def test_there_are_batch_statistic_losses_to_check():
+    names = {name for name, _, _ in CONFIGS}
+    assert "soft_fbeta" in names
+
+
+@pytest.mark.parametrize("i", range(len(CONFIGS)), ids=[f"{n}-{p}" for n, p, _ in CONFIGS])
+def test_torch_ddp_sync_equals_global_batch(torch_ddp_results, i):
+    name, params, classes = CONFIGS[i]
+    value, grads = torch_ddp_results[f"{i}:True"]
+    ref_value, ref_grads = dc.torch_grads(name, params, classes)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-12)
+    np.testing.assert_allclose(grads, ref_grads, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("i", range(len(CONFIGS)), ids=[f"{n}-{p}" for n, p, _ in CONFIGS])
+def test_torch_ddp_without_sync_is_the_per_shard_result(torch_ddp_results, i):
+    """Documents what users get with sync=False: the loss of rank 0's shard only, and DDP's
+    average of the per-shard gradients — not the global-batch gradient."""
+    name, params, classes = CONFIGS[i]
+    value, grads = torch_ddp_results[f"{i}:False"]
+    _, ref_grads = dc.torch_grads(name, params, classes)
+    assert not np.allclose(grads, ref_grads, rtol=1e-6), "per-shard statistics differ from global ones"
+    half_value, _ = dc.torch_grads(name, params, classes, sync=False, rows=slice(0, dc.N_GLOBAL // 2))
+    np.testing.assert_allclose(value, half_value, rtol=1e-12)  # rank 0 reports its own shard's loss
+
+
+@pytest.fixture(scope="module")
+def keras_mirrored_results(tmp_path_factory):
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("mirrored") / "results.npy"
+    code = f"from parity_tests.distributed_checks import keras_main; keras_main({str(out)!r})"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return np.load(out, allow_pickle=True).item()
+
+
+KERAS_CONFIGS = CONFIGS + dc.PER_SAMPLE_CONTROLS
+
+
+@pytest.mark.parametrize("i", range(len(KERAS_CONFIGS)), ids=[f"{n}-{p}" for n, p, _ in KERAS_CONFIGS])
+def test_keras_mirrored_strategy_equals_one_device(keras_mirrored_results, i):
+    """model.fit under MirroredStrategy (2 logical CPUs, global batch split in two) takes the
+    same SGD step and reports the same loss as on one device (float64)."""
+    single_loss, single_w = keras_mirrored_results[f"{i}:single"]
+    loss, weights = keras_mirrored_results[f"{i}:mirrored"]
+    np.testing.assert_allclose(loss, single_loss, rtol=1e-10)
+    np.testing.assert_allclose(weights, single_w, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("i", range(len(CONFIGS)), ids=[f"{n}-{p}" for n, p, _ in CONFIGS])
+def test_keras_mirrored_without_sync_differs(keras_mirrored_results, i):
+    _, single_w = keras_mirrored_results[f"{i}:single"]
+    _, weights = keras_mirrored_results[f"{i}:mirrored-nosync"]
+    assert not np.allclose(weights, single_w, rtol=1e-6)
