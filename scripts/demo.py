@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     print("Each cell: max|Δ|/scale / max relative error (elements with |ref| >= 1e-6·scale), over every\n"
           "case (typical, extreme, edge) and reduction; scale = max(1, max|ref|). Pass/fail uses each\n"
           "spec entry's tolerances (float64: rtol 1e-10 value, 1e-9 grad; float32: 1e-5 / 1e-4).\n")
-    widths = [24, 8, 5] + [16] * 6 + [8]
+    widths = [max(24, *map(len, names)), 8, 5] + [16] * 6 + [8]
     print("  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths)))
     print("  ".join("-" * w for w in widths))
     all_failures = []
