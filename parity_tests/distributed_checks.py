@@ -140,3 +140,67 @@ def keras_main(out_path):
         if "sync" in spec.get(name).param_names:
             results[f"{i}:mirrored-nosync"] = keras_fit(name, params, classes, strategy, sync=False)
     np.save(out_path, np.array(results, dtype=object), allow_pickle=True)
+
+
+def _lightning_module_class():
+    import lightning as L
+    import torch
+
+    import torch_impl
+
+    class StepModule(L.LightningModule):
+        """Linear model + a batch-statistic loss with sync=True; rank 0 saves what it sees."""
+
+        def __init__(self, name, params, classes, probabilities, out_path):
+            super().__init__()
+            torch.manual_seed(0)
+            self.model = torch.nn.Linear(FEATURES, classes).double()
+            self.loss = torch_impl.get_loss(name, **dict(params, sync=True))
+            self.probabilities, self.out_path = probabilities, out_path
+
+        def training_step(self, batch, _):
+            xb, yb = batch
+            out = self.model(xb)
+            value = self.loss(torch.sigmoid(out) if self.probabilities else out, yb)
+            self.log("train_loss", value)  # every rank holds the global-batch loss: no sync_dist
+            return value
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=1.0)
+
+        def on_train_end(self):
+            if self.global_rank == 0:
+                weights = np.concatenate([p.detach().numpy().ravel() for p in self.model.parameters()])
+                logged = float(self.trainer.callback_metrics["train_loss"])
+                np.save(self.out_path, np.array({"weights": weights, "logged": logged}, dtype=object),
+                        allow_pickle=True)
+
+    return StepModule
+
+
+def __getattr__(attr):  # StepModule is importable by name (ddp_spawn pickles it by reference)
+    if attr == "StepModule":
+        cls = _lightning_module_class()
+        cls.__module__, cls.__qualname__ = __name__, "StepModule"
+        globals()["StepModule"] = cls
+        return cls
+    raise AttributeError(attr)
+
+
+def lightning_ddp_step(name, params, classes, out_path, devices=2):
+    """One SGD step (lr 1) through a Lightning Trainer with the ddp_spawn strategy on CPU; rank 0
+    writes the logged loss and the weights after the step."""
+    import lightning as L
+    import torch
+
+    entry = spec.get(name)
+    x, y = data(name, classes)
+    probabilities = entry.prediction_domain(entry.validate_params(params)) is not None
+    module = __getattr__("StepModule")(name, params, classes, probabilities, out_path)
+    dataset = torch.utils.data.TensorDataset(torch.tensor(x), torch.tensor(y))
+    # DistributedSampler (no shuffling) gives rank r the rows r, r + 2, ...: N/devices each
+    loader = torch.utils.data.DataLoader(dataset, batch_size=N_GLOBAL // devices, shuffle=False)
+    trainer = L.Trainer(accelerator="cpu", devices=devices, strategy="ddp_spawn" if devices > 1 else "auto",
+                        max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, use_distributed_sampler=True)
+    trainer.fit(module, loader)

@@ -91,3 +91,28 @@ def test_keras_mirrored_without_sync_differs(keras_mirrored_results, i):
     _, single_w = keras_mirrored_results[f"{i}:single"]
     _, weights = keras_mirrored_results[f"{i}:mirrored-nosync"]
     assert not np.allclose(weights, single_w, rtol=1e-6)
+
+
+LIGHTNING_CONFIGS = [c for c in CONFIGS if not __import__("spec").get(c[0]).single_input][:2]
+
+
+@pytest.mark.parametrize("i", range(len(LIGHTNING_CONFIGS)), ids=[f"{n}-{p}" for n, p, _ in LIGHTNING_CONFIGS])
+def test_lightning_ddp_step_and_logged_loss_equal_the_global_batch(tmp_path, i):
+    """Lightning's ddp_spawn (2 CPU processes): the weights after one step and the logged loss
+    equal the single-process step on the global batch (float64)."""
+    import subprocess
+    import sys
+
+    name, params, classes = LIGHTNING_CONFIGS[i]
+    results = {}
+    for devices in (2, 1):
+        out = tmp_path / f"d{devices}.npy"
+        code = ("from parity_tests.distributed_checks import lightning_ddp_step; "
+                f"lightning_ddp_step({name!r}, {params!r}, {classes}, {str(out)!r}, devices={devices})")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        results[devices] = np.load(out, allow_pickle=True).item()
+    ref_value, _ = dc.torch_grads(name, params, classes)
+    np.testing.assert_allclose(results[1]["logged"], ref_value, rtol=1e-12)
+    np.testing.assert_allclose(results[2]["logged"], ref_value, rtol=1e-12)
+    np.testing.assert_allclose(results[2]["weights"], results[1]["weights"], rtol=1e-10, atol=1e-13)
