@@ -9,7 +9,7 @@ STAMP := $(VENV)/.lossparity-installed
 TORCH_PIN ?= $(shell if [ "$$(uname -s)" = Linux ] && ! command -v nvidia-smi >/dev/null 2>&1; then echo torch==2.13.0; fi)
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast golden golden-check docs clean install
+.PHONY: demo test test-fast golden golden-check docs clean install bench
 
 install: $(STAMP)
 
@@ -44,3 +44,16 @@ docs: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+
+# Speed/memory of every loss against its peers (BENCHMARKS.md); MONAI peers need `pip install --no-deps monai`.
+bench: $(STAMP)
+	$(VPY) -m scripts.bench --quick --json out/bench.json
+
+# Scenario report (scripts/report.py): every scenario in both frameworks, mean ± std over seeds,
+# written to $(REPORT_OUT)/report.md with its plots. Quick runs by default (~1 min per scenario,
+# framework and seed on 2 CPU cores); the seeds' full runs: make report REPORT_ARGS="--seeds 5"
+REPORT_OUT ?= build/report
+REPORT_ARGS ?= --quick --seeds 5
+.PHONY: report
+report: $(STAMP)
+	$(VPY) -m scripts.report --out $(REPORT_OUT) $(REPORT_ARGS)

@@ -10,6 +10,8 @@ other dtype (float32, bfloat16, float16, ints) is computed and returned in float
 """
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -31,7 +33,12 @@ class TorchOps:
         return not torch.compiler.is_compiling()
 
     def has_nonfinite(self, x):
-        return not bool(torch.isfinite(x).all()) if x.is_floating_point() else False
+        """One detached ``aminmax`` (NaN propagates to both, inf shows in one): no autograd
+        record, no full-size temporaries, one host sync."""
+        if not x.is_floating_point() or x.numel() == 0:
+            return False
+        lo, hi = torch.aminmax(x.detach())
+        return not all(math.isfinite(v) for v in torch.stack([lo, hi]).tolist())
 
     def min_max(self, x):
         lo, hi = torch.aminmax(x.detach())

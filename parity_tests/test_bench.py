@@ -1,0 +1,124 @@
+"""The benchmark harness (``scripts/bench.py``): its measurements and its JSON contract."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import spec
+from scripts import bench
+from spec.validation import NumpyOps, check_inputs
+
+pytestmark = pytest.mark.project
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_profiler_peak_bytes_counts_live_temporaries():
+    torch = pytest.importorskip("torch")
+    n = 1000
+
+    def three_live():  # two temporaries (freed after the add) and the result: 3n floats at the peak
+        return torch.ones(n) + torch.ones(n)
+
+    assert bench.profiler_peak_bytes(three_live) == 3 * 4 * n
+    assert bench.profiler_peak_bytes(lambda: torch.ones(n).exp()) == 2 * 4 * n
+    assert bench.profiler_peak_bytes(lambda: None) == 0
+
+
+def test_saved_for_backward_bytes_counts_distinct_storages():
+    torch = pytest.importorskip("torch")
+    x = torch.ones(1000, requires_grad=True)
+    # x * x saves x twice (one storage, counted once); sum saves nothing
+    assert bench.saved_for_backward_bytes(lambda: (x * x).sum()) == 4000
+    # exp saves its output: one new float32 buffer
+    assert bench.saved_for_backward_bytes(lambda: torch.exp(x).sum()) == 4000
+
+
+@pytest.mark.parametrize("name", spec.names())
+def test_bench_inputs_are_valid_inputs_of_the_loss(name):
+    """The generated inputs pass the spec's own input checks (domains, shapes, labels)."""
+    entry = spec.get(name)
+    params = entry.validate_params(entry.cases()[0].params)
+    shapes = bench.shapes_for(entry, params, bench.TINY)
+    assert shapes, f"{name}: no benchmark shape"
+    for shape in shapes.values():
+        x, y = bench.make_inputs(entry, params, shape, np.random.default_rng(0))
+        assert x.shape == shape
+        check_inputs(entry, params, x, y, None, NumpyOps())
+
+
+def test_layouts_of_known_entries():
+    layouts = {n: bench.layout(spec.get(n)) for n in spec.names()}
+    assert layouts["weighted_bce"] == "binary"
+    for name in ("categorical_crossentropy", "sparse_categorical_crossentropy", "cost_sensitive_cce"):
+        if name in layouts:
+            assert layouts[name] == "classes", name
+
+
+def _run_bench(tmp_path, *args):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "-m", "scripts.bench", "--tiny", "--json", str(out), *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(out.read_text()), proc.stdout
+
+
+def _check_rows(rows, frameworks):
+    assert rows, "no rows"
+    for row in rows:
+        missing = [k for k in bench.ROW_KEYS if k not in row]
+        assert not missing, f"missing keys {missing} in {row}"
+        assert row["loss"] == "weighted_bce"
+        assert row["framework"] in frameworks
+        assert row["mode"] in ("fwd+bwd", "fwd")
+        assert row["dtype"] == "float32"
+        assert isinstance(row["ours_ms"], float) and row["ours_ms"] > 0 and math.isfinite(row["ours_ms"])
+        # weighted_bce has peers on both sides: every ratio is a positive number, ours / peer
+        assert row["peer"], row
+        assert isinstance(row["peer_ms"], float) and row["peer_ms"] > 0
+        assert isinstance(row["ratio"], float) and row["ratio"] > 0 and math.isfinite(row["ratio"])
+        assert row["ratio"] == pytest.approx(row["ours_ms"] / row["peer_ms"], rel=1e-2)
+        if row["framework"] == "torch":  # CPU: profiler peak (and saved bytes for fwd+bwd), real numbers
+            assert isinstance(row["peak_bytes_ours"], int) and row["peak_bytes_ours"] > 0
+            assert isinstance(row["peak_bytes_peer"], int) and row["peak_bytes_peer"] >= 0
+            if row["mode"] == "fwd+bwd":
+                assert row["saved_bytes_ours"] > 0
+        else:  # TensorFlow keeps no CPU allocator statistics
+            assert row["peak_bytes_ours"] is None
+    seen = {(r["framework"], r["impl"], r["mode"]) for r in rows}
+    impls = {"torch": ("torch eager", "torch eager validate=False"),
+             "keras": ("keras eager", "keras eager validate=False", "keras jit")}
+    for framework in frameworks:
+        for impl in impls[framework]:
+            for mode in ("fwd+bwd", "fwd"):
+                assert (framework, impl, mode) in seen, (framework, impl, mode)
+    peers = {r["peer"] for r in rows}
+    expected = {"torch": "F.binary_cross_entropy_with_logits", "keras": "keras.losses.BinaryCrossentropy"}
+    assert {expected[f] for f in frameworks} <= peers
+
+
+def test_tiny_torch_bench_writes_the_contract(tmp_path):
+    pytest.importorskip("torch")
+    rows, stdout = _run_bench(tmp_path, "--only", "weighted_bce", "--frameworks", "torch", "--threads", "1")
+    assert "ours ms" in stdout  # the table is printed
+    _check_rows(rows, ("torch",))
+
+
+@pytest.mark.slow
+def test_tiny_bench_both_frameworks_writes_the_contract(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("tensorflow")
+    rows, _ = _run_bench(tmp_path, "--only", "weighted_bce", "--threads", "1")
+    _check_rows(rows, ("torch", "keras"))
+
+
+def test_unknown_loss_is_rejected(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "scripts.bench", "--tiny", "--only", "no_such_loss",
+                           "--json", str(tmp_path / "x.json")], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode != 0 and "no_such_loss" in proc.stderr
