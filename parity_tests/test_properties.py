@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from parity_tests import harness, selection
@@ -100,6 +100,11 @@ def test_property_parity(name):
         if not harness.supports(entry, case, reduction):
             reduction = "mean"
         ref = harness.reference(entry, case, dtype, reduction)
+        # the contract covers results whose elementwise terms are representable in the dtype
+        # (e^{1e4} is not; nor is e^{89} in float32, even when a mean over M terms would be)
+        per_sample = max(1, case.prediction.size // case.prediction.shape[0])
+        limit = np.finfo(dtype).max / 16 / per_sample
+        assume(np.all(np.abs(ref.value) < limit) and np.all(np.abs(ref.grad) * per_sample < limit))
         torch_res = harness.run_torch(entry, case, dtype, reduction)
         keras_res = harness.run_keras(entry, case, dtype, reduction)
         failures = (harness.compare(torch_res, ref, entry, dtype, what="torch vs reference")

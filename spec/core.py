@@ -95,6 +95,31 @@ class ParamError(ValueError):
     """Raised by a parameter checker; carries the expected domain text."""
 
 
+class _Required:
+    """The default of a parameter that has no sensible default (``Param(default=REQUIRED)``):
+    leaving it out raises ``ValueError("<loss>: missing required parameter `<name>`")``."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+    def __reduce__(self):
+        return "REQUIRED"  # pickles as this module's singleton
+
+
+REQUIRED = _Required()
+
+
+def missing_required(loss: str, name: str) -> str:
+    return f"{loss}: missing required parameter `{name}`"
+
+
 @dataclasses.dataclass(frozen=True)
 class Param:
     """A hyperparameter: name, default, domain (text used in error messages) and checker.
@@ -226,6 +251,8 @@ class LossSpec:
         out = {}
         for p in self.params:
             value = params.get(p.name, p.default)
+            if value is REQUIRED:
+                raise ValueError(missing_required(self.name, p.name))
             try:
                 out[p.name] = p.check(value)
             except ParamError:
@@ -261,7 +288,8 @@ class LossSpec:
         """The entry's own invalid cases plus the ones every loss rejects."""
         from .cases import common_invalid_cases
 
-        common = [] if self.single_input else common_invalid_cases(self.cases()[0])
+        common = [] if self.single_input else common_invalid_cases(
+            self.cases()[0], bounded_target=self.target_domain is not None or self.target_shape is not None)
         return common + list(self.invalid_cases())
 
     # ---- reference with reductions -----------------------------------------------------
