@@ -1,0 +1,25 @@
+"""The Lightning CLI of the scenarios.
+
+    python -m scripts.lightning_cli fit --config scripts/configs/SCENARIO.yaml [--out DIR]
+    python -m scripts.lightning_cli fit --config scripts/configs/multilabel.yaml \\
+        --model.loss_params '{pos_weight: auto}' --trainer.max_epochs 3
+    python -m scripts.lightning_cli test --config scripts/configs/digits.yaml --ckpt_path DIR/logs/version_0/checkpoints/last.ckpt
+
+One committed config per scenario (``scripts/configs/<name>.yaml``): the scenario's main job as a
+``LossModule`` + ``ArrayDataModule``. See :mod:`torch_impl.lightning.cli`.
+"""
+from __future__ import annotations
+
+import warnings
+
+
+def main(args=None):
+    # the data are in memory: DataLoader workers would only add start-up time
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    from torch_impl.lightning.cli import main as cli_main
+
+    return cli_main(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""The scenario registry: one module per scenario, each exposing ``SCENARIO``.
+
+>>> from scripts import scenarios
+>>> scenarios.names()
+['multilabel', 'digits']
+
+``scripts.run``, ``scripts.report``, ``scripts.lightning_cli`` configs and
+``parity_tests/test_training_parity.py`` iterate this list; adding a scenario is adding a module
+here (see :mod:`scripts.scenarios.base` for what it declares).
+"""
+from __future__ import annotations
+
+from . import digits, multilabel
+from .base import FRAMEWORKS, Scenario
+
+_REGISTRY: dict[str, Scenario] = {}
+
+
+def register(scenario: Scenario) -> Scenario:
+    if scenario.name in _REGISTRY and _REGISTRY[scenario.name] is not scenario:
+        raise ValueError(f"scenario {scenario.name!r} registered twice")
+    _REGISTRY[scenario.name] = scenario
+    return scenario
+
+
+def names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def get(name: str) -> Scenario:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown scenario {name!r}; known: {names()}") from None
+
+
+for _module in (multilabel, digits):
+    register(_module.SCENARIO)
+
+__all__ = ["FRAMEWORKS", "Scenario", "get", "names", "register"]

@@ -1,0 +1,19 @@
+"""Lightning pieces for training with our losses (imports lightning; never TensorFlow).
+
+* :class:`MLP` — the scenarios' network (Keras initialization, optional sigmoid heads);
+* :class:`LossModule` — a ``LightningModule`` for any registered loss, metrics via torchmetrics;
+* :class:`ArrayDataModule` — in-memory arrays, epoch-seeded batch order (resume-exact);
+* :class:`KerasAdam` / :func:`build_optimizer` — optimizers that step exactly like Keras';
+* :class:`EpochHistory` — per-epoch logged values;
+* :mod:`torch_impl.lightning.cli` — ``LossParityCLI`` (``python -m scripts.lightning_cli``).
+"""
+from .callbacks import EpochHistory
+from .datamodules import ArrayDataModule, EpochShuffleSampler, epoch_permutation, import_object
+from .metrics import build_metric
+from .models import MLP, RowNormalize
+from .modules import AUTO, LossModule, resolve_auto_params
+from .optim import KerasAdam, build_optimizer
+
+__all__ = ["MLP", "RowNormalize", "LossModule", "ArrayDataModule", "EpochShuffleSampler", "epoch_permutation",
+           "import_object", "KerasAdam", "build_optimizer", "build_metric", "EpochHistory", "AUTO",
+           "resolve_auto_params"]

@@ -1,0 +1,99 @@
+"""Small networks shared by the scenarios, with Keras twins in :mod:`tf_impl.training`.
+
+:class:`MLP` is ``Linear → activation`` blocks and a ``Linear`` output, followed by an optional
+head: ``"linear"`` (logits, what our losses want), ``"sigmoid"`` or ``"sigmoid_normalized"``
+(sigmoids divided by their row sum: what Keras' ``sparse_categorical_crossentropy`` silently does
+to a sigmoid head, seed 002, made explicit). Initialization is Keras' (Glorot-uniform weights, zero
+biases), so both frameworks draw from the same distribution; :meth:`MLP.set_numpy_weights` loads
+given weights (torch layout ``(out, in)``), which is how runs in both frameworks start from the same
+point.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+HEADS = ("linear", "sigmoid", "sigmoid_normalized")
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "linear": nn.Identity}
+
+
+class RowNormalize(nn.Module):
+    """``x / x.sum(-1, keepdim=True)``: rows of positive values become distributions."""
+
+    def forward(self, x):
+        return x / x.sum(dim=-1, keepdim=True)
+
+
+class MLP(nn.Module):
+    """Fully connected network ``in_features → hidden… → out_features`` (+ head).
+
+    Args:
+        in_features: input size (inputs are flattened from the second axis on).
+        hidden: widths of the hidden layers.
+        out_features: output size.
+        activation: hidden activation (``relu``, ``tanh``, ``sigmoid``, ``linear``).
+        head: ``"linear"`` (logits), ``"sigmoid"`` or ``"sigmoid_normalized"``.
+    """
+
+    def __init__(self, in_features: int, hidden: Sequence[int] = (128, 128), out_features: int = 10,
+                 activation: str = "relu", head: str = "linear"):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"MLP: unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}")
+        if head not in HEADS:
+            raise ValueError(f"MLP: unknown head {head!r}; expected one of {list(HEADS)}")
+        widths = [int(in_features), *(int(h) for h in hidden)]
+        blocks: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            blocks += [nn.Linear(a, b), ACTIVATIONS[activation]()]
+        self.hidden = nn.Sequential(*blocks)
+        self.output = nn.Linear(widths[-1], int(out_features))
+        if head == "linear":
+            self.head = nn.Identity()
+        elif head == "sigmoid":
+            self.head = nn.Sigmoid()
+        else:
+            self.head = nn.Sequential(nn.Sigmoid(), RowNormalize())
+        self.head_name = head
+        self.reset_parameters()
+
+    def linears(self) -> list[nn.Linear]:
+        return [m for m in self.hidden if isinstance(m, nn.Linear)] + [self.output]
+
+    def reset_parameters(self) -> None:
+        """Keras' defaults: Glorot-uniform kernels, zero biases."""
+        for layer in self.linears():
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def numpy_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``[(W (out, in), b (out,)), …]`` as float64 NumPy arrays (torch layout)."""
+        return [(lin.weight.detach().cpu().double().numpy(), lin.bias.detach().cpu().double().numpy())
+                for lin in self.linears()]
+
+    @torch.no_grad()
+    def set_numpy_weights(self, weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Load ``[(W (out, in), b (out,)), …]`` (torch layout) into the linear layers."""
+        layers = self.linears()
+        if len(weights) != len(layers):
+            raise ValueError(f"MLP: got {len(weights)} (W, b) pairs for {len(layers)} layers")
+        for lin, (w, b) in zip(layers, weights):
+            w, b = np.asarray(w), np.asarray(b)
+            if w.shape != tuple(lin.weight.shape) or b.shape != tuple(lin.bias.shape):
+                raise ValueError(f"MLP: weight shapes {w.shape}/{b.shape} do not match layer "
+                                 f"{tuple(lin.weight.shape)}/{tuple(lin.bias.shape)}")
+            lin.weight.copy_(torch.as_tensor(w, dtype=lin.weight.dtype))
+            lin.bias.copy_(torch.as_tensor(b, dtype=lin.bias.dtype))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Activations of the last hidden layer (the penultimate layer's output)."""
+        return self.hidden(x.flatten(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.output(self.features(x)))
+
+
+__all__ = ["MLP", "RowNormalize", "HEADS", "ACTIVATIONS"]

@@ -1,0 +1,157 @@
+"""``LossModule``: a ``LightningModule`` training any network with any of our losses.
+
+Everything is described by plain values, so the same description drives the scenario runner
+(``scripts/run.py``), the Lightning CLI (``scripts/configs/*.yaml``) and the Keras twin
+(``tf_impl.training``):
+
+* ``loss`` / ``loss_params``: a registered loss name and its parameters (``torch_impl.get_loss``).
+  A parameter given as ``"auto"`` is computed from the training labels of the datamodule in
+  ``setup`` (``pos_weight`` → ``torch_impl.pos_weight_from_labels``); the value used is saved in
+  the checkpoint, so ``load_from_checkpoint`` and resumed runs use it too.
+* ``metrics``: ``{name: {"kind": ..., **arguments}}`` (:func:`torch_impl.lightning.metrics.build_metric`),
+  updated in ``validation_step`` / ``test_step`` and logged through ``self.log`` as
+  ``val_<name>`` / ``test_<name>`` (Lightning computes and resets them at the epoch end).
+* ``optimizer``: ``{"name": "adam" | "sgd", "lr": ..., ...}`` with Keras' names and defaults
+  (:func:`torch_impl.lightning.optim.build_optimizer`).
+
+Logged: ``train_loss`` (per step and epoch mean), ``val_loss``, ``val_<metric>``, ``test_loss``,
+``test_<metric>``.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightning.pytorch as L
+import numpy as np
+import torch
+from torch import nn
+
+from ..class_weights import pos_weight_from_labels
+from ..losses import get_loss
+from .metrics import build_metric
+from .optim import build_optimizer
+
+AUTO = "auto"
+
+#: loss parameters that may be given as ``"auto"``: computed from the training labels
+AUTO_PARAMS = {
+    "pos_weight": lambda labels: pos_weight_from_labels(torch.as_tensor(np.asarray(labels)), dtype=torch.float64),
+}
+
+
+def resolve_auto_params(params: Mapping[str, Any], train_targets) -> dict[str, Any]:
+    """Replace every ``"auto"`` parameter by its value computed from ``train_targets``."""
+    out = dict(params)
+    for key, value in params.items():
+        if isinstance(value, str) and value == AUTO:
+            if key not in AUTO_PARAMS:
+                raise ValueError(f"loss parameter {key!r}: 'auto' is only available for {sorted(AUTO_PARAMS)}")
+            if train_targets is None:
+                raise ValueError(f"loss parameter {key}='auto' needs the training labels: use a datamodule "
+                                 f"with a `train_targets` attribute (e.g. ArrayDataModule)")
+            out[key] = AUTO_PARAMS[key](train_targets)
+    return out
+
+
+def _has_auto(params: Mapping[str, Any]) -> bool:
+    return any(isinstance(v, str) and v == AUTO for v in params.values())
+
+
+def _plain(value):
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().double().numpy().tolist()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+class LossModule(L.LightningModule):
+    """Train ``net`` with the loss ``loss(**loss_params)``; see the module docstring.
+
+    Args:
+        net: the network (its ``forward`` returns the loss's prediction: logits for
+            ``from_logits=True`` losses).
+        loss: registered loss name (``spec.names()``).
+        loss_params: the loss's parameters; ``"auto"`` values are computed from the training labels.
+        metrics: ``{name: {"kind": ..., **arguments}}``.
+        optimizer: ``{"name": "adam" | "sgd", "lr": ..., ...}`` (Keras names and defaults).
+    """
+
+    def __init__(self, net: nn.Module, loss: str = "weighted_bce", loss_params: dict[str, Any] | None = None,
+                 metrics: dict[str, dict[str, Any]] | None = None, optimizer: dict[str, Any] | None = None):
+        super().__init__()
+        self.save_hyperparameters(ignore=["net"])
+        self.net = net
+        self.loss_name = loss
+        self.loss_params = dict(loss_params or {})
+        self.optimizer_config = dict(optimizer or {"name": "adam"})
+        build_optimizer([torch.zeros(1, requires_grad=True)], **self.optimizer_config)  # fail early
+        self.metric_specs = {k: dict(v) for k, v in (metrics or {}).items()}
+        self.val_metrics = nn.ModuleDict({k: build_metric(v, name=k) for k, v in self.metric_specs.items()})
+        self.test_metrics = nn.ModuleDict({k: build_metric(v, name=k) for k, v in self.metric_specs.items()})
+        self.loss_fn: nn.Module | None = None
+        self.resolved_loss_params: dict[str, Any] | None = None
+        if not _has_auto(self.loss_params):
+            self._build_loss(self.loss_params)
+
+    # ------------------------------------------------------------------ loss
+    def _build_loss(self, params: Mapping[str, Any]) -> None:
+        self.loss_fn = get_loss(self.loss_name, **params)
+        self.resolved_loss_params = {k: _plain(v) for k, v in params.items()}
+
+    def setup(self, stage: str) -> None:
+        if self.loss_fn is None:
+            dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+            self._build_loss(resolve_auto_params(self.loss_params, getattr(dm, "train_targets", None)))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["resolved_loss_params"] = self.resolved_loss_params
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        resolved = checkpoint.get("resolved_loss_params")
+        if resolved is not None and (self.loss_fn is None or resolved != self.resolved_loss_params):
+            self._build_loss({k: np.asarray(v, np.float64) if isinstance(v, list) else v
+                              for k, v in resolved.items()})
+            self.loss_fn.to(self.device)
+
+    def _loss(self, prediction, target):
+        if self.loss_fn is None:
+            raise RuntimeError("LossModule: the loss has 'auto' parameters and is built in setup(); "
+                               "run it through a Trainer with a datamodule that has train_targets")
+        return self.loss_fn(prediction, target)
+
+    # ------------------------------------------------------------------ steps
+    def forward(self, x):
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = self._loss(self(x), y)
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(x))
+        return loss
+
+    def _eval_step(self, batch, stage: str, metrics: nn.ModuleDict):
+        x, y = batch
+        prediction = self(x)
+        self.log(f"{stage}_loss", self._loss(prediction, y), on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=len(x))
+        for name, metric in metrics.items():
+            metric.update(prediction, y)
+            self.log(f"{stage}_{name}", metric, on_step=False, on_epoch=True, prog_bar=True)
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step(batch, "val", self.val_metrics)
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step(batch, "test", self.test_metrics)
+
+    def predict_step(self, batch, batch_idx, dataloader_idx=0):
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(x)
+
+    def configure_optimizers(self):
+        return build_optimizer(self.net.parameters(), **self.optimizer_config)
+
+
+__all__ = ["LossModule", "AUTO", "AUTO_PARAMS", "resolve_auto_params"]
