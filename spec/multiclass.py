@@ -593,6 +593,13 @@ def _cs_cases():
         argmax = params.get("mode", "argmax") == "argmax"
         out += _multiclass_cases(name, params, tag, from_logits=from_logits,
                                  classes=params["cost_matrix"].shape[0], tie_kink=argmax)
+    x = np.zeros((5, 3))
+    x[4, 1] = 1e4
+    out.append(Case("soft-3-extreme-saturated-wrong", "extreme", {"cost_matrix": COST_3, "mode": "soft"},
+                    x, np.eye(3)[np.zeros(5, np.int64)],
+                    note="found by hypothesis (CI): CE = 1e4 with softmax saturated on a wrong class; "
+                         "d/dx = m·(q - y) exactly in float32 only when the softmax backward is kept "
+                         "apart from the log-softmax backward"))
     return out
 
 

@@ -81,7 +81,11 @@ def _cost_sensitive_cce_per_sample(x, y, *, cost_matrix, mode, from_logits):
         mask = tf.cast(tf.equal(x, tf.reduce_max(x, axis=-1, keepdims=True)), x.dtype)
         m = tf.stop_gradient(tf.reduce_sum(a * mask, axis=-1))
     else:
-        q = tf.exp(log_q) if from_logits else x
+        # q from its own log-softmax node: each backward then cancels only its own term (one
+        # shared backward sums CE·a·q with -m·y and loses their difference in float32). exp of a
+        # log-softmax, not tf.nn.softmax: its batched CPU kernel gives 0.99999994 for a saturated
+        # row, and 1e5 · 6e-8 shows in the gradient
+        q = tf.exp(tf.nn.log_softmax(x, axis=-1)) if from_logits else x
         m = tf.reduce_sum(a * q, axis=-1)
     return mean_nonbatch(ce * m)
 

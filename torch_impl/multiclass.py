@@ -93,7 +93,10 @@ def _cost_sensitive_cce_per_sample(x, y, *, cost_matrix, mode, from_logits):
         mask = (x == x.amax(dim=-1, keepdim=True)).to(x.dtype)
         m = (a * mask).sum(dim=-1).detach()
     else:
-        q = torch.exp(log_q) if from_logits else x
+        # q from its own log-softmax node: each backward then cancels only its own term (one
+        # shared backward sums CE·a·q with -m·y and loses their difference in float32). exp of a
+        # log-softmax, not F.softmax: the saturated entry is exactly exp(0) = 1 on every backend
+        q = torch.exp(F.log_softmax(x, dim=-1)) if from_logits else x
         m = (a * q).sum(dim=-1)
     return mean_nonbatch(ce * m)
 
