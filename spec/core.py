@@ -293,7 +293,7 @@ class LossSpec:
         return common + list(self.invalid_cases())
 
     # ---- reference with reductions -----------------------------------------------------
-    def reference_reduced(self, prediction, target, *, sample_weight=None, reduction="mean", **params):
+    def reference_reduced(self, prediction, target, /, *, sample_weight=None, reduction="mean", **params):
         params = self.validate_params(params)
         prediction = np.asarray(prediction, np.float64)
         if self.is_batch_statistic(params):
@@ -302,7 +302,7 @@ class LossSpec:
         per_sample = self.reference(prediction, _as_f64(target), **params)
         return reduce(per_sample, sample_weight, reduction)
 
-    def reference_grad(self, prediction, target, *, sample_weight=None, reduction="mean",
+    def reference_grad(self, prediction, target, /, *, sample_weight=None, reduction="mean",
                        cotangent=None, **params):
         """Gradient w.r.t. the prediction of the reduced loss (``cotangent`` for "none")."""
         params = self.validate_params(params)

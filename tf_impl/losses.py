@@ -173,9 +173,60 @@ class SoftFBeta(SpecLoss):
 
 
 # ---------------------------------------------------------------- family: regression
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MeanSquaredError(SpecLoss):
+    """Keras form of :func:`tf_impl.regression.mean_squared_error` (real targets)."""
+
+    spec_name = "mean_squared_error"
+    per_sample = staticmethod(regression._mean_squared_error_per_sample)
+
+    def __init__(self, *, reduction="mean", validate=True, name=None):
+        super().__init__(reduction=reduction, validate=validate, name=name)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class AsymmetricExponential(SpecLoss):
+    """Keras form of :func:`tf_impl.regression.asymmetric_exponential` (real targets)."""
+
+    spec_name = "asymmetric_exponential"
+    per_sample = staticmethod(regression._asymmetric_exponential_per_sample)
+
+    def __init__(self, *, reduction="mean", validate=True, name=None):
+        super().__init__(reduction=reduction, validate=validate, name=name)
 
 
 # ---------------------------------------------------------------- family: regularizers
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MSECountPenalty(SpecLoss):
+    """Keras form of :func:`tf_impl.regularizers.mse_count_penalty` (seed 000's first recipe)."""
+
+    spec_name = "mse_count_penalty"
+    per_sample = staticmethod(regularizers._mse_count_penalty_per_sample)
+
+    def __init__(self, *, threshold=_spec.core.REQUIRED, factor=1.0, temperature=0.0, reduction="mean",
+                 validate=True, name=None):
+        super().__init__(threshold=threshold, factor=factor, temperature=temperature, reduction=reduction,
+                         validate=validate, name=name)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CCECountPenalty(SpecLoss):
+    """Keras form of :func:`tf_impl.regularizers.cce_count_penalty` (classes on the last axis)."""
+
+    spec_name = "cce_count_penalty"
+    per_sample = staticmethod(regularizers._cce_count_penalty_per_sample)
+
+    def __init__(self, *, threshold=_spec.core.REQUIRED, factor=1.0, temperature=0.0, from_logits=True,
+                 reduction="mean", validate=True, name=None):
+        super().__init__(threshold=threshold, factor=factor, temperature=temperature, from_logits=from_logits,
+                         reduction=reduction, validate=validate, name=name)
+
+
+# the single-input penalties are Keras regularizers (``activity_regularizer=``), not losses
+CountPenalty = keras.saving.register_keras_serializable(package=PACKAGE)(regularizers.CountPenalty)
+KLSparsity = keras.saving.register_keras_serializable(package=PACKAGE)(regularizers.KLSparsity)
+IMPLEMENTATIONS.register("count_penalty", CountPenalty)
+IMPLEMENTATIONS.register("kl_sparsity", KLSparsity)
 
 
 def get_loss(name: str, **config: Any) -> SpecLoss:
@@ -217,4 +268,5 @@ def get_functional(name: str):
 
 __all__ = ["SpecLoss", "get_loss", "get_functional", "register_impl", "loss_classes",
            *sorted(name for name, obj in list(globals().items())
-                   if isinstance(obj, type) and issubclass(obj, SpecLoss) and obj is not SpecLoss)]
+                   if isinstance(obj, type) and obj is not SpecLoss
+                   and (issubclass(obj, SpecLoss) or obj in IMPLEMENTATIONS.classes().values()))]

@@ -164,9 +164,81 @@ class SoftFBetaLoss(SpecLoss):
 
 
 # ---------------------------------------------------------------- family: regression
+class MeanSquaredErrorLoss(SpecLoss):
+    """Module form of :func:`torch_impl.regression.mean_squared_error` (real targets)."""
+
+    spec_name = "mean_squared_error"
+    per_sample = staticmethod(regression._mean_squared_error_per_sample)
+
+    def __init__(self, *, reduction="mean", validate=True):
+        super().__init__(reduction=reduction, validate=validate)
+
+
+class AsymmetricExponentialLoss(SpecLoss):
+    """Module form of :func:`torch_impl.regression.asymmetric_exponential` (real targets)."""
+
+    spec_name = "asymmetric_exponential"
+    per_sample = staticmethod(regression._asymmetric_exponential_per_sample)
+
+    def __init__(self, *, reduction="mean", validate=True):
+        super().__init__(reduction=reduction, validate=validate)
 
 
 # ---------------------------------------------------------------- family: regularizers
+class CountPenalty(SpecLoss):
+    """Module form of :func:`torch_impl.regularizers.count_penalty`, called ``penalty(x)`` (one
+    input). With ``temperature=0`` its gradient is exactly 0: it cannot train anything."""
+
+    spec_name = "count_penalty"
+    per_sample = staticmethod(regularizers._count_penalty_per_sample)
+
+    def __init__(self, *, threshold=_spec.core.REQUIRED, factor=1.0, temperature=0.0, reduction="mean",
+                 validate=True):
+        super().__init__(threshold=threshold, factor=factor, temperature=temperature, reduction=reduction,
+                         validate=validate)
+
+    def forward(self, input, sample_weight=None):
+        return super().forward(input, None, sample_weight)
+
+
+class MSECountPenaltyLoss(SpecLoss):
+    """Module form of :func:`torch_impl.regularizers.mse_count_penalty` (seed 000's first recipe)."""
+
+    spec_name = "mse_count_penalty"
+    per_sample = staticmethod(regularizers._mse_count_penalty_per_sample)
+
+    def __init__(self, *, threshold=_spec.core.REQUIRED, factor=1.0, temperature=0.0, reduction="mean",
+                 validate=True):
+        super().__init__(threshold=threshold, factor=factor, temperature=temperature, reduction=reduction,
+                         validate=validate)
+
+
+class CCECountPenaltyLoss(SpecLoss):
+    """Module form of :func:`torch_impl.regularizers.cce_count_penalty` (classes on the LAST axis)."""
+
+    spec_name = "cce_count_penalty"
+    per_sample = staticmethod(regularizers._cce_count_penalty_per_sample)
+
+    def __init__(self, *, threshold=_spec.core.REQUIRED, factor=1.0, temperature=0.0, from_logits=True,
+                 reduction="mean", validate=True):
+        super().__init__(threshold=threshold, factor=factor, temperature=temperature, from_logits=from_logits,
+                         reduction=reduction, validate=validate)
+
+
+class KLSparsity(SpecLoss):
+    """Module form of :func:`torch_impl.regularizers.kl_sparsity`, called ``penalty(activations)``;
+    one value per batch, with ``sync=True`` from the global batch under DDP."""
+
+    spec_name = "kl_sparsity"
+    per_sample = staticmethod(regularizers._kl_sparsity_per_sample)
+
+    def __init__(self, *, target=0.1, weight=1.0, epsilon=1e-7, sync=False, reduction="mean", validate=True):
+        super().__init__(target=target, weight=weight, epsilon=epsilon, sync=sync, reduction=reduction,
+                         validate=validate)
+
+    def forward(self, input, sample_weight=None):
+        return super().forward(input, None, sample_weight)
+
 
 
 def get_loss(name: str, **config: Any) -> SpecLoss:

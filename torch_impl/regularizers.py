@@ -1,4 +1,156 @@
-"""Single-input penalties and count-penalised losses: count_penalty, mse_count_penalty, cce_count_penalty, kl_sparsity. (torch twins of :mod:`spec.regularizers`)."""
+"""Single-input penalties and count-penalised losses, torch twins of :mod:`spec.regularizers`:
+``count_penalty``, ``mse_count_penalty``, ``cce_count_penalty``, ``kl_sparsity``.
+
+Argument order is torch's: ``(input, target)``; the single-input penalties take ``input`` only.
+"""
 from __future__ import annotations
 
-__all__: list[str] = []
+import torch
+
+from spec.core import REQUIRED
+
+from ._core import apply, mean_nonbatch
+from .distributed import sync_sum
+from .multiclass import _log_q
+
+__all__ = ["count_penalty", "mse_count_penalty", "cce_count_penalty", "kl_sparsity"]
+
+
+def _sum_nonbatch(elementwise: torch.Tensor) -> torch.Tensor:
+    """Per-sample sum over every non-batch axis (a 1-D input is one element per sample)."""
+    return elementwise if elementwise.dim() == 1 else elementwise.flatten(1).sum(dim=1)
+
+
+def _count(x: torch.Tensor, threshold: float, temperature: float) -> torch.Tensor:
+    """Elementwise ``1[x > t]`` (temperature 0) or ``σ((x - t)/τ)``.
+
+    The hard count is an exact comparison; ``+ 0·sign(x)`` keeps it on the autograd graph (so
+    ``backward()`` works on a penalty made of counts only) with a gradient of exactly 0
+    (``sign' = 0``), and lets a NaN input propagate — the same construction as in ``tf_impl``.
+    """
+    if temperature == 0.0:
+        return (x > threshold).to(x.dtype) + 0.0 * torch.sign(x)
+    return torch.sigmoid((x - threshold) / temperature)
+
+
+# --------------------------------------------------------------------------- count_penalty
+def _count_penalty_per_sample(x, y, *, threshold, factor, temperature):
+    return factor * _sum_nonbatch(_count(x, threshold, temperature))
+
+
+def count_penalty(input, *, threshold=REQUIRED, factor=1.0, temperature=0.0, sample_weight=None,
+                  reduction="mean", validate=True):
+    r"""factor × mean over samples of the number of elements above ``threshold`` (single input).
+
+    .. math::
+        P = \frac{\mathrm{factor}}{N}\sum_i \sum_j c(x_{ij}),\quad
+        c(x) = \mathbb{1}[x > t]\ (\tau = 0),\quad c(x) = \sigma\big((x - t)/\tau\big)\ (\tau > 0)
+
+    With ``temperature=0`` (seed 000's count) the gradient is exactly 0 everywhere: the penalty
+    changes the reported loss but can never move the weights — it does nothing as a training
+    objective. ``temperature > 0`` is the sigmoid relaxation (``torch.sigmoid``, stable for every
+    finite input), whose gradient does train.
+
+    Args:
+        input: any real tensor ``(N, ...)`` (activations or predictions).
+        threshold: required; elements strictly above it are counted.
+        factor: weight >= 0. temperature: >= 0 (0: the hard count).
+        sample_weight: ``(N,)`` non-negative weights of the samples' counts.
+        reduction: ``"mean"`` only (a penalty is one value).
+        validate: check data values (NaN/inf); shapes are always checked.
+    """
+    return apply("count_penalty", _count_penalty_per_sample, input, None, sample_weight,
+                 {"threshold": threshold, "factor": factor, "temperature": temperature}, reduction, validate)
+
+
+# --------------------------------------------------------------------------- mse_count_penalty
+def _mse_count_penalty_per_sample(x, y, *, threshold, factor, temperature):
+    return mean_nonbatch(torch.square(y - x)) + factor * _sum_nonbatch(_count(x, threshold, temperature))
+
+
+def mse_count_penalty(input, target, *, threshold=REQUIRED, factor=1.0, temperature=0.0, sample_weight=None,
+                      reduction="mean", validate=True):
+    r"""Mean squared error plus factor × the number of predictions above ``threshold``, per sample
+    (seed 000's ``CountBasedRegularizationLoss``).
+
+    .. math::
+        \ell_i = \frac{1}{M}\sum_j (y_{ij} - \hat y_{ij})^2 + \mathrm{factor}\sum_j c(\hat y_{ij})
+
+    ``c`` as in :func:`count_penalty`: with ``temperature=0`` the count adds to the value only (its
+    gradient is exactly 0); ``temperature > 0`` relaxes it with a stable sigmoid.
+    """
+    return apply("mse_count_penalty", _mse_count_penalty_per_sample, input, target, sample_weight,
+                 {"threshold": threshold, "factor": factor, "temperature": temperature}, reduction, validate)
+
+
+# --------------------------------------------------------------------------- cce_count_penalty
+def _cce_count_penalty_per_sample(x, y, *, threshold, factor, temperature, from_logits):
+    log_q = _log_q(x, from_logits)
+    probs = torch.exp(log_q) if from_logits else x
+    rows = -(y * log_q).sum(dim=-1) + factor * _count(probs, threshold, temperature).sum(dim=-1)
+    return mean_nonbatch(rows)
+
+
+def cce_count_penalty(input, target, *, threshold=REQUIRED, factor=1.0, temperature=0.0, from_logits=True,
+                      sample_weight=None, reduction="mean", validate=True):
+    r"""Softmax cross-entropy plus factor × the number of classes whose probability is above
+    ``threshold`` (seed 000's ``sparse_prediction_loss``); classes on the LAST axis.
+
+    .. math::
+        \ell_i = \frac{1}{R}\sum_r\Big[-\sum_c y_{rc}\log p_{rc}
+                 + \mathrm{factor}\sum_c c(p_{rc})\Big],\quad p_r = \mathrm{softmax}(x_r)
+
+    Stability: ``F.log_softmax`` for the cross-entropy and ``exp`` of it for the counted
+    probabilities (the count is over probabilities, never logits); ``from_logits=False`` takes
+    softmax rows (summing to 1) with ``log(max(p, 2**-126))``. ``c`` as in :func:`count_penalty`.
+    """
+    return apply("cce_count_penalty", _cce_count_penalty_per_sample, input, target, sample_weight,
+                 {"threshold": threshold, "factor": factor, "temperature": temperature,
+                  "from_logits": from_logits}, reduction, validate)
+
+
+# --------------------------------------------------------------------------- kl_sparsity
+def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weight=None):
+    a = x.reshape(x.shape[0], -1)
+    w = torch.ones_like(a[:, 0]) if sample_weight is None else sample_weight
+    # per unit, the batch sums of a and of 1 - a (exact near a = 1: saturated units keep their
+    # digits), and the sample count
+    stats = torch.cat([(w[:, None] * a).sum(dim=0), (w[:, None] * (1.0 - a)).sum(dim=0), w.sum().reshape(1)])
+    if sync:
+        stats = sync_sum(stats)  # global-batch sums and count (with gradients) before dividing
+    m = a.shape[1]
+    count = stats[-1]
+    has = count > 0
+    safe = torch.where(has, count, 1.0)
+    rho = torch.tensor(target, dtype=a.dtype, device=a.device)
+    rho_c = 1.0 - rho
+    # the clamp's bounds take the identity branch (torch.clamp passes the gradient at equality);
+    # with no weighted sample the means are set to ρ and 1 - ρ: KL 0, gradient 0
+    q = torch.where(has, torch.clamp(stats[:m] / safe, epsilon, 1.0 - epsilon), rho)
+    q_c = torch.where(has, torch.clamp(stats[m:2 * m] / safe, epsilon, 1.0 - epsilon), rho_c)
+    kl = rho * (torch.log(rho) - torch.log(q)) + rho_c * (torch.log(rho_c) - torch.log(q_c))
+    return weight * kl.sum()
+
+
+def kl_sparsity(input, *, target=0.1, weight=1.0, epsilon=1e-7, sync=False, sample_weight=None,
+                reduction="mean", validate=True):
+    r"""Sparse-autoencoder penalty (seed 004): weight × Σ_j KL(ρ ‖ q_j), ``q_j`` the batch mean of
+    unit ``j`` (every non-batch position is a unit), clamped to ``[ε, 1 - ε]``. One value per batch.
+
+    .. math::
+        P = w\sum_j \Big[\rho\log\frac{\rho}{q_j} + (1-\rho)\log\frac{1-\rho}{1-q_j}\Big],\quad
+        q_j = \mathrm{clip}\Big(\frac{\sum_i s_i a_{ij}}{\sum_i s_i}, \epsilon, 1 - \epsilon\Big)
+
+    Stability: the clamp keeps dead (q = 0) and saturated (q = 1) units finite with gradient 0
+    (seed 004 gives inf/NaN); ``1 - q`` is the batch mean of ``1 - a`` (exact for saturated
+    units); activations outside [0, 1] (ReLU) are rejected. ``sync=True`` sums the per-unit sums
+    and the sample count over DDP ranks before dividing.
+
+    Args:
+        input: activations in [0, 1], shape ``(N, ...)``.
+        target: ρ in (0, 1). weight: >= 0. epsilon: in [0, 0.5) (0: no clamp).
+        sample_weight: ``(N,)`` weights of the samples in the batch means (all 0: penalty 0).
+        reduction: ``"mean"`` only. validate: check data values (NaN, range).
+    """
+    return apply("kl_sparsity", _kl_sparsity_per_sample, input, None, sample_weight,
+                 {"target": target, "weight": weight, "epsilon": epsilon, "sync": sync}, reduction, validate)

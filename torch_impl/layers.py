@@ -1,0 +1,40 @@
+"""Layers (torch twins of :mod:`tf_impl.layers`): :class:`ThresholdActivation`."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from spec.regularizers import check_activation_threshold
+
+__all__ = ["ThresholdActivation"]
+
+
+class ThresholdActivation(nn.Module):
+    r"""Clip activations to ``[0, threshold]`` (seed 000's ``threshold_activation_layer``).
+
+    .. math:: f(x) = \min(\max(x, 0), t)
+
+    Seed 000 applies a ReLU after the clip; on values in ``[0, t]`` it is the identity, so it is
+    left out (its only trace would be a gradient of 0 instead of 1 at exactly ``x = 0``).
+
+    Gradient convention (identical in :class:`tf_impl.layers.ThresholdActivation`): 1 on the
+    closed interval ``[0, t]`` — inputs exactly at 0 or at ``t`` pass the gradient (the identity
+    branch, as ``torch.clamp`` and ``tf.clip_by_value`` both do) — and 0 outside. In float32 (and
+    half precision) the bound ``t`` is rounded to the input's dtype.
+
+    This caps magnitudes; it does not reduce how many activations exceed a threshold (seed 000's
+    own caveat): for that, see :class:`torch_impl.CountPenalty` with ``temperature > 0``.
+
+    Args:
+        threshold: a finite float > 0 (``ValueError`` otherwise, same text as Keras).
+    """
+
+    def __init__(self, threshold: float):
+        super().__init__()
+        self.threshold = check_activation_threshold(threshold)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(input, 0.0, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"threshold={self.threshold!r}"
