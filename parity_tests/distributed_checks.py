@@ -109,8 +109,10 @@ def keras_fit(name, params, classes, strategy=None, sync=True):
         dense = keras.layers.Dense(classes)
         out = dense(inp)
         if entry.single_input:
-            out = keras.layers.Activation("sigmoid", activity_regularizer=tf_impl.get_loss(name, **config))(out)
-            loss, y = "mse", np.zeros((N_GLOBAL, classes))
+            # the penalty as the compiled loss of the activations (y_true ignored): the supported
+            # form under tf.distribute; as an activity_regularizer, sync=True raises there
+            out = keras.layers.Activation("sigmoid")(out)
+            loss, y = tf_impl.get_loss(name, **config), np.zeros((N_GLOBAL, classes))
         else:
             if probabilities:
                 out = keras.layers.Activation("sigmoid")(out)
@@ -120,6 +122,27 @@ def keras_fit(name, params, classes, strategy=None, sync=True):
         model.compile(optimizer=keras.optimizers.SGD(1.0), loss=loss)
     hist = model.fit(x, y, batch_size=N_GLOBAL, epochs=1, shuffle=False, verbose=0)
     return float(hist.history["loss"][0]), np.concatenate([w.ravel() for w in dense.get_weights()])
+
+
+def activity_regularizer_fit(name, params, classes, strategy):
+    """``activity_regularizer=<entry>(sync=True)`` under ``strategy``: the ValueError text, or
+    None when fit ran (it must not: Keras would count one replica's penalty twice)."""
+    import keras
+
+    import tf_impl
+
+    keras.config.set_floatx("float64")
+    x, _ = data(name, classes)
+    with strategy.scope():
+        inp = keras.Input((FEATURES,))
+        reg = tf_impl.get_loss(name, **dict(params, sync=True))
+        model = keras.Model(inp, keras.layers.Dense(classes, activation="sigmoid", activity_regularizer=reg)(inp))
+        model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    try:
+        model.fit(x, np.zeros((N_GLOBAL, classes)), batch_size=N_GLOBAL, epochs=1, verbose=0)
+    except ValueError as err:
+        return str(err)
+    return None
 
 
 #: per-sample losses checked too: Keras' replica scaling of mean losses must hold for ours
@@ -139,6 +162,8 @@ def keras_main(out_path):
         results[f"{i}:mirrored"] = keras_fit(name, params, classes, strategy)
         if "sync" in spec.get(name).param_names:
             results[f"{i}:mirrored-nosync"] = keras_fit(name, params, classes, strategy, sync=False)
+        if spec.get(name).single_input:
+            results[f"{i}:activity-sync"] = activity_regularizer_fit(name, params, classes, strategy)
     np.save(out_path, np.array(results, dtype=object), allow_pickle=True)
 
 

@@ -93,6 +93,18 @@ def test_keras_mirrored_without_sync_differs(keras_mirrored_results, i):
     assert not np.allclose(weights, single_w, rtol=1e-6)
 
 
+SINGLE_INPUT = [i for i, (n, _, _) in enumerate(CONFIGS) if __import__("spec").get(n).single_input]
+
+
+@pytest.mark.parametrize("i", SINGLE_INPUT, ids=[f"{CONFIGS[i][0]}-{CONFIGS[i][1]}" for i in SINGLE_INPUT])
+def test_keras_activity_regularizer_with_sync_is_refused_under_mirrored(keras_mirrored_results, i):
+    """Keras shares a layer's added losses between replica threads; with a cross-replica sum in
+    the call one replica collects both penalties. Refused with a message naming the way out."""
+    message = keras_mirrored_results[f"{i}:activity-sync"]
+    assert message is not None and "sync=True is not supported as an activity_regularizer" in message
+    assert "compile the penalty as the loss of a model output" in message
+
+
 LIGHTNING_CONFIGS = [c for c in CONFIGS if not __import__("spec").get(c[0]).single_input][:2]
 
 

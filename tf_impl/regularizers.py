@@ -162,6 +162,16 @@ class SpecRegularizer(keras.regularizers.Regularizer):
     number of replicas (as our mean-reduced losses are), so that the summed replica gradients
     equal the one-device ones. The subclasses are registered (serializable, package
     ``lossparity``) and exported by :mod:`tf_impl.losses`.
+
+    ``sync=True`` under a multi-replica ``tf.distribute`` strategy cannot be an
+    ``activity_regularizer``: Keras keeps a layer's added losses in one list shared by the replica
+    threads, and the cross-replica sum inside the call lets one replica collect both replicas'
+    penalties (measured: 1.5x the penalty with 2 replicas). That use raises ``ValueError``. Put the
+    penalty on a model output instead: ``keras.Model(x, {"out": y, "code": h})`` compiled with
+    ``loss={"out": ..., "code": KLSparsity(sync=True)}`` (called as ``reg(y_true, y_pred)`` the
+    regularizer is a loss of ``y_pred`` and ignores ``y_true``: fit with any array of the batch's
+    length for ``"code"``); there, as in the regularizer form, the value is divided by the replica
+    count (Keras sums the replicas' gradients).
     """
 
     spec_name: ClassVar[str]
@@ -171,7 +181,17 @@ class SpecRegularizer(keras.regularizers.Regularizer):
         entry = _spec.get(self.spec_name)
         self.params, self.reduction, self.validate = entry.validate_config(split_params(config)[0])
 
-    def __call__(self, x):
+    def __call__(self, x, y_pred=None):
+        if y_pred is not None:  # a compiled loss of a model output: (y_true, y_pred), y_true ignored
+            return scale_for_replicas(apply(self.spec_name, type(self).per_sample, None, y_pred, None,
+                                            self.params, self.reduction, self.validate, checked=True))
+        if self.params.get("sync") and tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            raise ValueError(
+                f"{self.spec_name}: sync=True is not supported as an activity_regularizer under a "
+                f"tf.distribute strategy with several replicas (Keras shares a layer's added losses "
+                f"between replica threads, and the cross-replica sum would count a replica's penalty "
+                f"twice); compile the penalty as the loss of a model output instead: "
+                f"loss={{'code': {type(self).__name__}(sync=True, ...)}}")
         value = apply(self.spec_name, type(self).per_sample, None, x, None, self.params, self.reduction,
                       self.validate, checked=True)
         return scale_for_replicas(value)
