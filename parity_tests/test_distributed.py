@@ -128,3 +128,32 @@ def test_lightning_ddp_step_and_logged_loss_equal_the_global_batch(tmp_path, i):
     np.testing.assert_allclose(results[1]["logged"], ref_value, rtol=1e-12)
     np.testing.assert_allclose(results[2]["logged"], ref_value, rtol=1e-12)
     np.testing.assert_allclose(results[2]["weights"], results[1]["weights"], rtol=1e-10, atol=1e-13)
+
+
+def test_lightning_cli_fits_with_ddp_on_two_cpu_processes(tmp_path):
+    """The scenario CLI takes Lightning's own --trainer.* flags: strategy ddp, 2 CPU processes
+    (gloo), one epoch of the quick multilabel data; checkpoint and metrics written once (rank 0),
+    and the global step is the per-process batch count (each process saw half the data)."""
+    import csv
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, "-m", "scripts.lightning_cli", "fit", "--config", "scripts/configs/multilabel.yaml",
+           "--out", str(tmp_path), "--trainer.max_epochs", "1", "--data.source_args", "{quick: true}",
+           "--data.batch_size", "100", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
+           "--trainer.strategy", "ddp", "--trainer.enable_progress_bar", "false"]
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ckpts = list(tmp_path.glob("logs/version_*/checkpoints/last.ckpt"))
+    assert len(ckpts) == 1, sorted(str(p) for p in tmp_path.rglob("*"))
+    import torch
+
+    state = torch.load(ckpts[0], map_location="cpu", weights_only=False)
+    # quick multilabel: 3000 training rows, batch 100 per process, 2 processes -> 15 steps
+    assert state["global_step"] == 15
+    rows = list(csv.DictReader(open(next(tmp_path.glob("logs/version_*/metrics.csv")))))
+    assert any(r.get("val_f1") for r in rows)
