@@ -9,8 +9,32 @@ import pytest
 import spec
 from parity_tests import harness, selection
 
-TWO_INPUT = [e.name for e in selection.entries() if not e.single_input]
+NAMES = [e.name for e in selection.entries()]
 LOW_PRECISION = spec.Tolerance(rtol=1e-2, atol=1e-2)
+
+
+def _torch_call(entry, params, x, t):
+    """torch order ``(input, target)``; single-input entries (penalties) take the input only."""
+    import torch_impl
+
+    loss = torch_impl.get_loss(entry.name, **params)
+    return loss(x) if entry.single_input else loss(x, t)
+
+
+def _keras_call(entry, params, t, x):
+    """Keras order ``(y_true, y_pred)``; single-input entries take ``y_pred`` only."""
+    import tf_impl
+
+    loss = tf_impl.get_loss(entry.name, **params)
+    return loss(x) if entry.single_input else loss(t, x)
+
+
+def _torch_target(case, dtype):
+    import torch
+
+    if case.target is None:
+        return None
+    return torch.tensor(case.target, dtype=torch.int64 if harness.is_integer(case.target) else dtype)
 
 
 def _inputs(entry, case):
@@ -18,7 +42,7 @@ def _inputs(entry, case):
 
 
 @pytest.mark.parametrize("half", ["bfloat16", "float16"])
-@pytest.mark.parametrize("name", TWO_INPUT)
+@pytest.mark.parametrize("name", NAMES)
 def test_torch_half_inputs_compute_in_float32(name, half):
     import torch
 
@@ -27,23 +51,25 @@ def test_torch_half_inputs_compute_in_float32(name, half):
     entry = spec.get(name)
     for case in entry.cases():
         x = torch.tensor(case.prediction, dtype=getattr(torch, half), requires_grad=True)
-        t = torch.tensor(case.target, dtype=torch.int64 if harness.is_integer(case.target) else getattr(torch, half))
-        out = torch_impl.get_loss(name, **case.params)(x, t)
+        t = _torch_target(case, getattr(torch, half))
+        out = _torch_call(entry, case.params, x, t)
         assert out.dtype == torch.float32
         out.backward()
         assert x.grad.dtype == getattr(torch, half)
         # the same inputs (rounded to half) in float32 give the same loss
         x32 = x.detach().float().requires_grad_(True)
-        ref = torch_impl.get_loss(name, **case.params)(x32, t if t.dtype == torch.int64 else t.float())
+        ref = _torch_call(entry, case.params, x32, t if t is None or t.dtype == torch.int64 else t.float())
         ref.backward()
-        assert torch.isfinite(out), case.id
-        assert LOW_PRECISION.compare(out.item(), ref.item()).ok, case.id
+        # finite wherever the float32 value is (kl_sparsity with epsilon=0 at q = 0 is +inf: the
+        # spec's convention there, the same in half precision)
+        assert torch.isfinite(out) or not torch.isfinite(ref), case.id
+        assert LOW_PRECISION.compare(out.item(), ref.item()).ok or out.item() == ref.item(), case.id
         # the gradient is finite wherever its float32 value is representable in the half dtype
         fits = torch.isfinite(x32.grad) & (x32.grad.abs() < torch.finfo(getattr(torch, half)).max / 2)
         assert torch.isfinite(x.grad.float()[fits]).all(), case.id
 
 
-@pytest.mark.parametrize("name", TWO_INPUT)
+@pytest.mark.parametrize("name", NAMES)
 def test_torch_autocast_cpu_bfloat16(name):
     import torch
 
@@ -57,12 +83,12 @@ def test_torch_autocast_cpu_bfloat16(name):
         layer.weight.copy_(torch.eye(case.prediction.shape[-1]))
         layer.bias.zero_()
     x = torch.tensor(case.prediction, dtype=torch.float32)
-    t = torch.tensor(case.target, dtype=torch.int64 if harness.is_integer(case.target) else torch.float32)
+    t = _torch_target(case, torch.float32)
     layer = layer.float()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logits = layer(x)
         assert logits.dtype == torch.bfloat16
-        out = torch_impl.get_loss(name, **case.params)(logits, t)
+        out = _torch_call(entry, case.params, logits, t)
     assert out.dtype == torch.float32
     out.backward()
     assert all(torch.isfinite(p.grad).all() for p in layer.parameters())
@@ -70,7 +96,7 @@ def test_torch_autocast_cpu_bfloat16(name):
     assert LOW_PRECISION.compare(out.item(), ref).ok
 
 
-@pytest.mark.parametrize("name", TWO_INPUT)
+@pytest.mark.parametrize("name", NAMES)
 def test_keras_float64_is_not_downcast(name):
     import tensorflow as tf
 
@@ -78,15 +104,16 @@ def test_keras_float64_is_not_downcast(name):
 
     entry = spec.get(name)
     case = entry.cases()[0]
-    t = tf.constant(case.target, dtype="int64" if harness.is_integer(case.target) else "float64")
-    out = tf_impl.get_loss(name, **case.params)(t, tf.constant(case.prediction, tf.float64))
+    t = None if case.target is None else tf.constant(
+        case.target, dtype="int64" if harness.is_integer(case.target) else "float64")
+    out = _keras_call(entry, case.params, t, tf.constant(case.prediction, tf.float64))
     assert out.dtype == tf.float64
     expected = entry.reference_reduced(case.prediction, case.target, sample_weight=None, **case.params)
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12)
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-@pytest.mark.parametrize("name", TWO_INPUT)
+@pytest.mark.parametrize("name", NAMES)
 def test_keras_mixed_precision_computes_in_float32(name, policy):
     import keras
     import tensorflow as tf
@@ -102,10 +129,11 @@ def test_keras_mixed_precision_computes_in_float32(name, policy):
         model = keras.Model(inp, out_layer)
         pred = model(tf.constant(case.prediction, tf.float32))
         assert pred.dtype in (tf.float16, tf.bfloat16)
-        t = tf.constant(case.target, dtype="int64" if harness.is_integer(case.target) else "float32")
+        t = None if case.target is None else tf.constant(
+            case.target, dtype="int64" if harness.is_integer(case.target) else "float32")
         with tf.GradientTape() as tape:
             tape.watch(pred)
-            value = tf_impl.get_loss(name, **case.params)(t, pred)
+            value = _keras_call(entry, case.params, t, pred)
         grad = tape.gradient(value, pred)
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
