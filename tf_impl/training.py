@@ -4,21 +4,28 @@ One plain description drives both frameworks (a scenario of ``scripts/scenarios`
 
 * :func:`build_mlp` — ``Dense`` blocks named ``hidden_0 …``, an ``output`` layer and the same heads
   as ``torch_impl.lightning.MLP`` (``"linear"`` logits, ``"sigmoid"``, ``"sigmoid_normalized"``
-  through the registered :class:`RowNormalize` layer); Glorot-uniform kernels and zero biases are
+  through the registered :class:`RowNormalize` layer, ``"threshold"`` through
+  :class:`tf_impl.layers.ThresholdActivation`), and the same optional penalty of the last hidden
+  layer's activations (``activity_regularizer``) through :class:`ActivityLoss`, which adds it with
+  ``add_loss`` undivided (``Dense(activity_regularizer=...)`` would add it divided by the batch
+  size, a different objective than the torch twin's); Glorot-uniform kernels and zero biases are
   Keras' defaults. :func:`set_torch_layout_weights` loads ``[(W (out, in), b), …]``, so a Keras
   model can start from a torch model's weights.
 * :func:`build_optimizer` — ``"adam"`` → ``keras.optimizers.Adam``, ``"sgd"`` → ``keras.optimizers.SGD``
   with the same names and defaults as ``torch_impl.lightning.build_optimizer`` (whose ``KerasAdam``
   follows Keras' update rule).
 * :func:`build_metric` — ``recall`` / ``precision`` / ``fbeta`` / ``iou`` are our registered
-  metrics (:mod:`tf_impl.metrics`), ``accuracy`` is ``keras.metrics.SparseCategoricalAccuracy``.
+  metrics (:mod:`tf_impl.metrics`), ``accuracy`` is ``keras.metrics.SparseCategoricalAccuracy``,
+  ``mse`` is ``keras.metrics.MeanSquaredError``.
 * :func:`build_loss` — ``tf_impl.get_loss`` with ``"auto"`` parameters computed from the
   training labels (``pos_weight`` → ``tf_impl.pos_weight_from_labels``).
 * :class:`ArrayBatches` — a ``keras.utils.PyDataset`` giving the batches of
   ``torch_impl.lightning.ArrayDataModule`` in the same order
   (``numpy.random.default_rng([seed, epoch]).permutation(n)``), its epoch set by
   :class:`EpochSetter` from ``fit``'s epoch index.
-* :func:`fit` — ``model.fit`` on those batches, after one eager call of the compiled loss on the
+* :func:`fit` — ``model.fit`` on those batches (``sample_weight=``: per-sample training weights, the
+  batches become ``(x, y, w)`` and our loss gets ``w`` as ``sample_weight``, like ``LossModule`` on an
+  ``ArrayDataModule`` with ``w_train``), after one eager call of the compiled loss on the
   first batch: inside ``fit`` (graph mode) our losses can only check shapes, so data errors (a
   sigmoid head feeding a softmax loss, labels out of range) are raised here, before training,
   with the spec's message.
@@ -37,11 +44,12 @@ import tensorflow as tf
 
 from . import metrics as _ours
 from .class_weights import pos_weight_from_labels
+from .layers import ThresholdActivation
 from .losses import PACKAGE, get_loss
 
-HEADS = ("linear", "sigmoid", "sigmoid_normalized")
+HEADS = ("linear", "sigmoid", "sigmoid_normalized", "threshold")
 OPTIMIZERS = ("adam", "sgd")
-METRIC_KINDS = ("recall", "precision", "fbeta", "iou", "accuracy")
+METRIC_KINDS = ("recall", "precision", "fbeta", "iou", "accuracy", "mse")
 KERAS_ADAM_DEFAULTS = {"lr": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
 AUTO = "auto"
 
@@ -57,23 +65,64 @@ class RowNormalize(keras.layers.Layer):
         return x / keras.ops.sum(x, axis=-1, keepdims=True)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ActivityLoss(keras.layers.Layer):
+    """Identity that adds ``penalty(x)`` to the model's losses with ``add_loss`` — the value itself.
+
+    ``Dense(..., activity_regularizer=penalty)`` would add ``penalty(x) / batch_size`` (Keras
+    divides activity regularizers by the batch size); this layer adds what
+    ``torch_impl.lightning.ActivityPenalty`` adds to ``LossModule``'s loss, so both frameworks
+    minimize the same objective. ``penalty``: a Keras regularizer (e.g. ``tf_impl.KLSparsity``)
+    or ``{"name": registered name, **params}`` (built with ``tf_impl.get_loss``)."""
+
+    def __init__(self, penalty, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(penalty, Mapping) and "name" in penalty and "class_name" not in penalty:
+            params = dict(penalty)
+            penalty = get_loss(params.pop("name"), **params)
+        self.penalty = keras.regularizers.get(penalty)
+
+    def call(self, x):
+        self.add_loss(self.penalty(x))
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "penalty": keras.regularizers.serialize(self.penalty)}
+
+
 def build_mlp(in_features: int, hidden: Sequence[int] = (128, 128), out_features: int = 10, *,
-              activation: str = "relu", head: str = "linear", dtype: str | None = None,
+              activation: str = "relu", head: str = "linear", threshold: float | None = None,
+              activity_regularizer: Mapping[str, Any] | None = None, dtype: str | None = None,
               name: str = "mlp") -> keras.Sequential:
     """``Input(in_features) → Dense(h, activation) … → Dense(out_features)`` (+ head).
 
-    Layer names: ``hidden_0``, ``hidden_1``, …, ``output``, then ``head`` / ``normalize``.
-    ``dtype`` is the layers' dtype policy (``"float64"`` for a float64 model)."""
+    Layer names: ``hidden_0``, ``hidden_1``, …, (``activity``), ``output``, then ``head`` /
+    ``normalize``. ``threshold``: the bound of the ``"threshold"`` head (required by it only).
+    ``activity_regularizer``: ``{"name": ..., **params}``, a penalty of the last hidden layer's
+    activations added by an :class:`ActivityLoss` layer. ``dtype`` is the layers' dtype policy
+    (``"float64"`` for a float64 model)."""
     if head not in HEADS:
         raise ValueError(f"build_mlp: unknown head {head!r}; expected one of {list(HEADS)}")
+    if (head == "threshold") != (threshold is not None):
+        raise ValueError(f"build_mlp: threshold={threshold!r} with head={head!r}; the 'threshold' head needs "
+                         f"a threshold, and only it takes one")
+    if activity_regularizer is not None and not hidden:
+        raise ValueError("build_mlp: an activity_regularizer needs a hidden layer (it penalizes the last one)")
     layers: list[keras.layers.Layer] = [keras.Input((int(in_features),), dtype=dtype or keras.config.floatx())]
     for i, width in enumerate(hidden):
         layers.append(keras.layers.Dense(int(width), activation=activation, name=f"hidden_{i}", dtype=dtype))
+    if activity_regularizer is not None:
+        layers.append(ActivityLoss(dict(activity_regularizer), name="activity", dtype=dtype))
     layers.append(keras.layers.Dense(int(out_features), name="output", dtype=dtype))
     if head in ("sigmoid", "sigmoid_normalized"):
         layers.append(keras.layers.Activation("sigmoid", name="head", dtype=dtype))
     if head == "sigmoid_normalized":
         layers.append(RowNormalize(name="normalize", dtype=dtype))
+    if head == "threshold":
+        layers.append(ThresholdActivation(float(threshold), name="head", dtype=dtype))
     return keras.Sequential(layers, name=name)
 
 
@@ -104,6 +153,12 @@ def _chunks(model: keras.Model, x: np.ndarray, batch_size: int, upto: str | None
     """Eager forward pass in chunks (no ``tf.function`` retracing), optionally stopping after
     the layer named ``upto``."""
     outs = []
+    if not isinstance(model, keras.Sequential):  # a functional model (e.g. tf_impl.unet): its own graph
+        if upto is not None:
+            model = keras.Model(model.inputs, model.get_layer(upto).output)
+        for start in range(0, len(x), batch_size):
+            outs.append(np.asarray(model(tf.convert_to_tensor(x[start:start + batch_size]), training=False)))
+        return np.concatenate(outs, axis=0)
     for start in range(0, len(x), batch_size):
         h = tf.convert_to_tensor(x[start:start + batch_size])
         for layer in model.layers:
@@ -120,7 +175,10 @@ def predict(model: keras.Model, x: np.ndarray, batch_size: int = 1024) -> np.nda
 
 
 def features(model: keras.Model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Activations of the last hidden layer (the penultimate layer's output)."""
+    """Activations of the last hidden layer (the penultimate layer's output); for a functional
+    model, the output of its layer named ``features`` (``tf_impl.unet``: the bottleneck)."""
+    if not isinstance(model, keras.Sequential) and any(layer.name == "features" for layer in model.layers):
+        return _chunks(model, np.asarray(x), batch_size, upto="features")
     hidden = [layer.name for layer in model.layers if layer.name.startswith("hidden_")]
     if not hidden:
         raise ValueError("features: the model has no hidden layer")
@@ -168,6 +226,10 @@ def build_metric(description: Mapping[str, Any], *, name: str = "") -> keras.met
         if extra:
             raise ValueError(f"metric {name or kind!r}: unknown accuracy arguments {extra}")
         return keras.metrics.SparseCategoricalAccuracy(name=name or kind)
+    if kind == "mse":
+        if params:
+            raise ValueError(f"metric {name or kind!r}: mse takes no arguments; got {sorted(params)}")
+        return keras.metrics.MeanSquaredError(name=name or kind)
     raise ValueError(f"metric {name!r}: unknown kind {kind!r}; expected one of {list(METRIC_KINDS)}")
 
 
@@ -210,11 +272,16 @@ class ArrayBatches(keras.utils.PyDataset):
     it peeks at batches to build the input signature), so counting those calls would shift the order.
     """
 
-    def __init__(self, x, y, *, batch_size: int, seed: int = 0, shuffle: bool = True, epoch: int = 0):
+    def __init__(self, x, y, *, batch_size: int, seed: int = 0, shuffle: bool = True, epoch: int = 0,
+                 sample_weight=None):
         super().__init__(workers=1, use_multiprocessing=False)
         self.x, self.y = np.asarray(x), np.asarray(y)
         if len(self.x) != len(self.y):
             raise ValueError(f"ArrayBatches: x has {len(self.x)} rows, y {len(self.y)}")
+        self.sample_weight = None if sample_weight is None else np.asarray(sample_weight)
+        if self.sample_weight is not None and self.sample_weight.shape != (len(self.x),):
+            raise ValueError(f"ArrayBatches: sample_weight must have shape ({len(self.x)},); got "
+                             f"{self.sample_weight.shape}")
         self.batch_size, self.seed, self.shuffle = int(batch_size), int(seed), bool(shuffle)
         self.set_epoch(epoch)
 
@@ -232,6 +299,8 @@ class ArrayBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int):
         idx = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        if self.sample_weight is not None:
+            return self.x[idx], self.y[idx], self.sample_weight[idx]
         return self.x[idx], self.y[idx]
 
 
@@ -270,16 +339,21 @@ def compile_model(model: keras.Model, *, loss: keras.losses.Loss, metrics: Mappi
 def check_first_batch(model: keras.Model, batches: ArrayBatches) -> None:
     """Call the compiled loss eagerly on the first batch: raises the spec's ``ValueError`` for
     data the loss rejects (checks that cannot run inside the graph-mode ``fit``)."""
-    x, y = batches[0]
-    model.loss(y, model(x, training=False))
+    x, y, *w = batches[0]
+    model.loss(y, model(x, training=False), w[0] if w else None)
 
 
 def fit(model: keras.Model, x, y, *, epochs: int, batch_size: int, seed: int = 0, shuffle: bool = True,
         initial_epoch: int = 0, validation_data: tuple | None = None, eval_batch_size: int = 1024,
-        verbose: int | str = "auto", callbacks=(), check_data: bool = True) -> keras.callbacks.History:
+        verbose: int | str = "auto", callbacks=(), check_data: bool = True,
+        sample_weight=None) -> keras.callbacks.History:
     """``model.fit`` on :class:`ArrayBatches` (the torch run's batches); ``verbose`` 1 is the
-    progress bar. With ``check_data`` the loss is first called eagerly on the first batch."""
-    batches = ArrayBatches(x, y, batch_size=batch_size, seed=seed, shuffle=shuffle, epoch=initial_epoch)
+    progress bar. With ``check_data`` the loss is first called eagerly on the first batch.
+    ``sample_weight``: per-sample training weights ``(N,)`` (cast to ``x``'s dtype), or None."""
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=np.asarray(x).dtype)
+    batches = ArrayBatches(x, y, batch_size=batch_size, seed=seed, shuffle=shuffle, epoch=initial_epoch,
+                           sample_weight=sample_weight)
     if check_data:
         check_first_batch(model, batches)
     # shuffle=False: the order is ArrayBatches' (Keras would shuffle the order of the batches)
@@ -300,7 +374,7 @@ def load_model(path, *, compile: bool = True) -> keras.Model:
     return keras.saving.load_model(str(path), compile=compile)
 
 
-__all__ = ["RowNormalize", "build_mlp", "dense_layers", "set_torch_layout_weights", "torch_layout_weights",
+__all__ = ["RowNormalize", "ActivityLoss", "build_mlp", "dense_layers", "set_torch_layout_weights", "torch_layout_weights",
            "predict", "features", "build_optimizer", "build_metric", "build_loss", "resolve_auto_params",
            "epoch_permutation", "ArrayBatches", "EpochSetter", "cast_inputs", "cast_targets", "compile_model",
            "check_first_batch", "fit", "save_model", "load_model", "HEADS", "OPTIMIZERS", "METRIC_KINDS",

@@ -58,7 +58,8 @@ class TorchBackend(Backend):
     # -------------------------------------------------------------- building
     def module(self, job: Job, data: Arrays | None = None, *, weights=None):
         """The ``LossModule`` of ``job`` with its initial weights (``job.model.init_weights``)."""
-        net = self.tl.MLP(**job.model.kwargs())
+        # a description with its own builders (scenarios.unet.UNet) builds itself; else an MLP
+        net = job.model.torch_module() if hasattr(job.model, "torch_module") else self.tl.MLP(**job.model.kwargs())
         net.set_numpy_weights(job.model.init_weights(job.seed) if weights is None else weights)
         return self.tl.LossModule(net, loss=job.loss.name, loss_params=job.loss.kwargs(),
                                   metrics=metric_descriptions(job.metrics), optimizer=job.optimizer.config())
@@ -98,7 +99,7 @@ class TorchBackend(Backend):
         return Trained(job.key, self.framework, metrics, curves, dict(module.resolved_loss_params or {}),
                        time.perf_counter() - start, predict=lambda x: self._forward(module, x),
                        features=lambda x: self._forward(module, x, features=True),
-                       artifacts={"checkpoint": ckpt})
+                       artifacts={"checkpoint": ckpt}, weights=lambda: module.net.numpy_weights())
 
     def _forward(self, module, x: np.ndarray, features: bool = False, batch_size: int = 4096) -> np.ndarray:
         torch = self.torch
@@ -144,9 +145,13 @@ class KerasBackend(Backend):
     def model(self, job: Job, data: Arrays | None = None, *, weights=None, dtype: str | None = None):
         """The compiled Keras model of ``job`` with its initial weights."""
         kt = self.kt
-        model = kt.build_mlp(job.model.in_features, job.model.hidden, job.model.out_features,
-                             activation=job.model.activation, head=job.model.head, dtype=dtype)
-        kt.set_torch_layout_weights(model, job.model.init_weights(job.seed) if weights is None else weights)
+        initial = job.model.init_weights(job.seed) if weights is None else weights
+        if hasattr(job.model, "keras_model"):  # a description with its own builders (scenarios.unet.UNet)
+            model = job.model.keras_model(dtype=dtype)
+            job.model.set_keras_weights(model, initial)
+        else:
+            model = kt.build_mlp(**job.model.kwargs(), dtype=dtype)
+            kt.set_torch_layout_weights(model, initial)
         loss = kt.build_loss(job.loss.name, job.loss.kwargs(), None if data is None else data.y_train)
         kt.compile_model(model, loss=loss, metrics=metric_descriptions(job.metrics), optimizer=job.optimizer.config())
         return model
@@ -160,7 +165,7 @@ class KerasBackend(Backend):
         xt, yt = kt.cast_inputs(data.x_test), kt.cast_targets(data.y_test)
         fit = kt.fit(model, x, y, epochs=cfg.epochs or job.epochs, batch_size=job.batch_size, seed=job.seed,
                      validation_data=(xt, yt) if job.validate else None, eval_batch_size=job.eval_batch_size,
-                     verbose=1 if cfg.progress else 0)
+                     verbose=1 if cfg.progress else 0, sample_weight=data.w_train)
         path = cfg.out / "keras" / f"{job.key}.keras"
         path.parent.mkdir(parents=True, exist_ok=True)
         kt.save_model(model, path)
@@ -179,13 +184,16 @@ class KerasBackend(Backend):
         return Trained(job.key, self.framework, metrics, curves, params, time.perf_counter() - start,
                        predict=lambda a: kt.predict(loaded, kt.cast_inputs(a)),
                        features=lambda a: kt.features(loaded, kt.cast_inputs(a)),
-                       artifacts={"model": str(path)})
+                       artifacts={"model": str(path)},
+                       weights=lambda: (job.model.keras_weights(loaded) if hasattr(job.model, "keras_weights")
+                                        else kt.torch_layout_weights(loaded)))
 
     def rejection(self, job: Job, data: Arrays) -> str | None:
         kt = self.kt
         model = self.model(job, data)
         batches = kt.ArrayBatches(kt.cast_inputs(data.x_train), kt.cast_targets(data.y_train),
-                                  batch_size=job.batch_size, seed=job.seed)
+                                  batch_size=job.batch_size, seed=job.seed,
+                                  sample_weight=None if data.w_train is None else kt.cast_inputs(data.w_train))
         try:
             kt.check_first_batch(model, batches)  # what kt.fit runs first
         except ValueError as err:

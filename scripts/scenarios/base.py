@@ -36,13 +36,20 @@ FRAMEWORKS = ("torch", "keras")
 @dataclass(frozen=True)
 class MLP:
     """``in_features → hidden… → out_features`` with ``activation`` between, and a head:
-    ``"linear"`` (logits), ``"sigmoid"`` or ``"sigmoid_normalized"`` (sigmoids / row sum)."""
+    ``"linear"`` (logits), ``"sigmoid"``, ``"sigmoid_normalized"`` (sigmoids / row sum) or
+    ``"threshold"`` (clip to ``[0, threshold]``, ``ThresholdActivation``).
+
+    ``activity_regularizer``: a single-input penalty (:class:`Loss`, e.g. ``kl_sparsity``) of the
+    last hidden layer's activations, added to the loss undivided in both frameworks
+    (``torch_impl.lightning.ActivityPenalty`` + ``LossModule``; ``tf_impl.training.ActivityLoss``)."""
 
     in_features: int
     hidden: tuple[int, ...]
     out_features: int
     activation: str = "relu"
     head: str = "linear"
+    threshold: float | None = None
+    activity_regularizer: "Loss | None" = None
 
     @property
     def widths(self) -> list[int]:
@@ -59,8 +66,16 @@ class MLP:
         return out
 
     def kwargs(self) -> dict[str, Any]:
-        return {"in_features": self.in_features, "hidden": list(self.hidden),
-                "out_features": self.out_features, "activation": self.activation, "head": self.head}
+        """Arguments of ``torch_impl.lightning.MLP`` and ``tf_impl.training.build_mlp`` (the optional
+        ``threshold`` / ``activity_regularizer`` only when set)."""
+        out = {"in_features": self.in_features, "hidden": list(self.hidden),
+               "out_features": self.out_features, "activation": self.activation, "head": self.head}
+        if self.threshold is not None:
+            out["threshold"] = float(self.threshold)
+        if self.activity_regularizer is not None:
+            out["activity_regularizer"] = {"name": self.activity_regularizer.name,
+                                           **self.activity_regularizer.kwargs()}
+        return out
 
 
 @dataclass(frozen=True)
@@ -124,16 +139,27 @@ class Arrays:
     x_test: np.ndarray
     y_test: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
+    #: optional per-sample training weights ``(N_train,)``: the ``sample_weight`` of every training
+    #: batch (``ArrayDataModule`` key ``w_train``; ``tf_impl.training.fit(sample_weight=...)``)
+    w_train: np.ndarray | None = None
 
     def with_inputs(self, x_train: np.ndarray, x_test: np.ndarray, **info: Any) -> "Arrays":
-        return Arrays(x_train, self.y_train, x_test, self.y_test, {**self.info, **info})
+        return Arrays(x_train, self.y_train, x_test, self.y_test, {**self.info, **info}, self.w_train)
+
+    def with_sample_weight(self, w_train: np.ndarray | None, **info: Any) -> "Arrays":
+        return Arrays(self.x_train, self.y_train, self.x_test, self.y_test, {**self.info, **info},
+                      None if w_train is None else np.asarray(w_train))
 
     def subset(self, index: np.ndarray) -> "Arrays":
         return Arrays(self.x_train[index], self.y_train[index], self.x_test, self.y_test,
-                      {**self.info, "n_train": int(len(index))})
+                      {**self.info, "n_train": int(len(index))},
+                      None if self.w_train is None else self.w_train[index])
 
     def as_dict(self) -> dict[str, np.ndarray]:
-        return {"x_train": self.x_train, "y_train": self.y_train, "x_test": self.x_test, "y_test": self.y_test}
+        out = {"x_train": self.x_train, "y_train": self.y_train, "x_test": self.x_test, "y_test": self.y_test}
+        if self.w_train is not None:
+            out["w_train"] = self.w_train
+        return out
 
 
 @dataclass(frozen=True)
@@ -177,6 +203,8 @@ class Trained:
     predict: Callable[[np.ndarray], np.ndarray]  # model outputs (logits for a linear head)
     features: Callable[[np.ndarray], np.ndarray]  # last hidden layer's activations
     artifacts: dict[str, str] = field(default_factory=dict)  # checkpoint / .keras paths
+    #: the trained weights ``[(W (out, in), b), …]`` (torch layout, float64 NumPy), or None
+    weights: Callable[[], list[tuple[np.ndarray, np.ndarray]]] | None = None
 
 
 class Backend(ABC):
@@ -212,6 +240,11 @@ class ParityCase:
     x: np.ndarray
     y: np.ndarray
     batch_size: int = 32
+    sample_weight: np.ndarray | None = None  # per-sample training weights (rows of x), or None
+    #: float32 tolerance of this case when the generic one (1e-5) does not apply; give the reason
+    #: in ``float32_reason`` (the float64 tolerance is never relaxed)
+    float32_rtol: float | None = None
+    float32_reason: str = ""
 
 
 class Scenario(ABC):

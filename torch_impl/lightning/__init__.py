@@ -10,10 +10,10 @@
 from .callbacks import EpochHistory
 from .datamodules import ArrayDataModule, EpochShuffleSampler, epoch_permutation, import_object
 from .metrics import build_metric
-from .models import MLP, RowNormalize
+from .models import MLP, ActivityPenalty, RowNormalize, activity_losses
 from .modules import AUTO, LossModule, resolve_auto_params
 from .optim import KerasAdam, build_optimizer
 
-__all__ = ["MLP", "RowNormalize", "LossModule", "ArrayDataModule", "EpochShuffleSampler", "epoch_permutation",
+__all__ = ["MLP", "RowNormalize", "ActivityPenalty", "activity_losses", "LossModule", "ArrayDataModule", "EpochShuffleSampler", "epoch_permutation",
            "import_object", "KerasAdam", "build_optimizer", "build_metric", "EpochHistory", "AUTO",
            "resolve_auto_params"]

@@ -14,6 +14,13 @@ Everything is described by plain values, so the same description drives the scen
 * ``optimizer``: ``{"name": "adam" | "sgd", "lr": ..., ...}`` with Keras' names and defaults
   (:func:`torch_impl.lightning.optim.build_optimizer`).
 
+Training batches ``(x, y, w)`` (an ``ArrayDataModule`` with ``w_train``) pass ``w`` as the loss's
+``sample_weight``; ``(x, y)`` batches call the loss without it.
+
+A network with :class:`torch_impl.lightning.ActivityPenalty` modules (``MLP(activity_regularizer=...)``)
+adds their values, recorded in the forward pass, to the loss (train, validation and test): Keras'
+``add_loss``.
+
 Logged: ``train_loss`` (per step and epoch mean), ``val_loss``, ``val_<metric>``, ``test_loss``,
 ``test_<metric>``.
 """
@@ -30,6 +37,7 @@ from torch import nn
 from ..class_weights import pos_weight_from_labels
 from ..losses import get_loss
 from .metrics import build_metric
+from .models import activity_losses
 from .optim import build_optimizer
 
 AUTO = "auto"
@@ -115,19 +123,27 @@ class LossModule(L.LightningModule):
                               for k, v in resolved.items()})
             self.loss_fn.to(self.device)
 
-    def _loss(self, prediction, target):
+    def _loss(self, prediction, target, sample_weight=None):
         if self.loss_fn is None:
             raise RuntimeError("LossModule: the loss has 'auto' parameters and is built in setup(); "
                                "run it through a Trainer with a datamodule that has train_targets")
-        return self.loss_fn(prediction, target)
+        if sample_weight is None:
+            value = self.loss_fn(prediction, target)
+        else:
+            value = self.loss_fn(prediction, target, sample_weight=sample_weight)
+        # penalties of activations recorded by the net's ActivityPenalty modules in this forward
+        # pass (e.g. kl_sparsity of a coding layer): added undivided, as Keras' add_loss
+        for extra in activity_losses(self.net):
+            value = value + extra
+        return value
 
     # ------------------------------------------------------------------ steps
     def forward(self, x):
         return self.net(x)
 
     def training_step(self, batch, batch_idx):
-        x, y = batch
-        loss = self._loss(self(x), y)
+        x, y, *w = batch  # (x, y) or (x, y, per-sample weights)
+        loss = self._loss(self(x), y, w[0] if w else None)
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(x))
         return loss
 
