@@ -10,7 +10,10 @@ the whole command, imports included), ``DIR/history.json`` (per-epoch curves of 
 ``DIR/lightning/<job>/``, Keras models to ``DIR/keras/<job>.keras``. ``--quick`` (small subsets,
 2 epochs) finishes in under a minute on 2 CPU cores. Scenarios: ``multilabel`` (seed 001),
 ``digits`` (seed 002; ``--data`` = a local ``mnist.npz`` or MNIST IDX folder, else scikit-learn's
-bundled digits).
+bundled digits), ``imbalanced`` (seed 003; ``--data`` = a local ``.csv`` / ``.npz`` of features and 0/1
+labels, else a seeded ``make_classification`` problem), ``count_penalty`` (seed 000: hard vs soft count
+penalty vs a clipping head; the hard count trains the plain-MSE weights bit for bit),
+``sparse_autoencoder`` (seed 004: ``kl_sparsity`` on a sigmoid coding layer, scikit-learn's digits).
 """
 from __future__ import annotations
 
@@ -35,7 +38,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small subsets and 2 epochs (< 1 min)")
     parser.add_argument("--seed", type=int, default=0, help="initial weights and batch order (default 0)")
     parser.add_argument("--data", type=Path, default=None,
-                        help="digits: a local mnist.npz or folder of MNIST IDX files (default: sklearn digits)")
+                        help="digits: a local mnist.npz or folder of MNIST IDX files (default: sklearn digits); "
+                             "imbalanced: a local .csv/.npz of features + 0/1 label (default: synthetic)")
     parser.add_argument("--epochs", type=int, default=None, help="override every job's number of epochs")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--threads", type=int, default=1,
@@ -44,10 +48,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.epochs is not None and args.epochs < 1:
         parser.error("--epochs must be >= 1")
-    if args.data is not None and args.scenario != "digits":
-        parser.error("--data is only used by the digits scenario")
+    if args.data is not None and args.scenario not in ("digits", "imbalanced"):
+        parser.error("--data is only used by the digits and imbalanced scenarios")
     if args.data is not None and not args.data.exists():
-        parser.error(f"--data {args.data}: no such file or folder (a local mnist.npz or MNIST IDX folder; "
+        parser.error(f"--data {args.data}: no such file or folder (a local mnist.npz or MNIST IDX folder, or a "
+                     f".csv/.npz table for imbalanced; "
                      f"nothing is downloaded)")
     return args
 

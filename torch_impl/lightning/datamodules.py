@@ -3,7 +3,10 @@
 The arrays come from ``arrays=`` (a mapping) or from ``source=``, the import path of a function
 returning one (``"scripts.scenarios.multilabel:lightning_data"``, called with ``source_args``), which
 is how the Lightning CLI configs name a scenario's data. Keys: ``x_train``, ``y_train``, ``x_test``,
-``y_test`` and optionally ``x_val``, ``y_val`` (default: the test split).
+``y_test`` and optionally ``x_val``, ``y_val`` (default: the test split) and ``w_train``: per-sample
+training weights ``(N_train,)``; with them the training batches are ``(x, y, w)`` and
+``LossModule`` passes ``w`` as the loss's ``sample_weight`` (Keras twin:
+``tf_impl.training.fit(sample_weight=...)``).
 
 Batch order: the training batches of epoch ``e`` are the permutation
 ``numpy.random.default_rng([seed, e]).permutation(n)`` cut in ``batch_size`` pieces (the last one
@@ -107,6 +110,11 @@ class ArrayDataModule(L.LightningDataModule):
             if (x is None) != (y is None) or (x is not None and len(x) != len(y)):
                 raise ValueError(f"ArrayDataModule: x_{split} and y_{split} must both be given, with as "
                                  f"many rows")
+        w = arrays.get("w_train")
+        if w is not None and (w.ndim != 1 or len(w) != len(arrays["x_train"]) or w.dtype.kind not in "iuf"
+                              or not np.all(np.isfinite(w)) or np.any(w < 0)):
+            raise ValueError(f"ArrayDataModule: w_train must be {len(arrays['x_train'])} finite per-sample "
+                             f"weights >= 0 of shape (N_train,); got shape {w.shape}, dtype {w.dtype}")
         return arrays
 
     @property
@@ -127,8 +135,10 @@ class ArrayDataModule(L.LightningDataModule):
         a = self.arrays
         for split in SPLITS:
             src = split if f"x_{split}" in a else "test"
-            self.datasets[split] = TensorDataset(_tensor(a[f"x_{src}"], self.float_dtype),
-                                                 _tensor(a[f"y_{src}"], self.float_dtype))
+            tensors = [_tensor(a[f"x_{src}"], self.float_dtype), _tensor(a[f"y_{src}"], self.float_dtype)]
+            if split == "train" and a.get("w_train") is not None:
+                tensors.append(torch.as_tensor(np.asarray(a["w_train"], np.float64), dtype=self.float_dtype))
+            self.datasets[split] = TensorDataset(*tensors)
 
     def train_dataloader(self) -> DataLoader:
         ds = self.datasets["train"]
