@@ -60,6 +60,11 @@ def binary_cases(name: str, params: dict, tag: str, *, from_logits: bool,
         Case(f"{tag}-edge-all-zero", "edge", params, pred((4, c)), np.zeros((4, c))),
         Case(f"{tag}-edge-all-one", "edge", params, pred((4, c)), np.ones((4, c))),
     ]
+    if not from_logits:
+        tiny = np.tile(np.array([1e-9, 1e-12, 3e-8, 1e-20]), (2, (c + 3) // 4))[:, :c]
+        cases.append(Case(f"{tag}-edge-tiny-probabilities", "edge", params, tiny, np.zeros_like(tiny),
+                          note="-log(1 - p) = p for tiny p: 1 - p rounds p away (float32 below 6e-8), "
+                               "log1p(-p) keeps it; found by the deep hypothesis run (focal, gamma 0.3)"))
     if not isinstance(params.get("pos_weight"), np.ndarray):
         cases.append(Case(f"{tag}-edge-1d", "edge", params, pred((5,)), hard((5,), 0.5),
                           note="1-D input: each element is a sample"))

@@ -9,6 +9,8 @@ from .cases import EXTREME_LOGITS, binary_cases
 from .core import Identity, InvalidCase, LossSpec, Param, PeerNote, register
 from .numerics import (
     clamped_log,
+    clamped_log1m,
+    clamped_log1m_grad,
     clamped_log_grad,
     exact_elementwise_mean,
     log_sigmoid,
@@ -42,7 +44,7 @@ def _log_probs(prediction, from_logits):
     x = np.asarray(prediction, np.float64)
     if from_logits:
         return log_sigmoid(x), log_sigmoid(-x), sigmoid(-x), -sigmoid(x)
-    return (clamped_log(x), clamped_log(1.0 - x), clamped_log_grad(x), -clamped_log_grad(1.0 - x))
+    return (clamped_log(x), clamped_log1m(x), clamped_log_grad(x), clamped_log1m_grad(x))
 
 
 def _mp_log_probs(x, from_logits):

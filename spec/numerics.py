@@ -65,6 +65,23 @@ def clamped_log(q):
     return np.log(np.maximum(np.asarray(q, np.float64), P_MIN))
 
 
+def clamped_log1m(p):
+    """``clamped_log(1 - p)`` computed as ``log1p(-p)``: accurate for tiny ``p`` too (``1 - p``
+    rounds ``p < 2**-53`` away in float64 and ``p < 2**-24`` in float32, and ``-log(1 - p)``
+    became 0 instead of ``p``). The clamp is the same: ``log P_MIN`` where ``1 - p < P_MIN``."""
+    p = np.asarray(p, np.float64)
+    keep = (1.0 - p) >= P_MIN
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(keep, np.log1p(-np.where(keep, p, 0.0)), LOG_P_MIN)
+
+
+def clamped_log1m_grad(p):
+    """d/dp of :func:`clamped_log1m`: ``-1/(1 - p)`` where ``1 - p >= P_MIN``, 0 below."""
+    p = np.asarray(p, np.float64)
+    keep = (1.0 - p) >= P_MIN
+    return np.where(keep, -1.0 / np.where(keep, 1.0 - p, 1.0), 0.0)
+
+
 def clamped_log_grad(q):
     q = np.asarray(q, np.float64)
     return np.where(q >= P_MIN, 1.0 / np.maximum(q, P_MIN), 0.0)

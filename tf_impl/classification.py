@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from spec.numerics import P_MIN
+from spec.numerics import LOG_P_MIN, P_MIN
 
 from ._core import apply, mean_nonbatch
 
@@ -16,7 +16,11 @@ def _log_probs(x: tf.Tensor, from_logits: bool):
     if from_logits:
         return tf.math.log_sigmoid(x), tf.math.log_sigmoid(-x)
     p_min = tf.constant(P_MIN, x.dtype)
-    return tf.math.log(tf.maximum(x, p_min)), tf.math.log(tf.maximum(1.0 - x, p_min))
+    # log(1 - p) as log1p(-p) (1 - p rounds tiny p away), the same clamp where 1 - p < P_MIN; the
+    # masked branch sees p = 0, so its gradient is 0 there, never inf · 0
+    keep = (1.0 - x) >= p_min
+    log_1mp = tf.where(keep, tf.math.log1p(-tf.where(keep, x, tf.zeros_like(x))), tf.constant(LOG_P_MIN, x.dtype))
+    return tf.math.log(tf.maximum(x, p_min)), log_1mp
 
 
 def logaddexp(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:

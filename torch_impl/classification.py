@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from spec.numerics import P_MIN
+from spec.numerics import LOG_P_MIN, P_MIN
 
 from ._core import apply, mean_nonbatch
 
@@ -16,7 +16,11 @@ def _log_probs(x: torch.Tensor, from_logits: bool):
     """``(log p, log(1 - p))``: log-sigmoids for logits, the spec's clamp for probabilities."""
     if from_logits:
         return F.logsigmoid(x), F.logsigmoid(-x)
-    return torch.log(torch.clamp(x, min=P_MIN)), torch.log(torch.clamp(1.0 - x, min=P_MIN))
+    # log(1 - p) as log1p(-p) (1 - p rounds tiny p away), the same clamp where 1 - p < P_MIN; the
+    # masked branch sees p = 0, so its gradient is 0 there, never inf · 0
+    keep = (1.0 - x) >= P_MIN
+    log_1mp = torch.where(keep, torch.log1p(-torch.where(keep, x, torch.zeros_like(x))), LOG_P_MIN)
+    return torch.log(torch.clamp(x, min=P_MIN)), log_1mp
 
 
 def _weighted_bce_per_sample(x, y, *, pos_weight, from_logits):
