@@ -13,7 +13,9 @@ the whole command, imports included), ``DIR/history.json`` (per-epoch curves of 
 bundled digits), ``imbalanced`` (seed 003; ``--data`` = a local ``.csv`` / ``.npz`` of features and 0/1
 labels, else a seeded ``make_classification`` problem), ``count_penalty`` (seed 000: hard vs soft count
 penalty vs a clipping head; the hard count trains the plain-MSE weights bit for bit),
-``sparse_autoencoder`` (seed 004: ``kl_sparsity`` on a sigmoid coding layer, scikit-learn's digits).
+``sparse_autoencoder`` (seed 004: ``kl_sparsity`` on a sigmoid coding layer, scikit-learn's digits),
+``segmentation`` (seed 003, ship detection: a U-Net on synthetic sea images, seven losses, which ones
+collapse to all-zero masks).
 """
 from __future__ import annotations
 

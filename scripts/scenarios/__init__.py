@@ -10,7 +10,7 @@ here (see :mod:`scripts.scenarios.base` for what it declares).
 """
 from __future__ import annotations
 
-from . import count_penalty, digits, imbalanced, multilabel, sparse_autoencoder
+from . import count_penalty, digits, imbalanced, multilabel, segmentation, sparse_autoencoder
 from .base import FRAMEWORKS, Scenario
 
 _REGISTRY: dict[str, Scenario] = {}
@@ -34,7 +34,7 @@ def get(name: str) -> Scenario:
         raise KeyError(f"unknown scenario {name!r}; known: {names()}") from None
 
 
-for _module in (multilabel, digits, count_penalty, imbalanced, sparse_autoencoder):
+for _module in (multilabel, digits, count_penalty, imbalanced, segmentation, sparse_autoencoder):
     register(_module.SCENARIO)
 
 __all__ = ["FRAMEWORKS", "Scenario", "get", "names", "register"]

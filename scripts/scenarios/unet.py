@@ -1,0 +1,102 @@
+"""Framework-neutral description of a small U-Net (the ``segmentation`` scenario's network).
+
+:class:`UNet` is to ``torch_impl.lightning.unet.UNet`` and ``tf_impl.unet.build_unet`` what
+:class:`~scripts.scenarios.base.MLP` is to the MLPs: plain values, NumPy initial weights, and the
+builders of both frameworks. The backends (``backends.py``) and the training-step parity test
+dispatch on the description: one that has ``torch_module`` / ``keras_model`` builds itself,
+anything else is an MLP.
+
+Data layout: images are ``(N, H, W)`` arrays (one channel, no channel axis) in
+:class:`~scripts.scenarios.base.Arrays`, masks ``(N, H, W)`` of 0/1, and the networks return one
+logit per pixel ``(N, H, W)``. The channel axis exists only inside the networks: torch adds it at
+axis 1 (``NCHW``), Keras at the end (``NHWC``). So both frameworks get the very same arrays and
+batches, and the losses (sums over every non-batch axis) and metrics (pixels pooled with samples)
+see the same shapes.
+
+Weights are ``[(W, b), …]`` in torch layout, in ``layer_plan`` order: convolution ``(out, in, kh, kw)``,
+transposed convolution ``(in, out, kh, kw)``; ``tf_impl.unet`` transposes them into Keras' kernels
+(``(kh, kw, in, out)`` and ``(kh, kw, out, in)``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+def layer_plan(widths, bottleneck: int) -> list[tuple[str, str, int, int, int]]:
+    """``[(name, kind, in_channels, out_channels, kernel), …]`` (``kind``: ``"conv"`` or ``"up"``),
+    the plan of ``torch_impl.lightning.unet.layer_plan`` / ``tf_impl.unet.layer_plan`` (the tests
+    check that the three agree; this one imports no framework)."""
+    widths = [int(w) for w in widths]
+    plan, c = [], 1
+    for i, w in enumerate(widths):
+        plan += [(f"enc{i}_a", "conv", c, w, 3), (f"enc{i}_b", "conv", w, w, 3)]
+        c = w
+    plan += [("mid_a", "conv", c, int(bottleneck), 3), ("mid_b", "conv", int(bottleneck), int(bottleneck), 3)]
+    c = int(bottleneck)
+    for i in reversed(range(len(widths))):
+        w = widths[i]
+        plan += [(f"up{i}", "up", c, w, 2), (f"dec{i}_a", "conv", 2 * w, w, 3), (f"dec{i}_b", "conv", w, w, 3)]
+        c = w
+    plan.append(("logits", "conv", c, 1, 1))
+    return plan
+
+
+@dataclass(frozen=True)
+class UNet:
+    """U-Net ``(N, height, width) → (N, height, width)`` logits: ``len(widths)`` levels of
+    conv-conv-pool, a conv-conv bottleneck, transposed-conv upsampling with skip concatenation,
+    and a 1×1 convolution to one logit channel (see ``torch_impl.lightning.unet``)."""
+
+    height: int
+    width: int
+    widths: tuple[int, ...] = (8, 16)
+    bottleneck: int = 32
+
+    def plan(self) -> list[tuple[str, str, int, int, int]]:
+        return layer_plan(self.widths, self.bottleneck)
+
+    def init_weights(self, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Keras' default initialization drawn with NumPy: Glorot-uniform kernels
+        ``U(±sqrt(6 / ((in + out) · kh · kw)))`` (Keras' fans include the receptive field), zero
+        biases; torch layout, float64."""
+        rng = np.random.default_rng([int(seed), 0x0E7])
+        out = []
+        for _, kind, c_in, c_out, k in self.plan():
+            limit = math.sqrt(6.0 / ((c_in + c_out) * k * k))
+            shape = (c_in, c_out, k, k) if kind == "up" else (c_out, c_in, k, k)
+            out.append((rng.uniform(-limit, limit, size=shape), np.zeros(c_out)))
+        return out
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"height": self.height, "width": self.width, "widths": list(self.widths),
+                "bottleneck": self.bottleneck}
+
+    # builders (imported lazily: a Keras run never loads torch and vice versa)
+    def torch_module(self):
+        from torch_impl.lightning.unet import UNet as TorchUNet
+
+        return TorchUNet(**self.kwargs())
+
+    def keras_model(self, dtype: str | None = None):
+        from tf_impl.unet import build_unet
+
+        return build_unet(**self.kwargs(), dtype=dtype)
+
+    @staticmethod
+    def set_keras_weights(model, weights) -> None:
+        from tf_impl.unet import set_torch_layout_weights
+
+        set_torch_layout_weights(model, weights)
+
+    @staticmethod
+    def keras_weights(model) -> list[tuple[np.ndarray, np.ndarray]]:
+        from tf_impl.unet import torch_layout_weights
+
+        return torch_layout_weights(model)
+
+
+__all__ = ["UNet", "layer_plan"]
