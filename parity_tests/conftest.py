@@ -36,6 +36,24 @@ def device(request):
     return dev
 
 
+@pytest.fixture(scope="session")
+def quick_report(tmp_path_factory):
+    """``python -m scripts.report --quick --seeds 1`` once per session (per xdist worker): one
+    quick ``scripts.run`` per scenario and framework (subprocesses), then the report. The
+    scenario modules read their quick runs from ``<out>/runs/<scenario>/<framework>/seed0``."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path_factory.mktemp("report")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-m", "scripts.report", "--out", str(out), "--quick", "--seeds", "1"],
+                          cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True,
+                          timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out
+
+
 def case_params(kinds=("typical", "extreme", "edge")):
     """``(name, case_id)`` for every selected entry and case."""
     out = []

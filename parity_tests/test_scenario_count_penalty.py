@@ -4,8 +4,8 @@ model trained with it has the plain-MSE model's weights bit for bit (in torch an
 the soft count trains fewer outputs above the threshold. Runs that train are marked ``slow``."""
 from __future__ import annotations
 
+import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,11 +139,12 @@ def _restore_torch_flags():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("framework", ["torch", "keras"])
-def test_quick_run_hard_count_is_bit_identical_and_soft_count_reduces_it(tmp_path, framework, _restore_torch_flags):
-    cfg = RunConfig(out=tmp_path, quick=True, progress=False)
-    data = cp.SCENARIO.data(cfg)
-    result = cp.SCENARIO.run(_backend(framework), data, cfg)
-    m = result.metrics
+def test_quick_run_hard_count_is_bit_identical_and_soft_count_reduces_it(quick_report, framework):
+    """The report's ``scripts.run count_penalty --quick`` run (conftest ``quick_report``)."""
+    folder = quick_report / "runs" / "count_penalty" / framework / "seed0"
+    m = json.loads((folder / "metrics.json").read_text())
+    histories = json.loads((folder / "history.json").read_text())
+    n_test = cp.split(quick=True).y_test.size
     # the trap: the hard count never moved a weight differently from plain MSE ...
     assert m["hard_vs_plain/max_abs_weight_diff"] == 0.0 and m["hard_vs_plain/identical"] == 1.0
     assert m["hard_count/count_above"] == m["plain/count_above"] and m["hard_count/mse"] == m["plain/mse"]
@@ -158,10 +159,11 @@ def test_quick_run_hard_count_is_bit_identical_and_soft_count_reduces_it(tmp_pat
     # the clip hides the count: nothing strictly above t, but outputs pinned at t
     assert m["threshold_head/count_above"] == 0.0 and m["threshold_head/max_prediction"] == cp.THRESHOLD
     assert m["threshold_head/count_at_least"] > 0.2
-    assert {p.name for p in cp.SCENARIO.plot_run(result, framework, tmp_path)} == {
+    assert {p.name for p in folder.glob("*.png")} == {
         "count_penalty_tradeoff.png", "count_penalty_predictions.png", "count_penalty_curves.png"}
-    assert all(len(h["prediction_hist"]) == len(cp.HIST_EDGES) - 1 and sum(h["prediction_hist"]) ==
-               data.y_test.size for h in result.histories.values())
+    assert set(histories) == set(cp.JOB_KEYS)
+    assert all(len(h["prediction_hist"]) == len(cp.HIST_EDGES) - 1 and sum(h["prediction_hist"]) == n_test
+               for h in histories.values())
 
 
 @pytest.mark.slow

@@ -343,14 +343,10 @@ def test_parity_cases_cover_every_loss_and_a_weighted_case():
 
 # --------------------------------------------------------------------------- public commands (slow)
 @pytest.fixture(scope="module")
-def quick_runs(tmp_path_factory):
-    out = tmp_path_factory.mktemp("imbalanced")
-    for framework in ("torch", "keras"):
-        proc = subprocess.run([sys.executable, "-m", "scripts.run", "imbalanced", "--framework", framework, "--quick",
-                               "--quiet", "--out", str(out / framework)], cwd=ROOT, env=ENV, capture_output=True,
-                              text=True, timeout=600)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return {f: json.loads((out / f / "metrics.json").read_text()) for f in ("torch", "keras")}, out
+def quick_runs(quick_report):
+    """The report's ``scripts.run imbalanced --quick`` runs (conftest ``quick_report``)."""
+    folders = {f: quick_report / "runs" / "imbalanced" / f / "seed0" for f in ("torch", "keras")}
+    return {f: json.loads((d / "metrics.json").read_text()) for f, d in folders.items()}, folders
 
 
 @pytest.mark.slow
@@ -361,7 +357,7 @@ def test_quick_run(quick_runs, framework):
     assert m["seconds"] < QUICK_BUDGET_S, f"--quick took {m['seconds']:.1f} s"
     for key in im.SCENARIO.headline:
         assert isinstance(m.get(key), float), key
-    assert {p.name for p in (out / framework).glob("*.png")} >= {
+    assert {p.name for p in out[framework].glob("*.png")} >= {
         "imbalanced_minority.png", "imbalanced_confusion.png", "imbalanced_ensemble.png", "imbalanced_curves.png"}
     for key in im.JOBS:
         assert m[f"{key}/tp"] + m[f"{key}/fn"] == round(m["data/positive_rate_test"] * m["data/n_test"])

@@ -4,13 +4,13 @@ not Keras' ``activity_regularizer`` value divided by the batch size), the Keras 
 and (``slow``) quick runs in which the penalty puts the coding units' mean activations at 0.1."""
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
 import pytest
 
 from scripts.scenarios import sparse_autoencoder as sa
-from scripts.scenarios.base import RunConfig
 
 pytestmark = pytest.mark.project
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -138,23 +138,13 @@ def test_keras_model_with_the_penalty_saves_and_loads(tmp_path):
 
 
 # --------------------------------------------------------------------------- quick runs (slow)
-@pytest.fixture
-def _restore_torch_flags():
-    torch = pytest.importorskip("torch")
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.use_deterministic_algorithms(deterministic)  # undo Trainer(deterministic=True)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("framework", ["torch", "keras"])
-def test_quick_run_puts_the_units_mean_activation_at_the_target(tmp_path, framework, _restore_torch_flags):
-    pytest.importorskip("lightning.pytorch" if framework == "torch" else "keras")
-    from scripts.scenarios.backends import make_backend
-
-    cfg = RunConfig(out=tmp_path, quick=True, progress=False)
-    result = sa.SCENARIO.run(make_backend(framework, threads=None), sa.SCENARIO.data(cfg), cfg)
-    m = result.metrics
+def test_quick_run_puts_the_units_mean_activation_at_the_target(quick_report, framework):
+    """The report's ``scripts.run sparse_autoencoder --quick`` run (conftest ``quick_report``)."""
+    folder = quick_report / "runs" / "sparse_autoencoder" / framework / "seed0"
+    m = json.loads((folder / "metrics.json").read_text())
+    histories = json.loads((folder / "history.json").read_text())
     assert m["kl_sparsity/units_near_target"] >= 0.9
     assert abs(m["kl_sparsity/mean_activation"] - sa.TARGET) < 0.02
     assert m["no_penalty/units_near_target"] <= 0.1 and m["no_penalty/mean_activation"] > 0.3
@@ -164,8 +154,8 @@ def test_quick_run_puts_the_units_mean_activation_at_the_target(tmp_path, framew
     # the evaluated loss is the reconstruction MSE plus the penalty on the test batch (none without it)
     assert m["no_penalty/loss"] == pytest.approx(m["no_penalty/reconstruction_mse"], rel=1e-5)
     assert m["kl_sparsity/loss"] > m["kl_sparsity/reconstruction_mse"]
-    hist = result.histories["kl_sparsity"]["unit_mean_hist"]
-    assert sum(hist) == sa.CODING_UNITS and len(result.histories["kl_sparsity"]["example_reconstruction"]) == 8 * 64
-    assert {p.name for p in sa.SCENARIO.plot_run(result, framework, tmp_path)} == {
+    hist = histories["kl_sparsity"]["unit_mean_hist"]
+    assert sum(hist) == sa.CODING_UNITS and len(histories["kl_sparsity"]["example_reconstruction"]) == 8 * 64
+    assert {p.name for p in folder.glob("*.png")} == {
         "sparse_autoencoder_units.png", "sparse_autoencoder_metrics.png", "sparse_autoencoder_reconstructions.png",
         "sparse_autoencoder_curves.png"}

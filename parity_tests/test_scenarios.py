@@ -333,17 +333,6 @@ def test_sigmoid_head_is_rejected_with_a_clear_error_in_both_frameworks():
 
 
 # --------------------------------------------------------------------------- public commands (slow)
-@pytest.fixture(scope="module")
-def quick_report(tmp_path_factory):
-    """``python -m scripts.report --quick --seeds 1``: one quick ``scripts.run`` per scenario and
-    framework (subprocesses), then the report."""
-    out = tmp_path_factory.mktemp("report")
-    proc = subprocess.run([sys.executable, "-m", "scripts.report", "--out", str(out), "--quick", "--seeds", "1"],
-                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=1800)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out
-
-
 def _metrics(out, scenario, framework):
     return json.loads((out / "runs" / scenario / framework / "seed0" / "metrics.json").read_text())
 
