@@ -101,18 +101,28 @@ def torch_mod():
     torch.set_num_threads(threads)
 
 
-def test_layer_plans_agree(torch_mod):
+def test_both_networks_are_built_from_the_one_plan(torch_mod):
+    """torch modules and Keras layers: the plan's names, in its order, with its channels and kernels."""
     from tf_impl import unet as ku
     from torch_impl.lightning import unet as tu
 
+    assert tu.layer_plan is ku.layer_plan is layer_plan  # spec.architectures.unet_layer_plan
     for widths, bottleneck in (((8, 16), 32), ((4,), 6), ((3, 5, 7), 9)):
         plan = layer_plan(widths, bottleneck)
-        assert plan == tu.layer_plan(widths, bottleneck) == ku.layer_plan(widths, bottleneck)
-    net = tu.UNet(32, 32, (8, 16), 32)
-    assert net.layer_names() == [p[0] for p in seg.MODEL.plan()]
-    assert [tuple(w.shape) for w, _ in net.numpy_weights()] == [w.shape for w, _ in seg.MODEL.init_weights(0)]
-    model = seg.MODEL.keras_model()
-    assert ku.weight_layer_names(model) == net.layer_names()
+        assert len(plan) == 5 * len(widths) + 3
+        net = tu.UNet(32, 32, widths, bottleneck)
+        assert net.layer_names() == [p[0] for p in plan]
+        assert [tuple(w.shape) for w, _ in net.numpy_weights()] == [tu.torch_shape(*p[1:]) for p in plan]
+        model = ku.build_unet(32, 32, widths, bottleneck)
+        assert ku.weight_layer_names(model) == [p[0] for p in plan]
+        for name, kind, c_in, c_out, k in plan:  # Keras kernels: (k, k, in, out) / transposed (k, k, out, in)
+            kernel = model.get_layer(name).kernel
+            assert tuple(kernel.shape) == ((k, k, c_in, c_out) if kind == "conv" else (k, k, c_out, c_in)), name
+    assert [tuple(w.shape) for w, _ in tu.UNet(32, 32, (8, 16), 32).numpy_weights()] == \
+        [w.shape for w, _ in seg.MODEL.init_weights(0)]
+    for bad in (((), 4), ((8, 0), 4), ((8,), 0)):
+        with pytest.raises(ValueError, match="widths must be positive"):
+            layer_plan(*bad)
 
 
 def test_init_weights_are_keras_glorot_uniform():

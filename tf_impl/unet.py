@@ -29,31 +29,15 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from spec.architectures import unet_layer_plan
+
 #: torch layout → Keras kernel (the same permutation for Conv2D and Conv2DTranspose)
 TO_KERAS = (2, 3, 1, 0)
 #: Keras kernel → torch layout (inverse of :data:`TO_KERAS`)
 TO_TORCH = (3, 2, 0, 1)
 
 
-def layer_plan(widths: Sequence[int], bottleneck: int) -> list[tuple[str, str, int, int, int]]:
-    """``[(name, kind, in_channels, out_channels, kernel), …]`` in weight order (``kind``:
-    ``"conv"`` or ``"up"``); the same list as ``torch_impl.lightning.unet.layer_plan``."""
-    widths = [int(w) for w in widths]
-    if not widths or min(widths) < 1 or int(bottleneck) < 1:
-        raise ValueError(f"UNet: widths must be positive channel counts and bottleneck >= 1; got "
-                         f"widths={widths}, bottleneck={bottleneck}")
-    plan, c = [], 1
-    for i, w in enumerate(widths):
-        plan += [(f"enc{i}_a", "conv", c, w, 3), (f"enc{i}_b", "conv", w, w, 3)]
-        c = w
-    plan += [("mid_a", "conv", c, int(bottleneck), 3), ("mid_b", "conv", int(bottleneck), int(bottleneck), 3)]
-    c = int(bottleneck)
-    for i in reversed(range(len(widths))):
-        w = widths[i]
-        plan += [(f"up{i}", "up", c, w, 2), (f"dec{i}_a", "conv", 2 * w, w, 3), (f"dec{i}_b", "conv", w, w, 3)]
-        c = w
-    plan.append(("logits", "conv", c, 1, 1))
-    return plan
+layer_plan = unet_layer_plan  # the one plan of both frameworks (spec.architectures)
 
 
 def build_unet(height: int = 32, width: int = 32, widths: Sequence[int] = (8, 16), bottleneck: int = 32, *,

@@ -25,24 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from spec.architectures import unet_layer_plan
 
-def layer_plan(widths, bottleneck: int) -> list[tuple[str, str, int, int, int]]:
-    """``[(name, kind, in_channels, out_channels, kernel), …]`` (``kind``: ``"conv"`` or ``"up"``),
-    the plan of ``torch_impl.lightning.unet.layer_plan`` / ``tf_impl.unet.layer_plan`` (the tests
-    check that the three agree; this one imports no framework)."""
-    widths = [int(w) for w in widths]
-    plan, c = [], 1
-    for i, w in enumerate(widths):
-        plan += [(f"enc{i}_a", "conv", c, w, 3), (f"enc{i}_b", "conv", w, w, 3)]
-        c = w
-    plan += [("mid_a", "conv", c, int(bottleneck), 3), ("mid_b", "conv", int(bottleneck), int(bottleneck), 3)]
-    c = int(bottleneck)
-    for i in reversed(range(len(widths))):
-        w = widths[i]
-        plan += [(f"up{i}", "up", c, w, 2), (f"dec{i}_a", "conv", 2 * w, w, 3), (f"dec{i}_b", "conv", w, w, 3)]
-        c = w
-    plan.append(("logits", "conv", c, 1, 1))
-    return plan
+layer_plan = unet_layer_plan  # the one plan of both frameworks (spec.architectures)
 
 
 @dataclass(frozen=True)

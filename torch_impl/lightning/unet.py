@@ -29,26 +29,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from spec.architectures import unet_layer_plan
 
-def layer_plan(widths: Sequence[int], bottleneck: int) -> list[tuple[str, str, int, int, int]]:
-    """``[(name, kind, in_channels, out_channels, kernel), …]`` in weight order; ``kind`` is
-    ``"conv"`` or ``"up"`` (transposed convolution)."""
-    widths = [int(w) for w in widths]
-    if not widths or min(widths) < 1 or int(bottleneck) < 1:
-        raise ValueError(f"UNet: widths must be positive channel counts and bottleneck >= 1; got "
-                         f"widths={widths}, bottleneck={bottleneck}")
-    plan, c = [], 1
-    for i, w in enumerate(widths):
-        plan += [(f"enc{i}_a", "conv", c, w, 3), (f"enc{i}_b", "conv", w, w, 3)]
-        c = w
-    plan += [("mid_a", "conv", c, int(bottleneck), 3), ("mid_b", "conv", int(bottleneck), int(bottleneck), 3)]
-    c = int(bottleneck)
-    for i in reversed(range(len(widths))):
-        w = widths[i]
-        plan += [(f"up{i}", "up", c, w, 2), (f"dec{i}_a", "conv", 2 * w, w, 3), (f"dec{i}_b", "conv", w, w, 3)]
-        c = w
-    plan.append(("logits", "conv", c, 1, 1))
-    return plan
+layer_plan = unet_layer_plan  # the one plan of both frameworks (spec.architectures)
 
 
 def torch_shape(kind: str, c_in: int, c_out: int, k: int) -> tuple[int, int, int, int]:
