@@ -27,6 +27,28 @@ HEADS = ("linear", "sigmoid", "sigmoid_normalized", "threshold")
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "linear": nn.Identity}
 
 
+def numpy_weights(layers: Sequence[nn.Module]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``[(weight, bias), …]`` of ``layers`` as float64 NumPy arrays (torch layout)."""
+    return [(m.weight.detach().cpu().double().numpy(), m.bias.detach().cpu().double().numpy()) for m in layers]
+
+
+@torch.no_grad()
+def load_numpy_weights(owner: str, names: Sequence[str], layers: Sequence[nn.Module],
+                       weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Copy ``[(weight, bias), …]`` (torch layout) into ``layers``; ``ValueError`` naming ``owner``
+    and the layer when the count or a shape differs (nothing is copied then)."""
+    if len(weights) != len(layers):
+        raise ValueError(f"{owner}: got {len(weights)} (W, b) pairs for {len(layers)} layers")
+    pairs = [(np.asarray(w), np.asarray(b)) for w, b in weights]
+    for name, layer, (w, b) in zip(names, layers, pairs):
+        if w.shape != tuple(layer.weight.shape) or b.shape != tuple(layer.bias.shape):
+            raise ValueError(f"{owner}: layer {name}: weight shapes {w.shape}/{b.shape} do not match "
+                             f"{tuple(layer.weight.shape)}/{tuple(layer.bias.shape)}")
+    for layer, (w, b) in zip(layers, pairs):
+        layer.weight.copy_(torch.as_tensor(w, dtype=layer.weight.dtype))
+        layer.bias.copy_(torch.as_tensor(b, dtype=layer.bias.dtype))
+
+
 class RowNormalize(nn.Module):
     """``x / x.sum(-1, keepdim=True)``: rows of positive values become distributions."""
 
@@ -123,22 +145,12 @@ class MLP(nn.Module):
 
     def numpy_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """``[(W (out, in), b (out,)), …]`` as float64 NumPy arrays (torch layout)."""
-        return [(lin.weight.detach().cpu().double().numpy(), lin.bias.detach().cpu().double().numpy())
-                for lin in self.linears()]
+        return numpy_weights(self.linears())
 
-    @torch.no_grad()
     def set_numpy_weights(self, weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
         """Load ``[(W (out, in), b (out,)), …]`` (torch layout) into the linear layers."""
         layers = self.linears()
-        if len(weights) != len(layers):
-            raise ValueError(f"MLP: got {len(weights)} (W, b) pairs for {len(layers)} layers")
-        for lin, (w, b) in zip(layers, weights):
-            w, b = np.asarray(w), np.asarray(b)
-            if w.shape != tuple(lin.weight.shape) or b.shape != tuple(lin.bias.shape):
-                raise ValueError(f"MLP: weight shapes {w.shape}/{b.shape} do not match layer "
-                                 f"{tuple(lin.weight.shape)}/{tuple(lin.bias.shape)}")
-            lin.weight.copy_(torch.as_tensor(w, dtype=lin.weight.dtype))
-            lin.bias.copy_(torch.as_tensor(b, dtype=lin.bias.dtype))
+        load_numpy_weights("MLP", [f"linear{i}" for i in range(len(layers))], layers, weights)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Activations of the last hidden layer (the penultimate layer's output)."""

@@ -31,6 +31,8 @@ from torch import nn
 
 from spec.architectures import unet_layer_plan
 
+from .models import load_numpy_weights, numpy_weights
+
 layer_plan = unet_layer_plan  # the one plan of both frameworks (spec.architectures)
 
 
@@ -80,22 +82,11 @@ class UNet(nn.Module):
 
     def numpy_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """``[(W, b), …]`` (torch layout, :meth:`layer_names` order) as float64 NumPy arrays."""
-        return [(m.weight.detach().cpu().double().numpy(), m.bias.detach().cpu().double().numpy())
-                for m in self.layers()]
+        return numpy_weights(self.layers())
 
-    @torch.no_grad()
     def set_numpy_weights(self, weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
         """Load ``[(W, b), …]`` (torch layout, :meth:`layer_names` order)."""
-        layers = self.layers()
-        if len(weights) != len(layers):
-            raise ValueError(f"UNet: got {len(weights)} (W, b) pairs for {len(layers)} layers")
-        for name, layer, (w, b) in zip(self.layer_names(), layers, weights):
-            w, b = np.asarray(w), np.asarray(b)
-            if w.shape != tuple(layer.weight.shape) or b.shape != tuple(layer.bias.shape):
-                raise ValueError(f"UNet: layer {name}: weight shapes {w.shape}/{b.shape} do not match "
-                                 f"{tuple(layer.weight.shape)}/{tuple(layer.bias.shape)}")
-            layer.weight.copy_(torch.as_tensor(w, dtype=layer.weight.dtype))
-            layer.bias.copy_(torch.as_tensor(b, dtype=layer.bias.dtype))
+        load_numpy_weights("UNet", self.layer_names(), self.layers(), weights)
 
     def _check(self, x: torch.Tensor) -> None:
         if x.dim() != 3 or tuple(x.shape[1:]) != (self.height, self.width):
