@@ -264,18 +264,31 @@ def _ratio(num, den):
     return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
 
 
-def score(metric: str, tp, fp, fn, *, beta: float = 1.0):
-    """The metric of statistics (elementwise; 0/0 → 0.0)."""
+def ratio_terms(metric: str, tp, fp, fn, *, beta: float = 1.0):
+    r"""``(numerator, denominator)`` of the metric of statistics ``tp, fp, fn`` (elementwise).
+
+    Arithmetic only (``+``, ``*``), so the same function serves NumPy arrays here and the torch and
+    TensorFlow statistics of ``torch_impl.metrics`` / ``tf_impl.metrics``; each divides with 0/0 → 0.
+
+    .. math:: R = \frac{tp}{tp + fn},\quad P = \frac{tp}{tp + fp},\quad
+              F_\beta = \frac{(1+\beta^2)\,tp}{(1+\beta^2)\,tp + \beta^2 fn + fp},\quad
+              J = \frac{tp}{tp + fp + fn}
+    """
     if metric == "recall":
-        return _ratio(tp, tp + fn)
+        return tp, tp + fn
     if metric == "precision":
-        return _ratio(tp, tp + fp)
+        return tp, tp + fp
     if metric == "fbeta":
         b2 = beta * beta
-        return _ratio((1.0 + b2) * tp, (1.0 + b2) * tp + b2 * fn + fp)
+        return (1.0 + b2) * tp, (1.0 + b2) * tp + b2 * fn + fp
     if metric == "iou":
-        return _ratio(tp, tp + fp + fn)
+        return tp, tp + fp + fn
     raise KeyError(metric)
+
+
+def score(metric: str, tp, fp, fn, *, beta: float = 1.0):
+    """The metric of statistics (elementwise; 0/0 → 0.0)."""
+    return _ratio(*ratio_terms(metric, tp, fp, fn, beta=beta))
 
 
 def compute(metric: str, tp, fp, fn, *, average: str = "micro", beta: float = 1.0):

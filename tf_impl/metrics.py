@@ -4,8 +4,8 @@ Binary / multilabel metrics of thresholded predictions, twins of :mod:`spec.metr
 docstring for the definitions: decision ``p > threshold`` or, with ``from_logits=True``,
 ``x > logit(threshold)``; ``average`` over the last axis; 0/0 → 0.0) and of
 :mod:`torch_impl.metrics` (same parameters, defaults and error texts). Split in the torchmetrics
-style: ``_stat_scores_update`` gives the per-class ``(tp, fp, fn)`` of a batch, the
-``_*_compute`` functions the score of accumulated statistics; the classes hold float64
+style: ``_stat_scores_update`` gives the per-class ``(tp, fp, fn)`` of a batch,  ``_compute``
+the score of accumulated statistics (:func:`spec.metrics.ratio_terms`); the classes hold float64
 statistics (``aggregation="sum"``, so replica sync is a sum) and are serializable.
 
 Call order is Keras': ``metric.update_state(y_true, y_pred, sample_weight=None)``. Usable in
@@ -91,32 +91,12 @@ def _reduce(score, tp, fp, fn, average: str) -> tf.Tensor:
     return per_class
 
 
-def _recall_compute(tp, fp, fn, *, average: str = "micro") -> tf.Tensor:
-    return _reduce(lambda tp, fp, fn: _safe_divide(tp, tp + fn), tp, fp, fn, average)
-
-
-def _precision_compute(tp, fp, fn, *, average: str = "micro") -> tf.Tensor:
-    return _reduce(lambda tp, fp, fn: _safe_divide(tp, tp + fp), tp, fp, fn, average)
-
-
-def _fbeta_compute(tp, fp, fn, *, beta: float = 1.0, average: str = "micro") -> tf.Tensor:
-    b2 = beta * beta
-    return _reduce(lambda tp, fp, fn: _safe_divide((1.0 + b2) * tp, (1.0 + b2) * tp + b2 * fn + fp),
-                   tp, fp, fn, average)
-
-
-def _iou_compute(tp, fp, fn, *, average: str = "micro") -> tf.Tensor:
-    return _reduce(lambda tp, fp, fn: _safe_divide(tp, tp + fp + fn), tp, fp, fn, average)
-
-
-_COMPUTE = {"recall": _recall_compute, "precision": _precision_compute, "fbeta": _fbeta_compute,
-            "iou": _iou_compute}
-
-
 def _compute(metric: str, params, tp, fp, fn) -> tf.Tensor:
-    if metric == "fbeta":
-        return _fbeta_compute(tp, fp, fn, beta=params["beta"], average=params["average"])
-    return _COMPUTE[metric](tp, fp, fn, average=params["average"])
+    """The metric of accumulated statistics, reduced over classes as ``params["average"]`` says
+    (the ratios are :func:`spec.metrics.ratio_terms`, 0/0 → 0)."""
+    beta = params.get("beta", 1.0)
+    return _reduce(lambda tp, fp, fn: _safe_divide(*_m.ratio_terms(metric, tp, fp, fn, beta=beta)),
+                   tp, fp, fn, params["average"])
 
 
 def _functional(metric: str, y_true, y_pred, sample_weight, config) -> tf.Tensor:

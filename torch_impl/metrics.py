@@ -6,8 +6,8 @@ docstring for the definitions: decision ``p > threshold`` or, with ``from_logits
 
 * ``_stat_scores_update(input, target, sample_weight, ...) -> (tp, fp, fn)``: the sufficient
   statistics of one batch, per class (float64, ``(C,)``);
-* ``_recall_compute`` / ``_precision_compute`` / ``_fbeta_compute`` / ``_iou_compute``: the
-  score of accumulated statistics;
+* ``_compute(metric, params, tp, fp, fn)``: the score of accumulated statistics (the ratios of
+  :func:`spec.metrics.ratio_terms`, shared with the reference and the Keras twin);
 * a thin ``Metric`` whose states are those statistics, ``add_state(..., dist_reduce_fx="sum")``,
   so a DDP sync is a sum of statistics.
 
@@ -87,32 +87,12 @@ def _reduce(score, tp, fp, fn, average: str) -> torch.Tensor:
     return per_class.mean() if average == "macro" or per_class.numel() == 1 else per_class
 
 
-def _recall_compute(tp, fp, fn, *, average: str = "micro") -> torch.Tensor:
-    return _reduce(lambda tp, fp, fn: _safe_divide(tp, tp + fn), tp, fp, fn, average)
-
-
-def _precision_compute(tp, fp, fn, *, average: str = "micro") -> torch.Tensor:
-    return _reduce(lambda tp, fp, fn: _safe_divide(tp, tp + fp), tp, fp, fn, average)
-
-
-def _fbeta_compute(tp, fp, fn, *, beta: float = 1.0, average: str = "micro") -> torch.Tensor:
-    b2 = beta * beta
-    return _reduce(lambda tp, fp, fn: _safe_divide((1.0 + b2) * tp, (1.0 + b2) * tp + b2 * fn + fp),
-                   tp, fp, fn, average)
-
-
-def _iou_compute(tp, fp, fn, *, average: str = "micro") -> torch.Tensor:
-    return _reduce(lambda tp, fp, fn: _safe_divide(tp, tp + fp + fn), tp, fp, fn, average)
-
-
-_COMPUTE = {"recall": _recall_compute, "precision": _precision_compute, "fbeta": _fbeta_compute,
-            "iou": _iou_compute}
-
-
 def _compute(metric: str, params, tp, fp, fn) -> torch.Tensor:
-    if metric == "fbeta":
-        return _fbeta_compute(tp, fp, fn, beta=params["beta"], average=params["average"])
-    return _COMPUTE[metric](tp, fp, fn, average=params["average"])
+    """The metric of accumulated statistics, reduced over classes as ``params["average"]`` says
+    (the ratios are :func:`spec.metrics.ratio_terms`, 0/0 → 0)."""
+    beta = params.get("beta", 1.0)
+    return _reduce(lambda tp, fp, fn: _safe_divide(*_m.ratio_terms(metric, tp, fp, fn, beta=beta)),
+                   tp, fp, fn, params["average"])
 
 
 def _functional(metric: str, input, target, sample_weight, config) -> torch.Tensor:
