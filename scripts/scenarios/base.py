@@ -265,12 +265,21 @@ class Scenario(ABC):
     def run(self, backend: Backend, data: Arrays, cfg: RunConfig) -> Result: ...
 
     def plot_run(self, result: Result, framework: str, out: Path) -> list[Path]:
-        """Plots of one run (defaults: nothing scenario-specific)."""
-        return []
+        """Plots of one run: :meth:`plots` of its metrics as a one-seed table."""
+        from . import plotting
+
+        table = {framework: {k: plotting.single(v) for k, v in result.metrics.items() if plotting.is_number(v)}}
+        return self.plots(table, {framework: result.histories}, out, f"{framework}, seed run")
 
     def plot_report(self, table: "Table", curves: dict[str, dict[str, dict[str, list[float]]]],
                     out: Path) -> list[Path]:
         """Plots of the report (``table``: mean ± std over seeds per framework)."""
+        return self.plots(table, curves, out, "mean ± std over seeds")
+
+    def plots(self, table: "Table", curves: dict[str, dict[str, dict[str, list[float]]]], out: Path,
+              subtitle: str) -> list[Path]:
+        """The scenario's figures of ``table`` (per framework, metric → mean ± std) and ``curves``
+        (per framework, job → per-epoch histories), written under ``out`` (default: none)."""
         return []
 
     @abstractmethod

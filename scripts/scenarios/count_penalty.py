@@ -184,16 +184,7 @@ class CountPenaltyScenario(Scenario):
         return result
 
     # ------------------------------------------------------------------ plots
-    def plot_run(self, result: Result, framework: str, out: Path) -> list[Path]:
-        from . import plotting
-
-        table = {framework: {k: plotting.single(v) for k, v in result.metrics.items() if plotting.is_number(v)}}
-        return self._plots(table, {framework: result.histories}, out, f"{framework}, seed run")
-
-    def plot_report(self, table: Table, curves, out: Path) -> list[Path]:
-        return self._plots(table, curves, out, "mean ± std over seeds")
-
-    def _plots(self, table: Table, curves, out: Path, subtitle: str) -> list[Path]:
+    def plots(self, table: Table, curves, out: Path, subtitle: str) -> list[Path]:
         from . import plotting
 
         plt = plotting.pyplot()

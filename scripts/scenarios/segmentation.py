@@ -251,21 +251,18 @@ class Segmentation(Scenario):
 
     # ------------------------------------------------------------------ plots
     def plot_run(self, result: Result, framework: str, out: Path) -> list[Path]:
-        from . import plotting
-
-        table = {framework: {k: plotting.single(v) for k, v in result.metrics.items() if plotting.is_number(v)}}
-        paths = self._plots(table, {framework: result.histories}, out, f"{framework}, seed run")
+        paths = super().plot_run(result, framework, out)
         grid = examples_grid({framework: out / EXAMPLES_FILE}, out / "segmentation_examples.png")
         return paths + ([grid] if grid else [])
 
     def plot_report(self, table: Table, curves, out: Path) -> list[Path]:
-        paths = self._plots(table, curves, out, "mean ± std over seeds")
+        paths = super().plot_report(table, curves, out)
         # the report's runs (scripts.report layout: out/runs/<scenario>/<framework>/seed0)
         files = {f: out / "runs" / self.name / f / "seed0" / EXAMPLES_FILE for f in sorted(table)}
         grid = examples_grid({f: p for f, p in files.items() if p.is_file()}, out / "segmentation_examples.png")
         return paths + ([grid] if grid else [])
 
-    def _plots(self, table: Table, curves, out: Path, subtitle: str) -> list[Path]:
+    def plots(self, table: Table, curves, out: Path, subtitle: str) -> list[Path]:
         from . import plotting
 
         plt = plotting.pyplot()
