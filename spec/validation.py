@@ -145,6 +145,38 @@ class ArrayOps(Protocol):
 
     def all_integral(self, x) -> bool: ...  # every value is a whole number (True for int dtypes)
 
+    # optional: ``nonfinite_min_max(x) -> (has_nonfinite, min, max)`` from one pass over x (min and
+    # max may be None, e.g. for integer or empty arrays: ``min_max`` is then asked when needed).
+    # When an adapter has it, ``check_inputs`` reads each array once (see :class:`_OnePassOps`).
+
+
+class _OnePassOps:
+    """Wraps an adapter that has ``nonfinite_min_max`` for the duration of one ``check_inputs``
+    call: ``has_nonfinite`` and ``min_max`` of the same array share one pass (one reduction and
+    one host sync per array instead of two). Holds the arrays it has seen, so ids are not reused
+    while it lives; everything else is delegated unchanged."""
+
+    def __init__(self, ops):
+        self._ops = ops
+        self._seen: dict[int, tuple] = {}
+
+    def _stats(self, x):
+        hit = self._seen.get(id(x))
+        if hit is None or hit[0] is not x:
+            hit = (x, *self._ops.nonfinite_min_max(x))
+            self._seen[id(x)] = hit
+        return hit[1:]
+
+    def has_nonfinite(self, x) -> bool:
+        return bool(self._stats(x)[0])
+
+    def min_max(self, x) -> tuple[float, float]:
+        _, lo, hi = self._stats(x)
+        return self._ops.min_max(x) if lo is None else (lo, hi)
+
+    def __getattr__(self, name):
+        return getattr(self._ops, name)
+
 
 class NumpyOps:
     """The reference adapter (used by the spec itself and to derive expected messages)."""
@@ -200,6 +232,8 @@ def check_inputs(spec: LossSpec, params, prediction, target, sample_weight, ops:
         spec.check_shapes(loss, params, p_shape)
     if not (validate and ops.can_read_values()):
         return
+    if hasattr(ops, "nonfinite_min_max"):
+        ops = _OnePassOps(ops)
     arrays = [("prediction", prediction, spec.prediction_domain(params), spec.prediction_domain_hint(params))]
     if not spec.single_input:
         arrays.append(("target", target, spec.target_domain, ""))
@@ -237,7 +271,7 @@ def _dim_text(d):
 def _num_elements(shape) -> int:
     if any(d is None for d in shape):
         return 1
-    return int(np.prod(shape)) if len(shape) else 1
+    return math.prod(int(d) for d in shape)  # (math.prod: np.prod costs ~30 µs a call)
 
 
 def last_axis_param_check(*param_names: str):

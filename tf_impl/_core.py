@@ -10,6 +10,7 @@ compute the loss in float32. Keras' default cast of losses to ``floatx`` is not 
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -37,11 +38,22 @@ class TFOps:
         return not bool(tf.reduce_all(tf.math.is_finite(x))) if x.dtype.is_floating else False
 
     def min_max(self, x):
-        return float(tf.reduce_min(x)), float(tf.reduce_max(x))
+        lo, hi = tf.stack([tf.reduce_min(x), tf.reduce_max(x)]).numpy()  # one host sync
+        return float(lo), float(hi)
+
+    def nonfinite_min_max(self, x):
+        """NaN/inf test and the extremes from one stacked min/max reduction and one host sync
+        (NaN propagates through TF's min/max, ±inf shows in the extremes); eager only, as every
+        data check. ``None`` extremes for integer or empty tensors."""
+        if not x.dtype.is_floating or x.shape.num_elements() == 0:
+            return False, None, None
+        lo, hi = (float(v) for v in tf.stack([tf.reduce_min(x), tf.reduce_max(x)]).numpy())
+        return not (math.isfinite(lo) and math.isfinite(hi)), lo, hi
 
     def row_sum_range(self, x):
         s = tf.reduce_sum(tf.cast(x, tf.float64 if x.dtype == tf.float64 else tf.float32), axis=-1)
-        return float(tf.reduce_min(s)), float(tf.reduce_max(s))
+        lo, hi = tf.stack([tf.reduce_min(s), tf.reduce_max(s)]).numpy()  # one host sync
+        return float(lo), float(hi)
 
     def eps(self, x):
         return _EPS.get(x.dtype.base_dtype, 0.0)

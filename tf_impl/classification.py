@@ -34,7 +34,70 @@ def logaddexp(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     return hi + tf.math.log(tf.exp(a - hi) + tf.exp(b - hi))
 
 
+def _softplus_pair(x):
+    """``(softplus(x), softplus(-x)) = (-log σ(-x), -log σ(x))`` from one shared
+    ``s = log1p(exp(-|x|))``: ``relu(x) + s`` and ``relu(-x) + s`` (``relu(-x) = relu(x) - x``
+    exactly). Sums of non-negative terms: no cancellation (Keras' ``relu(x) - x y + s`` cancels)."""
+    s = tf.math.log1p(tf.exp(-tf.abs(x)))
+    rx = tf.nn.relu(x)
+    return rx + s, (rx - x) + s
+
+
+def _elementwise_cotangent(g, like):
+    """The per-sample cotangent ``g`` (N,) spread over ``like``'s elements: ``g_i / M``."""
+    rank = like.shape.rank
+    if rank == 1:
+        return g
+    m = tf.cast(tf.reduce_prod(tf.shape(like)[1:]), like.dtype)
+    return tf.reshape(g / m, tf.concat([tf.shape(g), tf.ones([rank - 1], tf.int32)], 0))
+
+
+def _sum_to(t, w):
+    """``t`` summed over the leading axes that ``w`` (scalar or trailing-axis vector) broadcasts
+    over: the gradient of a broadcast parameter."""
+    return tf.reduce_sum(t, axis=list(range(t.shape.rank - w.shape.rank)))
+
+
+def _wbce_logits(x, y, pos_weight):
+    """Per-sample weighted BCE of logits with a closed-form gradient (``tf.custom_gradient``):
+    ``ℓ = w y softplus(-x) + (1-y) softplus(x)``, ``dℓ/dx = (1-y) σ(x) - w y σ(-x)``. A tensor
+    ``pos_weight`` (e.g. a variable) is an input of the custom gradient and gets
+    ``dℓ/dw = y softplus(-x)`` summed over the axes it broadcasts over."""
+    w_is_tensor = isinstance(pos_weight, (tf.Tensor, tf.Variable))
+
+    def value(x, w):
+        sp_pos, sp_neg = _softplus_pair(x)
+        wy = y if (not w_is_tensor and w == 1.0) else w * y
+        return mean_nonbatch(wy * sp_neg + (1.0 - y) * sp_pos), wy, sp_neg
+
+    def grad_x(g, x, wy):
+        gx = (1.0 - y) * tf.sigmoid(x) - wy * tf.sigmoid(-x)
+        return _elementwise_cotangent(g, x) * gx
+
+    if not w_is_tensor:
+        @tf.custom_gradient
+        def f(x):
+            out, wy, _ = value(x, pos_weight)
+            return out, lambda g: grad_x(g, x, wy)
+
+        return f(x)
+
+    @tf.custom_gradient
+    def f_w(x, w):
+        out, wy, sp_neg = value(x, w)
+
+        def grad(g):
+            c = _elementwise_cotangent(g, x)
+            return grad_x(g, x, wy), _sum_to(c * y * sp_neg, w)
+
+        return out, grad
+
+    return f_w(x, pos_weight)
+
+
 def _weighted_bce_per_sample(x, y, *, pos_weight, from_logits):
+    if from_logits:
+        return _wbce_logits(x, y, pos_weight)
     log_p, log_1mp = _log_probs(x, from_logits)
     return mean_nonbatch(-(pos_weight * y * log_p + (1.0 - y) * log_1mp))
 
@@ -55,7 +118,89 @@ def weighted_bce(y_true, y_pred, *, pos_weight=1.0, from_logits=True, sample_wei
                  {"pos_weight": pos_weight, "from_logits": from_logits}, reduction, validate)
 
 
+# below this, 1 - p_t = y σ(-x) + (1-y) σ(x) is (or may be) underflowed (TF's CPU kernels flush
+# subnormals): it is >= (1 - y_t) / 2 with y_t the label on x's side, so that only happens for
+# y_t == 1 exactly (a hard label) and |x| > 69, where log(1 - p_t) = -(|x| + s) exactly
+_M_TINY = 2.0 ** -100
+
+
+def _focal_logits(x, y, gamma, alpha):
+    """Per-sample focal loss of logits with a closed-form gradient (``tf.custom_gradient``), the
+    math of the torch twin: ``m = 1 - p_t = (1-y) σ(x) + y σ(-x)``, ``log m`` directly where
+    ``m >= 2**-100`` and ``-(|x| + s)`` (the exact hard-label limit) below; ``m^γ = exp(γ log m)``;
+    ``dℓ/dx = α_t m^γ (γ BCE (1-2y) σ(x) σ(-x) / m + (1-y) σ(x) - y σ(-x))``, with ``(1-2y)`` for
+    the underflowed ``σ(x) σ(-x) / m``: finite for every gamma >= 0; integer ``γ >= 1``: ``m^γ`` by
+    multiplication, ``dℓ/dx = α_t m^(γ-1) (γ BCE dm/dx + m dBCE/dx)``. A tensor ``alpha`` (e.g. a
+    variable) is an input of the custom gradient: ``dℓ/dα = (2y-1) m^γ BCE``."""
+    a_is_tensor = isinstance(alpha, (tf.Tensor, tf.Variable))
+
+    int_gamma = gamma >= 1.0 and float(gamma).is_integer()
+
+    def value(x, a):
+        sp_pos, sp_neg = _softplus_pair(x)
+        sx, snx = tf.sigmoid(x), tf.sigmoid(-x)
+        omy = 1.0 - y
+        t1, t2 = omy * sx, y * snx  # (1-y) σ(x), y σ(-x)
+        m = t1 + t2
+        mod = tiny = None
+        if gamma == 0.0:
+            pass
+        elif int_gamma:  # m^γ by multiplication: no log/exp, no underflow trouble
+            mod = m if gamma == 1.0 else (m * m if gamma == 2.0 else tf.pow(m, int(gamma)))
+        else:
+            tiny = m < tf.constant(_M_TINY, x.dtype)
+            log_m = tf.where(tiny, -tf.maximum(sp_pos, sp_neg), tf.math.log(m))
+            mod = tf.exp(gamma * log_m)
+        bce = y * sp_neg + omy * sp_pos
+        focal = bce if mod is None else bce * mod
+        a_t = None if a is None else a * y + (1.0 - a) * omy
+        loss = focal if a_t is None else a_t * focal
+        parts = (sx, snx, omy, t1, t2, m, tiny, bce, mod, a_t, focal)
+        return mean_nonbatch(loss), parts
+
+    def grad_x(g, x, parts):
+        sx, snx, omy, t1, t2, m, tiny, bce, mod, a_t, _ = parts
+        d_bce = t1 - t2
+        if mod is None:
+            gx = d_bce
+        else:
+            om2y = omy - y
+            dm = sx * snx * om2y  # dm/dx
+            if int_gamma:  # α_t m^(γ-1) (γ BCE dm/dx + m dBCE/dx)
+                gx = gamma * dm * bce + m * d_bce
+                if gamma > 1.0:
+                    gx = gx * (m if gamma == 2.0 else tf.pow(m, int(gamma) - 1))
+            else:
+                d_log_m = tf.where(tiny, om2y, dm / m)
+                gx = (gamma * d_log_m * bce + d_bce) * mod
+        if a_t is not None:
+            gx = a_t * gx
+        return _elementwise_cotangent(g, x) * gx
+
+    if not a_is_tensor:
+        @tf.custom_gradient
+        def f(x):
+            out, parts = value(x, alpha)
+            return out, lambda g: grad_x(g, x, parts)
+
+        return f(x)
+
+    @tf.custom_gradient
+    def f_a(x, a):
+        out, parts = value(x, a)
+
+        def grad(g):
+            focal = parts[-1]
+            return grad_x(g, x, parts), _sum_to(_elementwise_cotangent(g, x) * (2.0 * y - 1.0) * focal, a)
+
+        return out, grad
+
+    return f_a(x, alpha)
+
+
 def _binary_focal_per_sample(x, y, *, gamma, alpha, from_logits):
+    if from_logits:
+        return _focal_logits(x, y, gamma, alpha)
     log_p, log_1mp = _log_probs(x, from_logits)
     # (1-p_t)**gamma as exp(gamma log(1-p_t)): finite gradients for every gamma >= 0
     log_m = logaddexp(tf.math.log(y) + log_1mp, tf.math.log1p(-y) + log_p)

@@ -51,6 +51,11 @@ def categorical_crossentropy(y_true, y_pred, *, from_logits=True, label_smoothin
 
 
 def _sparse_categorical_crossentropy_per_sample(x, y, *, from_logits):
+    if from_logits and x.shape.rank is not None and x.shape.rank >= 2:
+        # the fused kernel (log-sum-exp loss, gradient softmax - onehot: exact for one-hot rows);
+        # out-of-range labels with validate=False raise on CPU instead of giving a zero row
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(y, tf.int64), logits=x)
+        return mean_nonbatch(ce)
     # a one-hot selection (XLA-friendly, exact: one non-zero term per row)
     onehot = tf.one_hot(tf.cast(y, tf.int64), tf.shape(x)[-1], dtype=x.dtype)
     return mean_nonbatch(-tf.reduce_sum(onehot * _log_q(x, from_logits), axis=-1))

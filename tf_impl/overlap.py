@@ -29,10 +29,16 @@ def _counts(x, y, from_logits):
 
 
 def _per_sample_counts(x, y, from_logits):
-    """``(3, N)``: counts summed over every non-batch axis (a 1-D input: one element per sample)."""
-    c = _counts(x, y, from_logits)
+    """``(3, N)``: counts summed over every non-batch axis (a 1-D input: one element per sample).
+    Each product is summed on its own and only the ``(N,)`` sums are stacked: no ``(3, *x.shape)``
+    copy of the three full-size products (and no ``FP = Σp - TP`` cancellation either)."""
     rank = x.shape.rank
-    return tf.reduce_sum(c, axis=list(range(2, rank + 1))) if rank > 1 else c
+    if rank == 1:
+        return _counts(x, y, from_logits)
+    p, q = _probs(x, from_logits)
+    axes = list(range(1, rank))
+    return tf.stack([tf.reduce_sum(p * y, axis=axes), tf.reduce_sum(p * (1.0 - y), axis=axes),
+                     tf.reduce_sum(q * y, axis=axes)])
 
 
 def _pooled_counts(x, y, from_logits, sample_weight, per_class):

@@ -27,9 +27,25 @@ def _log_q(x: torch.Tensor, from_logits: bool) -> torch.Tensor:
     return torch.log(torch.clamp(x, min=P_MIN))
 
 
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as ``(R, C)`` rows (classes last → ``F.cross_entropy``'s class axis 1)."""
+    return x.reshape(-1, x.shape[-1])
+
+
+# no label can equal it: out-of-range labels (validate=False) still raise in nll_loss instead of
+# being skipped as F.cross_entropy's default ignore_index=-100 would
+_NO_IGNORE = -(2 ** 63)
+
+
 def _categorical_crossentropy_per_sample(x, y, *, from_logits, label_smoothing):
     y = y.to(x.dtype)  # integer one-hot targets join the compute dtype
-    y = y * (1.0 - label_smoothing) + label_smoothing / x.shape[-1]
+    if from_logits and x.dim() >= 2:
+        # F.cross_entropy with probability targets is the same math (log_softmax, smoothing
+        # y (1-ε) + ε/C only when ε > 0, -Σ y' log q; no normalization of y assumed)
+        ce = F.cross_entropy(_rows(x), _rows(y), reduction="none", label_smoothing=label_smoothing)
+        return mean_nonbatch(ce.reshape(x.shape[:-1]))
+    if label_smoothing:
+        y = y * (1.0 - label_smoothing) + label_smoothing / x.shape[-1]
     return mean_nonbatch(-(y * _log_q(x, from_logits)).sum(dim=-1))
 
 
@@ -60,6 +76,10 @@ def categorical_crossentropy(input, target, *, from_logits=True, label_smoothing
 
 
 def _sparse_categorical_crossentropy_per_sample(x, y, *, from_logits):
+    if from_logits and x.dim() >= 2:
+        # the fused log_softmax + nll_loss kernels: the same math (-log softmax(x)_y)
+        ce = F.cross_entropy(_rows(x), y.reshape(-1).long(), reduction="none", ignore_index=_NO_IGNORE)
+        return mean_nonbatch(ce.reshape(x.shape[:-1]))
     picked = torch.gather(_log_q(x, from_logits), -1, y.long().unsqueeze(-1)).squeeze(-1)
     return mean_nonbatch(-picked)
 

@@ -29,9 +29,17 @@ def _counts(x, y, from_logits):
 
 
 def _per_sample_counts(x, y, from_logits):
-    """``(3, N)``: counts summed over every non-batch axis (a 1-D input: one element per sample)."""
-    c = _counts(x, y, from_logits)
-    return c.flatten(2).sum(dim=2) if c.dim() > 2 else c
+    """``(3, N)``: counts summed over every non-batch axis (a 1-D input: one element per sample).
+    Each product is summed on its own and only the ``(N,)`` sums are stacked: no ``(3, *x.shape)``
+    copy of the three full-size products (and no ``FP = Σp - TP`` cancellation either)."""
+    if x.dim() == 1:
+        return _counts(x, y, from_logits)
+    p, q = _probs(x, from_logits)
+
+    def total(t):
+        return t.flatten(1).sum(dim=1)
+
+    return torch.stack([total(p * y), total(p * (1.0 - y)), total(q * y)])
 
 
 def _pooled_counts(x, y, from_logits, sample_weight, per_class):

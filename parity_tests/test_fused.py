@@ -1,0 +1,218 @@
+"""The fast paths of issue 7: closed-form backward of the logit losses (torch ``autograd.Function``,
+Keras ``tf.custom_gradient``), the framework-fused cross-entropy kernels, and the one-pass input
+validation. Their values and gradients are checked by the generic parity suite like any other
+implementation; these tests pin what makes them fast (which path runs, what backward keeps, how
+many passes the checks make) and their fallbacks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import spec
+from scripts import bench
+from spec.validation import check_inputs
+
+pytestmark = pytest.mark.project
+
+LOGIT_LOSSES = [
+    ("weighted_bce", {"pos_weight": 3.0}, "WeightedBCEWithLogits"),
+    ("weighted_bce", {"pos_weight": np.array([0.5, 2.0, 27.0])}, "WeightedBCEWithLogits"),
+    ("binary_focal", {"gamma": 2.0, "alpha": 0.25}, "BinaryFocalWithLogits"),
+    ("binary_focal", {"gamma": 0.5}, "BinaryFocalWithLogits"),
+    ("binary_focal", {"gamma": 0.0}, "BinaryFocalWithLogits"),
+]
+IDS = [f"{n}-{i}" for i, (n, _, _) in enumerate(LOGIT_LOSSES)]
+
+
+def _inputs(torch, dtype, shape=(4, 5, 3)):
+    g = torch.Generator().manual_seed(0)
+    x = (3.0 * torch.randn(shape, generator=g, dtype=dtype))
+    x.view(-1)[:11] = torch.tensor([-1e4, -89.0, -88.0, -40.0, -20.0, 0.0, 20.0, 40.0, 88.0, 89.0, 1e4], dtype=dtype)
+    y = (torch.rand(shape, generator=g) < 0.3).to(dtype)
+    y[1] = torch.rand(shape[1:], generator=g, dtype=dtype)  # soft targets in one sample
+    return x.requires_grad_(), y
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name,params,fn_name", LOGIT_LOSSES, ids=IDS)
+def test_torch_logit_losses_use_the_closed_form_function_and_save_one_buffer(name, params, fn_name, dtype):
+    torch = pytest.importorskip("torch")
+    import torch_impl
+
+    x, y = _inputs(torch, getattr(torch, dtype))
+    loss = torch_impl.get_loss(name, reduction="none", **params)
+    out = loss(x, y)
+    assert type(out.grad_fn).__name__ == f"{fn_name}Backward"
+    # one input-sized buffer (the elementwise gradient); validation records nothing
+    step = lambda: torch.autograd.grad(loss(x, y).sum(), x)  # noqa: E731
+    assert bench.saved_for_backward_bytes(step) == x.numel() * x.element_size()
+    # the forward-only path (no gradient wanted) computes the same values, without the Function
+    with torch.no_grad():
+        plain = loss(x, y)
+    assert plain.grad_fn is None
+    torch.testing.assert_close(plain, out.detach(), rtol=0, atol=0)
+    # not twice differentiable: an error, never a silently wrong second derivative
+    (g,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(g.sum(), x)
+
+
+@pytest.mark.parametrize("name,param", [("weighted_bce", "pos_weight"), ("binary_focal", "alpha")])
+def test_torch_parameter_requiring_grad_takes_the_autograd_path(name, param):
+    torch = pytest.importorskip("torch")
+    import torch_impl
+
+    x, y = _inputs(torch, torch.float64)
+    p = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    fn = torch_impl.get_functional(name)
+    out = fn(x, y, reduction="none", **{param: p})
+    assert "WithLogits" not in type(out.grad_fn).__name__
+    gx, gp = torch.autograd.grad(out.sum(), (x, p))
+    # the x-gradient equals the closed form's
+    ref = fn(x, y, reduction="none", **{param: 0.3})
+    (gx_fused,) = torch.autograd.grad(ref.sum(), x)
+    torch.testing.assert_close(gx, gx_fused, rtol=1e-9, atol=1e-12)
+    assert torch.isfinite(gp)
+
+
+@pytest.mark.parametrize("name", ["weighted_bce", "binary_focal"])
+def test_torch_func_transforms_take_the_autograd_path(name):
+    """``torch.func.grad`` / ``vmap`` (per-sample gradients, e.g. DP-SGD) keep working: inside a
+    transform the autograd path runs, with the closed form's gradient."""
+    torch = pytest.importorskip("torch")
+    import torch_impl
+
+    x, y = _inputs(torch, torch.float64)
+    fn = torch_impl.get_functional(name)
+    (expected,) = torch.autograd.grad(fn(x, y), x)
+    got = torch.func.grad(lambda x: fn(x, y))(x.detach())
+    torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-12)
+    per_sample = torch.func.vmap(torch.func.grad(lambda xi, yi: fn(xi[None], yi[None], validate=False)))(
+        x.detach(), y)
+    torch.testing.assert_close(per_sample, expected * x.shape[0], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["weighted_bce", "binary_focal", "categorical_crossentropy",
+                                  "sparse_categorical_crossentropy", "soft_dice"])
+def test_torch_validation_adds_nothing_to_the_autograd_graph(name):
+    torch = pytest.importorskip("torch")
+    import torch_impl
+
+    entry = spec.get(name)
+    case = next(c for c in entry.cases() if c.kind == "typical")
+    x = torch.tensor(case.prediction, dtype=torch.float32, requires_grad=True)
+    t = torch.tensor(case.target, dtype=torch.int64 if case.target.dtype.kind in "iu" else torch.float32)
+    saved = {}
+    for validate in (True, False):
+        loss = torch_impl.get_loss(name, validate=validate, **case.params)
+        saved[validate] = bench.saved_for_backward_bytes(lambda: torch.autograd.grad(loss(x, t), x))
+    assert saved[True] == saved[False]
+
+
+class _Counting:
+    """Wraps an adapter, counting the value reads ``check_inputs`` makes."""
+
+    def __init__(self, ops):
+        self.ops, self.calls = ops, []
+
+    def __getattr__(self, name):
+        attr = getattr(self.ops, name)
+        if name in ("nonfinite_min_max", "has_nonfinite", "min_max"):
+            def counted(x, _attr=attr, _name=name):
+                self.calls.append(_name)
+                return _attr(x)
+            return counted
+        return attr
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_validation_reads_each_floating_array_once(framework):
+    if framework == "torch":
+        torch = pytest.importorskip("torch")
+        from torch_impl._core import OPS
+        make = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
+    else:
+        tf = pytest.importorskip("tensorflow")
+        from tf_impl._core import OPS
+        make = lambda a: tf.constant(a, dtype=tf.float32)  # noqa: E731
+    entry = spec.get("weighted_bce")
+    params = entry.validate_params({"from_logits": False})  # the prediction has a domain
+    p = make(np.array([[0.2, 0.9, 0.5], [0.1, 0.4, 0.7]]))
+    t = make(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]))
+    w = make(np.array([1.0, 2.0]))
+    ops = _Counting(OPS)
+    check_inputs(entry, params, p, t, w, ops)
+    # prediction, target, sample_weight: one pass each (NaN/inf and the domain from it)
+    assert ops.calls == ["nonfinite_min_max"] * 3
+    # the same messages on invalid data (the whole catalog: parity_tests/test_errors.py)
+    bad = make(np.array([[0.2, np.nan, 0.5], [0.1, 0.4, 0.7]]))
+    with pytest.raises(ValueError, match="prediction"):
+        check_inputs(entry, params, bad, t, None, OPS)
+    inf = make(np.array([[0.2, 0.3, 0.5], [0.1, 0.4, np.inf]]))
+    with pytest.raises(ValueError, match="target"):
+        check_inputs(entry, params, p, inf, None, OPS)
+    out = make(np.array([[0.2, 1.5, 0.5], [0.1, 0.4, 0.7]]))
+    with pytest.raises(ValueError, match="1.5"):
+        check_inputs(entry, params, out, t, None, OPS)
+
+
+@pytest.mark.parametrize("name,params,_fn", LOGIT_LOSSES, ids=IDS)
+def test_keras_logit_losses_gradient_needs_no_autodiff_of_the_forward(name, params, _fn):
+    """The Keras twin runs through ``tf.custom_gradient`` (an ``IdentityN`` with a gradient
+    override in the traced graph) and its closed-form gradient is torch's, at x = 0 (the kink of
+    the forward's relu/abs) and at saturation included, eagerly and under ``tf.function``."""
+    tf = pytest.importorskip("tensorflow")
+    torch = pytest.importorskip("torch")
+    import tf_impl
+    import torch_impl
+
+    x, y = _inputs(torch, torch.float64)
+    ours = torch_impl.get_loss(name, reduction="none", **params)
+    (gt,) = torch.autograd.grad(ours(x, y).sum(), x)
+    xk = tf.constant(x.detach().numpy())
+    with tf.GradientTape() as tape:
+        tape.watch(xk)
+        out = tf.reduce_sum(tf_impl.get_loss(name, reduction="none", **params)(tf.constant(y.numpy()), xk))
+    gk = tape.gradient(out, xk).numpy()
+    np.testing.assert_allclose(gk, gt.numpy(), rtol=1e-11, atol=1e-300)
+    # under tf.function the same gradient (the custom gradient is traced)
+    @tf.function
+    def graph_grad(xk):
+        with tf.GradientTape() as tape:
+            tape.watch(xk)
+            out = tf.reduce_sum(tf_impl.get_loss(name, reduction="none", **params)(tf.constant(y.numpy()), xk))
+        return tape.gradient(out, xk)
+
+    np.testing.assert_allclose(graph_grad(xk).numpy(), gt.numpy(), rtol=1e-11, atol=1e-300)
+    ops = {op.type for op in graph_grad.get_concrete_function(xk).graph.get_operations()}
+    assert "IdentityN" in ops
+    forward = tf.function(lambda xk: tf_impl.get_loss(name, **params)(tf.constant(y.numpy()), xk))
+    assert any(op.type == "IdentityN" and op.get_attr("_gradient_op_type")
+               for op in forward.get_concrete_function(xk).graph.get_operations())
+
+
+@pytest.mark.parametrize("name", ["categorical_crossentropy", "sparse_categorical_crossentropy"])
+def test_torch_cross_entropy_uses_the_fused_kernel(name):
+    torch = pytest.importorskip("torch")
+    import torch_impl
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(4, 6, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 5, (4, 6), generator=g)
+    y = labels if name.startswith("sparse") else torch.nn.functional.one_hot(labels, 5).double()
+    out = torch_impl.get_loss(name, reduction="none")(x, y)
+    names = []
+    stack = [out.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if fn is not None:
+            names.append(type(fn).__name__)
+            stack += [f for f, _ in fn.next_functions]
+    if name.startswith("sparse"):
+        assert any(n.startswith("NllLoss") for n in names), names
+    else:
+        assert not any(n.startswith("Gather") for n in names), names
+    # the same values as the log-softmax form
+    logq = torch.log_softmax(x, dim=-1)
+    yy = torch.nn.functional.one_hot(labels, 5).double()
+    torch.testing.assert_close(out, -(yy * logq).sum(-1).mean(-1), rtol=1e-13, atol=0)
