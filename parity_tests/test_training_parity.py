@@ -8,9 +8,11 @@ twin, run ``STEPS`` optimizer steps on the same batches in the same order — to
 
 Tolerance: ``max|w_torch − w_keras| / max|w|`` per tensor after 10 steps: ≤ 1e-9 in float64
 (measured ≤ 1.3e-14 for every case and both optimizers) and ≤ ``FLOAT32_RTOL`` = 1e-5 in float32
-(measured ≤ 2.6e-7 with SGD and ≤ 2.9e-6 with Adam: float32 rounding of two kernel libraries,
+(measured ≤ 3.6e-7 with SGD and ≤ 2.4e-6 with Adam: float32 rounding of two kernel libraries,
 amplified by Adam's ``m / sqrt(v)`` normalization); a case may declare its own float32 tolerance
-together with the reason (``ParityCase.float32_rtol`` / ``float32_reason``). Adam is ``torch_impl.lightning.KerasAdam``
+together with the reason (``ParityCase.float32_rtol`` / ``float32_reason``: near-cancelling gradient
+components, where each framework's float32 run is itself that far from its float64 run — digits-select,
+the balanced imbalanced cases, the segmentation U-Nets). Adam is ``torch_impl.lightning.KerasAdam``
 against ``keras.optimizers.Adam`` (``torch.optim.Adam`` is a different rule, see the last test). A new scenario
 is tested here by adding its ``parity_cases``; no test code changes.
 """

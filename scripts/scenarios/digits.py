@@ -52,6 +52,14 @@ EPOCHS = {"mnist": (3, 5), "digits": (20, 20)}
 QUICK_EPOCHS = (2, 2)
 QUICK_MNIST = (6000, 1000)  # training / test images used by --quick on MNIST
 BATCH_SIZE = 32  # Keras' default, the seed's
+SELECT_FLOAT32 = (
+    "the selection network's 756-unit first layer has units whose bias gradient is a near-cancelling sum over "
+    "the batch; float32 rounding in each framework's own matmul / bias-gradient kernels is a large relative "
+    "error of those small components and Adam's m/sqrt(v) normalizes it up to a full-size step: after 10 Adam "
+    "steps the first-layer bias (max |b| = 0.0099) differs by 1.3e-7 absolute (1.3e-5 relative) between torch "
+    "and Keras, and each framework is that far from its own float64 trajectory (torch 4.8e-6, Keras 1.8e-5 "
+    "relative; float64 torch vs Keras: 5e-15); the loss gradients themselves agree with float64 to 3e-9 in both. "
+    "Rounding, not a different computation; SGD on the same case: 1.8e-7.")
 
 METRICS = (Metric.of("accuracy", num_classes=NUM_CLASSES),)
 LOGITS_LOSS = Loss.of("sparse_categorical_crossentropy", from_logits=True)
@@ -224,7 +232,8 @@ class Digits(Scenario):
         return [ParityCase("digits-logits", MLP(d, PREP_HIDDEN, NUM_CLASSES), LOGITS_LOSS, x, y),
                 ParityCase("digits-sigmoid-normalized", MLP(d, PREP_HIDDEN, NUM_CLASSES, head="sigmoid_normalized"),
                            PROBS_LOSS, x, y),
-                ParityCase("digits-select", MLP(d, SELECT_HIDDEN, NUM_CLASSES), LOGITS_LOSS, x, y)]
+                ParityCase("digits-select", MLP(d, SELECT_HIDDEN, NUM_CLASSES), LOGITS_LOSS, x, y,
+                           float32_rtol=5e-5, float32_reason=SELECT_FLOAT32)]
 
 
 SCENARIO = Digits()
