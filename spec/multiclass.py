@@ -534,10 +534,28 @@ def _cs_parts(prediction, target, cost_matrix, mode, from_logits):
     if mode == "argmax":
         mask = x == x.max(axis=-1, keepdims=True)  # every class tied at the max counts
         return ce, (a * mask).sum(axis=-1), dce, None
-    q = np.exp(logq) if from_logits else x
-    m = (a * q).sum(axis=-1)
-    dm = q * (a - m[..., None]) if from_logits else a
-    return ce, m, dce, dm
+    if not from_logits:
+        return ce, (a * x).sum(axis=-1), dce, a
+    # costs relative to the most probable class k: m = a_k + Σ_p q_p (a_p - a_k), so a - m is a sum
+    # of the small q_p (a_p - a_k) instead of the cancellation a - m with m ≈ a_k (see soft_shift)
+    q = np.exp(logq)
+    a_k, shifted = soft_shift(x, a)
+    excess = (shifted * q).sum(axis=-1)
+    return ce, a_k + excess, dce, q * (shifted - excess[..., None])
+
+
+def soft_shift(x, a):
+    """``(a_k, a - a_k)`` per row, ``k = argmax_c x_c`` (first on ties): soft mode's costs taken
+    relative to the most probable class. ``d m / d x = q (a - m)`` computed as ``q (a - m)`` loses
+    ``a_k - m = -Σ_{p≠k} q_p (a_p - a_k)`` entirely when softmax saturates (float32: m rounds to
+    a_k once the other q_p are below ~1e-7), and CE times that lost term is not small when CE is
+    large (seen by the deep hypothesis run: logits (-22, -40, -1e4), CE ≈ 1e4, error 1.4e-3). With
+    the shifted costs the k-th term of the sum is exactly zero and every other term is a small
+    q_p times an exact cost difference. The frameworks build ``m`` the same way, so autodiff's
+    softmax backward sees ``∂m/∂q_k = 0``."""
+    k = np.argmax(x, axis=-1)[..., None]
+    a_k = np.take_along_axis(a, k, axis=-1)
+    return a_k[..., 0], a - a_k
 
 
 def _cs_reference(prediction, target, *, cost_matrix, mode, from_logits):
@@ -600,6 +618,14 @@ def _cs_cases():
                     note="found by hypothesis (CI): CE = 1e4 with softmax saturated on a wrong class; "
                          "d/dx = m·(q - y) exactly in float32 only when the softmax backward is kept "
                          "apart from the log-softmax backward"))
+    x = np.zeros((3, 3))
+    x[1] = (-22.0, -40.0, -1e4)
+    out.append(Case("soft-3-extreme-saturated-cost-shift", "extreme", {"cost_matrix": COST_3, "mode": "soft"},
+                    x, np.eye(3)[np.array([0, 2, 0])],
+                    note="found by the deep hypothesis run (seed 20261123): the softmax of row 1 saturates on "
+                         "class 0 (q_1, q_2 < 2e-8) while CE = 9978; d/dx_0 = m + CE q_0 (a_0 - m) and a_0 - m "
+                         "= 9 (q_1 + q_2) rounds to 0 in float32 unless m is built from costs relative to "
+                         "the argmax class (soft_shift): 1.4e-3 of the gradient was lost"))
     return out
 
 
@@ -662,7 +688,10 @@ COST_SENSITIVE_CCE = register(LossSpec(
         "mode='soft': smooth, d/dx = m dCE/dx + CE s ⊙ (a - m) with a = y C, s = softmax(x) (logits), "
         "or m dCE/dp + CE a (probabilities). dCE as in categorical_crossentropy."),
     stability=("CE from the log-softmax of categorical_crossentropy (logits) or the 2**-126 clamp "
-               "(probabilities); m is a sum of non-negative terms; no division anywhere."),
+               "(probabilities); m is a sum of non-negative terms; no division anywhere. Soft mode on "
+               "logits: m = a_k + Σ_p q_p (a_p - a_k) with k the row's argmax (not Σ a_p q_p), so "
+               "d/dx_k = ... - CE q_k Σ_p q_p (a_p - a_k) keeps the small terms a saturated softmax "
+               "would round away (m = a_k in float32), which CE ~ 1e4 makes visible."),
     peer_notes=(
         PeerNote("seed 003 w_categorical_crossentropy", "Keras >= 2",
                  "it calls K.categorical_crossentropy(y_pred, y_true), Keras 1's (output, target) "

@@ -90,8 +90,14 @@ def _cost_sensitive_cce_per_sample(x, y, *, cost_matrix, mode, from_logits):
         # shared backward sums CE·a·q with -m·y and loses their difference in float32). exp of a
         # log-softmax, not tf.nn.softmax: its batched CPU kernel gives 0.99999994 for a saturated
         # row, and 1e5 · 6e-8 shows in the gradient
-        q = tf.exp(tf.nn.log_softmax(x, axis=-1)) if from_logits else x
-        m = tf.reduce_sum(a * q, axis=-1)
+        if from_logits:
+            # costs relative to the most probable class k (spec.multiclass.soft_shift): ∂m/∂q_k = 0,
+            # so the softmax backward keeps Σ_p q_p (a_p - a_k) a saturated row would round away
+            q = tf.exp(tf.nn.log_softmax(x, axis=-1))
+            a_k = tf.gather(a, tf.argmax(x, axis=-1), batch_dims=len(x.shape) - 1)[..., None]
+            m = a_k[..., 0] + tf.reduce_sum((a - a_k) * q, axis=-1)
+        else:
+            m = tf.reduce_sum(a * x, axis=-1)
     return mean_nonbatch(ce * m)
 
 

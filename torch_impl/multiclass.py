@@ -116,8 +116,14 @@ def _cost_sensitive_cce_per_sample(x, y, *, cost_matrix, mode, from_logits):
         # q from its own log-softmax node: each backward then cancels only its own term (one
         # shared backward sums CE·a·q with -m·y and loses their difference in float32). exp of a
         # log-softmax, not F.softmax: the saturated entry is exactly exp(0) = 1 on every backend
-        q = torch.exp(F.log_softmax(x, dim=-1)) if from_logits else x
-        m = (a * q).sum(dim=-1)
+        if from_logits:
+            # costs relative to the most probable class k (spec.multiclass.soft_shift): ∂m/∂q_k = 0,
+            # so the softmax backward keeps Σ_p q_p (a_p - a_k) a saturated row would round away
+            q = torch.exp(F.log_softmax(x, dim=-1))
+            a_k = a.gather(-1, x.detach().argmax(dim=-1, keepdim=True))
+            m = a_k.squeeze(-1) + ((a - a_k) * q).sum(dim=-1)
+        else:
+            m = (a * x).sum(dim=-1)
     return mean_nonbatch(ce * m)
 
 
