@@ -7,7 +7,10 @@ STAMP := $(VENV)/.lossparity-installed
 # CPU Linux without a GPU: pin the CPU wheel first, so no dependency pulls a multi-GB CUDA build.
 # GPU users keep their own torch: `make test TORCH_PIN=` (pyproject.toml only says torch>=2.4).
 TORCH_PIN ?= $(shell if [ "$$(uname -s)" = Linux ] && ! command -v nvidia-smi >/dev/null 2>&1; then echo torch==2.13.0; fi)
-PYTEST_ARGS ?=
+# Two pytest-xdist workers (the CI machine has 2 cores); the tests that read the quick scenario
+# report share one worker (conftest: xdist_group), so it is computed once. PYTEST_WORKERS=0 runs serially.
+PYTEST_WORKERS ?= 2
+PYTEST_ARGS ?= $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadgroup)
 
 .PHONY: demo test test-fast golden golden-check docs clean install bench
 
@@ -48,6 +51,7 @@ clean:
 # Speed/memory of every loss against its peers (BENCHMARKS.md); MONAI peers need `pip install --no-deps monai`.
 bench: $(STAMP)
 	$(VPY) -m scripts.bench --quick --json out/bench.json
+	$(VPY) -m scripts.bench_loop --quick --json out/bench_loop.json
 
 # Scenario report (scripts/report.py): every scenario in both frameworks, mean ± std over seeds,
 # written to $(REPORT_OUT)/report.md with its plots. Quick runs by default (~1 min per scenario,

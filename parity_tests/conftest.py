@@ -36,6 +36,15 @@ def device(request):
     return dev
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under ``pytest -n N --dist loadgroup`` (``make test``), every test that reads the quick
+    report runs on one worker, so the session fixture below runs once, not once per worker."""
+    group = pytest.mark.xdist_group("quick_report")
+    for item in items:
+        if "quick_report" in getattr(item, "fixturenames", ()):
+            item.add_marker(group)
+
+
 @pytest.fixture(scope="session")
 def quick_report(tmp_path_factory):
     """``python -m scripts.report --quick --seeds 1`` once per session (per xdist worker): one

@@ -122,3 +122,37 @@ def test_unknown_loss_is_rejected(tmp_path):
                            "--json", str(tmp_path / "x.json")], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode != 0 and "no_such_loss" in proc.stderr
+
+
+def test_loop_bench_runs_the_same_steps_in_both_loops(tmp_path):
+    """``scripts.bench_loop``: the hand loop and both Lightning loops end at bit-identical weights
+    (the comparison is one of loops, not of computations) and the JSON holds every column."""
+    pytest.importorskip("lightning")
+    from scripts import bench_loop
+
+    out = tmp_path / "loop.json"
+    assert bench_loop.main(["--steps", "3", "--repeats", "1", "--only", "multilabel-auto", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())
+    assert row["case"] == "multilabel-auto" and row["steps"] == 3
+    assert row["max_weight_diff"] == 0.0
+    for key in ("hand_ms_per_step", "lightning_ms_per_step", "lightning_io_ms_per_step", "ratio", "ratio_io"):
+        assert math.isfinite(row[key]) and row[key] > 0
+
+
+def test_loop_bench_weights_differ_when_the_loops_differ(monkeypatch):
+    """The equality check can fail: a hand loop with another learning rate ends elsewhere."""
+    pytest.importorskip("lightning")
+    from scripts import bench_loop
+
+    case = bench_loop._case("multilabel", "multilabel-auto")
+    _, reference = bench_loop.hand_loop(case, 5, 1)
+    original = bench_loop._parts
+
+    def other_lr(case, steps, seed=0):
+        module, dm = original(case, steps, seed)
+        module.optimizer_config = {"name": "adam", "lr": 2e-3}
+        return module, dm
+
+    monkeypatch.setattr(bench_loop, "_parts", other_lr)
+    _, other = bench_loop.hand_loop(case, 5, 1)
+    assert bench_loop._same(reference, other) > 0
