@@ -242,6 +242,54 @@ def test_resume_from_checkpoint_continues_identically(tmp_path, lightning_env):
     assert torch.equal(loaded.loss_fn.pos_weight, a["loss_fn.pos_weight"])
 
 
+def _case_module(tl, case, seed):
+    import torch
+
+    torch.manual_seed(seed)
+    # a description with its own builders (scenarios.unet.UNet) builds itself; else an MLP
+    net = case.model.torch_module() if hasattr(case.model, "torch_module") else tl.MLP(**case.model.kwargs())
+    return tl.LossModule(net, loss=case.loss.name, loss_params=case.loss.kwargs(),
+                         optimizer={"name": "adam", "lr": 1e-3})
+
+
+@pytest.mark.parametrize("name", scenarios.names())
+def test_every_scenario_resumes_identically(tmp_path, lightning_env, name):
+    """Each scenario's network and loss (its first training-parity case, on its own data): two epochs
+    straight, and one epoch then a resume from that epoch's checkpoint into a module with other
+    initial weights, end bit-identical (weights, loss buffers, Adam's step / m / v)."""
+    torch, L, tl = lightning_env
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    case = scenarios.get(name).parity_cases()[0]
+    n = 4 * case.batch_size  # four steps an epoch
+    arrays = {"x_train": case.x[:n], "y_train": case.y[:n], "x_test": case.x[:case.batch_size],
+              "y_test": case.y[:case.batch_size]}
+    if case.sample_weight is not None:
+        arrays["w_train"] = np.asarray(case.sample_weight)[:n]
+
+    def data():
+        return tl.ArrayDataModule(arrays=arrays, batch_size=case.batch_size, seed=3)
+
+    full = _case_module(tl, case, seed=0)
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="{epoch}", save_top_k=-1)
+    straight = _trainer(L, tmp_path / "a", 2, callbacks=[ckpt], limit_val_batches=0)
+    straight.fit(full, datamodule=data())
+    resumed = _case_module(tl, case, seed=1)
+    again = _trainer(L, tmp_path / "b", 2, limit_val_batches=0)
+    again.fit(resumed, datamodule=data(), ckpt_path=str(tmp_path / "ckpt" / "epoch=0.ckpt"))
+    assert again.global_step == straight.global_step == 8
+    a, b = full.state_dict(), resumed.state_dict()
+    assert a.keys() == b.keys()
+    assert any(not torch.equal(v, _case_module(tl, case, seed=1).state_dict()[k]) for k, v in a.items())
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    sa, sb = straight.optimizers[0].state_dict()["state"], again.optimizers[0].state_dict()["state"]
+    assert sa.keys() == sb.keys() and sa
+    for key in sa:
+        for field in ("step", "m", "v"):
+            assert torch.equal(sa[key][field], sb[key][field]), (key, field)
+
+
 def test_lossmodule_auto_pos_weight_is_pos_weight_from_labels(tmp_path, lightning_env):
     torch, L, tl = lightning_env
     from spec.class_weights import pos_weight_from_labels
