@@ -7,10 +7,10 @@ STAMP := $(VENV)/.lossparity-installed
 # CPU Linux without a GPU: pin the CPU wheel first, so no dependency pulls a multi-GB CUDA build.
 # GPU users keep their own torch: `make test TORCH_PIN=` (pyproject.toml only says torch>=2.4).
 TORCH_PIN ?= $(shell if [ "$$(uname -s)" = Linux ] && ! command -v nvidia-smi >/dev/null 2>&1; then echo torch==2.13.0; fi)
-# Two pytest-xdist workers (the CI machine has 2 cores); the tests that read the quick scenario
-# report share one worker (conftest: xdist_group), so it is computed once. PYTEST_WORKERS=0 runs serially.
+# Two pytest-xdist workers (the CI machine has 2 cores); the quick scenario report the slow tests
+# read runs once, in the background from collection on (conftest.py). PYTEST_WORKERS=0: one process.
 PYTEST_WORKERS ?= 2
-PYTEST_ARGS ?= $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadgroup)
+PYTEST_ARGS ?= $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS))
 
 .PHONY: demo test test-fast golden golden-check docs clean install bench
 

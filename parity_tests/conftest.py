@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import functools
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 import spec
 from parity_tests import harness, selection
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 # hypothesis profiles (test_properties.py): "ci" is the default, 200 examples per loss;
@@ -36,31 +42,64 @@ def device(request):
     return dev
 
 
-def pytest_collection_modifyitems(config, items):
-    """Under ``pytest -n N --dist loadgroup`` (``make test``), every test that reads the quick
-    report runs on one worker, so the session fixture below runs once, not once per worker."""
-    group = pytest.mark.xdist_group("quick_report")
-    for item in items:
-        if "quick_report" in getattr(item, "fixturenames", ()):
-            item.add_marker(group)
+# ---------------------------------------------------------------- the quick scenario report
+# `python -m scripts.report --quick --seeds 1` (minutes) feeds the slow scenario tests. It starts
+# in the background as soon as collection shows a test that needs it, so it runs beside the other
+# tests instead of after them; under pytest-xdist exactly one worker starts it (an O_EXCL marker
+# file in the directory the workers share) and every worker waits for the same result.
+def _quick_report_dir(config) -> Path:
+    base = config._tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # popen-gwN/ → the run's directory, shared by the workers
+        base = base.parent
+    return base / "quick_report"
+
+
+def pytest_collection_finish(session):
+    if session.config.option.collectonly or not any("quick_report" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    folder = _quick_report_dir(session.config)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        marker = os.open(folder / "started", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return  # another worker started it
+    os.close(marker)
+    report = [sys.executable, "-m", "scripts.report", "--out", str(folder / "report"), "--quick", "--seeds", "1"]
+    # the exit code lands in a file any worker can read (only the starting one could wait() on it)
+    wrapper = (f"import subprocess, sys; rc = subprocess.call({report!r}, stdout=sys.stdout, stderr=sys.stdout); "
+               f"open({str(folder / 'exit_code')!r}, 'w').write(str(rc))")
+    with open(folder / "log.txt", "w") as log:
+        session.config._quick_report_proc = subprocess.Popen(
+            [sys.executable, "-c", wrapper], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+def pytest_sessionfinish(session, exitstatus):
+    proc = getattr(session.config, "_quick_report_proc", None)
+    if proc is None or proc.poll() is not None:
+        return
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        proc.terminate()
+    else:  # other workers may still be waiting for it
+        proc.wait()
 
 
 @pytest.fixture(scope="session")
-def quick_report(tmp_path_factory):
-    """``python -m scripts.report --quick --seeds 1`` once per session (per xdist worker): one
-    quick ``scripts.run`` per scenario and framework (subprocesses), then the report. The
-    scenario modules read their quick runs from ``<out>/runs/<scenario>/<framework>/seed0``."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    out = tmp_path_factory.mktemp("report")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-m", "scripts.report", "--out", str(out), "--quick", "--seeds", "1"],
-                          cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True,
-                          timeout=1800)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out
+def quick_report(pytestconfig):
+    """``python -m scripts.report --quick --seeds 1`` (one quick ``scripts.run`` per scenario and
+    framework, then the report), started at collection; waits for it. The scenario modules read
+    their quick runs from ``<out>/runs/<scenario>/<framework>/seed0``."""
+    folder = _quick_report_dir(pytestconfig)
+    exit_code = folder / "exit_code"
+    deadline = time.monotonic() + 1800
+    while not exit_code.is_file():
+        assert (folder / "started").is_file(), "the quick report was not started at collection"
+        assert time.monotonic() < deadline, "the quick report did not finish within 30 minutes"
+        time.sleep(1.0)
+    time.sleep(0.1)  # the exit code is written in one call; let it land
+    log = (folder / "log.txt").read_text() if (folder / "log.txt").is_file() else ""
+    assert exit_code.read_text().strip() == "0", log[-6000:]
+    return folder / "report"
 
 
 def case_params(kinds=("typical", "extreme", "edge")):
