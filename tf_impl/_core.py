@@ -47,7 +47,7 @@ class TFOps:
         data check. ``None`` extremes for integer or empty tensors."""
         if not x.dtype.is_floating or x.shape.num_elements() == 0:
             return False, None, None
-        lo, hi = (float(v) for v in tf.stack([tf.reduce_min(x), tf.reduce_max(x)]).numpy())
+        lo, hi = self.min_max(x)
         return not (math.isfinite(lo) and math.isfinite(hi)), lo, hi
 
     def row_sum_range(self, x):

@@ -50,7 +50,7 @@ class TorchOps:
         ``check_inputs`` asks of each floating tensor; ``None`` extremes for the others)."""
         if not x.is_floating_point() or x.numel() == 0:
             return False, None, None
-        lo, hi = torch.stack(torch.aminmax(x.detach())).tolist()
+        lo, hi = self.min_max(x)
         return not (math.isfinite(lo) and math.isfinite(hi)), lo, hi
 
     def row_sum_range(self, x):
