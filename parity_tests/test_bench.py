@@ -148,8 +148,8 @@ def test_loop_bench_weights_differ_when_the_loops_differ(monkeypatch):
     _, reference = bench_loop.hand_loop(case, 5, 1)
     original = bench_loop._parts
 
-    def other_lr(case, steps, seed=0):
-        module, dm = original(case, steps, seed)
+    def other_lr(case, seed=0):
+        module, dm = original(case, seed)
         module.optimizer_config = {"name": "adam", "lr": 2e-3}
         return module, dm
 

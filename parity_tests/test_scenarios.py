@@ -246,9 +246,7 @@ def _case_module(tl, case, seed):
     import torch
 
     torch.manual_seed(seed)
-    # a description with its own builders (scenarios.unet.UNet) builds itself; else an MLP
-    net = case.model.torch_module() if hasattr(case.model, "torch_module") else tl.MLP(**case.model.kwargs())
-    return tl.LossModule(net, loss=case.loss.name, loss_params=case.loss.kwargs(),
+    return tl.LossModule(case.model.torch_module(), loss=case.loss.name, loss_params=case.loss.kwargs(),
                          optimizer={"name": "adam", "lr": 1e-3})
 
 
@@ -261,11 +259,7 @@ def test_every_scenario_resumes_identically(tmp_path, lightning_env, name):
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     case = scenarios.get(name).parity_cases()[0]
-    n = 4 * case.batch_size  # four steps an epoch
-    arrays = {"x_train": case.x[:n], "y_train": case.y[:n], "x_test": case.x[:case.batch_size],
-              "y_test": case.y[:case.batch_size]}
-    if case.sample_weight is not None:
-        arrays["w_train"] = np.asarray(case.sample_weight)[:n]
+    arrays = case.arrays(4 * case.batch_size)  # four steps an epoch
 
     def data():
         return tl.ArrayDataModule(arrays=arrays, batch_size=case.batch_size, seed=3)

@@ -74,18 +74,13 @@ def _one_thread():
 def _arrays(case):
     n = STEPS * case.batch_size
     assert len(case.x) >= n, f"{case.id}: needs {n} rows for {STEPS} steps"
-    x, y = case.x[:n], case.y[:n]
-    out = {"x_train": x, "y_train": y, "x_test": x[: case.batch_size], "y_test": y[: case.batch_size]}
-    if case.sample_weight is not None:  # per-sample weights: batches (x, y, w) in both frameworks
-        out["w_train"] = np.asarray(case.sample_weight)[:n]
-    return out
+    return case.arrays(n)  # with per-sample weights: batches (x, y, w) in both frameworks
 
 
 def torch_steps(case, optimizer: Optimizer, dtype: str, seed: int = 0):
     """Initial weights (torch's own seeded init) and the weights after ``STEPS`` Trainer steps."""
     torch.manual_seed(seed)
-    # a description with its own builders (scenarios.unet.UNet) builds itself; else an MLP
-    net = case.model.torch_module() if hasattr(case.model, "torch_module") else tl.MLP(**case.model.kwargs())
+    net = case.model.torch_module()
     initial = net.numpy_weights()
     module = tl.LossModule(net, loss=case.loss.name, loss_params=case.loss.kwargs(), optimizer=optimizer.config())
     dm = tl.ArrayDataModule(arrays=_arrays(case), batch_size=case.batch_size, seed=seed, dtype=dtype)

@@ -12,7 +12,7 @@ several repeats:
 * ``lightning+io``: as ``scripts.run`` trains (``CSVLogger``, ``ModelCheckpoint(save_last)`` at
   the end of each epoch, progress bar when ``--progress``).
 
-Timing covers the optimizer steps after ``--warmup`` steps (a ``Callback`` reads the clock at the
+Timing covers the optimizer steps after 10 warm-up steps (a ``Callback`` reads the clock at the
 start of the first timed batch and the end of the last; the hand loop reads it at the same
 points), so the one-time ``Trainer`` setup is reported apart (``setup_ms``). After the timed
 steps the three networks must hold the same weights (bit-identical: same kernels in the same
@@ -55,21 +55,17 @@ def _case(scenario: str, case_id: str):
     return next(c for c in scenarios.get(scenario).parity_cases() if c.id == case_id)
 
 
-def _parts(case, steps: int, seed: int = 0):
+def _parts(case, seed: int = 0):
     """A fresh network (same initial weights every time), LossModule and DataModule."""
     import torch
 
     from torch_impl import lightning as tl
 
     torch.manual_seed(seed)
-    net = case.model.torch_module() if hasattr(case.model, "torch_module") else tl.MLP(**case.model.kwargs())
+    net = case.model.torch_module()
     module = tl.LossModule(net, loss=case.loss.name, loss_params=case.loss.kwargs(),
                            optimizer={"name": "adam", "lr": 1e-3})
-    arrays = {"x_train": case.x, "y_train": case.y, "x_test": case.x[:case.batch_size],
-              "y_test": case.y[:case.batch_size]}
-    if case.sample_weight is not None:
-        arrays["w_train"] = np.asarray(case.sample_weight)
-    dm = tl.ArrayDataModule(arrays=arrays, batch_size=case.batch_size, seed=seed)
+    dm = tl.ArrayDataModule(arrays=case.arrays(), batch_size=case.batch_size, seed=seed)
     return module, dm
 
 
@@ -77,17 +73,17 @@ def hand_loop(case, steps: int, warmup: int) -> tuple[float, list]:
     """Seconds for steps ``warmup .. steps-1`` of a plain torch loop, and the final weights."""
     import torch
 
-    module, dm = _parts(case, steps)
+    module, dm = _parts(case)
     dm.setup("fit")
     if module.loss_fn is None:  # 'auto' parameters from the training targets, as LossModule.setup
         from torch_impl.lightning import resolve_auto_params
 
         module._build_loss(resolve_auto_params(module.loss_params, dm.train_targets))
-    net, loss_fn = module.net, module.loss_fn
+    net = module.net
     opt = module.configure_optimizers()
     loader = dm.train_dataloader()
     net.train()
-    step, start, total, count = 0, None, torch.zeros(()), 0
+    step, start, total = 0, None, torch.zeros(())
     epoch = 0
     while step < steps:
         if hasattr(loader.sampler, "set_epoch"):
@@ -100,15 +96,12 @@ def hand_loop(case, steps: int, warmup: int) -> tuple[float, list]:
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += loss.detach()  # the running mean self.log(on_epoch=True) keeps
-            count += 1
+            total += loss.detach()  # the running sum behind the epoch mean self.log(on_epoch=True) keeps
             step += 1
             if step == steps:
                 break
         epoch += 1
-    elapsed = time.perf_counter() - start
-    del loss_fn
-    return elapsed, net.numpy_weights()
+    return time.perf_counter() - start, net.numpy_weights()
 
 
 def lightning_loop(case, steps: int, warmup: int, io: bool, progress: bool) -> tuple[float, float, list]:
@@ -116,7 +109,7 @@ def lightning_loop(case, steps: int, warmup: int, io: bool, progress: bool) -> t
     and the final weights."""
     import lightning.pytorch as L
 
-    module, dm = _parts(case, steps)
+    module, dm = _parts(case)
     marks: dict[str, float] = {}
 
     class Clock(L.Callback):

@@ -58,8 +58,7 @@ class TorchBackend(Backend):
     # -------------------------------------------------------------- building
     def module(self, job: Job, data: Arrays | None = None, *, weights=None):
         """The ``LossModule`` of ``job`` with its initial weights (``job.model.init_weights``)."""
-        # a description with its own builders (scenarios.unet.UNet) builds itself; else an MLP
-        net = job.model.torch_module() if hasattr(job.model, "torch_module") else self.tl.MLP(**job.model.kwargs())
+        net = job.model.torch_module()
         net.set_numpy_weights(job.model.init_weights(job.seed) if weights is None else weights)
         return self.tl.LossModule(net, loss=job.loss.name, loss_params=job.loss.kwargs(),
                                   metrics=metric_descriptions(job.metrics), optimizer=job.optimizer.config())

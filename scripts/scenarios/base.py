@@ -77,6 +77,13 @@ class MLP:
                                            **self.activity_regularizer.kwargs()}
         return out
 
+    def torch_module(self):
+        """The torch network of this description (``torch_impl.lightning.MLP``, torch's own seeded
+        init); descriptions with their own builders (``scenarios.unet.UNet``) define the same method."""
+        from torch_impl.lightning import MLP as TorchMLP
+
+        return TorchMLP(**self.kwargs())
+
 
 @dataclass(frozen=True)
 class Optimizer:
@@ -245,6 +252,17 @@ class ParityCase:
     #: in ``float32_reason`` (the float64 tolerance is never relaxed)
     float32_rtol: float | None = None
     float32_reason: str = ""
+
+    def arrays(self, rows: int | None = None) -> dict[str, np.ndarray]:
+        """The first ``rows`` rows (all when None) as training arrays (``x_train``, ``y_train`` and
+        ``w_train`` when the case has sample weights), the first batch as the test split: what
+        ``ArrayDataModule(arrays=...)`` and the Keras ``fit`` of the parity tests take."""
+        rows = len(self.x) if rows is None else rows
+        out = {"x_train": self.x[:rows], "y_train": self.y[:rows],
+               "x_test": self.x[:self.batch_size], "y_test": self.y[:self.batch_size]}
+        if self.sample_weight is not None:
+            out["w_train"] = np.asarray(self.sample_weight)[:rows]
+        return out
 
 
 class Scenario(ABC):
