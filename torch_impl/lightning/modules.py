@@ -21,8 +21,17 @@ A network with :class:`torch_impl.lightning.ActivityPenalty` modules (``MLP(acti
 adds their values, recorded in the forward pass, to the loss (train, validation and test): Keras'
 ``add_loss``.
 
-Logged: ``train_loss`` (per step and epoch mean), ``val_loss``, ``val_<metric>``, ``test_loss``,
-``test_<metric>``.
+Logged: ``train_loss_step`` (the batch's loss, on the steps the loggers write: every
+``Trainer(log_every_n_steps)``-th, and in the progress bar), ``train_loss`` (the epoch mean,
+weighted by batch size, averaged over processes under DDP), ``val_loss``, ``val_<metric>``,
+``test_loss``, ``test_<metric>``.
+
+Cost: ``self.log`` goes through Lightning's result collection (tens of microseconds of Python a
+call); calling it for the step value on every batch, as ``self.log(on_step=True, on_epoch=True)``
+does, cost 1-1.6 ms a step and made the loop 1.1-1.6x slower than a hand-written one for the
+scenario MLPs (``scripts/bench_loop.py``). The epoch mean is therefore kept as a running tensor
+sum (one small in-place op a step, no host sync) and logged once, on the epoch's last batch; the
+step value is logged only on the steps a logger writes.
 """
 from __future__ import annotations
 
@@ -100,6 +109,8 @@ class LossModule(L.LightningModule):
         self.test_metrics = nn.ModuleDict({k: build_metric(v, name=k) for k, v in self.metric_specs.items()})
         self.loss_fn: nn.Module | None = None
         self.resolved_loss_params: dict[str, Any] | None = None
+        self._epoch_loss_sum: torch.Tensor | None = None
+        self._epoch_samples = 0
         if not _has_auto(self.loss_params):
             self._build_loss(self.loss_params)
 
@@ -141,11 +152,39 @@ class LossModule(L.LightningModule):
     def forward(self, x):
         return self.net(x)
 
+    def on_train_epoch_start(self) -> None:
+        self._epoch_loss_sum: torch.Tensor | None = None  # sum over the epoch of batch loss x batch size
+        self._epoch_samples = 0
+
+    def _log_epoch_loss(self) -> None:
+        if self._epoch_samples:
+            self.log("train_loss", self._epoch_loss_sum / self._epoch_samples, on_step=False, on_epoch=True,
+                     prog_bar=True, batch_size=1, sync_dist=True)
+            self._epoch_samples = 0
+
+    def _log_train_loss(self, loss: torch.Tensor, batch_size: int, batch_idx: int) -> None:
+        trainer = self.trainer
+        weighted = loss.detach() * batch_size
+        self._epoch_loss_sum = weighted if self._epoch_loss_sum is None else self._epoch_loss_sum + weighted
+        self._epoch_samples += batch_size
+        last = (trainer.is_last_batch or batch_idx + 1 >= trainer.num_training_batches
+                or 0 < trainer.max_steps <= trainer.global_step + 1)  # the epoch's (or the fit's) last step
+        # loggers write on every log_every_n_steps-th step (Lightning's rule, global_step counting
+        # the steps before this one); the step value is only needed there and in the progress bar
+        if last or (trainer.global_step + 1) % max(trainer.log_every_n_steps, 1) == 0:
+            self.log("train_loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
+        if last:  # logged here, not in on_train_epoch_end, so callbacks' epoch-end hooks see it
+            self._log_epoch_loss()
+
     def training_step(self, batch, batch_idx):
         x, y, *w = batch  # (x, y) or (x, y, per-sample weights)
         loss = self._loss(self(x), y, w[0] if w else None)
-        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(x))
+        if self._trainer is not None:
+            self._log_train_loss(loss, len(x), batch_idx)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_loss()  # an epoch cut short otherwise (max_time, an exception handled): its partial mean
 
     def _eval_step(self, batch, stage: str, metrics: nn.ModuleDict):
         x, y = batch
