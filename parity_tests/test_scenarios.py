@@ -284,6 +284,53 @@ def test_every_scenario_resumes_identically(tmp_path, lightning_env, name):
             assert torch.equal(sa[key][field], sb[key][field]), (key, field)
 
 
+class _RecordLosses:
+    """Callback keeping every training step's loss (what LossModule logs, recomputed apart)."""
+
+    def __init__(self):
+        self.losses, self.sizes = [], []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.losses.append(float(outputs["loss"]))
+        self.sizes.append(len(batch[0]))
+
+
+@pytest.mark.parametrize("limits", [{}, {"limit_train_batches": 5}, {"max_steps": 23}],
+                         ids=["full-epochs", "limit_train_batches", "max_steps-mid-epoch"])
+def test_lossmodule_logs_step_losses_and_the_epoch_mean(tmp_path, lightning_env, limits):
+    """train_loss is each epoch's batch-size-weighted mean of the step losses (an epoch cut short by
+    max_steps included); train_loss_step reaches the logger on every log_every_n_steps-th step and on
+    the epoch's last one, with that step's loss; EpochHistory holds the epoch means."""
+    torch, L, tl = lightning_env
+    import csv
+
+    from lightning.pytorch import Callback
+    from lightning.pytorch.loggers import CSVLogger
+
+    arrays = _small_multilabel()  # 400 rows, batch 30: 13 full batches and one of 10 an epoch
+    record = type("Record", (_RecordLosses, Callback), {})()
+    history = tl.EpochHistory()
+    trainer = L.Trainer(max_epochs=3, default_root_dir=str(tmp_path), logger=CSVLogger(tmp_path), log_every_n_steps=4,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                        deterministic=True, accelerator="cpu", devices=1, callbacks=[record, history], **limits)
+    trainer.fit(_module(tl, seed=0), datamodule=tl.ArrayDataModule(arrays=arrays, batch_size=30, seed=1))
+    per_epoch = limits.get("limit_train_batches", 14)
+    steps = min(3 * per_epoch, limits.get("max_steps", 10**9))
+    assert len(record.losses) == steps
+    epochs = [(record.losses[i:i + per_epoch], record.sizes[i:i + per_epoch]) for i in range(0, steps, per_epoch)]
+    means = [float(np.dot(v, n) / np.sum(n)) for v, n in epochs]
+    rows = list(csv.DictReader(open(next(tmp_path.rglob("metrics.csv")))))
+    logged_means = [float(r["train_loss"]) for r in rows if r.get("train_loss")]
+    np.testing.assert_allclose(logged_means, means, rtol=1e-6)
+    assert float(trainer.callback_metrics["train_loss"]) == pytest.approx(means[-1], rel=1e-6)
+    np.testing.assert_allclose(history.history["train_loss"], means, rtol=1e-6)
+    logged_steps = {int(r["step"]): float(r["train_loss_step"]) for r in rows if r.get("train_loss_step")}
+    expected = sorted({s for s in range(steps) if (s + 1) % 4 == 0})
+    assert sorted(logged_steps) == expected
+    for step in expected:
+        assert logged_steps[step] == pytest.approx(record.losses[step], rel=1e-6), step
+
+
 def test_lossmodule_auto_pos_weight_is_pos_weight_from_labels(tmp_path, lightning_env):
     torch, L, tl = lightning_env
     from spec.class_weights import pos_weight_from_labels
@@ -331,6 +378,22 @@ def test_torch_and_keras_see_the_same_batches(lightning_env):
         for tb, kb in zip(torch_batches, keras_batches):
             np.testing.assert_array_equal(tb, kb)
     assert not np.array_equal(torch_batches[0], np.arange(10))  # shuffled
+
+
+def test_keras_floatx_restores_the_float_type_and_the_dtype_policy():
+    """A float64 model built inside ``kt.floatx("float64")`` leaves later default models float32
+    (``set_floatx`` alone left Keras' cached global policy at float64: a later float32 model got
+    float64 layers and a float64 activity penalty beside a float32 loss)."""
+    kt = pytest.importorskip("tf_impl.training")
+    import keras
+
+    before = (keras.config.floatx(), keras.config.dtype_policy().name)
+    with kt.floatx("float64"):
+        inside = kt.build_mlp(4, (3,), 2)
+        assert {w.dtype for w in inside.weights} == {"float64"}
+    after = kt.build_mlp(4, (3,), 2)
+    assert {w.dtype for w in after.weights} == {before[0]}
+    assert (keras.config.floatx(), keras.config.dtype_policy().name) == before
 
 
 def test_keras_model_saves_and_loads_with_our_custom_objects(tmp_path):
