@@ -272,6 +272,7 @@ def test_keras_class_weight_equals_our_sample_weight_loss():
 
     import tf_impl
     import torch_impl
+    from tf_impl import training as kt
     from tf_impl.class_weights import balanced_class_weights as tf_balanced
     from torch_impl.class_weights import balanced_class_weights as torch_balanced
 
@@ -310,9 +311,7 @@ def test_keras_class_weight_equals_our_sample_weight_loss():
         new_kernel, new_bias = (np.asarray(v, np.float64) for v in model.layers[-1].get_weights())
         return hist.history["loss"][0], new_kernel, new_bias
 
-    previous = keras.config.floatx()
-    keras.config.set_floatx("float64")
-    try:
+    with kt.floatx("float64"):
         reported = {}
         for tag, loss in (("keras-bce", keras.losses.BinaryCrossentropy(from_logits=True)),
                           ("ours", tf_impl.get_loss("weighted_bce"))):
@@ -327,8 +326,6 @@ def test_keras_class_weight_equals_our_sample_weight_loss():
             step_tol = spec.Tolerance(rtol=1e-12, atol=1e-14)
             _close(k_step, kernel - 0.5 * tk.grad.numpy(), step_tol)
             _close(b_step, bias - 0.5 * tb.grad.numpy(), step_tol)
-    finally:
-        keras.config.set_floatx(previous)
     assert set(reported) == {"keras-bce", "ours"}
     for value in reported.values():
         _close(value, ours_ref, tol)

@@ -18,7 +18,6 @@ is tested here by adding its ``parity_cases``; no test code changes.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 
 import numpy as np
@@ -47,17 +46,6 @@ CASES = [pytest.param(name, case.id, id=case.id) for name in scenarios.names()
 
 def _case(name, case_id):
     return next(c for c in scenarios.get(name).parity_cases() if c.id == case_id)
-
-
-@contextlib.contextmanager
-def _floatx(dtype: str):
-    """Keras keeps the optimizer's learning rate in ``floatx``: float64 runs use float64 there too."""
-    old = keras.config.floatx()
-    keras.config.set_floatx(dtype)
-    try:
-        yield
-    finally:
-        keras.config.set_floatx(old)
 
 
 @pytest.fixture(autouse=True)
@@ -95,10 +83,9 @@ def torch_steps(case, optimizer: Optimizer, dtype: str, seed: int = 0):
 
 
 def keras_steps(case, optimizer: Optimizer, dtype: str, initial, seed: int = 0):
-    with _floatx(dtype):
-        own = hasattr(case.model, "keras_model")  # a description with its own builders (U-Net)
-        model = case.model.keras_model(dtype=dtype) if own else kt.build_mlp(**case.model.kwargs(), dtype=dtype)
-        (case.model.set_keras_weights if own else kt.set_torch_layout_weights)(model, initial)
+    with kt.floatx(dtype):  # float64 runs keep the learning rate in float64 too
+        model = case.model.keras_model(dtype=dtype)
+        case.model.set_keras_weights(model, initial)
         kt.compile_model(model, loss=kt.build_loss(case.loss.name, case.loss.kwargs()),
                          optimizer=optimizer.config())
         a = _arrays(case)
@@ -109,7 +96,7 @@ def keras_steps(case, optimizer: Optimizer, dtype: str, initial, seed: int = 0):
         assert int(model.optimizer.iterations.numpy()) == STEPS
         assert all(w.dtype == dtype for w in model.trainable_weights)
         assert np.isfinite(history.history["loss"]).all()
-        return case.model.keras_weights(model) if own else kt.torch_layout_weights(model)
+        return case.model.keras_weights(model)
 
 
 def relative_errors(a, b):

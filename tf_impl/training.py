@@ -31,11 +31,14 @@ One plain description drives both frameworks (a scenario of ``scripts/scenarios`
   with the spec's message.
 * :func:`save_model` / :func:`load_model` — ``.keras`` files; our losses, metrics and
   :class:`RowNormalize` are registered, so no ``custom_objects`` are needed.
+* :func:`floatx` — ``with floatx("float64"):`` sets Keras' float type *and* its global dtype
+  policy, and restores both.
 """
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -48,6 +51,25 @@ from .layers import ThresholdActivation
 from .losses import PACKAGE, get_loss
 
 HEADS = ("linear", "sigmoid", "sigmoid_normalized", "threshold")
+
+
+@contextlib.contextmanager
+def floatx(dtype: str) -> Iterator[None]:
+    """Keras' float type ``dtype`` inside the block (e.g. ``"float64"`` for float64 models and
+    optimizer variables), the previous one after it.
+
+    ``keras.config.set_floatx`` alone is not enough: the first layer built creates Keras' global
+    dtype policy from the float type of that moment and keeps it, so layers built after
+    ``set_floatx("float64")`` … ``set_floatx("float32")`` would still be float64. This sets and
+    restores the policy too."""
+    old_floatx, old_policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx(dtype)
+    keras.config.set_dtype_policy(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(old_floatx)
+        keras.config.set_dtype_policy(old_policy)
 OPTIMIZERS = ("adam", "sgd")
 METRIC_KINDS = ("recall", "precision", "fbeta", "iou", "accuracy", "mse")
 KERAS_ADAM_DEFAULTS = {"lr": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
@@ -374,7 +396,7 @@ def load_model(path, *, compile: bool = True) -> keras.Model:
     return keras.saving.load_model(str(path), compile=compile)
 
 
-__all__ = ["RowNormalize", "ActivityLoss", "build_mlp", "dense_layers", "set_torch_layout_weights", "torch_layout_weights",
+__all__ = ["floatx", "RowNormalize", "ActivityLoss", "build_mlp", "dense_layers", "set_torch_layout_weights", "torch_layout_weights",
            "predict", "features", "build_optimizer", "build_metric", "build_loss", "resolve_auto_params",
            "epoch_permutation", "ArrayBatches", "EpochSetter", "cast_inputs", "cast_targets", "compile_model",
            "check_first_batch", "fit", "save_model", "load_model", "HEADS", "OPTIMIZERS", "METRIC_KINDS",
