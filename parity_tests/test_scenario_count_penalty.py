@@ -98,8 +98,8 @@ def test_threshold_head_in_both_frameworks_and_keras_round_trip(tmp_path):
     weights = model.init_weights(5)
     net = tl.MLP(**model.kwargs()).double()
     net.set_numpy_weights(weights)
-    keras_model = kt.build_mlp(**model.kwargs(), dtype="float64")
-    kt.set_torch_layout_weights(keras_model, weights)
+    keras_model = model.keras_model(dtype="float64")
+    model.set_keras_weights(keras_model, weights)
     x = np.random.default_rng(0).normal(size=(256, cp.IN_FEATURES)) * 3
     with torch.no_grad():
         out_torch = net(torch.as_tensor(x)).numpy()

@@ -311,8 +311,8 @@ def test_keras_sample_weight_equals_keras_class_weight():
     job = im.SCENARIO.job("balanced", RunConfig(out=Path(".")), 20)
     models = []
     for use_class_weight in (False, True):
-        model = kt.build_mlp(20, im.HIDDEN, 1)
-        kt.set_torch_layout_weights(model, job.model.init_weights(0))
+        model = job.model.keras_model()
+        job.model.set_keras_weights(model, job.model.init_weights(0))
         kt.compile_model(model, loss=kt.build_loss("weighted_bce", {"pos_weight": 1.0}), optimizer={"name": "adam"})
         if use_class_weight:
             batches = kt.ArrayBatches(x, y, batch_size=32, seed=0)

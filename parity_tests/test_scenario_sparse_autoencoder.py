@@ -83,8 +83,8 @@ def test_both_frameworks_minimize_mse_plus_undivided_kl():
     assert penalty > 1.0  # the untrained codes sit near 0.5: far from the target
     assert torch_loss == pytest.approx(float(mean_squared_error(net(xt), xt)) + penalty, rel=1e-14)
 
-    model = kt.build_mlp(**sa.SPARSE.kwargs(), dtype="float64")
-    kt.set_torch_layout_weights(model, weights)
+    model = sa.SPARSE.keras_model(dtype="float64")
+    sa.SPARSE.set_keras_weights(model, weights)
     assert [layer.name for layer in model.layers] == ["hidden_0", "activity", "output", "head"]
     kt.compile_model(model, loss=kt.build_loss(sa.LOSS.name))
     reconstruction = model(x, training=True)
@@ -122,8 +122,8 @@ def test_penalty_changes_the_training_step():
 def test_keras_model_with_the_penalty_saves_and_loads(tmp_path):
     kt = pytest.importorskip("tf_impl.training")
     x = sa.images().x_test[:64]
-    model = kt.build_mlp(**sa.SPARSE.kwargs())
-    kt.set_torch_layout_weights(model, sa.SPARSE.init_weights(2))
+    model = sa.SPARSE.keras_model()
+    sa.SPARSE.set_keras_weights(model, sa.SPARSE.init_weights(2))
     kt.compile_model(model, loss=kt.build_loss(sa.LOSS.name), metrics={"mse": {"kind": "mse"}})
     before = model.evaluate(x, x, verbose=0, return_dict=True)
     kt.save_model(model, tmp_path / "sae.keras")

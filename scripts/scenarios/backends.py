@@ -145,12 +145,8 @@ class KerasBackend(Backend):
         """The compiled Keras model of ``job`` with its initial weights."""
         kt = self.kt
         initial = job.model.init_weights(job.seed) if weights is None else weights
-        if hasattr(job.model, "keras_model"):  # a description with its own builders (scenarios.unet.UNet)
-            model = job.model.keras_model(dtype=dtype)
-            job.model.set_keras_weights(model, initial)
-        else:
-            model = kt.build_mlp(**job.model.kwargs(), dtype=dtype)
-            kt.set_torch_layout_weights(model, initial)
+        model = job.model.keras_model(dtype=dtype)
+        job.model.set_keras_weights(model, initial)
         loss = kt.build_loss(job.loss.name, job.loss.kwargs(), None if data is None else data.y_train)
         kt.compile_model(model, loss=loss, metrics=metric_descriptions(job.metrics), optimizer=job.optimizer.config())
         return model
@@ -184,8 +180,7 @@ class KerasBackend(Backend):
                        predict=lambda a: kt.predict(loaded, kt.cast_inputs(a)),
                        features=lambda a: kt.features(loaded, kt.cast_inputs(a)),
                        artifacts={"model": str(path)},
-                       weights=lambda: (job.model.keras_weights(loaded) if hasattr(job.model, "keras_weights")
-                                        else kt.torch_layout_weights(loaded)))
+                       weights=lambda: job.model.keras_weights(loaded))
 
     def rejection(self, job: Job, data: Arrays) -> str | None:
         kt = self.kt

@@ -77,12 +77,33 @@ class MLP:
                                            **self.activity_regularizer.kwargs()}
         return out
 
+    # builders (imported lazily: a Keras run never loads torch and vice versa); every network
+    # description (this one, ``scenarios.unet.UNet``) has the same four
     def torch_module(self):
-        """The torch network of this description (``torch_impl.lightning.MLP``, torch's own seeded
-        init); descriptions with their own builders (``scenarios.unet.UNet``) define the same method."""
+        """The torch network (``torch_impl.lightning.MLP``, torch's own seeded init)."""
         from torch_impl.lightning import MLP as TorchMLP
 
         return TorchMLP(**self.kwargs())
+
+    def keras_model(self, dtype: str | None = None):
+        """The Keras network (``tf_impl.training.build_mlp``)."""
+        from tf_impl.training import build_mlp
+
+        return build_mlp(**self.kwargs(), dtype=dtype)
+
+    @staticmethod
+    def set_keras_weights(model, weights) -> None:
+        """Load torch-layout ``[(W (out, in), b), …]`` into the Keras network."""
+        from tf_impl.training import set_torch_layout_weights
+
+        set_torch_layout_weights(model, weights)
+
+    @staticmethod
+    def keras_weights(model) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The Keras network's weights in torch layout."""
+        from tf_impl.training import torch_layout_weights
+
+        return torch_layout_weights(model)
 
 
 @dataclass(frozen=True)

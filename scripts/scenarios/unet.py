@@ -2,9 +2,9 @@
 
 :class:`UNet` is to ``torch_impl.lightning.unet.UNet`` and ``tf_impl.unet.build_unet`` what
 :class:`~scripts.scenarios.base.MLP` is to the MLPs: plain values, NumPy initial weights, and the
-builders of both frameworks. The backends (``backends.py``) and the training-step parity test
-dispatch on the description: one that has ``torch_module`` / ``keras_model`` builds itself,
-anything else is an MLP.
+builders of both frameworks (``torch_module``, ``keras_model``, ``set_keras_weights``,
+``keras_weights``: the same four methods as the MLP's, so the backends (``backends.py``) and the
+training-step parity test build any network the same way).
 
 Data layout: images are ``(N, H, W)`` arrays (one channel, no channel axis) in
 :class:`~scripts.scenarios.base.Arrays`, masks ``(N, H, W)`` of 0/1, and the networks return one
