@@ -117,6 +117,37 @@ def test_tiny_bench_both_frameworks_writes_the_contract(tmp_path):
     _check_rows(rows, ("torch", "keras"))
 
 
+@pytest.mark.slow
+def test_tiny_fused_bench_times_the_compiled_loss_against_the_eager_peer(tmp_path):
+    """--fused adds a torch.compile row for the elementwise losses (only those), and the fused
+    summary divides it by the fastest eager peer of the same configuration."""
+    pytest.importorskip("torch")
+    rows, stdout = _run_bench(tmp_path, "--only", "weighted_bce", "soft_dice", "--frameworks", "torch",
+                              "--threads", "1", "--fused")
+    compiled = [r for r in rows if r["impl"] == bench.TORCH_COMPILED]
+    assert {r["loss"] for r in compiled} == {"weighted_bce"} and {r["mode"] for r in compiled} == set(bench.MODES)
+    summary = bench.fused_summary(rows)
+    assert len(summary) == 2 and "Fused path vs fastest eager peer" in stdout
+    for s in summary:
+        eager = [r["peer_ms"] for r in rows if r["mode"] == s["mode"] and r["loss"] == "weighted_bce"]
+        assert s["eager_peer_ms"] == min(eager)
+        assert s["ratio"] == pytest.approx(s["fused_ms"] / s["eager_peer_ms"], rel=1e-3)
+
+
+def test_fused_summary_uses_the_fastest_eager_peer_not_the_jit_peer():
+    def row(impl, ours, peer, name="weighted_bce", mode="fwd"):
+        return {"loss": name, "framework": "keras", "impl": impl, "peer": "p", "shape": "8x8", "shape_kind": "seg",
+                "dtype": "float32", "mode": mode, "ours_ms": ours, "peer_ms": peer}
+
+    rows = [row("keras eager", 2.0, 4.0), row("keras eager validate=False", 1.8, 3.0), row("keras jit", 1.5, 1.0),
+            row("keras jit", 1.0, 1.0, name="soft_dice"), row("keras eager", 1.0, 2.0, name="soft_dice")]
+    (only,) = bench.fused_summary(rows)  # soft_dice is not an elementwise loss of the target
+    assert (only["eager_peer_ms"], only["ratio"], only["meets_target"]) == (3.0, 0.5, True)
+    rows[2]["ours_ms"] = 2.4
+    assert bench.fused_summary(rows)[0]["meets_target"] is False
+    assert "0.80 ✗" in bench.render_fused(bench.fused_summary(rows))
+
+
 def test_unknown_loss_is_rejected(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "scripts.bench", "--tiny", "--only", "no_such_loss",
                            "--json", str(tmp_path / "x.json")], cwd=ROOT, capture_output=True, text=True,
@@ -125,7 +156,7 @@ def test_unknown_loss_is_rejected(tmp_path):
 
 
 def test_loop_bench_runs_the_same_steps_in_both_loops(tmp_path):
-    """``scripts.bench_loop``: the hand loop and both Lightning loops end at bit-identical weights
+    """``scripts.bench_loop``: the hand loop and the three Lightning loops end at bit-identical weights
     (the comparison is one of loops, not of computations) and the JSON holds every column."""
     pytest.importorskip("lightning")
     from scripts import bench_loop
@@ -135,7 +166,8 @@ def test_loop_bench_runs_the_same_steps_in_both_loops(tmp_path):
     (row,) = json.loads(out.read_text())
     assert row["case"] == "multilabel-auto" and row["steps"] == 3
     assert row["max_weight_diff"] == 0.0
-    for key in ("hand_ms_per_step", "lightning_ms_per_step", "lightning_io_ms_per_step", "ratio", "ratio_io"):
+    for key in ("hand_ms_per_step", "bare_ms_per_step", "lightning_ms_per_step", "lightning_io_ms_per_step", "ratio",
+                "ratio_io", "ratio_bare", "ratio_over_bare"):
         assert math.isfinite(row[key]) and row[key] > 0
 
 

@@ -86,6 +86,8 @@ class Settings:
     keras_jit_shapes: tuple[str, ...]
     keras_jit_dtypes: tuple[str, ...] = ("float32", "bfloat16")
     tiny: bool = False
+    #: torch: also time ``torch.compile`` of our module (``validate=False``) for FUSED_LOSSES
+    fused: bool = False
 
 
 FULL = Settings(shapes=("cls", "seg", "large"), dtypes=("float32", "bfloat16"), bf16_shapes=("cls", "seg", "large"),
@@ -98,6 +100,11 @@ TINY = Settings(shapes=("tiny",), dtypes=("float32",), bf16_shapes=(), repeats=1
 ROW_KEYS = ("loss", "framework", "impl", "peer", "shape", "dtype", "mode", "ours_ms", "peer_ms", "ratio",
             "peak_bytes_ours", "peak_bytes_peer")
 MODES = ("fwd+bwd", "fwd")
+#: the elementwise losses of issue 7's fused-path target: fused ours ≤ 0.6 × the fastest eager peer
+FUSED_LOSSES = ("weighted_bce", "binary_focal", "asymmetric_exponential", "count_penalty", "mse_count_penalty",
+                "cce_count_penalty")
+FUSED_TARGET = 0.6
+TORCH_COMPILED = "torch compile validate=False"
 
 
 def note(msg: str) -> None:
@@ -838,6 +845,8 @@ def _run_group(name, framework, impls: dict, peers: dict, make_step, memory, syn
 
 
 def bench_torch(names, settings, device) -> list[dict]:
+    import torch
+
     import torch_impl
 
     runner = TorchRunner(device)
@@ -867,7 +876,12 @@ def bench_torch(names, settings, device) -> list[dict]:
                 for mode in MODES:
                     meta = {"shape": _shape_text(shape), "shape_kind": skey, "dtype": dtype, "mode": mode,
                             "device": str(runner.device)}
-                    rows += _print(_run_group(name, "torch", impls, peers, lambda fn: runner.step(fn, xt, yt, mode),
+                    group = dict(impls)
+                    if settings.fused and name in FUSED_LOSSES:
+                        # a fresh compilation per configuration: no recompile limit, no dynamic shapes
+                        torch._dynamo.reset()
+                        group[TORCH_COMPILED] = torch.compile(impls["torch eager validate=False"])
+                    rows += _print(_run_group(name, "torch", group, peers, lambda fn: runner.step(fn, xt, yt, mode),
                                               runner.memory, runner.sync, settings, meta))
         note(f"{name} [torch]: {time.perf_counter() - t0:.1f} s")
     return rows
@@ -1030,12 +1044,51 @@ def machine() -> dict:
     return info
 
 
+def fused_summary(rows: list[dict]) -> list[dict]:
+    """Issue 7's fused-path target: for each elementwise loss and configuration, our fused
+    implementations (``torch compile``, ``keras jit``) against the fastest *eager* peer of the same
+    framework, shape, dtype and mode (``ratio`` ≤ FUSED_TARGET is the target)."""
+    eager_peer: dict[tuple, float] = {}
+    for r in rows:
+        if r["peer_ms"] is not None and "eager" in r["impl"]:
+            key = (r["loss"], r["framework"], r["shape"], r["dtype"], r["mode"])
+            eager_peer[key] = min(eager_peer.get(key, math.inf), r["peer_ms"])
+    out, seen = [], set()
+    for r in rows:
+        key = (r["loss"], r["framework"], r["shape"], r["dtype"], r["mode"])
+        if r["loss"] not in FUSED_LOSSES or r["impl"] not in (TORCH_COMPILED, "keras jit") or key not in eager_peer:
+            continue
+        if (key, r["impl"]) in seen:
+            continue
+        seen.add((key, r["impl"]))
+        out.append({"loss": r["loss"], "framework": r["framework"], "impl": r["impl"], "shape": r["shape"],
+                    "shape_kind": r.get("shape_kind"), "dtype": r["dtype"], "mode": r["mode"],
+                    "fused_ms": r["ours_ms"], "eager_peer_ms": eager_peer[key],
+                    "ratio": round(r["ours_ms"] / eager_peer[key], 4),
+                    "meets_target": r["ours_ms"] / eager_peer[key] <= FUSED_TARGET})
+    return out
+
+
+def render_fused(summary: list[dict]) -> str:
+    lines = [f"Fused path vs fastest eager peer (target ≤ {FUSED_TARGET}):", "",
+             "| loss | framework | impl | shape | dtype | mode | fused ms | eager peer ms | ratio |",
+             "|---|---|---|---|---|---|---:|---:|---:|"]
+    for r in summary:
+        flag = "" if r["meets_target"] else " ✗"
+        lines.append(f"| {r['loss']} | {r['framework']} | {r['impl']} | {r['shape']} | {r['dtype']} | {r['mode']} | "
+                     f"{r['fused_ms']:.3f} | {r['eager_peer_ms']:.3f} | {r['ratio']:.2f}{flag} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
                     help="fewer repeats, no 'large' shape, bf16 and XLA on 'seg' only (XLA float32 only)")
     ap.add_argument("--tiny", action="store_true", help="tiny shapes, one repeat (smoke test of the harness)")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--fused", action="store_true",
+                    help=f"torch: also time torch.compile of our loss for {', '.join(FUSED_LOSSES)} (compiles "
+                         "once per shape, dtype and mode: minutes on CPU)")
     ap.add_argument("--only", nargs="+", metavar="NAME", help="losses to run (default: spec.names())")
     ap.add_argument("--frameworks", nargs="+", choices=("torch", "keras"), default=["torch", "keras"])
     ap.add_argument("--repeats", type=int, help="override the number of timed repeats")
@@ -1054,6 +1107,8 @@ def main(argv=None) -> int:
     settings = TINY if args.tiny else QUICK if args.quick else FULL
     if args.repeats:
         settings = dataclasses.replace(settings, repeats=args.repeats)
+    if args.fused:
+        settings = dataclasses.replace(settings, fused=True)
     names = spec.names()
     if args.only:
         unknown = [n for n in args.only if n not in names]
@@ -1082,9 +1137,12 @@ def main(argv=None) -> int:
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump(rows, f, indent=1)
+    summary = fused_summary(rows)
+    if summary:
+        print("\n" + render_fused(summary), flush=True)
     if args.markdown:
         with open(args.markdown, "w") as f:
-            f.write(render_markdown(rows))
+            f.write(render_markdown(rows) + ("\n" + render_fused(summary) if summary else ""))
     slow = [r for r in rows if r["ratio"] is not None and r["ratio"] > 1.1 and "eager" in r["impl"]]
     note(f"{len(rows)} rows in {time.perf_counter() - t0:.1f} s → {args.json}; "
          f"{len(slow)} eager rows with ratio > 1.1")
