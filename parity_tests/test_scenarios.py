@@ -533,3 +533,23 @@ def test_report_flags_quick_runs_over_the_budget():
                        "keras": {"metrics": [{"quick": True, "seed": 0, "seconds": report.QUICK_BUDGET_S + 1}]}},
             "multilabel": {"keras": {"metrics": [{"quick": False, "seed": 0, "seconds": 900.0}]}}}
     assert report.slow_quick_runs(runs) == [f"digits/keras/seed0: {report.QUICK_BUDGET_S + 1:.1f} s"]
+
+
+def test_report_checks_agreement_within_the_seed_to_seed_spread():
+    """report.md's agreement column: |Δ mean| ≤ the larger std over seeds (+ a rounding floor), only
+    with two seeds or more a side; the scenario line counts the headline metrics within."""
+    from scripts import report
+    from scripts.scenarios.base import Stat
+
+    table = {"torch": {"a": Stat(0.50, 0.02, 3), "b": Stat(0.50, 0.0, 3), "c": Stat(0.9, 0.01, 3),
+                       "d": Stat(0.1, 0.0, 1)},
+             "keras": {"a": Stat(0.53, 0.01, 3), "b": Stat(0.50 + 1e-9, 0.0, 3), "c": Stat(0.95, 0.01, 3),
+                       "d": Stat(0.2, 0.0, 1)}}
+    assert report.agreement(table["torch"]["a"], table["keras"]["a"])[2] is False  # 0.03 > 0.02
+    assert report.agreement(table["torch"]["b"], table["keras"]["b"])[2] is True  # rounding of a fixed metric
+    assert report.agreement(table["torch"]["d"], table["keras"]["d"]) is None  # one seed: no spread
+    table["keras"]["a"] = Stat(0.515, 0.01, 3)
+    assert report.agreement_summary(table, ["a", "b", "c", "d"], ["torch", "keras"]) == (2, 3, ["c"])
+    lines = report.metric_table(table, ["a", "c", "d"], ["torch", "keras"])
+    assert lines[0].endswith("| difference | spread | within |")
+    assert lines[2].endswith("| 0.02 | ✓ |") and lines[3].endswith("| 0.01 | ✗ |") and lines[4].endswith("| — | — |")

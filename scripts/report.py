@@ -110,18 +110,46 @@ def _diff(d: float) -> str:
     return f"{d:+.1e}" if abs(d) < 1e-3 else f"{d:+.4f}"
 
 
+#: "the frameworks agree within the seed-to-seed spread": |mean_keras − mean_torch| ≤ the larger of
+#: the two sample stds over seeds, plus this floor for metrics that no seed moves (std 0: the
+#: difference must then be rounding)
+AGREEMENT_FLOOR = 1e-6
+
+
+def agreement(a: Stat | None, b: Stat | None) -> tuple[float, float, bool] | None:
+    """``(difference of means, spread, within)`` of one metric, or None without two seeds a side."""
+    if a is None or b is None or a.n < 2 or b.n < 2:
+        return None
+    spread = max(a.std, b.std)
+    delta = b.mean - a.mean
+    return delta, spread, bool(abs(delta) <= spread + AGREEMENT_FLOOR)
+
+
+def agreement_summary(table: Table, keys, frameworks) -> tuple[int, int, list[str]]:
+    """``(within, compared, keys outside)`` over ``keys`` for two frameworks (0, 0, [] otherwise)."""
+    if len(frameworks) != 2:
+        return 0, 0, []
+    checks = {k: agreement(table.get(frameworks[0], {}).get(k), table.get(frameworks[1], {}).get(k)) for k in keys}
+    checks = {k: c for k, c in checks.items() if c is not None}
+    outside = [k for k, c in checks.items() if not c[2]]
+    return len(checks) - len(outside), len(checks), outside
+
+
 def metric_table(table: Table, keys, frameworks) -> list[str]:
-    head = "| metric | " + " | ".join(frameworks) + (" | difference |" if len(frameworks) == 2 else " |")
-    sep = "|---|" + "---:|" * len(frameworks) + ("---:|" if len(frameworks) == 2 else "")
+    two = len(frameworks) == 2
+    head = "| metric | " + " | ".join(frameworks) + (" | difference | spread | within |" if two else " |")
+    sep = "|---|" + "---:|" * len(frameworks) + ("---:|---:|:---:|" if two else "")
     lines = [head, sep]
     for key in keys:
         stats = [table.get(f, {}).get(key) for f in frameworks]
         if all(s is None for s in stats):
             continue
         row = f"| `{key}` | " + " | ".join(_cell(s) for s in stats) + " |"
-        if len(frameworks) == 2:
+        if two:
             a, b = stats
             row += (f" {_diff(b.mean - a.mean)} |" if a is not None and b is not None else " — |")
+            check = agreement(a, b)
+            row += " — | — |" if check is None else f" {check[1]:.2g} | {'✓' if check[2] else '✗'} |"
         lines.append(row)
     return lines
 
@@ -183,6 +211,13 @@ def write_report(args, tables: dict[str, Table], runs: dict, plots: dict[str, li
         "steps to 1e-9 in float64.",
         "",
     ]
+    summaries = {n: agreement_summary(tables[n], scenarios.get(n).headline, fw) for n in args.scenarios}
+    if any(c for _, c, _ in summaries.values()):
+        within, compared = sum(w for w, _, _ in summaries.values()), sum(c for _, c, _ in summaries.values())
+        lines += [f"**Agreement of the frameworks**: {within} of {compared} headline metrics have "
+                  f"|mean Keras − mean torch| within the seed-to-seed spread (the larger sample std over seeds, "
+                  f"+{AGREEMENT_FLOOR:g} for metrics no seed moves): "
+                  + "; ".join(f"`{n}` {w}/{c}" for n, (w, c, _) in summaries.items() if c) + ".", ""]
     if frameworks_png:
         lines += [f"![torch vs Keras]({frameworks_png.name})", ""]
     for name in args.scenarios:
@@ -196,6 +231,10 @@ def write_report(args, tables: dict[str, Table], runs: dict, plots: dict[str, li
                  for f in fw if "seconds" in table.get(f, {})]
         if times:
             lines += ["**Time**: " + "; ".join(times), ""]
+        within, compared, outside = agreement_summary(table, scenario.headline, fw)
+        if compared:
+            lines += [f"**Agreement**: {within} of {compared} headline metrics within the seed-to-seed spread"
+                      + (f"; outside: {', '.join(f'`{k}`' for k in outside)}" if outside else "") + ".", ""]
         lines += metric_table(table, scenario.headline, fw) + [""]
         data_keys = sorted({k for f in fw for k in table.get(f, {}) if k.startswith("data/")})
         if data_keys:
