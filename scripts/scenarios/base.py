@@ -19,6 +19,7 @@ a Keras run of one seed differ only by floating-point rounding.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import math
 from abc import ABC, abstractmethod
@@ -33,8 +34,43 @@ FRAMEWORKS = ("torch", "keras")
 
 
 # --------------------------------------------------------------------------- descriptions
+def _attribute(path: str):
+    """``"package.module:name"`` → the object (imported now: a Keras run never loads torch)."""
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+class NetworkBuilders:
+    """The builders of a network description in both frameworks, from its ``kwargs()``:
+
+    ``TORCH_CLASS`` (``"module:Class"``, called with the kwargs), ``KERAS_BUILD`` (``"module:function"``,
+    called with the kwargs and ``dtype``) and ``KERAS_WEIGHTS`` (a module with
+    ``set_torch_layout_weights(model, weights)`` and ``torch_layout_weights(model)``: the weights
+    ``[(W, b), …]`` in torch layout, which :meth:`init_weights` draws)."""
+
+    TORCH_CLASS: str
+    KERAS_BUILD: str
+    KERAS_WEIGHTS: str
+
+    def torch_module(self):
+        """The torch network (torch's own seeded initialization)."""
+        return _attribute(self.TORCH_CLASS)(**self.kwargs())
+
+    def keras_model(self, dtype: str | None = None):
+        """The Keras network (``dtype``: its layers' dtype policy; None: Keras' float type)."""
+        return _attribute(self.KERAS_BUILD)(**self.kwargs(), dtype=dtype)
+
+    def set_keras_weights(self, model, weights) -> None:
+        """Load torch-layout weights into the Keras network."""
+        _attribute(f"{self.KERAS_WEIGHTS}:set_torch_layout_weights")(model, weights)
+
+    def keras_weights(self, model) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The Keras network's weights in torch layout."""
+        return _attribute(f"{self.KERAS_WEIGHTS}:torch_layout_weights")(model)
+
+
 @dataclass(frozen=True)
-class MLP:
+class MLP(NetworkBuilders):
     """``in_features → hidden… → out_features`` with ``activation`` between, and a head:
     ``"linear"`` (logits), ``"sigmoid"``, ``"sigmoid_normalized"`` (sigmoids / row sum) or
     ``"threshold"`` (clip to ``[0, threshold]``, ``ThresholdActivation``).
@@ -50,6 +86,10 @@ class MLP:
     head: str = "linear"
     threshold: float | None = None
     activity_regularizer: "Loss | None" = None
+
+    TORCH_CLASS = "torch_impl.lightning:MLP"
+    KERAS_BUILD = "tf_impl.training:build_mlp"
+    KERAS_WEIGHTS = "tf_impl.training"
 
     @property
     def widths(self) -> list[int]:
@@ -76,34 +116,6 @@ class MLP:
             out["activity_regularizer"] = {"name": self.activity_regularizer.name,
                                            **self.activity_regularizer.kwargs()}
         return out
-
-    # builders (imported lazily: a Keras run never loads torch and vice versa); every network
-    # description (this one, ``scenarios.unet.UNet``) has the same four
-    def torch_module(self):
-        """The torch network (``torch_impl.lightning.MLP``, torch's own seeded init)."""
-        from torch_impl.lightning import MLP as TorchMLP
-
-        return TorchMLP(**self.kwargs())
-
-    def keras_model(self, dtype: str | None = None):
-        """The Keras network (``tf_impl.training.build_mlp``)."""
-        from tf_impl.training import build_mlp
-
-        return build_mlp(**self.kwargs(), dtype=dtype)
-
-    @staticmethod
-    def set_keras_weights(model, weights) -> None:
-        """Load torch-layout ``[(W (out, in), b), …]`` into the Keras network."""
-        from tf_impl.training import set_torch_layout_weights
-
-        set_torch_layout_weights(model, weights)
-
-    @staticmethod
-    def keras_weights(model) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The Keras network's weights in torch layout."""
-        from tf_impl.training import torch_layout_weights
-
-        return torch_layout_weights(model)
 
 
 @dataclass(frozen=True)

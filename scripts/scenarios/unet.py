@@ -2,8 +2,8 @@
 
 :class:`UNet` is to ``torch_impl.lightning.unet.UNet`` and ``tf_impl.unet.build_unet`` what
 :class:`~scripts.scenarios.base.MLP` is to the MLPs: plain values, NumPy initial weights, and the
-builders of both frameworks (``torch_module``, ``keras_model``, ``set_keras_weights``,
-``keras_weights``: the same four methods as the MLP's, so the backends (``backends.py``) and the
+builders of both frameworks (``base.NetworkBuilders``: ``torch_module``, ``keras_model``,
+``set_keras_weights``, ``keras_weights``, as the MLP's, so the backends (``backends.py``) and the
 training-step parity test build any network the same way).
 
 Data layout: images are ``(N, H, W)`` arrays (one channel, no channel axis) in
@@ -27,11 +27,13 @@ import numpy as np
 
 from spec.architectures import unet_layer_plan
 
+from .base import NetworkBuilders
+
 layer_plan = unet_layer_plan  # the one plan of both frameworks (spec.architectures)
 
 
 @dataclass(frozen=True)
-class UNet:
+class UNet(NetworkBuilders):
     """U-Net ``(N, height, width) → (N, height, width)`` logits: ``len(widths)`` levels of
     conv-conv-pool, a conv-conv bottleneck, transposed-conv upsampling with skip concatenation,
     and a 1×1 convolution to one logit channel (see ``torch_impl.lightning.unet``)."""
@@ -40,6 +42,10 @@ class UNet:
     width: int
     widths: tuple[int, ...] = (8, 16)
     bottleneck: int = 32
+
+    TORCH_CLASS = "torch_impl.lightning.unet:UNet"
+    KERAS_BUILD = "tf_impl.unet:build_unet"
+    KERAS_WEIGHTS = "tf_impl.unet"
 
     def plan(self) -> list[tuple[str, str, int, int, int]]:
         return layer_plan(self.widths, self.bottleneck)
@@ -59,29 +65,6 @@ class UNet:
     def kwargs(self) -> dict[str, Any]:
         return {"height": self.height, "width": self.width, "widths": list(self.widths),
                 "bottleneck": self.bottleneck}
-
-    # builders (imported lazily: a Keras run never loads torch and vice versa)
-    def torch_module(self):
-        from torch_impl.lightning.unet import UNet as TorchUNet
-
-        return TorchUNet(**self.kwargs())
-
-    def keras_model(self, dtype: str | None = None):
-        from tf_impl.unet import build_unet
-
-        return build_unet(**self.kwargs(), dtype=dtype)
-
-    @staticmethod
-    def set_keras_weights(model, weights) -> None:
-        from tf_impl.unet import set_torch_layout_weights
-
-        set_torch_layout_weights(model, weights)
-
-    @staticmethod
-    def keras_weights(model) -> list[tuple[np.ndarray, np.ndarray]]:
-        from tf_impl.unet import torch_layout_weights
-
-        return torch_layout_weights(model)
 
 
 __all__ = ["UNet", "layer_plan"]
