@@ -553,3 +553,15 @@ def test_report_checks_agreement_within_the_seed_to_seed_spread():
     lines = report.metric_table(table, ["a", "c", "d"], ["torch", "keras"])
     assert lines[0].endswith("| difference | spread | within |")
     assert lines[2].endswith("| 0.02 | ✓ |") and lines[3].endswith("| 0.01 | ✗ |") and lines[4].endswith("| — | — |")
+
+
+def test_full_reports_run_the_seeds_a_scenario_asks_for():
+    """digits asks for accuracy over 5 seeds: a full report runs 5 even with --seeds 3; quick
+    reports (CI) run what is asked."""
+    from scripts import report
+
+    full = report.parse_args(["--out", "x", "--seeds", "3"])
+    quick = report.parse_args(["--out", "x", "--seeds", "1", "--quick"])
+    assert scenarios.get("digits").full_seeds == 5
+    assert report.seeds_of(full, "digits") == 5 and report.seeds_of(full, "multilabel") == 3
+    assert report.seeds_of(quick, "digits") == 1

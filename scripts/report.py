@@ -41,7 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--quick", action="store_true", help="quick runs (small subsets, 2 epochs)")
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
+    parser.add_argument("--seeds", type=int, default=5,
+                        help="seeds 0..N-1 (default 5; a full report runs a scenario's full_seeds at least)")
     parser.add_argument("--scenarios", nargs="+", choices=scenarios.names(), default=scenarios.names())
     parser.add_argument("--frameworks", nargs="+", choices=scenarios.FRAMEWORKS, default=list(scenarios.FRAMEWORKS))
     parser.add_argument("--data", type=Path, default=None, help="digits: local mnist.npz or MNIST IDX folder")
@@ -227,6 +228,8 @@ def write_report(args, tables: dict[str, Table], runs: dict, plots: dict[str, li
         info = first["notes"][0]["data"]
         lines += [f"## `{name}` — {scenario.title} (seed {scenario.seed_id})", "", scenario.summary.strip(), "",
                   "**Data**: " + ", ".join(f"{k}={v}" for k, v in info.items()), ""]
+        if seeds_of(args, name) != args.seeds:
+            lines += [f"**Seeds**: 0–{seeds_of(args, name) - 1} (the scenario asks for {scenario.full_seeds})", ""]
         times = [f"{f}: {table[f]['seconds'].fmt(1)} s per run" + _over_budget(args, table[f]['seconds'].mean)
                  for f in fw if "seconds" in table.get(f, {})]
         if times:
@@ -274,20 +277,25 @@ def slow_quick_runs(runs: dict) -> list[str]:
             for m in r["metrics"] if m.get("quick") and m.get("seconds", 0.0) > QUICK_BUDGET_S]
 
 
+def seeds_of(args, name: str) -> int:
+    """Seeds of one scenario: ``--seeds``, raised to the scenario's ``full_seeds`` in full reports."""
+    return args.seeds if args.quick else max(args.seeds, scenarios.get(name).full_seeds)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     for name in args.scenarios:
         for framework in args.frameworks:
-            for seed in range(args.seeds):
+            for seed in range(seeds_of(args, name)):
                 run_one(args, name, framework, seed)
     tables, runs, plots, curves_all = {}, {}, {}, {}
     for name in args.scenarios:
         runs[name] = {}
         per_framework, curves = {}, {}
         for framework in args.frameworks:
-            metrics, histories, notes = load_runs(args.out, name, framework, args.seeds)
+            metrics, histories, notes = load_runs(args.out, name, framework, seeds_of(args, name))
             runs[name][framework] = {"metrics": metrics, "notes": notes}
             per_framework[framework] = metrics
             curves[framework] = plotting.mean_curves(histories)

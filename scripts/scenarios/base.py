@@ -308,6 +308,9 @@ class Scenario(ABC):
     summary: str
     #: the key metrics, one table row each in the report
     headline: tuple[str, ...] = ()
+    #: seeds a full report runs at least (the scenario's question asks for them, e.g. digits:
+    #: "accuracy over 5 seeds"); quick reports run the seeds asked for
+    full_seeds: int = 1
 
     @abstractmethod
     def data(self, cfg: RunConfig) -> Arrays: ...

@@ -138,6 +138,7 @@ class Digits(Scenario):
                 *(f"binarize_{fmt_value(t)}/accuracy" for t in THRESHOLDS),
                 *(f"amplify_{fmt_value(a)}/accuracy" for a in AMPLIFICATIONS),
                 "select_all/accuracy", *(f"select_{fmt_value(q)}/accuracy" for q in QUANTILES))
+    full_seeds = 5  # the seed's "accuracy over 5 seeds"
 
     def data(self, cfg: RunConfig) -> Arrays:
         return normalized(cfg)
