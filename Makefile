@@ -50,7 +50,7 @@ clean:
 
 # Speed/memory of every loss against its peers (BENCHMARKS.md); MONAI peers need `pip install --no-deps monai`.
 bench: $(STAMP)
-	$(VPY) -m scripts.bench --quick --json out/bench.json
+	$(VPY) -m scripts.bench --quick --fused --json out/bench.json
 	$(VPY) -m scripts.bench_loop --quick --json out/bench_loop.json
 
 # Scenario report (scripts/report.py): every scenario in both frameworks, mean ± std over seeds,
