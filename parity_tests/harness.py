@@ -60,7 +60,9 @@ def reference(entry: LossSpec, case: Case, dtype: str, reduction: str, params: M
 
 
 def run_torch(entry: LossSpec, case: Case, dtype: str, reduction: str, *, device: str = "cpu",
-              params: Mapping | None = None, functional: bool = False) -> Result:
+              params: Mapping | None = None, functional: bool = False, compiled: bool = False) -> Result:
+    """``compiled``: the loss module under ``torch.compile(fullgraph=True, dynamic=True)`` (inductor:
+    the fused path; a graph break raises)."""
     import torch
 
     import torch_impl
@@ -75,12 +77,16 @@ def run_torch(entry: LossSpec, case: Case, dtype: str, reduction: str, *, device
     if entry.single_input:
         fn = torch_impl.get_functional(entry.name) if functional else \
             torch_impl.get_loss(entry.name, **params).to(device)
+        if compiled and not functional:
+            fn = torch.compile(fn, fullgraph=True, dynamic=True)
         out = fn(x, **params) if functional else fn(x)
     elif functional:
         fn = torch_impl.get_functional(entry.name)
         out = fn(x, t, sample_weight=sw, reduction=reduction, **params)
     else:
         loss = torch_impl.get_loss(entry.name, reduction=reduction, **params).to(device)
+        if compiled:
+            loss = torch.compile(loss, fullgraph=True, dynamic=True)
         out = loss(x, t, sample_weight=sw)
     if reduction == "none":
         out.backward(torch.tensor(standard_cotangent(x.shape[0]), dtype=out.dtype, device=device))

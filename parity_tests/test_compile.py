@@ -8,6 +8,7 @@ import pytest
 
 import spec
 from parity_tests import harness, selection
+from scripts.bench import FUSED_LOSSES
 
 
 def _tensors(entry, case):
@@ -63,3 +64,44 @@ def test_shape_error_raises_inside_torch_compile():
     compiled = torch.compile(torch_impl.get_loss("weighted_bce"), backend="aot_eager")
     with pytest.raises(ValueError, match="prediction and target must have the same shape"):
         compiled(torch.zeros(4, 3), torch.zeros(4, 2))
+
+
+def _fused_cases(entry):
+    """The fused path's cases: the first typical case, every extreme input grid (saturated logits,
+    every parameter variant: where a compiler's vectorized exp/log would show) and the first
+    extreme sample-weight case (the other weight cases run the same kernels with other weights;
+    each case is a compilation, seconds on a CPU)."""
+    cases = harness.cases_for(entry, ("typical", "extreme"))
+    extreme = [c for c in cases if c.kind == "extreme"]
+    weighted = [c for c in extreme if c.sample_weight is not None]
+    return ([c for c in cases if c.kind == "typical"][:1] + [c for c in extreme if c.sample_weight is None]
+            + weighted[:1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", [n for n in selection.names() if n in FUSED_LOSSES])
+def test_fused_path_matches_the_reference(name, dtype):
+    """The fused path of the elementwise losses (issue 7: ``torch.compile`` with inductor, what
+    ``scripts.bench --fused`` times) against the float64 NumPy reference within the spec's
+    tolerances: values and gradients, reduction "mean" on the extreme cases, and "sum" / "none" on
+    the first case. ``fullgraph=True``: a graph break raises instead of running eager code; hitting
+    the recompile limit raises too, so every case really runs compiled."""
+    import torch
+    import torch._dynamo
+
+    entry = spec.get(name)
+    failures, runs = [], 0
+    with torch._dynamo.config.patch(recompile_limit=64, fail_on_recompile_limit_hit=True):
+        torch._dynamo.reset()
+        cases = _fused_cases(entry)
+        for case, reduction in [(c, "mean") for c in cases] + [(cases[0], r) for r in ("sum", "none")]:
+            if not harness.supports(entry, case, reduction) or dtype not in case.dtypes:
+                continue
+            actual = harness.run_torch(entry, case, dtype, reduction, compiled=True)
+            failures += harness.compare(actual, harness.reference(entry, case, dtype, reduction), entry, dtype,
+                                        what=f"{case.id} [{reduction}]")
+            runs += 1
+        torch._dynamo.reset()
+    assert runs >= 3
+    assert not failures, "\n".join(failures)
