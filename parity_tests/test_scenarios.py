@@ -548,6 +548,7 @@ def test_report_checks_agreement_within_the_seed_to_seed_spread():
     assert report.agreement(table["torch"]["a"], table["keras"]["a"])[2] is False  # 0.03 > 0.02
     assert report.agreement(table["torch"]["b"], table["keras"]["b"])[2] is True  # rounding of a fixed metric
     assert report.agreement(table["torch"]["d"], table["keras"]["d"]) is None  # one seed: no spread
+    assert report.agreement(table["torch"]["a"], table["keras"]["a"], "bce/seconds") is None  # a wall time
     table["keras"]["a"] = Stat(0.515, 0.01, 3)
     assert report.agreement_summary(table, ["a", "b", "c", "d"], ["torch", "keras"]) == (2, 3, ["c"])
     lines = report.metric_table(table, ["a", "c", "d"], ["torch", "keras"])
@@ -564,4 +565,5 @@ def test_full_reports_run_the_seeds_a_scenario_asks_for():
     quick = report.parse_args(["--out", "x", "--seeds", "1", "--quick"])
     assert scenarios.get("digits").full_seeds == 5
     assert report.seeds_of(full, "digits") == 5 and report.seeds_of(full, "multilabel") == 3
+    assert report.seeds_of(full, "imbalanced") == 5  # the ensemble's small bias
     assert report.seeds_of(quick, "digits") == 1

@@ -117,9 +117,10 @@ def _diff(d: float) -> str:
 AGREEMENT_FLOOR = 1e-6
 
 
-def agreement(a: Stat | None, b: Stat | None) -> tuple[float, float, bool] | None:
-    """``(difference of means, spread, within)`` of one metric, or None without two seeds a side."""
-    if a is None or b is None or a.n < 2 or b.n < 2:
+def agreement(a: Stat | None, b: Stat | None, key: str = "") -> tuple[float, float, bool] | None:
+    """``(difference of means, spread, within)`` of one metric, or None without two seeds a side
+    (or for a wall time: ``…seconds`` measures the machine, not the model)."""
+    if a is None or b is None or a.n < 2 or b.n < 2 or key.endswith("seconds"):
         return None
     spread = max(a.std, b.std)
     delta = b.mean - a.mean
@@ -130,7 +131,7 @@ def agreement_summary(table: Table, keys, frameworks) -> tuple[int, int, list[st
     """``(within, compared, keys outside)`` over ``keys`` for two frameworks (0, 0, [] otherwise)."""
     if len(frameworks) != 2:
         return 0, 0, []
-    checks = {k: agreement(table.get(frameworks[0], {}).get(k), table.get(frameworks[1], {}).get(k)) for k in keys}
+    checks = {k: agreement(table.get(frameworks[0], {}).get(k), table.get(frameworks[1], {}).get(k), k) for k in keys}
     checks = {k: c for k, c in checks.items() if c is not None}
     outside = [k for k, c in checks.items() if not c[2]]
     return len(checks) - len(outside), len(checks), outside
@@ -149,7 +150,7 @@ def metric_table(table: Table, keys, frameworks) -> list[str]:
         if two:
             a, b = stats
             row += (f" {_diff(b.mean - a.mean)} |" if a is not None and b is not None else " — |")
-            check = agreement(a, b)
+            check = agreement(a, b, key)
             row += " — | — |" if check is None else f" {check[1]:.2g} | {'✓' if check[2] else '✗'} |"
         lines.append(row)
     return lines
