@@ -14,7 +14,8 @@ start from the same weights and see the same batches, so their columns differ on
 floating-point rounding amplified by training.
 
 ``--quick`` uses quick runs (about a minute per run on 2 CPU cores: ~2 × 2 × seeds minutes in
-all); the full report (the seeds' epochs) takes about 20 minutes per seed. ``--reuse`` keeps runs
+all); the full report (the seeds' epochs) takes about an hour of runs per seed on 2 CPU cores
+(``docs/report``: 3 seeds, digits and imbalanced 5, 3.5 hours of runs, two at a time). ``--reuse`` keeps runs
 whose ``metrics.json`` exists (with the same ``--quick``).
 """
 from __future__ import annotations
@@ -157,8 +158,11 @@ def metric_table(table: Table, keys, frameworks) -> list[str]:
 
 
 def frameworks_plot(tables: dict[str, Table], keys: dict[str, tuple], out: Path) -> Path | None:
-    """Every headline metric: torch mean (x) vs Keras mean (y), std as error bars."""
+    """Every headline metric. Left: torch mean (x) vs Keras mean (y), std as error bars. Right
+    (with two seeds or more): |mean Keras − mean torch| against the seed-to-seed spread, per
+    scenario; points on or below the diagonal agree within the spread."""
     xs, ys, xe, ye = [], [], [], []
+    spread: dict[str, list[tuple[float, float]]] = {}
     for name, table in tables.items():
         if not {"torch", "keras"} <= set(table):
             continue
@@ -166,17 +170,37 @@ def frameworks_plot(tables: dict[str, Table], keys: dict[str, tuple], out: Path)
             a, b = table["torch"].get(key), table["keras"].get(key)
             if a is not None and b is not None:
                 xs.append(a.mean), ys.append(b.mean), xe.append(a.std), ye.append(b.std)
+                check = agreement(a, b, key)
+                if check is not None:
+                    spread.setdefault(name, []).append((check[1], abs(check[0])))
     if not xs:
         return None
     plt = plotting.pyplot()
-    fig, ax = plt.subplots(figsize=(5.2, 5))
+    fig, axes = plt.subplots(1, 2 if spread else 1, figsize=(10.4 if spread else 5.2, 5), squeeze=False)
+    ax = axes[0, 0]
     ax.errorbar(xs, ys, xerr=xe, yerr=ye, fmt="o", markersize=4, capsize=2, alpha=0.8)
     lo, hi = min(xs + ys), max(xs + ys)
     ax.plot([lo, hi], [lo, hi], "k:", lw=1)
+    ax.set_xscale("symlog", linthresh=0.1)
+    ax.set_yscale("symlog", linthresh=0.1)
     ax.set_xlabel("torch (Lightning), mean over seeds")
     ax.set_ylabel("Keras, mean over seeds")
     ax.set_title("every headline metric: torch vs Keras")
     ax.grid(alpha=0.3)
+    if spread:
+        ax = axes[0, 1]
+        floor = AGREEMENT_FLOOR
+        top = max(max(max(s, d) for s, d in pts) for pts in spread.values()) * 2 + floor
+        for name, pts in spread.items():
+            ax.scatter([s + floor for s, _ in pts], [d + floor for _, d in pts], s=18, alpha=0.8, label=name)
+        ax.plot([floor, top], [floor, top], "k:", lw=1, label="|Δ| = spread")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"seed-to-seed spread (larger std over seeds) + {floor:g}")
+        ax.set_ylabel(f"|mean Keras − mean torch| + {floor:g}")
+        ax.set_title("frameworks vs seeds (below the line: agree)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return plotting.save(fig, out / "frameworks.png")
 
