@@ -30,7 +30,7 @@ demo: $(STAMP)
 
 # The whole suite (slow/ddp included). pytest's exit code 5 ("no tests ran") is a failure.
 test: $(STAMP)
-	@$(VPY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@$(VPY) -m pytest --durations=20 $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 test-fast: $(STAMP)

@@ -170,8 +170,10 @@ class LossModule(L.LightningModule):
         last = (trainer.is_last_batch or batch_idx + 1 >= trainer.num_training_batches
                 or 0 < trainer.max_steps <= trainer.global_step + 1)  # the epoch's (or the fit's) last step
         # loggers write on every log_every_n_steps-th step (Lightning's rule, global_step counting
-        # the steps before this one); the step value is only needed there and in the progress bar
-        if last or (trainer.global_step + 1) % max(trainer.log_every_n_steps, 1) == 0:
+        # the steps before this one; 0: never); the step value is only needed there and in the
+        # progress bar
+        every = trainer.log_every_n_steps
+        if last or (every > 0 and (trainer.global_step + 1) % every == 0):
             self.log("train_loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
         if last:  # logged here, not in on_train_epoch_end, so callbacks' epoch-end hooks see it
             self._log_epoch_loss()
