@@ -21,6 +21,7 @@ CHECK = (
     ("tf_impl", ("torch", "lightning", "torchmetrics")),
     ("spec", ("torch", "tensorflow", "keras")),
     ("parity_tests.harness", ("torch", "tensorflow")),
+    ("scripts.scenarios.base", ("torch", "tensorflow")),
 ])
 def test_import_isolation(mod, forbidden):
     proc = subprocess.run([sys.executable, "-c", CHECK.format(mod=mod, forbidden=forbidden)],
@@ -39,3 +40,15 @@ def test_every_entry_names_exported_classes():
         assert isinstance(getattr(tf_impl, entry.keras_class, None), type), entry.name
         assert torch_impl.loss_classes()[entry.name] is getattr(torch_impl, entry.torch_class)
         assert tf_impl.loss_classes()[entry.name] is getattr(tf_impl, entry.keras_class)
+
+
+def test_import_object_takes_both_path_forms_and_names_a_bad_one():
+    """``spec.api.import_object``: the scenario descriptions' and the DataModule's ``source``."""
+    import os.path
+
+    from spec.api import import_object
+
+    assert import_object("os.path:join") is os.path.join
+    assert import_object("os.path.join") is os.path.join
+    with pytest.raises(ValueError, match="invalid import path 'join'"):
+        import_object("join")

@@ -54,6 +54,16 @@ def import_pending(framework: str) -> None:
         importlib.import_module(_PENDING[framework].pop(0))
 
 
+def import_object(path: str) -> Any:
+    """``"package.module:attr"`` or ``"package.module.attr"`` → the object (imported now)."""
+    module, sep, attr = path.partition(":")
+    if not sep:
+        module, _, attr = path.rpartition(".")
+    if not module or not attr:
+        raise ValueError(f"invalid import path {path!r}; expected 'package.module:function'")
+    return getattr(importlib.import_module(module), attr)
+
+
 _declare_implementations = implementations
 
 
@@ -169,5 +179,5 @@ def registered_by(module: str) -> list[str]:
     return sorted(set(names()) - before)
 
 
-__all__: Iterable[str] = ["define", "implementations", "import_pending", "load_entry_points",
+__all__: Iterable[str] = ["define", "implementations", "import_object", "import_pending", "load_entry_points",
                           "registered_by", "ENTRY_POINT_GROUP"]

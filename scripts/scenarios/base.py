@@ -19,7 +19,6 @@ a Keras run of one seed differ only by floating-point rounding.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import math
 from abc import ABC, abstractmethod
@@ -30,16 +29,12 @@ from typing import Any
 
 import numpy as np
 
+from spec.api import import_object
+
 FRAMEWORKS = ("torch", "keras")
 
 
 # --------------------------------------------------------------------------- descriptions
-def _attribute(path: str):
-    """``"package.module:name"`` → the object (imported now: a Keras run never loads torch)."""
-    module, name = path.split(":")
-    return getattr(importlib.import_module(module), name)
-
-
 class NetworkBuilders:
     """The builders of a network description in both frameworks, from its ``kwargs()``:
 
@@ -54,19 +49,19 @@ class NetworkBuilders:
 
     def torch_module(self):
         """The torch network (torch's own seeded initialization)."""
-        return _attribute(self.TORCH_CLASS)(**self.kwargs())
+        return import_object(self.TORCH_CLASS)(**self.kwargs())
 
     def keras_model(self, dtype: str | None = None):
         """The Keras network (``dtype``: its layers' dtype policy; None: Keras' float type)."""
-        return _attribute(self.KERAS_BUILD)(**self.kwargs(), dtype=dtype)
+        return import_object(self.KERAS_BUILD)(**self.kwargs(), dtype=dtype)
 
     def set_keras_weights(self, model, weights) -> None:
         """Load torch-layout weights into the Keras network."""
-        _attribute(f"{self.KERAS_WEIGHTS}:set_torch_layout_weights")(model, weights)
+        import_object(f"{self.KERAS_WEIGHTS}:set_torch_layout_weights")(model, weights)
 
     def keras_weights(self, model) -> list[tuple[np.ndarray, np.ndarray]]:
         """The Keras network's weights in torch layout."""
-        return _attribute(f"{self.KERAS_WEIGHTS}:torch_layout_weights")(model)
+        return import_object(f"{self.KERAS_WEIGHTS}:torch_layout_weights")(model)
 
 
 @dataclass(frozen=True)

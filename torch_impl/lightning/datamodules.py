@@ -16,7 +16,6 @@ resumed from a checkpoint sees the same batches as an uninterrupted one, and the
 """
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -24,6 +23,8 @@ import lightning.pytorch as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
+
+from spec.api import import_object
 
 SPLITS = ("train", "val", "test")
 
@@ -49,16 +50,6 @@ class EpochShuffleSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.n
-
-
-def import_object(path: str) -> Any:
-    """``"package.module:attr"`` or ``"package.module.attr"`` → the object."""
-    module, sep, attr = path.partition(":")
-    if not sep:
-        module, _, attr = path.rpartition(".")
-    if not module or not attr:
-        raise ValueError(f"invalid import path {path!r}; expected 'package.module:function'")
-    return getattr(importlib.import_module(module), attr)
 
 
 def _tensor(a: np.ndarray, float_dtype: torch.dtype) -> torch.Tensor:
