@@ -1,7 +1,7 @@
 """The Lightning scenario loop against a hand-written torch loop of the same model, data and steps.
 
 For each case (a scenario's training-parity case: its network, loss and data), time the same
-optimizer steps three ways, in one process, alternating, with a warm-up and the median of
+optimizer steps four ways, in one process, alternating, with a warm-up and the median of
 several repeats:
 
 * ``hand``: ``for x, y in loader: opt.zero_grad(); loss_fn(net(x), y).backward(); opt.step()``
@@ -19,7 +19,7 @@ several repeats:
 Timing covers the optimizer steps after 10 warm-up steps (a ``Callback`` reads the clock at the
 start of the first timed batch and the end of the last; the hand loop reads it at the same
 points), so the one-time ``Trainer`` setup is reported apart (``setup_ms``). After the timed
-steps the three networks must hold the same weights (bit-identical: same kernels in the same
+steps the four networks must hold the same weights (bit-identical: same kernels in the same
 order), which is what makes the comparison one of loops and not of computations.
 
 Target (issue 7): ``lightning / hand`` ≤ 1.05. Lightning adds a fixed cost per step (about
@@ -75,16 +75,23 @@ def _parts(case, seed: int = 0):
     return module, dm
 
 
+def _setup_outside_trainer(module, dm) -> None:
+    """What ``Trainer.fit`` would do before the first step for a loop that runs ``module``'s loss
+    without it: set the data up and resolve the loss's ``'auto'`` parameters from the training
+    targets (as ``LossModule.setup``)."""
+    dm.setup("fit")
+    if module.loss_fn is None:
+        from torch_impl.lightning import resolve_auto_params
+
+        module._build_loss(resolve_auto_params(module.loss_params, dm.train_targets))
+
+
 def hand_loop(case, steps: int, warmup: int) -> tuple[float, list]:
     """Seconds for steps ``warmup .. steps-1`` of a plain torch loop, and the final weights."""
     import torch
 
     module, dm = _parts(case)
-    dm.setup("fit")
-    if module.loss_fn is None:  # 'auto' parameters from the training targets, as LossModule.setup
-        from torch_impl.lightning import resolve_auto_params
-
-        module._build_loss(resolve_auto_params(module.loss_params, dm.train_targets))
+    _setup_outside_trainer(module, dm)
     net = module.net
     opt = module.configure_optimizers()
     loader = dm.train_dataloader()
@@ -114,11 +121,7 @@ def _bare(module, dm):
     """The smallest LightningModule training ``module``'s network with its loss and optimizer."""
     import lightning.pytorch as L
 
-    dm.setup("fit")
-    if module.loss_fn is None:  # 'auto' parameters from the training targets, as LossModule.setup
-        from torch_impl.lightning import resolve_auto_params
-
-        module._build_loss(resolve_auto_params(module.loss_params, dm.train_targets))
+    _setup_outside_trainer(module, dm)
 
     class Bare(L.LightningModule):
         def __init__(self):
@@ -188,7 +191,7 @@ def bench_case(scenario: str, case_id: str, steps: int, warmup: int, repeats: in
     times = {"hand": [], "bare": [], "lightning": [], "lightning+io": []}
     setup = []
     weights = {}
-    for _ in range(repeats):  # alternate, so drifts of a shared machine hit all three alike
+    for _ in range(repeats):  # alternate, so drifts of a shared machine hit all four alike
         torch.use_deterministic_algorithms(True)  # what Trainer(deterministic=True) sets, for both
         t, weights["hand"] = hand_loop(case, steps, warmup)
         times["hand"].append(t)
