@@ -259,7 +259,7 @@ def write_report(args, tables: dict[str, Table], runs: dict, plots: dict[str, li
                  for f in fw if "seconds" in table.get(f, {})]
         if times:
             lines += ["**Time**: " + "; ".join(times), ""]
-        within, compared, outside = agreement_summary(table, scenario.headline, fw)
+        within, compared, outside = summaries[name]
         if compared:
             lines += [f"**Agreement**: {within} of {compared} headline metrics within the seed-to-seed spread"
                       + (f"; outside: {', '.join(f'`{k}`' for k in outside)}" if outside else "") + ".", ""]
