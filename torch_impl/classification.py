@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from spec.numerics import LOG_P_MIN, P_MIN
 
 from ._core import apply, mean_nonbatch
+from ._fused import fused_function, needs_fused_grad, run_fused
 
 
 def _log_probs(x: torch.Tensor, from_logits: bool):
@@ -33,19 +34,6 @@ def _softplus_pair(x):
     return rx.add_(s), sp_neg
 
 
-_functorch_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: False)
-
-
-def _needs_fused_grad(x, *others) -> bool:
-    """The closed-form Functions differentiate w.r.t. the prediction only: they are used when it
-    is the only tensor that needs a gradient (a pos_weight / alpha / target requiring grad takes
-    the autograd path, so parameter gradients keep working), and outside ``torch.func``
-    transforms (``grad``, ``vmap``, ``jvp``: the autograd path composes with them)."""
-    if _functorch_active():
-        return False
-    return not any(isinstance(t, torch.Tensor) and t.requires_grad for t in others)
-
-
 def _wbce_logits(x, y, w, need_grad):
     """Per-sample weighted BCE of logits and, when asked, d(Σ ℓ_i)/dx (closed form):
     ``ℓ = w y softplus(-x) + (1-y) softplus(x)``, ``dℓ/dx = (1-y) σ(x) - w y σ(-x)``."""
@@ -60,45 +48,12 @@ def _wbce_logits(x, y, w, need_grad):
     return mean_nonbatch(loss), grad
 
 
-def _fused_function(fn, name):
-    """A ``torch.autograd.Function`` for a closed-form ``fn(x, *args, need_grad) -> (per-sample
-    mean, elementwise gradient)``: forward computes both, saves only the gradient (the one
-    input-sized buffer kept for backward), backward scales it by the per-sample cotangent / M
-    (M elements per sample). Not twice differentiable (``once_differentiable`` raises instead of
-    returning a silently wrong second derivative)."""
-
-    def forward(ctx, x, *args):
-        out, grad = fn(x, *args, True)
-        ctx.save_for_backward(grad)
-        ctx.n_args = len(args)
-        ctx.inv_m = 1.0 if x.dim() == 1 else 1.0 / x[0].numel()
-        return out
-
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g):
-        (grad,) = ctx.saved_tensors
-        g = (g * ctx.inv_m).reshape(g.shape + (1,) * (grad.dim() - 1))
-        return (grad * g,) + (None,) * ctx.n_args
-
-    return type(name, (torch.autograd.Function,),
-                {"forward": staticmethod(forward), "backward": staticmethod(backward),
-                 "fn": staticmethod(fn), "__doc__": fn.__doc__})
-
-
-def _fused(function, x, *args):
-    """The per-sample loss through ``function`` (closed-form backward) when x needs a gradient,
-    else the same closed form without the gradient."""
-    if torch.is_grad_enabled() and x.requires_grad:
-        return function.apply(x, *args)
-    return function.fn(x, *args, False)[0]
-
-
-WeightedBCEWithLogits = _fused_function(_wbce_logits, "WeightedBCEWithLogits")
+WeightedBCEWithLogits = fused_function(_wbce_logits, "WeightedBCEWithLogits")
 
 
 def _weighted_bce_per_sample(x, y, *, pos_weight, from_logits):
-    if from_logits and _needs_fused_grad(x, y, pos_weight):
-        return _fused(WeightedBCEWithLogits, x, y, pos_weight)
+    if from_logits and needs_fused_grad(x, y, pos_weight):
+        return run_fused(WeightedBCEWithLogits, x, y, pos_weight)
     log_p, log_1mp = _log_probs(x, from_logits)
     return mean_nonbatch(-(pos_weight * y * log_p + (1.0 - y) * log_1mp))
 
@@ -185,12 +140,12 @@ def _focal_logits(x, y, gamma, alpha, need_grad):
     return mean_nonbatch(loss), grad
 
 
-BinaryFocalWithLogits = _fused_function(_focal_logits, "BinaryFocalWithLogits")
+BinaryFocalWithLogits = fused_function(_focal_logits, "BinaryFocalWithLogits")
 
 
 def _binary_focal_per_sample(x, y, *, gamma, alpha, from_logits):
-    if from_logits and _needs_fused_grad(x, y, alpha):
-        return _fused(BinaryFocalWithLogits, x, y, gamma, alpha)
+    if from_logits and needs_fused_grad(x, y, alpha):
+        return run_fused(BinaryFocalWithLogits, x, y, gamma, alpha)
     log_p, log_1mp = _log_probs(x, from_logits)
     # log(1 - p_t) = log(y (1-p) + (1-y) p), in log space so that (1-p_t)**gamma = exp(gamma log(1-p_t))
     # has a finite derivative for every gamma >= 0 (no pow of an underflowed 0)
