@@ -22,14 +22,26 @@ LOGIT_LOSSES = [
     ("binary_focal", {"gamma": 0.0}, "BinaryFocalWithLogits"),
 ]
 IDS = [f"{n}-{i}" for i, (n, _, _) in enumerate(LOGIT_LOSSES)]
+#: the per-sample overlap family: one closed-form Function (counts + ratio) for every member
+OVERLAP_LOSSES = [
+    ("soft_dice", {}),
+    ("soft_dice", {"smooth": 0.0, "from_logits": False}),
+    ("soft_jaccard", {"smooth": 0.5}),
+    ("tversky", {"alpha": 0.9, "beta": 0.1}),
+    ("tversky", {"alpha": 0.3, "beta": 0.0, "smooth": 0.0}),
+    ("soft_fbeta", {"beta": 2.0}),
+]
+OVERLAP_IDS = [f"{n}-{i}" for i, (n, _) in enumerate(OVERLAP_LOSSES)]
 
 
-def _inputs(torch, dtype, shape=(4, 5, 3)):
+def _inputs(torch, dtype, shape=(4, 5, 3), probabilities=False):
     g = torch.Generator().manual_seed(0)
     x = (3.0 * torch.randn(shape, generator=g, dtype=dtype))
     x.view(-1)[:11] = torch.tensor([-1e4, -89.0, -88.0, -40.0, -20.0, 0.0, 20.0, 40.0, 88.0, 89.0, 1e4], dtype=dtype)
     y = (torch.rand(shape, generator=g) < 0.3).to(dtype)
     y[1] = torch.rand(shape[1:], generator=g, dtype=dtype)  # soft targets in one sample
+    if probabilities:
+        x = torch.sigmoid(x)
     return x.requires_grad_(), y
 
 
@@ -75,7 +87,76 @@ def test_torch_parameter_requiring_grad_takes_the_autograd_path(name, param):
     assert torch.isfinite(gp)
 
 
-@pytest.mark.parametrize("name", ["weighted_bce", "binary_focal"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name,params", OVERLAP_LOSSES, ids=OVERLAP_IDS)
+def test_torch_overlap_losses_use_the_closed_form_function_and_save_one_buffer(name, params, dtype):
+    torch = pytest.importorskip("torch")
+    import torch_impl
+
+    x, y = _inputs(torch, getattr(torch, dtype), probabilities=not params.get("from_logits", True))
+    loss = torch_impl.get_loss(name, reduction="none", **params)
+    out = loss(x, y)
+    assert type(out.grad_fn).__name__ == "OverlapWithCountsBackward"
+    # one input-sized buffer (the elementwise gradient) against four for autograd of the counts
+    step = lambda: torch.autograd.grad(loss(x, y).sum(), x)  # noqa: E731
+    assert bench.saved_for_backward_bytes(step) == x.numel() * x.element_size()
+    with torch.no_grad():
+        plain = loss(x, y)
+    assert plain.grad_fn is None
+    torch.testing.assert_close(plain, out.detach(), rtol=0, atol=0)
+    (g,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(g.sum(), x)
+
+
+def _graph_has(out, node: str) -> bool:
+    """Whether the autograd graph of ``out`` has a node named ``node``."""
+    seen, todo = set(), [out.grad_fn]
+    while todo:
+        fn = todo.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        if type(fn).__name__ == node:
+            return True
+        todo.extend(f for f, _ in fn.next_functions)
+    return False
+
+
+def _overlap_cases():
+    for name in ("soft_dice", "soft_jaccard", "tversky", "soft_fbeta"):
+        for i, case in enumerate(spec.get(name).cases()):
+            if case.params.get("average", "samples") == "samples":
+                yield pytest.param(name, case, id=f"{name}-{case.id}")
+
+
+@pytest.mark.parametrize("name,case", list(_overlap_cases()))
+def test_torch_overlap_closed_form_equals_the_autograd_path(name, case):
+    """On every spec case (typical, extreme, edge: empty masks, D = 0, saturated logits), the
+    closed-form Function and the autograd path (taken when the target requires grad; twice
+    differentiable) give the same values and prediction gradients, so the path a call takes never
+    changes what it computes."""
+    torch = pytest.importorskip("torch")
+    import torch_impl
+
+    x = torch.tensor(case.prediction, dtype=torch.float64, requires_grad=True)
+    sw = None if case.sample_weight is None else torch.tensor(case.sample_weight, dtype=torch.float64)
+    loss = torch_impl.get_loss(name, reduction="none", **case.params)
+    results = []
+    for target_needs_grad in (False, True):
+        t = torch.tensor(case.target, dtype=torch.float64, requires_grad=target_needs_grad)
+        out = loss(x, t, sample_weight=sw)
+        assert _graph_has(out, "OverlapWithCountsBackward") is not target_needs_grad
+        cot = torch.linspace(0.5, 2.0, out.numel(), dtype=torch.float64).reshape(out.shape)
+        (gx,) = torch.autograd.grad(out, x, cot)
+        results.append((out.detach(), gx))
+    (v0, g0), (v1, g1) = results
+    torch.testing.assert_close(v0, v1, rtol=1e-12, atol=0, equal_nan=True)
+    scale = float(g1.abs().max()) if g1.numel() else 0.0
+    torch.testing.assert_close(g0, g1, rtol=1e-9, atol=1e-12 * scale, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", ["weighted_bce", "binary_focal", "soft_dice", "tversky"])
 def test_torch_func_transforms_take_the_autograd_path(name):
     """``torch.func.grad`` / ``vmap`` (per-sample gradients, e.g. DP-SGD) keep working: inside a
     transform the autograd path runs, with the closed form's gradient."""
@@ -156,8 +237,9 @@ def test_validation_reads_each_floating_array_once(framework):
         check_inputs(entry, params, out, t, None, OPS)
 
 
-@pytest.mark.parametrize("name,params,_fn", LOGIT_LOSSES, ids=IDS)
-def test_keras_logit_losses_gradient_needs_no_autodiff_of_the_forward(name, params, _fn):
+@pytest.mark.parametrize("name,params", [(n, p) for n, p, _ in LOGIT_LOSSES] + OVERLAP_LOSSES,
+                         ids=IDS + OVERLAP_IDS)
+def test_keras_closed_form_gradient_needs_no_autodiff_of_the_forward(name, params):
     """The Keras twin runs through ``tf.custom_gradient`` (an ``IdentityN`` with a gradient
     override in the traced graph) and its closed-form gradient is torch's, at x = 0 (the kink of
     the forward's relu/abs) and at saturation included, eagerly and under ``tf.function``."""
@@ -166,7 +248,7 @@ def test_keras_logit_losses_gradient_needs_no_autodiff_of_the_forward(name, para
     import tf_impl
     import torch_impl
 
-    x, y = _inputs(torch, torch.float64)
+    x, y = _inputs(torch, torch.float64, probabilities=not params.get("from_logits", True))
     ours = torch_impl.get_loss(name, reduction="none", **params)
     (gt,) = torch.autograd.grad(ours(x, y).sum(), x)
     xk = tf.constant(x.detach().numpy())

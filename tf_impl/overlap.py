@@ -15,10 +15,20 @@ from .distributed import sync_sum
 __all__ = ["soft_dice", "soft_jaccard", "tversky", "soft_fbeta"]
 
 
+@tf.custom_gradient
+def _sigmoid_pair(x):
+    """``(σ(x), σ(-x))`` with the derivative ``σ(x) σ(-x)`` from both outputs (autograd of two
+    sigmoids forms ``σ(x)(1 - σ(x))``, 0 wherever ``σ(x)`` rounds to 1): the torch twin's
+    ``_SigmoidPair``."""
+    p, q = tf.math.sigmoid(x), tf.math.sigmoid(-x)
+    return (p, q), lambda g_p, g_q: (g_p - g_q) * (p * q)
+
+
 def _probs(x: tf.Tensor, from_logits: bool):
-    """``(p, 1 - p)``: ``(σ(x), σ(-x))`` for logits (no cancellation at p → 1)."""
+    """``(p, 1 - p)``: ``(σ(x), σ(-x))`` for logits (no cancellation at p → 1, and a derivative
+    that stays exact there), ``(x, 1 - x)`` for probabilities."""
     if from_logits:
-        return tf.math.sigmoid(x), tf.math.sigmoid(-x)
+        return _sigmoid_pair(x)
     return x, 1.0 - x
 
 
@@ -26,19 +36,6 @@ def _counts(x, y, from_logits):
     """Elementwise soft counts stacked as ``(3, *x.shape)``: ``p y``, ``p (1-y)``, ``(1-p) y``."""
     p, q = _probs(x, from_logits)
     return tf.stack([p * y, p * (1.0 - y), q * y])
-
-
-def _per_sample_counts(x, y, from_logits):
-    """``(3, N)``: counts summed over every non-batch axis (a 1-D input: one element per sample).
-    Each product is summed on its own and only the ``(N,)`` sums are stacked: no ``(3, *x.shape)``
-    copy of the three full-size products (and no ``FP = Σp - TP`` cancellation either)."""
-    rank = x.shape.rank
-    if rank == 1:
-        return _counts(x, y, from_logits)
-    p, q = _probs(x, from_logits)
-    axes = list(range(1, rank))
-    return tf.stack([tf.reduce_sum(p * y, axis=axes), tf.reduce_sum(p * (1.0 - y), axis=axes),
-                     tf.reduce_sum(q * y, axis=axes)])
 
 
 def _pooled_counts(x, y, from_logits, sample_weight, per_class):
@@ -82,8 +79,46 @@ def _ratio(counts, a, b, t, e, s):
     return _overlap_ratio(t * tp + s, a * fp + b * fn + e, has_pos)
 
 
+def _overlap_per_sample(x, y, from_logits, a, b, t, e, s):
+    """Per-sample ``ℓ = M / (K + M)`` (``K = t TP + s``, ``M = a FP + b FN + e``) with the
+    closed-form gradient of the torch twin (``tf.custom_gradient`` on the prediction):
+    ``∂ℓ/∂x_j = p'_j (c_0 (1 - y_j) + c_1 y_j)``, ``c_0 = a ∂ℓ/∂M``, ``c_1 = t ∂ℓ/∂K - b ∂ℓ/∂M``,
+    ``∂ℓ/∂K = -M/D²`` (0 where ``TP + FN = 0``), ``∂ℓ/∂M = K/D²`` (``D = 0`` → 0), ``p' = σ(x) σ(-x)``
+    for logits and 1 for probabilities, then times the per-sample cotangent (the torch order of
+    operations, so both frameworks round alike). The target gets no gradient."""
+    n = tf.shape(x)[0]
+    y2 = tf.reshape(y, [n, -1])
+
+    @tf.custom_gradient
+    def f(x):
+        x2 = tf.reshape(x, [n, -1])
+        p, q = (tf.math.sigmoid(x2), tf.math.sigmoid(-x2)) if from_logits else (x2, 1.0 - x2)
+        omy = 1.0 - y2
+        tp = tf.reduce_sum(p * y2, axis=1)
+        fn = tf.reduce_sum(q * y2, axis=1)
+        fp = tf.reduce_sum(p * omy, axis=1)
+        k = t * tp + s
+        m = a * fp + b * fn + e
+        d = k + m
+        zero = tf.equal(d, tf.zeros_like(d))  # NaN inputs are not "zero": they propagate
+        one = tf.ones_like(d)
+        d_safe = tf.where(zero, one, d)
+
+        def grad(g):
+            dm = (k / d_safe) / d_safe
+            dk = tf.where(tp + fn > 0, -(m / d_safe) / d_safe, tf.zeros_like(d))
+            gx = omy * (a * dm)[:, None] + y2 * (t * dk - b * dm)[:, None]
+            if from_logits:
+                gx = gx * (q * p)
+            return tf.reshape(gx * g[:, None], tf.shape(x))
+
+        return tf.where(zero, one, m / d_safe), grad
+
+    return f(x)
+
+
 def _soft_dice_per_sample(x, y, *, smooth, from_logits):
-    return _ratio(_per_sample_counts(x, y, from_logits), 1.0, 1.0, 2.0, 0.0, smooth)
+    return _overlap_per_sample(x, y, from_logits, 1.0, 1.0, 2.0, 0.0, smooth)
 
 
 def soft_dice(y_true, y_pred, *, smooth=1.0, from_logits=True, sample_weight=None, reduction="mean",
@@ -104,7 +139,7 @@ def soft_dice(y_true, y_pred, *, smooth=1.0, from_logits=True, sample_weight=Non
 
 
 def _soft_jaccard_per_sample(x, y, *, smooth, from_logits):
-    return _ratio(_per_sample_counts(x, y, from_logits), 1.0, 1.0, 1.0, 0.0, smooth)
+    return _overlap_per_sample(x, y, from_logits, 1.0, 1.0, 1.0, 0.0, smooth)
 
 
 def soft_jaccard(y_true, y_pred, *, smooth=1.0, from_logits=True, sample_weight=None, reduction="mean",
@@ -123,7 +158,7 @@ def soft_jaccard(y_true, y_pred, *, smooth=1.0, from_logits=True, sample_weight=
 
 
 def _tversky_per_sample(x, y, *, alpha, beta, smooth, from_logits):
-    return _ratio(_per_sample_counts(x, y, from_logits), alpha, beta, 1.0, 0.0, smooth)
+    return _overlap_per_sample(x, y, from_logits, alpha, beta, 1.0, 0.0, smooth)
 
 
 def tversky(y_true, y_pred, *, alpha=0.5, beta=0.5, smooth=1.0, from_logits=True, sample_weight=None,
@@ -146,7 +181,7 @@ def tversky(y_true, y_pred, *, alpha=0.5, beta=0.5, smooth=1.0, from_logits=True
 def _soft_fbeta_per_sample(x, y, *, beta, epsilon, average, from_logits, sync, sample_weight=None):
     b2 = beta * beta
     if average == "samples":  # per-sample: no cross-replica statistic, ``sync`` has no effect
-        return _ratio(_per_sample_counts(x, y, from_logits), 1.0, b2, 1.0 + b2, epsilon, 0.0)
+        return _overlap_per_sample(x, y, from_logits, 1.0, b2, 1.0 + b2, epsilon, 0.0)
     counts = _pooled_counts(x, y, from_logits, sample_weight, average == "macro")
     if sync:
         counts = sync_sum(counts)  # all-reduce TP, FP, FN over replicas before the ratio

@@ -10,15 +10,39 @@ from __future__ import annotations
 import torch
 
 from ._core import apply
+from ._fused import fused_function, needs_fused_grad, run_fused
 from .distributed import sync_sum
 
 __all__ = ["soft_dice", "soft_jaccard", "tversky", "soft_fbeta"]
 
 
-def _probs(x: torch.Tensor, from_logits: bool):
-    """``(p, 1 - p)``: ``(σ(x), σ(-x))`` for logits (no cancellation at p → 1)."""
-    if from_logits:
+class _SigmoidPair(torch.autograd.Function):
+    """``(σ(x), σ(-x))`` with the derivative ``σ(x) σ(-x)`` (of the first; minus it for the second)
+    from both outputs. Autograd of two ``torch.sigmoid`` calls forms ``σ(x)(1 - σ(x))``, which is 0
+    wherever ``σ(x)`` rounds to 1 (``x > 37`` in float64): the gradient reaching ``σ(-x)`` there is
+    lost. Twice differentiable (the backward is made of differentiable ops of the saved outputs)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x):
         return torch.sigmoid(x), torch.sigmoid(-x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, outputs):
+        ctx.save_for_backward(*outputs)
+
+    @staticmethod
+    def backward(ctx, g_p, g_q):
+        p, q = ctx.saved_tensors
+        return (g_p - g_q) * (p * q)
+
+
+def _probs(x: torch.Tensor, from_logits: bool):
+    """``(p, 1 - p)``: ``(σ(x), σ(-x))`` for logits (no cancellation at p → 1, and a derivative
+    that stays exact there), ``(x, 1 - x)`` for probabilities."""
+    if from_logits:
+        return _SigmoidPair.apply(x)
     return x, 1.0 - x
 
 
@@ -65,6 +89,8 @@ class _OverlapRatio(torch.autograd.Function):
     The backward uses differentiable ops of the inputs, so higher-order derivatives work.
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
     def forward(k, m, has_pos):
         d = k + m
@@ -92,8 +118,67 @@ def _ratio(counts, a, b, t, e, s):
     return _OverlapRatio.apply(t * tp + s, a * fp + b * fn + e, has_pos)
 
 
+def _overlap_closed_form(x, y, coefficients, from_logits, need_grad):
+    """Per-sample ``ℓ = M / (K + M)`` (``K = t TP + s``, ``M = a FP + b FN + e``) and, when asked,
+    its closed-form elementwise gradient, in one pass over the data.
+
+    With the per-sample ``∂ℓ/∂K = -M/D²`` (0 where ``TP + FN = 0``: ``K`` does not depend on the
+    prediction) and ``∂ℓ/∂M = K/D²`` (as :class:`_OverlapRatio`; ``D = 0`` → 0), the chain rule
+    through ``TP = Σ p y``, ``FP = Σ p (1-y)``, ``FN = Σ (1-p) y`` gives
+
+    ``∂ℓ/∂x_j = p'_j (c_0 (1 - y_j) + c_1 y_j)``,  ``c_0 = a ∂ℓ/∂M``,  ``c_1 = t ∂ℓ/∂K - b ∂ℓ/∂M``,
+
+    ``p' = σ(x) σ(-x)`` for logits, 1 for probabilities: one elementwise pass, one saved buffer
+    (autograd of the counts keeps four: ``p``, ``1 - p``, ``y``, ``1 - y``). The two terms are
+    written apart, not as ``c_0 + (c_1 - c_0) y``, so a hard label gets its coefficient exactly
+    (no cancellation when ``c_0`` and ``c_1`` are far apart, e.g. Tversky with a small beta)."""
+    a, b, t, e, s = coefficients
+    n = x.shape[0]
+    x2, y2 = x.reshape(n, -1), y.reshape(n, -1)
+    # three input-sized buffers, reused in place (a fresh CPU allocation of this size costs more
+    # in page faults than the multiplication that fills it)
+    if from_logits:
+        p, q = torch.sigmoid(x2), x2.neg().sigmoid_()  # fresh buffers: written in place below
+    else:
+        p, q = x2, 1.0 - x2  # p is the caller's tensor: never written
+    buf = p * y2
+    tp = buf.sum(dim=1)
+    fn = torch.mul(q, y2, out=buf).sum(dim=1)
+    omy = torch.mul(y2, -1.0, out=buf).add_(1.0)  # 1 - y, rounded as 1 - y
+    if need_grad and from_logits:
+        q.mul_(p)  # p' = σ(x) σ(-x)
+    fp = torch.mul(p, omy, out=p if from_logits else q).sum(dim=1)
+    k = t * tp + s
+    m = a * fp + b * fn + e
+    d = k + m
+    zero = d == 0  # NaN inputs are not "zero": they propagate
+    d_safe = torch.where(zero, torch.ones_like(d), d)
+    loss = torch.where(zero, torch.ones_like(d), m / d_safe)
+    if not need_grad:
+        return loss, None
+    dm = (k / d_safe) / d_safe
+    dk = torch.where((tp + fn) > 0, -(m / d_safe) / d_safe, torch.zeros_like(d))
+    c0, c1 = (a * dm).unsqueeze(1), (t * dk - b * dm).unsqueeze(1)
+    grad = omy.mul_(c0).addcmul_(y2, c1)
+    if from_logits:
+        grad.mul_(q)
+    return loss, grad.reshape(x.shape)
+
+
+OverlapWithCounts = fused_function(_overlap_closed_form, "OverlapWithCounts", per_element_mean=False)
+
+
+def _overlap_per_sample(x, y, from_logits, a, b, t, e, s):
+    """The per-sample family form: the closed-form Function when only the prediction needs a
+    gradient (outside ``torch.func`` transforms), else autograd through the counts and
+    :class:`_OverlapRatio` (twice differentiable; a target requiring grad gets its gradient)."""
+    if needs_fused_grad(x, y):
+        return run_fused(OverlapWithCounts, x, y, (a, b, t, e, s), from_logits)
+    return _ratio(_per_sample_counts(x, y, from_logits), a, b, t, e, s)
+
+
 def _soft_dice_per_sample(x, y, *, smooth, from_logits):
-    return _ratio(_per_sample_counts(x, y, from_logits), 1.0, 1.0, 2.0, 0.0, smooth)
+    return _overlap_per_sample(x, y, from_logits, 1.0, 1.0, 2.0, 0.0, smooth)
 
 
 def soft_dice(input, target, *, smooth=1.0, from_logits=True, sample_weight=None, reduction="mean",
@@ -121,7 +206,7 @@ def soft_dice(input, target, *, smooth=1.0, from_logits=True, sample_weight=None
 
 
 def _soft_jaccard_per_sample(x, y, *, smooth, from_logits):
-    return _ratio(_per_sample_counts(x, y, from_logits), 1.0, 1.0, 1.0, 0.0, smooth)
+    return _overlap_per_sample(x, y, from_logits, 1.0, 1.0, 1.0, 0.0, smooth)
 
 
 def soft_jaccard(input, target, *, smooth=1.0, from_logits=True, sample_weight=None, reduction="mean",
@@ -140,7 +225,7 @@ def soft_jaccard(input, target, *, smooth=1.0, from_logits=True, sample_weight=N
 
 
 def _tversky_per_sample(x, y, *, alpha, beta, smooth, from_logits):
-    return _ratio(_per_sample_counts(x, y, from_logits), alpha, beta, 1.0, 0.0, smooth)
+    return _overlap_per_sample(x, y, from_logits, alpha, beta, 1.0, 0.0, smooth)
 
 
 def tversky(input, target, *, alpha=0.5, beta=0.5, smooth=1.0, from_logits=True, sample_weight=None,
@@ -163,7 +248,7 @@ def tversky(input, target, *, alpha=0.5, beta=0.5, smooth=1.0, from_logits=True,
 def _soft_fbeta_per_sample(x, y, *, beta, epsilon, average, from_logits, sync, sample_weight=None):
     b2 = beta * beta
     if average == "samples":  # per-sample: no cross-replica statistic, ``sync`` has no effect
-        return _ratio(_per_sample_counts(x, y, from_logits), 1.0, b2, 1.0 + b2, epsilon, 0.0)
+        return _overlap_per_sample(x, y, from_logits, 1.0, b2, 1.0 + b2, epsilon, 0.0)
     counts = _pooled_counts(x, y, from_logits, sample_weight, average == "macro")
     if sync:
         counts = sync_sum(counts)  # all-reduce TP, FP, FN (with gradients) before the ratio

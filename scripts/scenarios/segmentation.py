@@ -82,16 +82,18 @@ JOB_KEYS = (*LOSSES, *(k + SHIPS_ONLY_SUFFIX for k in SHIPS_ONLY))
 QUICK_JOB_KEYS = ("bce", "bce_pw1000", "focal_g8", "soft_jaccard", "soft_dice", "soft_dice" + SHIPS_ONLY_SUFFIX)
 EXAMPLES_FILE = "segmentation_examples.npz"
 #: float32 tolerance of the training-step parity cases (float64: the generic 1e-9, measured <= 2e-15)
-FLOAT32_RTOL = 1e-3
+FLOAT32_RTOL = 3e-3
 FLOAT32_REASON = (
     "a convolution's bias gradient is a sum over every pixel of the batch (8 x 32 x 32 terms, with "
     "cancellation), so float32 rounding is a large relative error of the small components, and the "
     "relative measure divides by the tensor's own max |w|, which is tiny for biases that barely moved "
     "(SGD) while Adam's m/sqrt(v) scales rounding noise up to full steps. Measured after 10 steps: "
-    "focal gamma=2 SGD 3.7e-4 at mid_b.b (max |b| = 4e-4, 1.5e-7 absolute), soft Dice Adam 6.2e-5, "
-    "BCE Adam 1.2e-5, the other 11 cases <= 1.6e-6; and each framework is as far from its float64 "
-    "trajectory as from the other one (focal SGD: torch 2.9e-4, Keras 3.7e-4; soft Dice Adam: 2.1e-3 and "
-    "2.2e-3 from float64, 6e-5 from each other): rounding, not a different computation (float64 <= 2e-15).")
+    "soft Dice Adam 2.2e-3 (at biases), focal gamma=2 SGD 3.7e-4 at mid_b.b (max |b| = 4e-4, 1.5e-7 "
+    "absolute), BCE Adam 1.2e-5, the other cases <= 1.6e-6; and the difference is each framework's own "
+    "distance from its float64 trajectory (focal SGD: torch 2.9e-4, Keras 3.7e-4; soft Dice Adam: torch "
+    "1.4e-6 with the closed-form overlap gradient, Keras 2.2e-3, as before that gradient, when torch's "
+    "autograd of the counts was 2.1e-3 off too and the two happened to agree to 6e-5): rounding, not a "
+    "different computation (float64 <= 2e-15).")
 
 
 # --------------------------------------------------------------------------- data
