@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ._core import apply, mean_nonbatch
 
@@ -11,7 +12,9 @@ __all__ = ["mean_squared_error", "asymmetric_exponential"]
 
 
 def _mean_squared_error_per_sample(x, y):
-    return mean_nonbatch(torch.square(y - x))
+    # ATen's fused kernel each way ((x - y)^2 forward, 2 (x - y) g backward): the same values as
+    # torch.square(y - x) and its autograd, in one pass instead of two or three
+    return mean_nonbatch(F.mse_loss(x, y, reduction="none"))
 
 
 def mean_squared_error(input, target, *, sample_weight=None, reduction="mean", validate=True):
@@ -20,7 +23,8 @@ def mean_squared_error(input, target, *, sample_weight=None, reduction="mean", v
     .. math::
         \ell_i = \frac{1}{M}\sum_j (y_{ij} - \hat y_{ij})^2
 
-    Stability: plain squares (no cancellation beyond the subtraction). Equal to
+    Stability: plain squares (no cancellation beyond the subtraction). Computed by
+    ``F.mse_loss(input, target, reduction="none")`` (one fused kernel each way), so equal to
     ``F.mse_loss(input, target)`` for ``reduction="mean"`` without sample weights.
 
     Args:
