@@ -112,11 +112,15 @@ def cce_count_penalty(y_true, y_pred, *, threshold=REQUIRED, factor=1.0, tempera
 # --------------------------------------------------------------------------- kl_sparsity
 def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weight=None):
     a = tf.reshape(x, [tf.shape(x)[0], -1])
-    w = tf.ones_like(a[:, 0]) if sample_weight is None else sample_weight
     # per unit, the batch sums of a and of 1 - a (exact near a = 1: saturated units keep their
-    # digits), and the sample count
-    stats = tf.concat([tf.reduce_sum(w[:, None] * a, axis=0), tf.reduce_sum(w[:, None] * (1.0 - a), axis=0),
-                       tf.reshape(tf.reduce_sum(w), [1])], axis=0)
+    # digits), and the sample count; without weights no product with ones (as the torch twin)
+    if sample_weight is None:
+        stats = tf.concat([tf.reduce_sum(a, axis=0), tf.reduce_sum(1.0 - a, axis=0),
+                           tf.cast(tf.shape(a)[:1], a.dtype)], axis=0)
+    else:
+        w = sample_weight[:, None]
+        stats = tf.concat([tf.reduce_sum(w * a, axis=0), tf.reduce_sum(w * (1.0 - a), axis=0),
+                           tf.reshape(tf.reduce_sum(sample_weight), [1])], axis=0)
     if sync:
         stats = sync_sum(stats)  # global-batch sums and count (with gradients) before dividing
     m = tf.shape(a)[1]
@@ -127,8 +131,12 @@ def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weigh
     rho_c = 1.0 - rho
     # the clamp's bounds take the identity branch (tf.clip_by_value passes the gradient at
     # equality, as torch.clamp does); with no weighted sample the means are set to ρ and 1 - ρ
-    q = tf.where(has, tf.clip_by_value(stats[:m] / safe, epsilon, 1.0 - epsilon), rho)
-    q_c = tf.where(has, tf.clip_by_value(stats[m:2 * m] / safe, epsilon, 1.0 - epsilon), rho_c)
+    if sample_weight is None and not sync and a.shape[0]:  # count = N >= 1: no empty-batch branch
+        q = tf.clip_by_value(stats[:m] / count, epsilon, 1.0 - epsilon)
+        q_c = tf.clip_by_value(stats[m:2 * m] / count, epsilon, 1.0 - epsilon)
+    else:
+        q = tf.where(has, tf.clip_by_value(stats[:m] / safe, epsilon, 1.0 - epsilon), rho)
+        q_c = tf.where(has, tf.clip_by_value(stats[m:2 * m] / safe, epsilon, 1.0 - epsilon), rho_c)
     kl = rho * (tf.math.log(rho) - tf.math.log(q)) + rho_c * (tf.math.log(rho_c) - tf.math.log(q_c))
     return weight * tf.reduce_sum(kl)
 

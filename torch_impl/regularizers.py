@@ -112,10 +112,14 @@ def cce_count_penalty(input, target, *, threshold=REQUIRED, factor=1.0, temperat
 # --------------------------------------------------------------------------- kl_sparsity
 def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weight=None):
     a = x.reshape(x.shape[0], -1)
-    w = torch.ones_like(a[:, 0]) if sample_weight is None else sample_weight
     # per unit, the batch sums of a and of 1 - a (exact near a = 1: saturated units keep their
-    # digits), and the sample count
-    stats = torch.cat([(w[:, None] * a).sum(dim=0), (w[:, None] * (1.0 - a)).sum(dim=0), w.sum().reshape(1)])
+    # digits), and the sample count; without weights no product with ones (two input-sized passes
+    # and their backward fewer, the same sums)
+    if sample_weight is None:
+        stats = torch.cat([a.sum(dim=0), (1.0 - a).sum(dim=0), a.new_full((1,), a.shape[0])])
+    else:
+        w = sample_weight[:, None]
+        stats = torch.cat([(w * a).sum(dim=0), (w * (1.0 - a)).sum(dim=0), sample_weight.sum().reshape(1)])
     if sync:
         stats = sync_sum(stats)  # global-batch sums and count (with gradients) before dividing
     m = a.shape[1]
@@ -126,8 +130,12 @@ def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weigh
     rho_c = 1.0 - rho
     # the clamp's bounds take the identity branch (torch.clamp passes the gradient at equality);
     # with no weighted sample the means are set to ρ and 1 - ρ: KL 0, gradient 0
-    q = torch.where(has, torch.clamp(stats[:m] / safe, epsilon, 1.0 - epsilon), rho)
-    q_c = torch.where(has, torch.clamp(stats[m:2 * m] / safe, epsilon, 1.0 - epsilon), rho_c)
+    if sample_weight is None and not sync and a.shape[0]:  # count = N >= 1: no empty-batch branch
+        q = torch.clamp(stats[:m] / count, epsilon, 1.0 - epsilon)
+        q_c = torch.clamp(stats[m:2 * m] / count, epsilon, 1.0 - epsilon)
+    else:
+        q = torch.where(has, torch.clamp(stats[:m] / safe, epsilon, 1.0 - epsilon), rho)
+        q_c = torch.where(has, torch.clamp(stats[m:2 * m] / safe, epsilon, 1.0 - epsilon), rho_c)
     kl = rho * (torch.log(rho) - torch.log(q)) + rho_c * (torch.log(rho_c) - torch.log(q_c))
     return weight * kl.sum()
 
