@@ -114,8 +114,15 @@ def reduce(per_sample: torch.Tensor, sample_weight: torch.Tensor | None, reducti
 
 
 def mean_nonbatch(elementwise: torch.Tensor) -> torch.Tensor:
-    """Per-sample mean over every non-batch axis (a 1-D input is one element per sample)."""
-    return elementwise if elementwise.dim() == 1 else elementwise.flatten(1).mean(dim=1)
+    """Per-sample mean over every non-batch axis (a 1-D input is one element per sample).
+
+    Written as the sum divided by M, which is how ``mean`` computes it (the same values): the
+    backward of ``sum`` hands an *expanded* view of the per-sample cotangent to the elementwise
+    op's backward, while ``mean``'s backward materializes an input-sized ``g / M`` first (one
+    allocation and one pass more: half the time of MSE's fwd+bwd at ``seg`` on CPU)."""
+    if elementwise.dim() == 1:
+        return elementwise
+    return elementwise.flatten(1).sum(dim=1) / elementwise[0].numel()
 
 
 def apply(name: str, per_sample: Callable, input, target, sample_weight, params: Mapping[str, Any],

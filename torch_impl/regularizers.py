@@ -6,6 +6,7 @@ Argument order is torch's: ``(input, target)``; the single-input penalties take 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from spec.core import REQUIRED
 
@@ -65,7 +66,8 @@ def count_penalty(input, *, threshold=REQUIRED, factor=1.0, temperature=0.0, sam
 
 # --------------------------------------------------------------------------- mse_count_penalty
 def _mse_count_penalty_per_sample(x, y, *, threshold, factor, temperature):
-    return mean_nonbatch(torch.square(y - x)) + factor * _sum_nonbatch(_count(x, threshold, temperature))
+    mse = F.mse_loss(x, y, reduction="none")  # (x - y)^2, one ATen kernel each way
+    return mean_nonbatch(mse) + factor * _sum_nonbatch(_count(x, threshold, temperature))
 
 
 def mse_count_penalty(input, target, *, threshold=REQUIRED, factor=1.0, temperature=0.0, sample_weight=None,
