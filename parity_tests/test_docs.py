@@ -1,4 +1,5 @@
-"""README's catalog and error tables are generated from the registry and must be current."""
+"""README's catalog and error tables and BENCHMARKS.md's performance notes are generated from the
+registry and must be current."""
 import pytest
 
 from scripts import docs
@@ -6,9 +7,11 @@ from scripts import docs
 pytestmark = pytest.mark.project
 
 
-def test_readme_generated_sections_are_current():
-    current = docs.README.read_text()
-    assert docs.render(current) == current, "README.md is stale: run python -m scripts.docs"
+@pytest.mark.parametrize("path", list(docs.DOCUMENTS), ids=lambda p: p.name)
+def test_generated_sections_are_current(path):
+    current = path.read_text()
+    assert docs.render(current, docs.DOCUMENTS[path], path.name) == current, (
+        f"{path.name} is stale: run python -m scripts.docs")
 
 
 def test_readme_starts_with_the_two_commands():

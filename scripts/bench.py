@@ -105,6 +105,11 @@ FUSED_LOSSES = ("weighted_bce", "binary_focal", "asymmetric_exponential", "count
                 "cce_count_penalty")
 FUSED_TARGET = 0.6
 TORCH_COMPILED = "torch compile validate=False"
+#: issue 7's eager target: fwd+bwd ≤ 1.0 × the fastest peer, ratios up to this are noise
+EAGER_NOISE = 1.1
+#: the committed run the spec's performance notes are checked against (parity_tests/test_bench.py)
+COMMITTED_RUN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "benchmarks",
+                             "bench_cpu.json")
 
 
 def note(msg: str) -> None:
@@ -1067,6 +1072,36 @@ def fused_summary(rows: list[dict]) -> list[dict]:
                     "ratio": round(r["ours_ms"] / eager_peer[key], 4),
                     "meets_target": r["ours_ms"] / eager_peer[key] <= FUSED_TARGET})
     return out
+
+
+def target_misses(rows: list[dict]) -> list[dict]:
+    """The configurations that miss issue 7's targets: eager ``fwd+bwd`` more than
+    :data:`EAGER_NOISE` × the fastest peer (``target`` 1.0), and the fused paths of
+    :data:`FUSED_LOSSES` above :data:`FUSED_TARGET` × the fastest eager peer (:func:`fused_summary`).
+    One dict per configuration: loss, framework, impl, shape_kind, dtype, mode, ratio, target."""
+    worst: dict[tuple, float] = {}  # per configuration, the ratio to the fastest peer
+    for r in rows:
+        if r["ratio"] is None or "eager" not in r["impl"] or r["mode"] != "fwd+bwd":
+            continue
+        key = (r["loss"], r["framework"], r["impl"], r.get("shape_kind") or r["shape"], r["dtype"], r["mode"])
+        worst[key] = max(worst.get(key, 0.0), r["ratio"])
+    keys = ("loss", "framework", "impl", "shape_kind", "dtype", "mode")
+    out = [dict(zip(keys, key), ratio=ratio, target=1.0) for key, ratio in worst.items() if ratio > EAGER_NOISE]
+    out += [{**{k: r[k] for k in keys if k != "shape_kind"}, "shape_kind": r.get("shape_kind") or r["shape"],
+             "ratio": r["ratio"], "target": FUSED_TARGET} for r in fused_summary(rows) if not r["meets_target"]]
+    return out
+
+
+def covering_note(miss: dict, entry) -> Any:
+    """The entry's :class:`spec.PerformanceNote` that explains ``miss`` (a :func:`target_misses`
+    dict), or None."""
+    import fnmatch
+
+    for n in entry.performance_notes:
+        if (n.framework == miss["framework"] and fnmatch.fnmatchcase(miss["impl"], n.impl)
+                and miss["shape_kind"] in n.shapes and miss["ratio"] <= n.up_to):
+            return n
+    return None
 
 
 def render_fused(summary: list[dict]) -> str:

@@ -1,7 +1,8 @@
-"""Regenerate the README sections that come from the registry (catalog and error contract).
+"""Regenerate the document sections that come from the registry: README.md's catalog and error
+contract, BENCHMARKS.md's performance notes (why rows miss their speed target).
 
-    python -m scripts.docs          # rewrite README.md between the markers
-    python -m scripts.docs --check  # exit 1 when README.md is stale
+    python -m scripts.docs          # rewrite the documents between the markers
+    python -m scripts.docs --check  # exit 1 when one is stale
 """
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import sys
 import spec
 from spec.validation import expected_message
 
-README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+BENCHMARKS = ROOT / "BENCHMARKS.md"
 
 
 def _cell(text: str) -> str:
@@ -59,14 +62,26 @@ def errors() -> str:
     return "\n".join(lines)
 
 
+def performance() -> str:
+    """Every entry's :class:`spec.PerformanceNote`: the rows of the benchmark over their target
+    and why (checked against the committed run by ``parity_tests/test_bench.py``)."""
+    lines = ["| loss | framework | impl | shapes | ratio up to | why |", "|---|---|---|---|---:|---|"]
+    for entry in spec.all_specs():
+        for n in entry.performance_notes:
+            lines.append(f"| `{entry.name}` | {n.framework} | `{n.impl}` | {', '.join(n.shapes)} | {n.up_to:.2f} "
+                         f"| {_cell(n.reason)} |")
+    return "\n".join(lines)
+
+
 SECTIONS = {"catalog": catalog, "errors": errors}
+DOCUMENTS = {README: SECTIONS, BENCHMARKS: {"performance": performance}}
 
 
-def render(text: str) -> str:
-    for key, fn in SECTIONS.items():
+def render(text: str, sections=SECTIONS, name: str = "README.md") -> str:
+    for key, fn in sections.items():
         start, end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
         if start not in text or end not in text:
-            raise SystemExit(f"README.md lacks the markers {start} / {end}")
+            raise SystemExit(f"{name} lacks the markers {start} / {end}")
         head, rest = text.split(start, 1)
         _, tail = rest.split(end, 1)
         text = f"{head}{start}\n{fn()}\n{end}{tail}"
@@ -77,17 +92,20 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
-    current = README.read_text()
-    fresh = render(current)
-    if args.check:
-        if fresh != current:
-            print("README.md is stale: run python -m scripts.docs")
-            return 1
-        print("README.md is current")
-        return 0
-    README.write_text(fresh)
-    print(f"updated {README}")
-    return 0
+    stale = 0
+    for path, sections in DOCUMENTS.items():
+        current = path.read_text()
+        fresh = render(current, sections, path.name)
+        if args.check:
+            if fresh != current:
+                print(f"{path.name} is stale: run python -m scripts.docs")
+                stale = 1
+            else:
+                print(f"{path.name} is current")
+        elif fresh != current:
+            path.write_text(fresh)
+            print(f"updated {path}")
+    return stale
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from .core import (
     LossSpec,
     Param,
     PeerNote,
+    PerformanceNote,
     Tolerance,
     Tolerances,
     all_specs,
@@ -35,7 +36,7 @@ from .core import (
 
 __all__ = [
     "DEFAULT_TOLERANCES", "DTYPES", "REDUCTIONS", "Case", "Identity", "Implementations", "InvalidCase", "LossSpec",
-    "Param", "PeerNote", "Tolerance", "Tolerances", "all_specs", "get", "names",
+    "Param", "PeerNote", "PerformanceNote", "Tolerance", "Tolerances", "all_specs", "get", "names",
     "per_sample_cotangent", "reduce", "register", "messages", "numerics", "validation",
     "api", "define", "implementations", "load_entry_points",
 ]

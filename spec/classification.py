@@ -21,6 +21,7 @@ from .numerics import (
     sigmoid,
     spread_cotangent,
 )
+from .performance import COMPILED_CALL, KERAS_EAGER, TORCH_CONTRACT, note
 
 FROM_LOGITS = Param(
     "from_logits", True, "a bool", v.boolean(),
@@ -107,6 +108,22 @@ def _wbce_invalid():
     ]
 
 
+_WEIGHTED_BCE_PERFORMANCE = (
+    note("torch", "torch eager*", ("cls", "seg", "large"), 1.7,
+         "F.binary_cross_entropy_with_logits is one ATen kernel each way evaluating the softplus form "
+         "(1-y)x + (1+(w-1)y)(relu(-x) + log1p(exp(-|x|))), which cancels for confidently correct negatives "
+         "(y = 0, x = -40: the loss exp(-40) comes out as 0, see the peer notes); ours is the closed-form Function "
+         "(both softplus terms from one shared log1p(exp(-|x|)), the gradient from σ(x) and σ(-x), one saved "
+         "buffer): about twice the transcendentals and ~15 eager kernels against one each way", TORCH_CONTRACT),
+    note("torch", "torch compile*", ("cls", "seg", "large"), 1.2,
+         "inductor fuses the closed form into one loop that is compute-bound on its transcendentals: exp and "
+         "log1p for the softplus pair and two sigmoids an element against the peer's one exp and one log1p (the "
+         "accurate form's price; under XLA the same math is 0.2-0.5 of the Keras peer)", COMPILED_CALL),
+    note("keras", "keras eager*", ("cls", "seg", "large"), 2.1,
+         "the closed-form tf.custom_gradient is ~12 eager ops (the softplus pair, two sigmoids in the gradient) "
+         "against tf.nn.weighted_cross_entropy_with_logits' ~5 (the cancelling softplus form)", KERAS_EAGER),
+)
+
 WEIGHTED_BCE = register(LossSpec(
     name="weighted_bce",
     family="classification",
@@ -133,6 +150,7 @@ WEIGHTED_BCE = register(LossSpec(
         "(ties take the identity branch), 0 below (so p = 0 with y = 1 has gradient 0, value 87.34 w)."),
     stability=("log σ(x) = -softplus(-x) (log-sum-exp form), never log(sigmoid(x)); computed in "
                "float32 for half inputs and float64 for float64 inputs."),
+    performance_notes=_WEIGHTED_BCE_PERFORMANCE,
     peer_notes=(
         PeerNote("torch.nn.BCEWithLogitsLoss(pos_weight=)", "logits",
                  "equal values and gradients; its reduction='mean' is our mean over all elements "
@@ -228,6 +246,13 @@ def _focal_invalid():
     ]
 
 
+_BINARY_FOCAL_PERFORMANCE = (
+    note("torch", "torch compile*", ("cls", "seg", "large"), 1.05,
+         "the eager peer (torchvision's sigmoid_focal_loss formula, one sigmoid and a BCE kernel) is short at "
+         "`cls` and in forward-only calls; at `seg` fwd+bwd float32 the compiled closed form meets the target",
+         COMPILED_CALL),
+)
+
 BINARY_FOCAL = register(LossSpec(
     name="binary_focal",
     family="classification",
@@ -261,6 +286,7 @@ BINARY_FOCAL = register(LossSpec(
         Identity({"gamma": 0.0, "from_logits": False}, "weighted_bce", {"from_logits": False},
                  "same on probabilities"),
     ),
+    performance_notes=_BINARY_FOCAL_PERFORMANCE,
     peer_notes=(
         PeerNote("torchvision.ops.sigmoid_focal_loss", "logits, hard or soft targets",
                  "equal values; its gradient is NaN-free for gamma >= 1 but for 0 < gamma < 1 it "

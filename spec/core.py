@@ -185,6 +185,26 @@ class PeerNote:
     spec_says: str
 
 
+@dataclasses.dataclass(frozen=True)
+class PerformanceNote:
+    """Why benchmark rows of this loss miss their speed target (issue 7, ``BENCHMARKS.md``), and up
+    to which measured ratio the reason covers.
+
+    A row of ``scripts.bench`` misses its target when it is an eager ``fwd+bwd`` row more than
+    ``EAGER_NOISE`` (1.1) times the fastest peer of the same configuration, or a fused row
+    (``torch compile``, ``keras jit``) of an elementwise loss above 0.6 of the fastest eager peer
+    (``scripts.bench.target_misses``). ``parity_tests/test_bench.py`` checks that every miss of the
+    committed run (``docs/benchmarks/bench_cpu.json``) is covered by a note: same ``framework``,
+    ``impl`` matching the ``fnmatch`` pattern, shape kind in ``shapes``, ratio ``<= up_to``; and
+    that every note covers at least one row (a fixed cause leaves no stale note behind)."""
+
+    framework: str  # "torch" | "keras"
+    impl: str  # fnmatch pattern over the bench's impl column, e.g. "torch eager*", "torch compile*"
+    shapes: tuple[str, ...]  # shape kinds: "cls", "seg", "large"
+    up_to: float  # the largest ours / peer ratio (eager) or fused / eager peer ratio the reason covers
+    reason: str
+
+
 # --------------------------------------------------------------------------- the entry
 @dataclasses.dataclass(frozen=True)
 class LossSpec:
@@ -225,6 +245,8 @@ class LossSpec:
     check_values: Callable[..., None] | None = None
     identities: tuple[Identity, ...] = ()
     peer_notes: tuple[PeerNote, ...] = ()
+    #: why benchmark rows miss their speed target (see :class:`PerformanceNote`)
+    performance_notes: tuple[PerformanceNote, ...] = ()
     references: tuple[str, ...] = ()
     trap: str = ""
     torch_class: str = ""

@@ -28,6 +28,7 @@ from .cases import EXTREME_LOGITS, rng_for
 from .core import Case, Identity, InvalidCase, LossSpec, Param, ParamError, PeerNote, register
 from .messages import VALIDATE_HINT, format_shape
 from .numerics import clamped_log, clamped_log_grad, log_softmax, mean_nonbatch, mp_clamped_log, mp_log_softmax
+from .performance import TORCH_CONTRACT, note
 
 #: |row sum - 1| allowed for probability rows (``from_logits=False``). 1e-2, not 1e-3: a softmax
 #: row rounded to bfloat16 (and possibly cast back to float32 before the loss) has its sum moved by
@@ -361,6 +362,14 @@ def _cce_invalid():
     ]
 
 
+_CATEGORICAL_CROSSENTROPY_PERFORMANCE = (
+    note("torch", "torch eager*", ("cls", "seg", "large"), 1.6,
+         "the peer is the same F.cross_entropy kernel ours calls (reduction='none' on the (rows, C) view); ours "
+         "then takes the per-sample mean over the non-class axes and the reduction as separate ops where the peer "
+         "reduces inside its kernel, and with validate=True also checks that every target row is a probability "
+         "row (one pass over the targets)", TORCH_CONTRACT),
+)
+
 CATEGORICAL_CROSSENTROPY = register(LossSpec(
     name="categorical_crossentropy",
     family="multiclass",
@@ -392,6 +401,7 @@ CATEGORICAL_CROSSENTROPY = register(LossSpec(
         Identity({}, "cost_sensitive_cce", {"cost_matrix": np.ones((4, 4)), "mode": "soft"},
                  "all-ones costs in soft mode: m = Σ_t y_t Σ_p softmax_p = 1"),
     ),
+    performance_notes=_CATEGORICAL_CROSSENTROPY_PERFORMANCE,
     peer_notes=(
         PeerNote("torch.nn.functional.cross_entropy (probability targets, label_smoothing)",
                  "logits", "equal values and gradients; its class axis is 1 (NCHW), ours the last "
@@ -476,6 +486,12 @@ def _sparse_invalid():
     ]
 
 
+_SPARSE_CATEGORICAL_CROSSENTROPY_PERFORMANCE = (
+    note("torch", "torch eager*", ("cls",), 1.65,
+         "the peer is the same F.cross_entropy kernel ours calls; with validate=True ours also checks the integer "
+         "labels against the class count (one aminmax of the labels)", TORCH_CONTRACT),
+)
+
 SPARSE_CATEGORICAL_CROSSENTROPY = register(LossSpec(
     name="sparse_categorical_crossentropy",
     family="multiclass",
@@ -499,6 +515,7 @@ SPARSE_CATEGORICAL_CROSSENTROPY = register(LossSpec(
         "branch at ties, 0 below), 0 elsewhere. No gradient w.r.t. the labels."),
     stability=("Same log-softmax as categorical_crossentropy; the labelled entry is gathered (torch) "
                "or selected with a one-hot mask (TF, XLA-friendly), never a softmax then a log."),
+    performance_notes=_SPARSE_CATEGORICAL_CROSSENTROPY_PERFORMANCE,
     peer_notes=(
         PeerNote("torch.nn.functional.cross_entropy (class-index targets)", "logits",
                  "equal values and gradients; class axis 1 there, last here; out-of-range labels "

@@ -61,6 +61,7 @@ from .cases import EXTREME_LOGITS, EXTREME_PROBS, rng_for
 from .classification import _prediction_domain, _probability_hint
 from .core import Case, Identity, InvalidCase, LossSpec, Param, PeerNote, register
 from .numerics import sigmoid
+from .performance import KERAS_EAGER, SECOND_SIGMOID, TORCH_CONTRACT, TORCH_VALIDATION, note
 
 FROM_LOGITS = Param(
     "from_logits", True, "a bool", v.boolean(),
@@ -373,6 +374,11 @@ def _dice_coef(smooth):
     return (1.0, 1.0, 2.0, 0.0, smooth)
 
 
+_SOFT_DICE_PERFORMANCE = (
+    note("torch", "torch eager*", ("cls", "seg", "large"), 2.4, SECOND_SIGMOID, TORCH_CONTRACT),
+    note("keras", "keras eager*", ("cls", "seg", "large"), 1.9, SECOND_SIGMOID, KERAS_EAGER),
+)
+
 SOFT_DICE = register(LossSpec(
     name="soft_dice",
     family="overlap",
@@ -397,6 +403,7 @@ SOFT_DICE = register(LossSpec(
     prediction_domain_hint=_probability_hint,
     grad_convention=GRAD_CONVENTION,
     stability=STABILITY,
+    performance_notes=_SOFT_DICE_PERFORMANCE,
     peer_notes=DICE_PEERS,
     references=("Milletari et al., V-Net, 3DV 2016 (soft Dice)",
                 "seed 003 (Airbus ship segmentation: masks collapse to all-zero)"),
@@ -410,6 +417,11 @@ SOFT_DICE = register(LossSpec(
 def _jaccard_coef(smooth):
     return (1.0, 1.0, 1.0, 0.0, smooth)
 
+
+_SOFT_JACCARD_PERFORMANCE = (
+    note("torch", "torch eager*", ("cls", "seg", "large"), 2.3, SECOND_SIGMOID, TORCH_CONTRACT),
+    note("keras", "keras eager*", ("cls", "seg", "large"), 2.1, SECOND_SIGMOID, KERAS_EAGER),
+)
 
 SOFT_JACCARD = register(LossSpec(
     name="soft_jaccard",
@@ -434,6 +446,7 @@ SOFT_JACCARD = register(LossSpec(
     prediction_domain_hint=_probability_hint,
     grad_convention=GRAD_CONVENTION,
     stability=STABILITY,
+    performance_notes=_SOFT_JACCARD_PERFORMANCE,
     peer_notes=(
         PeerNote("seed 003 iouloss (Keras)", "empty masks (Σy = 0) with a prediction that underflows",
                  "no smoothing: intersection/(sum - intersection) is 0/0 = NaN and poisons training; "
@@ -455,6 +468,14 @@ SOFT_JACCARD = register(LossSpec(
 def _tversky_coef(alpha, beta, smooth):
     return (alpha, beta, 1.0, 0.0, smooth)
 
+
+_TVERSKY_PERFORMANCE = (
+    note("torch", "torch eager*", ("cls", "seg"), 1.4,
+         "the peer is MONAI's TverskyLoss (one sigmoid, three sums, the cancelling 1 - ratio form); ours needs "
+         "σ(-x) too (FN of confident positives), which the closed-form pass mostly hides at `seg`",
+         TORCH_CONTRACT, TORCH_VALIDATION),
+    note("keras", "keras eager*", ("cls", "seg", "large"), 1.4, SECOND_SIGMOID, KERAS_EAGER),
+)
 
 TVERSKY = register(LossSpec(
     name="tversky",
@@ -506,6 +527,7 @@ TVERSKY = register(LossSpec(
         Identity({"alpha": 1.0, "beta": 1.0, "smooth": 1.0}, "soft_jaccard", {"smooth": 1.0},
                  "α = β = 1 is the soft Jaccard loss with the same smoothing"),
     ),
+    performance_notes=_TVERSKY_PERFORMANCE,
     peer_notes=(
         PeerNote("keras.losses.Tversky / keras.losses.tversky (Keras 3)", "alpha != beta",
                  "its source computes fp = Σ(1 - y_pred) y_true (that is FN) and fn = Σ y_pred (1 - y_true) "
@@ -589,6 +611,12 @@ def _fbeta_invalid():
     ])
 
 
+_SOFT_FBETA_PERFORMANCE = (
+    note("torch", "torch eager*", ("cls", "seg"), 1.4,
+         "the peer is seed 003's F-beta code (one sigmoid, three products); the closed-form pass of ours meets "
+         "the target at `seg` without validation", TORCH_CONTRACT, TORCH_VALIDATION),
+)
+
 SOFT_FBETA = register(LossSpec(
     name="soft_fbeta",
     family="overlap",
@@ -636,6 +664,7 @@ SOFT_FBETA = register(LossSpec(
                  {"alpha": 0.2, "beta": 0.8, "smooth": 0.0},
                  "dividing by 1 + β²: F_β loss = Tversky with α = 1/(1+β²), β_T = β²/(1+β²), smooth 0"),
     ),
+    performance_notes=_SOFT_FBETA_PERFORMANCE,
     peer_notes=(
         PeerNote("seed 003 soft F-beta (torch)", "beta != 1",
                  "it names Σ(1-p) y 'FP' and Σ p (1-y) 'FN', so β² multiplies the false positives: it "

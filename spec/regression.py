@@ -8,6 +8,7 @@ import numpy as np
 from .cases import rng_for
 from .core import Case, LossSpec, PeerNote, register
 from .numerics import exact_elementwise_mean, mean_nonbatch, spread_cotangent
+from .performance import KERAS_EAGER, TORCH_CONTRACT, note
 
 
 def regression_cases(name: str, *, gaps: tuple[float, ...]) -> list[Case]:
@@ -53,6 +54,16 @@ def _mse_exact(prediction, target):
     return exact_elementwise_mean(lambda x, y: (y - x) ** 2, prediction, target)
 
 
+_MEAN_SQUARED_ERROR_PERFORMANCE = (
+    note("torch", "torch eager*", ("cls", "seg", "large"), 2.7,
+         "the peer is F.mse_loss(reduction='mean'), one kernel each way with the mean inside it; ours is the same "
+         "kernel with reduction='none' (sample weights and reduction='none' need per-sample values) followed by "
+         "the per-sample mean and the reduction, and with validate=True one aminmax pass per array: on a loss "
+         "this cheap (0.2-0.5 ms) those passes are the difference", TORCH_CONTRACT),
+    note("keras", "keras eager*", ("cls", "seg", "large"), 1.4,
+         "keras.losses.MeanSquaredError is the same square and mean", KERAS_EAGER),
+)
+
 MEAN_SQUARED_ERROR = register(LossSpec(
     name="mean_squared_error",
     family="regression",
@@ -68,6 +79,7 @@ MEAN_SQUARED_ERROR = register(LossSpec(
     target_domain=None,
     grad_convention="Smooth: d/dŷ = 2 (ŷ - y) / M.",
     stability="(y - ŷ)² directly: no cancellation beyond the subtraction itself; finite in float32 for |y - ŷ| < 1.8e19.",
+    performance_notes=_MEAN_SQUARED_ERROR_PERFORMANCE,
     peer_notes=(
         PeerNote("torch.nn.functional.mse_loss", "every input",
                  "equal values and gradients; its reduction='mean' averages every element of the batch "
@@ -109,6 +121,12 @@ def _asym_cases():
                             gaps=(-80.0, -20.0, -1.0, -2.0 ** -20, 0.0, 2.0 ** -20, 1.0, 20.0, 88.0, 709.0, 1e4))
 
 
+_ASYMMETRIC_EXPONENTIAL_PERFORMANCE = (
+    note("keras", "keras eager*", ("cls", "seg", "large"), 1.8,
+         "seed 003's custom_loss is exp(ŷ - y) - 1 and an abs, as cheap as ours (expm1 and abs); the gap is the "
+         "contract's ops", KERAS_EAGER),
+)
+
 ASYMMETRIC_EXPONENTIAL = register(LossSpec(
     name="asymmetric_exponential",
     family="regression",
@@ -128,6 +146,7 @@ ASYMMETRIC_EXPONENTIAL = register(LossSpec(
                "y = ŷ and no intermediate exp(y - ŷ), which overflows for y - ŷ > 709 (float64) / 88.7 "
                "(float32) and makes the gradient inf/inf = NaN there. The value itself overflows only "
                "where the true loss does: ŷ - y > 709.8 (float64), > 88.7 (float32)."),
+    performance_notes=_ASYMMETRIC_EXPONENTIAL_PERFORMANCE,
     peer_notes=(
         PeerNote("seed 003 custom_loss (Keras backend)", "y - ŷ > 88.7 in float32 (> 709 in float64)",
                  "exp(y - ŷ) overflows, log(inf) = inf and exp(-inf) = 0 give the value 1 (right) with a "
