@@ -80,6 +80,12 @@ BALANCED_FLOAT32 = (
     "between torch and Keras, and each framework is as far from the float64 trajectory (torch 2.4e-7, "
     "Keras 1.1e-7): rounding, not a different computation. Unbalanced BCE on the same data: 1.1e-6; SGD: 2e-7.")
 
+SOFT_F1_FLOAT32 = (
+    "a batch statistic: F1 over the pooled counts of the whole batch, whose gradient per element is the "
+    "difference of the count terms of TP, FP and FN; after 10 Adam steps the first-layer bias differs by "
+    "1.4e-5 relative between torch and Keras, and torch's float32 run is as far from its float64 trajectory "
+    "(1.2e-5; Keras 2.2e-6), float64 agreeing to 2.5e-15: rounding, not a different computation.")
+
 METRICS_1COL = (Metric.of("recall", from_logits=True), Metric.of("precision", from_logits=True),
                 Metric.of("f1", "fbeta", beta=1.0, from_logits=True))
 
@@ -481,7 +487,8 @@ class Imbalanced(Scenario):
             ParityCase("imbalanced-cost-argmax", two, JOBS["cost_argmax"][0], x, y2),
             ParityCase("imbalanced-cost-soft", two, JOBS["cost_soft"][0], x, y2),
             ParityCase("imbalanced-focal", one, JOBS["focal"][0], x, y1),
-            ParityCase("imbalanced-soft-f1-micro", one, JOBS["fbeta"][0], x, y1),
+            ParityCase("imbalanced-soft-f1-micro", one, JOBS["fbeta"][0], x, y1, float32_rtol=1e-4,
+                       float32_reason=SOFT_F1_FLOAT32),
         ]
 
 
