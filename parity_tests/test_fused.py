@@ -45,17 +45,22 @@ def _inputs(torch, dtype, shape=(4, 5, 3), probabilities=False):
     return x.requires_grad_(), y
 
 
+#: every closed-form Function: the logit losses, then the overlap family (one Function for all)
+CLOSED_FORMS = LOGIT_LOSSES + [(n, p, "OverlapWithCounts") for n, p in OVERLAP_LOSSES]
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("name,params,fn_name", LOGIT_LOSSES, ids=IDS)
-def test_torch_logit_losses_use_the_closed_form_function_and_save_one_buffer(name, params, fn_name, dtype):
+@pytest.mark.parametrize("name,params,fn_name", CLOSED_FORMS, ids=IDS + OVERLAP_IDS)
+def test_torch_closed_form_function_runs_and_saves_one_buffer(name, params, fn_name, dtype):
     torch = pytest.importorskip("torch")
     import torch_impl
 
-    x, y = _inputs(torch, getattr(torch, dtype))
+    x, y = _inputs(torch, getattr(torch, dtype), probabilities=not params.get("from_logits", True))
     loss = torch_impl.get_loss(name, reduction="none", **params)
     out = loss(x, y)
     assert type(out.grad_fn).__name__ == f"{fn_name}Backward"
-    # one input-sized buffer (the elementwise gradient); validation records nothing
+    # one input-sized buffer (the elementwise gradient; autograd of the overlap counts kept four);
+    # validation records nothing
     step = lambda: torch.autograd.grad(loss(x, y).sum(), x)  # noqa: E731
     assert bench.saved_for_backward_bytes(step) == x.numel() * x.element_size()
     # the forward-only path (no gradient wanted) computes the same values, without the Function
@@ -85,28 +90,6 @@ def test_torch_parameter_requiring_grad_takes_the_autograd_path(name, param):
     (gx_fused,) = torch.autograd.grad(ref.sum(), x)
     torch.testing.assert_close(gx, gx_fused, rtol=1e-9, atol=1e-12)
     assert torch.isfinite(gp)
-
-
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("name,params", OVERLAP_LOSSES, ids=OVERLAP_IDS)
-def test_torch_overlap_losses_use_the_closed_form_function_and_save_one_buffer(name, params, dtype):
-    torch = pytest.importorskip("torch")
-    import torch_impl
-
-    x, y = _inputs(torch, getattr(torch, dtype), probabilities=not params.get("from_logits", True))
-    loss = torch_impl.get_loss(name, reduction="none", **params)
-    out = loss(x, y)
-    assert type(out.grad_fn).__name__ == "OverlapWithCountsBackward"
-    # one input-sized buffer (the elementwise gradient) against four for autograd of the counts
-    step = lambda: torch.autograd.grad(loss(x, y).sum(), x)  # noqa: E731
-    assert bench.saved_for_backward_bytes(step) == x.numel() * x.element_size()
-    with torch.no_grad():
-        plain = loss(x, y)
-    assert plain.grad_fn is None
-    torch.testing.assert_close(plain, out.detach(), rtol=0, atol=0)
-    (g,) = torch.autograd.grad(out.sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError):
-        torch.autograd.grad(g.sum(), x)
 
 
 def _graph_has(out, node: str) -> bool:
