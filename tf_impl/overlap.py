@@ -50,6 +50,26 @@ def _pooled_counts(x, y, from_logits, sample_weight, per_class):
     return tf.reduce_sum(c, axis=list(range(1, rank + 1)))[:, None]
 
 
+def _safe_denominator(k, m):
+    """``(D == 0, D with its zeros replaced by 1)`` for ``D = K + M`` (NaN is not zero: it propagates)."""
+    d = k + m
+    zero = tf.equal(d, tf.zeros_like(d))
+    return zero, tf.where(zero, tf.ones_like(d), d)
+
+
+def _ratio_value(k, m):
+    """``(ℓ, D_safe)``: ``ℓ = M / (K + M)``, 1 where ``K + M == 0``."""
+    zero, d_safe = _safe_denominator(k, m)
+    return tf.where(zero, tf.ones_like(d_safe), m / d_safe), d_safe
+
+
+def _ratio_partials(k, m, has_pos, d_safe, g=1.0):
+    """``g ∂ℓ/∂K = -g M/D²`` (0 where ``has_pos`` is False) and ``g ∂ℓ/∂M = g K/D²`` of
+    ``ℓ = M / (K + M)``, in the cancellation-free form (the torch twin's)."""
+    return (tf.where(has_pos, -g * (m / d_safe) / d_safe, tf.zeros_like(d_safe)),
+            g * (k / d_safe) / d_safe)
+
+
 @tf.custom_gradient
 def _overlap_ratio(k, m, has_pos):
     """``M / (K + M)`` with the cancellation-free gradient ``(K dM - M dK) / D²``.
@@ -60,16 +80,8 @@ def _overlap_ratio(k, m, has_pos):
     ``has_pos`` (``TP + FN > 0``) says whether ``K = t TP + s`` depends on the prediction at all;
     where it does not, its gradient is 0 (no ``inf · 0 = NaN`` when ``1/D`` overflows).
     """
-    d = k + m
-    zero = tf.equal(d, tf.zeros_like(d))  # NaN inputs are not "zero": they propagate
-    one = tf.ones_like(d)
-    d_safe = tf.where(zero, one, d)
-
-    def grad(g):
-        grad_k = tf.where(has_pos, -g * (m / d_safe) / d_safe, tf.zeros_like(d))
-        return grad_k, g * (k / d_safe) / d_safe, None
-
-    return tf.where(zero, one, m / d_safe), grad
+    value, d_safe = _ratio_value(k, m)
+    return value, lambda g: (*_ratio_partials(k, m, has_pos, d_safe, g), None)
 
 
 def _ratio(counts, a, b, t, e, s):
@@ -99,20 +111,16 @@ def _overlap_per_sample(x, y, from_logits, a, b, t, e, s):
         fp = tf.reduce_sum(p * omy, axis=1)
         k = t * tp + s
         m = a * fp + b * fn + e
-        d = k + m
-        zero = tf.equal(d, tf.zeros_like(d))  # NaN inputs are not "zero": they propagate
-        one = tf.ones_like(d)
-        d_safe = tf.where(zero, one, d)
+        value, d_safe = _ratio_value(k, m)
 
         def grad(g):
-            dm = (k / d_safe) / d_safe
-            dk = tf.where(tp + fn > 0, -(m / d_safe) / d_safe, tf.zeros_like(d))
+            dk, dm = _ratio_partials(k, m, tp + fn > 0, d_safe)
             gx = omy * (a * dm)[:, None] + y2 * (t * dk - b * dm)[:, None]
             if from_logits:
                 gx = gx * (q * p)
             return tf.reshape(gx * g[:, None], tf.shape(x))
 
-        return tf.where(zero, one, m / d_safe), grad
+        return value, grad
 
     return f(x)
 

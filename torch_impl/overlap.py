@@ -77,6 +77,26 @@ def _pooled_counts(x, y, from_logits, sample_weight, per_class):
     return c.flatten(1).sum(dim=1, keepdim=True)
 
 
+def _safe_denominator(k, m):
+    """``(D == 0, D with its zeros replaced by 1)`` for ``D = K + M`` (NaN is not zero: it propagates)."""
+    d = k + m
+    zero = d == 0
+    return zero, torch.where(zero, torch.ones_like(d), d)
+
+
+def _ratio_value(k, m):
+    """``(ℓ, D_safe)``: ``ℓ = M / (K + M)``, 1 where ``K + M == 0``."""
+    zero, d_safe = _safe_denominator(k, m)
+    return torch.where(zero, torch.ones_like(d_safe), m / d_safe), d_safe
+
+
+def _ratio_partials(k, m, has_pos, d_safe, g=1.0):
+    """``g ∂ℓ/∂K = -g M/D²`` (0 where ``has_pos`` is False: ``K`` does not depend on the prediction)
+    and ``g ∂ℓ/∂M = g K/D²`` of ``ℓ = M / (K + M)``, in the cancellation-free form (``D = 0``: 0)."""
+    return (torch.where(has_pos, -g * (m / d_safe) / d_safe, torch.zeros_like(d_safe)),
+            g * (k / d_safe) / d_safe)
+
+
 class _OverlapRatio(torch.autograd.Function):
     """``M / (K + M)`` with the cancellation-free gradient ``(K dM - M dK) / D²``.
 
@@ -93,10 +113,7 @@ class _OverlapRatio(torch.autograd.Function):
 
     @staticmethod
     def forward(k, m, has_pos):
-        d = k + m
-        zero = d == 0  # NaN inputs are not "zero": they propagate
-        one = torch.ones_like(d)
-        return torch.where(zero, one, m / torch.where(zero, one, d))
+        return _ratio_value(k, m)[0]
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -105,10 +122,8 @@ class _OverlapRatio(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         k, m, has_pos = ctx.saved_tensors
-        d = k + m
-        d_safe = torch.where(d == 0, torch.ones_like(d), d)
-        grad_k = torch.where(has_pos, -g * (m / d_safe) / d_safe, torch.zeros_like(d))
-        return grad_k, g * (k / d_safe) / d_safe, None
+        _, d_safe = _safe_denominator(k, m)
+        return *_ratio_partials(k, m, has_pos, d_safe, g), None
 
 
 def _ratio(counts, a, b, t, e, s):
@@ -150,14 +165,10 @@ def _overlap_closed_form(x, y, coefficients, from_logits, need_grad):
     fp = torch.mul(p, omy, out=p if from_logits else q).sum(dim=1)
     k = t * tp + s
     m = a * fp + b * fn + e
-    d = k + m
-    zero = d == 0  # NaN inputs are not "zero": they propagate
-    d_safe = torch.where(zero, torch.ones_like(d), d)
-    loss = torch.where(zero, torch.ones_like(d), m / d_safe)
+    loss, d_safe = _ratio_value(k, m)
     if not need_grad:
         return loss, None
-    dm = (k / d_safe) / d_safe
-    dk = torch.where((tp + fn) > 0, -(m / d_safe) / d_safe, torch.zeros_like(d))
+    dk, dm = _ratio_partials(k, m, (tp + fn) > 0, d_safe)
     c0, c1 = (a * dm).unsqueeze(1), (t * dk - b * dm).unsqueeze(1)
     grad = omy.mul_(c0).addcmul_(y2, c1)
     if from_logits:
