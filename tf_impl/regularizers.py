@@ -125,8 +125,6 @@ def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weigh
         stats = sync_sum(stats)  # global-batch sums and count (with gradients) before dividing
     m = tf.shape(a)[1]
     count = stats[-1]
-    has = count > 0
-    safe = tf.where(has, count, tf.ones_like(count))
     rho = tf.constant(target, a.dtype)
     rho_c = 1.0 - rho
     # the clamp's bounds take the identity branch (tf.clip_by_value passes the gradient at
@@ -135,6 +133,8 @@ def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weigh
         q = tf.clip_by_value(stats[:m] / count, epsilon, 1.0 - epsilon)
         q_c = tf.clip_by_value(stats[m:2 * m] / count, epsilon, 1.0 - epsilon)
     else:
+        has = count > 0
+        safe = tf.where(has, count, tf.ones_like(count))
         q = tf.where(has, tf.clip_by_value(stats[:m] / safe, epsilon, 1.0 - epsilon), rho)
         q_c = tf.where(has, tf.clip_by_value(stats[m:2 * m] / safe, epsilon, 1.0 - epsilon), rho_c)
     kl = rho * (tf.math.log(rho) - tf.math.log(q)) + rho_c * (tf.math.log(rho_c) - tf.math.log(q_c))

@@ -126,8 +126,6 @@ def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weigh
         stats = sync_sum(stats)  # global-batch sums and count (with gradients) before dividing
     m = a.shape[1]
     count = stats[-1]
-    has = count > 0
-    safe = torch.where(has, count, 1.0)
     rho = torch.tensor(target, dtype=a.dtype, device=a.device)
     rho_c = 1.0 - rho
     # the clamp's bounds take the identity branch (torch.clamp passes the gradient at equality);
@@ -136,6 +134,8 @@ def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weigh
         q = torch.clamp(stats[:m] / count, epsilon, 1.0 - epsilon)
         q_c = torch.clamp(stats[m:2 * m] / count, epsilon, 1.0 - epsilon)
     else:
+        has = count > 0
+        safe = torch.where(has, count, 1.0)
         q = torch.where(has, torch.clamp(stats[:m] / safe, epsilon, 1.0 - epsilon), rho)
         q_c = torch.where(has, torch.clamp(stats[m:2 * m] / safe, epsilon, 1.0 - epsilon), rho_c)
     kl = rho * (torch.log(rho) - torch.log(q)) + rho_c * (torch.log(rho_c) - torch.log(q_c))
