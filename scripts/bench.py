@@ -1178,9 +1178,9 @@ def main(argv=None) -> int:
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(render_markdown(rows) + ("\n" + render_fused(summary) if summary else ""))
-    slow = [r for r in rows if r["ratio"] is not None and r["ratio"] > 1.1 and "eager" in r["impl"]]
+    slow = [r for r in rows if r["ratio"] is not None and r["ratio"] > EAGER_NOISE and "eager" in r["impl"]]
     note(f"{len(rows)} rows in {time.perf_counter() - t0:.1f} s → {args.json}; "
-         f"{len(slow)} eager rows with ratio > 1.1")
+         f"{len(slow)} eager rows with ratio > {EAGER_NOISE}")
     return 0
 
 
