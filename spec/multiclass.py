@@ -27,7 +27,8 @@ from . import validation as v
 from .cases import EXTREME_LOGITS, rng_for
 from .core import Case, Identity, InvalidCase, LossSpec, Param, ParamError, PeerNote, register
 from .messages import VALIDATE_HINT, format_shape
-from .numerics import clamped_log, clamped_log_grad, log_softmax, mean_nonbatch, mp_clamped_log, mp_log_softmax
+from .numerics import (clamped_log, clamped_log_grad, log_softmax, mean_nonbatch, mp_clamped_log, mp_log_softmax,
+                       softmax_cross_entropy_grad)
 from .performance import TORCH_CONTRACT, note
 
 #: |row sum - 1| allowed for probability rows (``from_logits=False``). 1e-2, not 1e-3: a softmax
@@ -172,10 +173,9 @@ def _row_cotangent(cotangent, shape):
 
 def _dce(x, y, from_logits):
     """``d CE / d prediction`` per row for dense targets ``y`` (CE = -Σ_c y_c log q_c)."""
-    logq, dlogq = _log_q(x, from_logits)
     if from_logits:
-        return np.exp(logq) * y.sum(axis=-1, keepdims=True) - y
-    return -y * dlogq
+        return softmax_cross_entropy_grad(x, y)
+    return -y * clamped_log_grad(x)
 
 
 def _exact_rows(prediction, target, row_loss, *, sparse=False):
