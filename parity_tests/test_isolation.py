@@ -2,6 +2,7 @@
 spec`` loads neither (checked in fresh interpreters)."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -52,3 +53,93 @@ def test_import_object_takes_both_path_forms_and_names_a_bad_one():
     assert import_object("os.path.join") is os.path.join
     with pytest.raises(ValueError, match="invalid import path 'join'"):
         import_object("join")
+
+
+# ---------------------------------------------------------------- a [tf]-only or [torch]-only install
+KERAS_FIT = (
+    "import numpy as np, keras, tf_impl\n"
+    "x = np.random.default_rng(0).normal(size=(64, 4)).astype('float32'); y = (x[:, :1] > 0).astype('float32')\n"
+    "model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])\n"
+    "model.compile(optimizer='sgd', loss=tf_impl.get_loss('weighted_bce', pos_weight=2.0))\n"
+    "loss = model.fit(x, y, epochs=2, batch_size=16, verbose=0).history['loss']\n"
+    "assert np.isfinite(loss).all() and loss[-1] < loss[0], loss\n"
+)
+TORCH_STEP = (
+    "import torch, torch_impl\n"
+    "torch.manual_seed(0); x = torch.randn(64, 4); y = (x[:, :1] > 0).float()\n"
+    "model = torch.nn.Linear(4, 1); opt = torch.optim.SGD(model.parameters(), lr=0.5)\n"
+    "loss_fn = torch_impl.get_loss('weighted_bce', pos_weight=2.0); losses = []\n"
+    "for _ in range(5):\n"
+    "    opt.zero_grad(); loss = loss_fn(model(x), y); loss.backward(); opt.step(); losses.append(loss.item())\n"
+    "assert losses[-1] < losses[0], losses\n"
+)
+#: top-level names (and their dist-info) of what a [tf]-only / [torch]-only install lacks
+WITHOUT_TORCH = ("torch", "torchgen", "functorch", "torchmetrics", "lightning", "lightning_utilities",
+                 "lightning_fabric", "pytorch_lightning", "sympy", "mpmath")
+WITHOUT_TF = ("tensorflow", "tensorflow_cpu", "tensorflow_io_gcs_filesystem", "keras", "tf_keras", "tensorboard",
+              "tensorboard_data_server")
+
+
+def _site_packages_without(tmp_path, missing):
+    """A copy of this environment's site-packages (symbolic links) lacking ``missing``: run with
+    ``python -S`` and this folder as the only site directory, those packages are not installed."""
+    import sysconfig
+
+    source = sysconfig.get_paths()["purelib"]
+    view = tmp_path / "site-packages"
+    view.mkdir()
+    for name in os.listdir(source):
+        top = name.split("-")[0].split(".")[0].lower()
+        if top not in missing:
+            os.symlink(os.path.join(source, name), view / name)
+    return view  # the script calls site.addsitedir on it: .pth files (the editable install) are processed
+
+
+@pytest.mark.parametrize("script,missing,absent", [
+    (KERAS_FIT, WITHOUT_TORCH, ("torch", "mpmath")),
+    (TORCH_STEP, WITHOUT_TF, ("tensorflow", "keras")),
+], ids=["tf-only", "torch-only"])
+def test_one_framework_install_imports_and_trains(tmp_path, script, missing, absent):
+    """``pip install lossparity[tf]`` has neither torch nor mpmath; mpmath is needed only by the
+    exact references (the ``dev`` extra). torch brings mpmath through sympy, which is how a
+    [torch] install hid the dependency. Simulated by an environment whose site-packages lacks the
+    other framework (and, for [tf], mpmath): a model trains with our loss."""
+    view = _site_packages_without(tmp_path, missing)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = (f"import sys, site; sys.path[:] = [p for p in sys.path if 'site-packages' not in p]; "
+            f"sys.path.insert(0, {root!r}); site.addsitedir({str(view)!r})\n" + script +
+            f"bad = [m for m in {absent!r} if m in sys.modules]\nassert not bad, bad\nprint('trained')\n")
+    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=600,
+                          cwd=tmp_path, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ""})
+    assert proc.returncode == 0 and "trained" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-3000:]
+    for name in absent:  # the simulation really lacks them
+        probe = subprocess.run([sys.executable, "-S", "-c", code.split("\n")[0] + f"\nimport {name}"],
+                               capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert probe.returncode != 0 and "No module named" in probe.stderr, (name, probe.stderr[-500:])
+
+
+def test_a_broken_loss_plugin_is_reported_by_name_and_breaks_nothing(tmp_path):
+    """An installed distribution whose ``lossparity.specs`` entry point cannot be imported: ``import
+    spec`` and ``import torch_impl`` work, the registry has our catalog, and the plugin is named in a
+    warning, in ``spec.entry_point_failures()`` and in ``spec.get``'s error."""
+    dist = tmp_path / "broken_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[lossparity.specs]\nbroken = no_such_module_for_lossparity\n")
+    script = (
+        "import warnings, spec, torch_impl\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    names = spec.names()\n"
+        "assert 'weighted_bce' in names and torch_impl.get_loss('weighted_bce') is not None\n"
+        "assert any('broken' in str(w.message) and 'no_such_module_for_lossparity' in str(w.message) for w in caught)\n"
+        "assert list(spec.entry_point_failures()) == ['broken'], spec.entry_point_failures()\n"
+        "try:\n"
+        "    spec.get('from_the_plugin')\n"
+        "except KeyError as exc:\n"
+        "    assert 'broken (no_such_module_for_lossparity' in str(exc), exc\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-3000:]

@@ -39,6 +39,7 @@ from .numerics import exact_elementwise_mean, mean_nonbatch, spread_cotangent
 ENTRY_POINT_GROUP = "lossparity.specs"
 _PENDING: dict[str, list[str]] = {"torch": [], "keras": []}
 _LOADED_ENTRY_POINTS = False
+_FAILED_ENTRY_POINTS: dict[str, str] = {}
 
 
 def implementations(*, torch: str | None = None, keras: str | None = None) -> None:
@@ -68,18 +69,35 @@ _declare_implementations = implementations
 
 
 def load_entry_points() -> list[str]:
-    """Import every module advertised under the ``lossparity.specs`` entry-point group."""
+    """Import every module advertised under the ``lossparity.specs`` entry-point group, once.
+
+    Called by the registry the first time it is asked (``spec.names``, ``spec.get``,
+    ``spec.all_specs``), not at ``import spec``. A plugin that fails to import is reported by name
+    (a ``RuntimeWarning``, :func:`entry_point_failures`, and the ``KeyError`` of ``spec.get``) and
+    the library goes on with the entries that did load. Returns the modules loaded by this call."""
     global _LOADED_ENTRY_POINTS
     if _LOADED_ENTRY_POINTS:
         return []
     _LOADED_ENTRY_POINTS = True
+    import warnings
     from importlib.metadata import entry_points
 
     loaded = []
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        ep.load()
+        try:
+            ep.load()
+        except Exception as exc:  # a broken third-party plugin must not break the library
+            _FAILED_ENTRY_POINTS[ep.name] = f"{ep.value}: {type(exc).__name__}: {exc}"
+            warnings.warn(f"lossparity: the loss plugin {ep.name!r} ({ep.value}) failed to load and is "
+                          f"skipped: {type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=3)
+            continue
         loaded.append(ep.value)
     return loaded
+
+
+def entry_point_failures() -> dict[str, str]:
+    """``{plugin name: "module: error"}`` of the ``lossparity.specs`` entry points that failed."""
+    return dict(_FAILED_ENTRY_POINTS)
 
 
 #: float64 gradient tolerance for entries whose gradient is derived numerically (see define)
@@ -179,5 +197,6 @@ def registered_by(module: str) -> list[str]:
     return sorted(set(names()) - before)
 
 
-__all__: Iterable[str] = ["define", "implementations", "import_object", "import_pending", "load_entry_points",
+__all__: Iterable[str] = ["define", "entry_point_failures", "implementations", "import_object", "import_pending",
+                          "load_entry_points",
                           "registered_by", "ENTRY_POINT_GROUP"]

@@ -1,7 +1,6 @@
 """Binary / multilabel classification losses: ``weighted_bce`` and ``binary_focal``."""
 from __future__ import annotations
 
-import mpmath as mp
 import numpy as np
 
 from . import validation as v
@@ -15,6 +14,7 @@ from .numerics import (
     exact_elementwise_mean,
     log_sigmoid,
     mean_nonbatch,
+    mp,
     mp_clamped_log,
     mp_log_sigmoid,
     safe_log,

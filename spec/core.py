@@ -400,15 +400,27 @@ def origin(name: str) -> str:
     return _ORIGIN.get(name, "")
 
 
+def _with_plugins() -> dict[str, LossSpec]:
+    """The registry, after the installed ``lossparity.specs`` entry points have been loaded (once)."""
+    from .api import load_entry_points
+
+    load_entry_points()
+    return _REGISTRY
+
+
 def names() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(_with_plugins())
 
 
 def get(name: str) -> LossSpec:
     try:
-        return _REGISTRY[name]
+        return _with_plugins()[name]
     except KeyError:
-        raise KeyError(f"unknown loss {name!r}; registered: {', '.join(names())}") from None
+        from .api import entry_point_failures
+
+        failed = entry_point_failures()
+        hint = f"; plugins that failed to load: {'; '.join(f'{k} ({v})' for k, v in failed.items())}" if failed else ""
+        raise KeyError(f"unknown loss {name!r}; registered: {', '.join(names())}{hint}") from None
 
 
 def all_specs() -> Sequence[LossSpec]:

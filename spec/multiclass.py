@@ -20,15 +20,14 @@ are rejected, never silently renormalized (seed 002: a sigmoid head feeding a so
 """
 from __future__ import annotations
 
-import mpmath as mp
 import numpy as np
 
 from . import validation as v
 from .cases import EXTREME_LOGITS, rng_for
 from .core import Case, Identity, InvalidCase, LossSpec, Param, ParamError, PeerNote, register
 from .messages import VALIDATE_HINT, format_shape
-from .numerics import (clamped_log, clamped_log_grad, log_softmax, mean_nonbatch, mp_clamped_log, mp_log_softmax,
-                       softmax_cross_entropy_grad)
+from .numerics import (clamped_log, clamped_log_grad, log_softmax, mean_nonbatch, mp, mp_clamped_log,
+                       mp_log_softmax, softmax_cross_entropy_grad)
 from .performance import TORCH_CONTRACT, note
 
 #: |row sum - 1| allowed for probability rows (``from_logits=False``). 1e-2, not 1e-3: a softmax

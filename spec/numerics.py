@@ -19,10 +19,31 @@ Ours equals the true loss for every ``p >= 2**-126`` and keeps ``1/p`` finite in
 """
 from __future__ import annotations
 
+import importlib
 import math
 
-import mpmath as mp
 import numpy as np
+
+class _LazyMpmath:
+    """``mpmath``, imported on first use. Only the exact references (``LossSpec.exact``, the checks
+    against mpmath and the golden vectors' makers) need it, and it comes with the ``dev`` extra: a
+    ``[tf]``- or ``[torch]``-only install imports ``spec``, ``torch_impl`` and ``tf_impl`` without it."""
+
+    _module = None
+
+    def __getattr__(self, name):
+        if _LazyMpmath._module is None:
+            try:
+                _LazyMpmath._module = importlib.import_module("mpmath")
+            except ModuleNotFoundError as exc:
+                raise ModuleNotFoundError(
+                    "the exact (mpmath) references need mpmath: pip install mpmath "
+                    "(or the lossparity[dev] extra)", name="mpmath") from exc
+        return getattr(_LazyMpmath._module, name)
+
+
+#: the mpmath module, loaded when first used (the family modules import it from here)
+mp = _LazyMpmath()
 
 P_MIN = 2.0 ** -126
 LOG_P_MIN = math.log(P_MIN)
@@ -134,7 +155,7 @@ def spread_cotangent(cotangent, shape):
 
 
 # --------------------------------------------------------------------------- mpmath twins
-MP_P_MIN = mp.mpf(2) ** -126
+MP_P_MIN_EXP = -126
 
 
 def mp_log_sigmoid(x):
@@ -150,7 +171,8 @@ def mp_log_softmax(row):
 
 
 def mp_clamped_log(q):
-    return mp.log(q if q >= MP_P_MIN else MP_P_MIN)
+    p_min = mp.ldexp(1, MP_P_MIN_EXP)
+    return mp.log(q if q >= p_min else p_min)
 
 
 def mp_array(a):

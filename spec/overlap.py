@@ -53,14 +53,13 @@ underflows).
 """
 from __future__ import annotations
 
-import mpmath as mp
 import numpy as np
 
 from . import validation as v
 from .cases import EXTREME_LOGITS, EXTREME_PROBS, rng_for
 from .classification import _prediction_domain, _probability_hint
 from .core import Case, Identity, InvalidCase, LossSpec, Param, PeerNote, register
-from .numerics import sigmoid
+from .numerics import mp, sigmoid
 from .performance import KERAS_EAGER, SECOND_SIGMOID, TORCH_CONTRACT, TORCH_VALIDATION, note
 
 FROM_LOGITS = Param(

@@ -2,12 +2,11 @@
 real targets: ``target_domain=None``)."""
 from __future__ import annotations
 
-import mpmath as mp
 import numpy as np
 
 from .cases import rng_for
 from .core import Case, LossSpec, PeerNote, register
-from .numerics import exact_elementwise_mean, mean_nonbatch, spread_cotangent
+from .numerics import exact_elementwise_mean, mean_nonbatch, mp, spread_cotangent
 from .performance import KERAS_EAGER, TORCH_CONTRACT, note
 
 

@@ -21,7 +21,6 @@ not above it, e.g. 0.25, 0.5, 0.9).
 """
 from __future__ import annotations
 
-import mpmath as mp
 import numpy as np
 
 from . import messages
@@ -42,7 +41,7 @@ from .multiclass import (
 )
 from .multiclass import _prediction_domain as _softmax_domain
 from .multiclass import _probability_hint as _softmax_hint
-from .numerics import mean_nonbatch, sigmoid, spread_cotangent
+from .numerics import mean_nonbatch, mp, sigmoid, spread_cotangent
 from .performance import COMPILED_CALL, COUNT_ON_GRAPH, KERAS_EAGER, TORCH_CONTRACT, note
 
 # =========================================================================== messages / layer
