@@ -97,3 +97,71 @@ def test_torch_state_dict_round_trip(name, case_id):
         x, torch.tensor(case.target, dtype=torch.int64 if harness.is_integer(case.target) else torch.float64))
     torch.testing.assert_close(fresh(*args), loss(*args), rtol=0, atol=0)
     assert repr(fresh) == repr(loss)
+
+
+# ---------------------------------------------------------------- Keras string names
+def _keras_name_params():
+    return [pytest.param(e.name, id=e.name) for e in selection.entries()]
+
+
+@pytest.mark.parametrize("name", _keras_name_params())
+def test_keras_string_names_resolve_to_our_class(name):
+    """After ``import tf_impl``: ``keras.losses.get("soft_dice")`` (regularizers:
+    ``keras.regularizers.get("kl_sparsity")``) is our class with its defaults, by spec name, class
+    name and registered name, except where Keras has that name (a built-in keeps its meaning)."""
+    import keras
+
+    import tf_impl
+    from tf_impl import keras_names
+
+    entry = spec.get(name)
+    cls = tf_impl.loss_classes()[name]
+    kind, get = ("regularizers", keras.regularizers.get) if entry.single_input else ("losses", keras.losses.get)
+    names = (name, cls.__name__, f"lossparity>{cls.__name__}")
+    required = [p.name for p in entry.params if p.required or p.default is spec.core.REQUIRED]
+    for key in names:
+        if key in keras_names.BUILT_IN[kind]:
+            builtin = get(key)
+            assert not isinstance(builtin, cls), key
+            assert getattr(builtin, "__module__", type(builtin).__module__).startswith("keras"), key
+            continue
+        if required:  # no default configuration: the spec's error naming the parameter
+            with pytest.raises(ValueError, match=f"^{name}: .*`{required[0]}`"):
+                get(key)
+            continue
+        obj = get(key)
+        assert isinstance(obj, cls), (key, obj)
+        assert obj.get_config() == cls().get_config()
+    assert f"lossparity>{cls.__name__}" in keras_names.ADDED[kind]
+
+
+def test_keras_builtin_names_are_not_shadowed():
+    import keras
+
+    import tf_impl  # noqa: F401
+    from tf_impl import keras_names
+
+    assert {"tversky", "Tversky", "mean_squared_error", "categorical_crossentropy"} <= keras_names.BUILT_IN["losses"]
+    assert keras.losses.get("tversky").__module__.startswith("keras")
+    assert keras.losses.get("mean_squared_error").__module__.startswith("keras")
+    assert isinstance(keras.losses.get("lossparity>Tversky"), __import__("tf_impl").Tversky)
+
+
+def test_model_compiled_with_a_string_name_trains_saves_and_loads(tmp_path):
+    import keras
+
+    import tf_impl
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 4)).astype("float32")
+    y = (x[:, :2] > 0).astype("float32")
+    model = keras.Sequential([keras.Input((4,)),
+                              keras.layers.Dense(2, activity_regularizer="kl_sparsity")])
+    model.compile(optimizer="sgd", loss="soft_dice")
+    history = model.fit(x, y, epochs=2, batch_size=8, verbose=0).history["loss"]
+    assert np.isfinite(history).all()
+    assert isinstance(model.layers[0].activity_regularizer, tf_impl.KLSparsity)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(loaded.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-6)

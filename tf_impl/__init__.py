@@ -5,6 +5,11 @@
 >>> round(float(loss([[1.0, 1.0]], [[0.0, 0.0]])), 6)  # truth first (Keras order)
 2.079442
 
+After ``import tf_impl`` Keras knows our losses by name where the name is free:
+``model.compile(loss="soft_dice")``, ``keras.losses.get("weighted_bce")``,
+``activity_regularizer="kl_sparsity"`` (:mod:`tf_impl.keras_names`; Keras' own names such as
+``"tversky"`` keep their meaning, ours is ``"lossparity>Tversky"``).
+
 Every registered Keras loss class (``WeightedBCE``, ``SoftDice``, ...) is exported here;
 metrics live in :mod:`tf_impl.metrics`, layers in :mod:`tf_impl.layers`, regularizers in
 :mod:`tf_impl.regularizers`.

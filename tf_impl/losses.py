@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import spec as _spec
 
-from . import classification, multiclass, overlap, regression, regularizers  # noqa: F401
+from . import classification, keras_names, multiclass, overlap, regression, regularizers  # noqa: F401
 from ._core import apply, split_params
 from .distributed import scale_for_replicas
 
@@ -32,6 +32,7 @@ class SpecLoss(keras.losses.Loss):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         IMPLEMENTATIONS.register(cls.spec_name, cls)
+        keras_names.register(cls, cls.spec_name)  # model.compile(loss="soft_dice") and keras.losses.get
 
     def __init__(self, *, name=None, **config: Any):
         entry = _spec.get(self.spec_name)
@@ -227,6 +228,8 @@ CountPenalty = keras.saving.register_keras_serializable(package=PACKAGE)(regular
 KLSparsity = keras.saving.register_keras_serializable(package=PACKAGE)(regularizers.KLSparsity)
 IMPLEMENTATIONS.register("count_penalty", CountPenalty)
 IMPLEMENTATIONS.register("kl_sparsity", KLSparsity)
+keras_names.register(CountPenalty, "count_penalty", "regularizers")  # activity_regularizer="count_penalty"
+keras_names.register(KLSparsity, "kl_sparsity", "regularizers")
 
 
 def get_loss(name: str, **config: Any) -> SpecLoss:
