@@ -99,9 +99,9 @@ def run_torch(entry: LossSpec, case: Case, dtype: str, reduction: str, *, device
 def run_keras(entry: LossSpec, case: Case, dtype: str, reduction: str, *, params: Mapping | None = None,
               functional: bool = False, compiled: str | None = None) -> Result:
     """``compiled``: None (eager), "graph" (tf.function) or "xla" (jit_compile=True)."""
-    import tensorflow as tf
+    import tf_impl  # first: it loads TensorFlow without the start-up log lines
 
-    import tf_impl
+    import tensorflow as tf
 
     params = dict(case.params if params is None else params)
     x = tf.constant(case.prediction, dtype=dtype)

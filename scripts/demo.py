@@ -59,9 +59,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     start = time.time()
     names = args.only or spec.names()
-    print("Each cell: max|Δ|/scale / max relative error (elements with |ref| >= 1e-6·scale), over every\n"
-          "case (typical, extreme, edge) and reduction; scale = max(1, max|ref|). Pass/fail uses each\n"
-          "spec entry's tolerances (float64: rtol 1e-10 value, 1e-9 grad; float32: 1e-5 / 1e-4).\n")
     widths = [max(24, *map(len, names)), 8, 5] + [16] * 6 + [8]
     print("  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths)))
     print("  ".join("-" * w for w in widths))
@@ -69,7 +66,9 @@ def main(argv=None) -> int:
     for row, failures in rows(names, with_keras=not args.no_keras):
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)), flush=True)
         all_failures += [f"{row[0]} {row[1]}: {f}" for f in failures]
-    print()
+    print("\nEach cell: max|Δ|/scale / max relative error (elements with |ref| >= 1e-6·scale), over every\n"
+          "case (typical, extreme, edge) and reduction; scale = max(1, max|ref|). Pass/fail uses each\n"
+          "spec entry's tolerances (float64: rtol 1e-10 value, 1e-9 grad; float32: 1e-5 / 1e-4).\n")
     for f in all_failures[:50]:
         print("MISMATCH", f)
     print(f"{len(names)} losses, {len(all_failures)} mismatches, {time.time() - start:.1f} s")

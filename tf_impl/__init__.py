@@ -14,8 +14,12 @@ Every registered Keras loss class (``WeightedBCE``, ``SoftDice``, ...) is export
 metrics live in :mod:`tf_impl.metrics`, layers in :mod:`tf_impl.layers`, regularizers in
 :mod:`tf_impl.regularizers`.
 """
-from . import functional, losses
-from .class_weights import balanced_class_weights, pos_weight_from_labels
+from ._quiet import import_tensorflow
+
+import_tensorflow()  # before any submodule imports it: no C++ start-up log lines (see _quiet)
+
+from . import functional, losses  # noqa: E402
+from .class_weights import balanced_class_weights, pos_weight_from_labels  # noqa: E402
 from .losses import *  # noqa: F401,F403  (every loss class, get_loss, get_functional, register_impl)
 
 __all__ = ["functional", "balanced_class_weights", "pos_weight_from_labels", *losses.__all__]
