@@ -143,3 +143,20 @@ def test_a_broken_loss_plugin_is_reported_by_name_and_breaks_nothing(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-3000:]
+
+
+def test_examples_use_only_the_public_api():
+    """What a user's implementation needs is public: no example imports an underscored module."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "examples"
+    private = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            private += [f"{path.relative_to(root)}: {n}" for n in names if any(p.startswith("_") for p in n.split("."))]
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                private.append(f"{path.relative_to(root)}: .{node.attr}")
+    assert list(root.rglob("*.py")) and not private, private

@@ -13,6 +13,11 @@ After ``import tf_impl`` Keras knows our losses by name where the name is free:
 Every registered Keras loss class (``WeightedBCE``, ``SoftDice``, ...) is exported here;
 metrics live in :mod:`tf_impl.metrics`, layers in :mod:`tf_impl.layers`, regularizers in
 :mod:`tf_impl.regularizers`.
+
+Writing your own loss (see ``examples/user_loss``): subclass :class:`SpecLoss` (or call
+:func:`register_impl`) and build the per-sample loss with :func:`mean_nonbatch` (the mean over
+every non-batch axis); :func:`reduce_weighted` applies ``sample_weight`` and the reduction the
+way every loss here does (``"mean"``: Σ wᵢ ℓᵢ / N, Keras' ``sum_over_batch_size``).
 """
 from ._quiet import import_tensorflow
 
@@ -20,6 +25,9 @@ import_tensorflow()  # before any submodule imports it: no C++ start-up log line
 
 from . import functional, losses  # noqa: E402
 from .class_weights import balanced_class_weights, pos_weight_from_labels  # noqa: E402
+from ._core import mean_nonbatch  # noqa: E402
+from ._core import reduce as reduce_weighted  # noqa: E402
 from .losses import *  # noqa: F401,F403  (every loss class, get_loss, get_functional, register_impl)
 
-__all__ = ["functional", "balanced_class_weights", "pos_weight_from_labels", *losses.__all__]
+__all__ = ["functional", "balanced_class_weights", "mean_nonbatch", "pos_weight_from_labels", "reduce_weighted",
+           *losses.__all__]

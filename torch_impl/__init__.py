@@ -8,9 +8,17 @@
 Every loss class (``WeightedBCELoss``, ``SoftDiceLoss``, ...) is exported here; metrics live in
 :mod:`torch_impl.metrics` (imported on demand: torchmetrics is slow to import), layers in
 :mod:`torch_impl.layers`, Lightning modules in :mod:`torch_impl.lightning`.
+
+Writing your own loss (see ``examples/user_loss``): subclass :class:`SpecLoss` (or call
+:func:`register_impl`) and build the per-sample loss with :func:`mean_nonbatch` (the mean over
+every non-batch axis); :func:`reduce_weighted` applies ``sample_weight`` and the reduction the
+way every loss here does (``"mean"``: Σ wᵢ ℓᵢ / N).
 """
 from . import functional, losses
 from .class_weights import balanced_class_weights, pos_weight_from_labels
+from ._core import mean_nonbatch
+from ._core import reduce as reduce_weighted
 from .losses import *  # noqa: F401,F403  (every loss class, get_loss, get_functional, register_impl)
 
-__all__ = ["functional", "balanced_class_weights", "pos_weight_from_labels", *losses.__all__]
+__all__ = ["functional", "balanced_class_weights", "mean_nonbatch", "pos_weight_from_labels", "reduce_weighted",
+           *losses.__all__]

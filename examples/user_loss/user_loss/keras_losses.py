@@ -3,11 +3,10 @@ import keras
 import tensorflow as tf
 
 import tf_impl
-from tf_impl._core import mean_nonbatch
 
 
 def _squared_hinge_per_sample(x, y, *, margin):
-    return mean_nonbatch(tf.square(tf.maximum(margin - (2.0 * y - 1.0) * x, 0.0)))
+    return tf_impl.mean_nonbatch(tf.square(tf.maximum(margin - (2.0 * y - 1.0) * x, 0.0)))
 
 
 @keras.saving.register_keras_serializable(package="user_loss")

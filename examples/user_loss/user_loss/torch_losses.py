@@ -2,11 +2,10 @@
 import torch
 
 import torch_impl
-from torch_impl._core import mean_nonbatch
 
 
 def _squared_hinge_per_sample(x, y, *, margin):
-    return mean_nonbatch(torch.clamp(margin - (2.0 * y - 1.0) * x, min=0.0) ** 2)
+    return torch_impl.mean_nonbatch(torch.clamp(margin - (2.0 * y - 1.0) * x, min=0.0) ** 2)
 
 
 class SquaredHingeLoss(torch_impl.SpecLoss):
