@@ -160,3 +160,53 @@ def test_examples_use_only_the_public_api():
             if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
                 private.append(f"{path.relative_to(root)}: .{node.attr}")
     assert list(root.rglob("*.py")) and not private, private
+
+
+def _signature_defaults(fn):
+    import inspect
+
+    return {name: (p.kind, p.default) for name, p in inspect.signature(fn).parameters.items()}
+
+
+@pytest.mark.parametrize("framework", ["torch_impl", "tf_impl"])
+def test_every_catalog_entry_exports_its_functional_form_with_the_spec_defaults(framework):
+    """``<framework>.functional.<name>`` exists for every entry of our catalog (``get_functional``
+    would otherwise synthesize one from the class and hide a forgotten export), and its keyword-
+    only parameters are the spec's, with the spec's defaults, plus the common ones."""
+    import importlib
+    import inspect
+
+    import spec
+    from spec.core import REQUIRED
+
+    functional = importlib.import_module(f"{framework}.functional")
+    problems = []
+    for entry in spec.all_specs():
+        if not spec.core.origin(entry.name).startswith("spec."):
+            continue  # users' entries may use the derived form
+        fn = getattr(functional, entry.name, None)
+        if fn is None:
+            problems.append(f"{entry.name}: not exported by {framework}.functional")
+            continue
+        sig = _signature_defaults(fn)
+        # single-input entries (regularizers) have one reduction ("mean") and no sample weights
+        common = {"validate": True} if entry.single_input else {"sample_weight": None, "reduction": "mean",
+                                                                 "validate": True}
+        for p in entry.params:
+            got = sig.get(p.name)
+            if got is None or got[0] is not inspect.Parameter.KEYWORD_ONLY:
+                problems.append(f"{entry.name}: `{p.name}` is not a keyword-only parameter")
+            elif not (got[1] is p.default or (p.required and got[1] in (None, REQUIRED)) or _same(got[1], p.default)):
+                problems.append(f"{entry.name}: `{p.name}` defaults to {got[1]!r}, the spec to {p.default!r}")
+        for name, default in common.items():
+            if name not in sig or not _same(sig[name][1], default):
+                problems.append(f"{entry.name}: `{name}` missing or not defaulting to {default!r}")
+    assert not problems, "\n".join(problems)
+
+
+def _same(a, b):
+    import numpy as np
+
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.array_equal(a, b)
+    return a == b
