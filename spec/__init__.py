@@ -1,8 +1,8 @@
 """The framework-neutral spec: the single source of truth of every loss (NumPy + mpmath only).
 
 >>> import spec
->>> spec.names()[:2]
-['binary_focal', 'weighted_bce']
+>>> spec.names()[:3]
+['asymmetric_exponential', 'binary_focal', 'categorical_crossentropy']
 >>> entry = spec.get("weighted_bce")
 >>> float(entry.reference_reduced([[0.0]], [[1.0]]))  # -log σ(0)
 0.6931471805599453
