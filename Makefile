@@ -61,3 +61,16 @@ REPORT_ARGS ?= --quick --seeds 5
 .PHONY: report
 report: $(STAMP)
 	$(VPY) -m scripts.report --out $(REPORT_OUT) $(REPORT_ARGS)
+
+# The tested version matrix (noxfile.py, docs/versions.md): every session builds its own virtualenv
+# under .matrix/envs and runs the whole suite as `make test` does. SESSION=lowest|newest|newest-torch
+# runs one; MATRIX_ARGS go to pytest (MATRIX_ARGS="-m 'not slow'"); MATRIX_FRESH=1 rebuilds the
+# virtualenvs. nox itself lives in .matrix/tools, outside the project's .venv.
+MATRIX_TOOLS ?= .matrix/tools
+SESSION ?=
+MATRIX_ARGS ?=
+MATRIX_FRESH ?=
+.PHONY: test-matrix
+test-matrix:
+	@test -x $(MATRIX_TOOLS)/bin/nox || { $(PY) -m venv $(MATRIX_TOOLS) && $(MATRIX_TOOLS)/bin/python -m pip install -q "nox>=2025.2.9"; }
+	TORCH_PIN="$(TORCH_PIN)" PYTEST_WORKERS="$(PYTEST_WORKERS)" $(MATRIX_TOOLS)/bin/nox $(if $(SESSION),-s $(SESSION)) $(if $(MATRIX_FRESH),--no-reuse-existing-virtualenvs) -- $(MATRIX_ARGS)
