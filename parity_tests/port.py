@@ -312,33 +312,12 @@ def make_cases(prediction: str, target: str | TargetKind, shape: Sequence[int] |
 
 # ---------------------------------------------------------------------------- frameworks
 def _import_tensorflow():
-    """``import tensorflow`` with its C++ start-up lines (absl, oneDNN) kept off stderr, shown
-    only if the import fails; ``TF_CPP_MIN_LOG_LEVEL=0`` shows them."""
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
-    import tempfile
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """``import tensorflow`` through ``tf_impl``, which loads it with its C++ start-up lines (absl,
+    oneDNN) kept off stderr, shown only if the import fails (``TF_CPP_MIN_LOG_LEVEL=0`` shows them)."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0":
-        import tensorflow
+    from tf_impl._quiet import import_tensorflow
 
-        return tensorflow
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as log:
-        os.dup2(log.fileno(), 2)
-        try:
-            import tensorflow
-        except BaseException:
-            os.dup2(saved, 2)
-            log.seek(0)
-            sys.stderr.write(log.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-    return tensorflow
+    return import_tensorflow()
 
 
 def _resolve(obj: Any, what: str) -> Callable:

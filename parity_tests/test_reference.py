@@ -78,13 +78,21 @@ def _numeric_vjp(entry, case, cot, extra, batch, indices, *, dps, step_exp):
     return out
 
 
-@pytest.mark.parametrize("name,case_id", CASES)
-def test_reference_gradient_matches_finite_differences(name, case_id):
+def _smooth_case(name, case_id):
+    """The entry and case, or a skip: no mpmath exact, or a kink at an element (ties at the row
+    max, x at a threshold, a clamp boundary: the subgradient convention is tested against the
+    frameworks)."""
     entry, case = get_case(name, case_id)
     if not entry.has_exact:
         pytest.skip("the entry provides no mpmath exact")
     if not case.smooth:
-        pytest.skip("kink within the finite-difference step; convention tested in the parity tests")
+        pytest.skip(f"a kink at an element ({case.note or case.id}); convention tested in the parity tests")
+    return entry, case
+
+
+@pytest.mark.parametrize("name,case_id", CASES)
+def test_reference_gradient_matches_finite_differences(name, case_id):
+    entry, case = _smooth_case(name, case_id)
     analytic, cot, extra, batch = _analytic_vjp(entry, case)
     found = _numeric_vjp(entry, case, cot, extra, batch, list(np.ndindex(case.prediction.shape)),
                          dps=MP_DPS, step_exp=FD_STEP_EXP)
@@ -116,11 +124,7 @@ def test_reference_gradient_is_relatively_accurate_at_the_extremes(name, case_id
     below 1e-13; here it must be right to 1e-9 of itself. (Values are already compared relatively
     on every case: ``exact_value`` has ``atol`` 1e-300.) Every extreme and edge case of the catalog
     passes; a smooth case that could not would say why in its ``note`` and be skipped here."""
-    entry, case = get_case(name, case_id)
-    if not entry.has_exact:
-        pytest.skip("the entry provides no mpmath exact")
-    if not case.smooth:
-        pytest.skip("kink within the finite-difference step; convention tested in the parity tests")
+    entry, case = _smooth_case(name, case_id)
     analytic, cot, extra, batch = _analytic_vjp(entry, case)
     indices = list(np.ndindex(case.prediction.shape))
     numeric = _numeric_vjp(entry, case, cot, extra, batch, indices, dps=MP_DPS, step_exp=FD_STEP_EXP)
