@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml | $(VPY)
 	@touch $@
 
 demo: $(STAMP)
-	$(VPY) -m scripts.demo
+	@$(VPY) -m scripts.demo
 
 # The whole suite (slow/ddp included). pytest's exit code 5 ("no tests ran") is a failure.
 test: $(STAMP)
