@@ -174,16 +174,17 @@ def test_torch_validation_adds_nothing_to_the_autograd_graph(name):
 
 
 class _Counting:
-    """Wraps an adapter, counting the value reads ``check_inputs`` makes."""
+    """Wraps an adapter, counting the value reads ``check_inputs`` makes (and how many arrays a
+    batched read covers)."""
 
     def __init__(self, ops):
         self.ops, self.calls = ops, []
 
     def __getattr__(self, name):
         attr = getattr(self.ops, name)
-        if name in ("nonfinite_min_max", "has_nonfinite", "min_max"):
+        if name in ("nonfinite_min_max", "has_nonfinite", "min_max", "nonfinite_min_max_many", "all_within"):
             def counted(x, _attr=attr, _name=name):
-                self.calls.append(_name)
+                self.calls.append((_name, len(x)) if _name in ("nonfinite_min_max_many", "all_within") else _name)
                 return _attr(x)
             return counted
         return attr
@@ -206,8 +207,14 @@ def test_validation_reads_each_floating_array_once(framework):
     w = make(np.array([1.0, 2.0]))
     ops = _Counting(OPS)
     check_inputs(entry, params, p, t, w, ops)
-    # prediction, target, sample_weight: one pass each (NaN/inf and the domain from it)
-    assert ops.calls == ["nonfinite_min_max"] * 3
+    # prediction, target, sample_weight: one pass each (NaN/inf and the domain from it), read
+    # together (one host read for the three): a valid call is one yes/no
+    assert ops.calls == [("all_within", 3)]
+    # an invalid one (a label of 2) is read once more, to find and word the failing check
+    ops = _Counting(OPS)
+    with pytest.raises(ValueError, match="target"):
+        check_inputs(entry, params, p, make(np.array([[1.0, 0.0, 2.0], [0.0, 1.0, 1.0]])), w, ops)
+    assert ops.calls == [("all_within", 3), ("nonfinite_min_max_many", 3)]
     # the same messages on invalid data (the whole catalog: parity_tests/test_errors.py)
     bad = make(np.array([[0.2, np.nan, 0.5], [0.1, 0.4, 0.7]]))
     with pytest.raises(ValueError, match="prediction"):

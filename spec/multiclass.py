@@ -20,6 +20,8 @@ are rejected, never silently renormalized (seed 002: a sigmoid head feeding a so
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import validation as v
@@ -79,7 +81,7 @@ def labels_out_of_range(loss: str, lo: float, hi: float, c: int) -> str:
 
 # =========================================================================== checks
 def _size(shape) -> int:
-    return 1 if any(d is None for d in shape) else int(np.prod(shape))
+    return 1 if any(d is None for d in shape) else math.prod(int(d) for d in shape)  # (np.prod: ~30 µs a call)
 
 
 def _check_class_axis(loss, params, shape):

@@ -3,6 +3,24 @@
 Each framework passes a tiny :class:`ArrayOps` adapter (shape, NaN test, min/max, whether
 values can be read now); the *logic* of what is checked, in which order, and the message text
 live only here.
+
+When the checks run
+-------------------
+* Parameters: once, when a loss is constructed (``LossSpec.validate_config``); the functional
+  forms check theirs on every call (they have no construction), from a cache for plain values.
+* Shapes (and parameter shapes against them, ``check_shapes``): on every call, also at trace time
+  under ``tf.function`` / ``torch.compile``: they cost no device work.
+* Data values (NaN/inf, domains, ``sample_weight`` >= 0, the entry's ``check_values``): with
+  ``validate=True``, eagerly, and only where reading them needs **no device→host
+  synchronization**. An adapter says so per array with the optional ``values_readable(x)``:
+  torch reads the values of CPU tensors (same ``ValueError`` messages as always) and skips the
+  value checks of tensors on an accelerator (CUDA, MPS, XLA, ...), so a training step on a GPU
+  never waits for the device because of a loss; ``torch_impl.sync_value_checks()`` turns them on
+  there too (one device→host read per call, for debugging a run that produces NaN). Keras reads
+  eager values on every device (unchanged). Compiled graphs never read values.
+* All arrays of a call are read together when the adapter can (``nonfinite_min_max_many``: one
+  reduction per array, one host read for all of them); the order of the checks, and so which
+  message a bad call gets, does not depend on it.
 """
 from __future__ import annotations
 
@@ -126,6 +144,38 @@ def split_params(params, is_tensor, to_numpy) -> tuple[dict, dict]:
     return plain, tensors
 
 
+_PLAIN = (bool, int, float, str, type(None))
+_KEY_MAX_ELEMENTS = 4096
+
+
+def _token(value):
+    """A hashable stand-in for a parameter value (its type included: ``True`` is not ``1``), or
+    None where the value is not cached (tensors, objects, large arrays)."""
+    if type(value) in _PLAIN:
+        return type(value), value
+    if isinstance(value, np.ndarray) and value.size <= _KEY_MAX_ELEMENTS and value.dtype.kind in "biuf":
+        return "ndarray", value.dtype.str, value.shape, value.tobytes()
+    if type(value) in (list, tuple) and len(value) <= _KEY_MAX_ELEMENTS:
+        parts = tuple(_token(v) for v in value)
+        return None if any(p is None for p in parts) else (type(value), parts)
+    return None
+
+
+def config_key(plain, reduction, validate):
+    """A hashable key of a functional call's configuration (plain parameter values, small arrays,
+    reduction, validate), or None where it cannot be cached: the frameworks keep the checked
+    configuration of each key (``LossCall``), so a functional call checks its parameters once."""
+    if type(reduction) is not str or type(validate) is not bool:
+        return None
+    items = []
+    for k, v in plain.items():
+        token = _token(v)
+        if token is None:
+            return None
+        items.append((k, token))
+    return reduction, validate, *sorted(items)
+
+
 # --------------------------------------------------------------------------- inputs
 class ArrayOps(Protocol):
     """What the validation driver needs from a framework."""
@@ -148,6 +198,13 @@ class ArrayOps(Protocol):
     # optional: ``nonfinite_min_max(x) -> (has_nonfinite, min, max)`` from one pass over x (min and
     # max may be None, e.g. for integer or empty arrays: ``min_max`` is then asked when needed).
     # When an adapter has it, ``check_inputs`` reads each array once (see :class:`_OnePassOps`).
+    # optional: ``nonfinite_min_max_many(arrays) -> [(has_nonfinite, min, max), ...]``: the same for
+    # every array of a call at once (one host read for all of them; extremes of integer arrays too).
+    # optional: ``values_readable(x) -> bool``: False where reading x's values would synchronize
+    # with an accelerator; the data checks of the call are then skipped (see the module docs).
+    # optional: ``all_within([(x, (lo, hi)), ...]) -> bool``: every value of every (non-empty) x
+    # satisfies ``lo <= v <= hi`` (NaN never does): the one-read test of a valid call, for entries
+    # without a ``check_values`` hook; False sends the call through the detailed checks.
 
 
 class _OnePassOps:
@@ -156,9 +213,9 @@ class _OnePassOps:
     one host sync per array instead of two). Holds the arrays it has seen, so ids are not reused
     while it lives; everything else is delegated unchanged."""
 
-    def __init__(self, ops):
+    def __init__(self, ops, arrays=(), stats=()):
         self._ops = ops
-        self._seen: dict[int, tuple] = {}
+        self._seen: dict[int, tuple] = {id(x): (x, *st) for x, st in zip(arrays, stats)}
 
     def _stats(self, x):
         hit = self._seen.get(id(x))
@@ -207,53 +264,137 @@ class NumpyOps:
         return a.dtype.kind in "iub" or bool(np.all(a == np.round(a)))
 
 
+class InputChecker:
+    """:func:`check_inputs` for one configuration (entry and validated params): what depends only
+    on them (the domains, the hooks) is worked out once, so a loss object checks each call with
+    no more than the call needs. The checks, their order and their messages are
+    :func:`check_inputs`'s (which is ``InputChecker(spec, params)(...)``)."""
+
+    __slots__ = ("spec", "params", "loss", "single_input", "target_shape", "check_shapes", "prediction_domain",
+                 "target_domain", "check_values", "_bounds")
+
+    def __init__(self, spec: LossSpec, params):
+        self.spec, self.params, self.loss = spec, params, spec.name
+        self.single_input = spec.single_input
+        self.target_shape = spec.target_shape
+        self.check_shapes = spec.check_shapes
+        self.prediction_domain = spec.prediction_domain(params)
+        self.target_domain = None if spec.single_input else spec.target_domain
+        self.check_values = spec.check_values
+        # the closed bounds of a valid prediction / target / sample_weight: finite (the largest
+        # float stands for "unbounded", so that ±inf and NaN fall outside) and in the domain
+        self._bounds = tuple(_bounds(d) for d in (self.prediction_domain, self.target_domain, (0.0, None)))
+
+    def __call__(self, prediction, target, sample_weight, ops: ArrayOps, validate: bool = True) -> None:
+        loss = self.loss
+        p_shape = ops.shape(prediction)
+        if len(p_shape) < 1:
+            raise ValueError(messages.no_batch_axis(loss, p_shape))
+        if not self.single_input:
+            t_shape = ops.shape(target)
+            if self.target_shape is not None:
+                expected = self.target_shape(p_shape)
+                if not _same_shape(expected, t_shape):
+                    raise ValueError(messages.target_shape(loss, expected, t_shape))
+            elif not _same_shape(p_shape, t_shape):
+                raise ValueError(messages.shape_mismatch(loss, p_shape, t_shape))
+        if sample_weight is not None:
+            w_shape = ops.shape(sample_weight)
+            if len(w_shape) != 1 or not _dims_equal(w_shape[0], p_shape[0]):
+                raise ValueError(messages.sample_weight_shape(loss, w_shape, _dim_text(p_shape[0])))
+        if self.check_shapes is not None:
+            self.check_shapes(loss, self.params, p_shape)
+        if not (validate and ops.can_read_values()):
+            return
+        readable = getattr(ops, "values_readable", None)
+        if readable is not None and not readable(prediction):
+            return  # values on an accelerator: no device→host read (module docs)
+        within = getattr(ops, "all_within", None)
+        if within is not None and self.check_values is None:
+            # the valid call's path: one yes/no over every array; any "no" runs the checks below,
+            # which find the first failing one and word its message
+            p_bounds, t_bounds, w_bounds = self._bounds
+            checks = [(prediction, p_bounds)] if self.single_input else [(prediction, p_bounds), (target, t_bounds)]
+            if sample_weight is not None:
+                checks.append((sample_weight, w_bounds))
+            if within(checks):
+                return
+        self._check_values(prediction, target, sample_weight, ops)
+
+    def _check_values(self, prediction, target, sample_weight, ops) -> None:
+        loss = self.loss
+        arrays = [("prediction", prediction, self.prediction_domain)]
+        if not self.single_input:
+            arrays.append(("target", target, self.target_domain))
+        many = getattr(ops, "nonfinite_min_max_many", None)
+        if many is not None:  # every array read at once: the same checks, in the same order
+            every = [x for _, x, _ in arrays] + ([] if sample_weight is None else [sample_weight])
+            stats = many(every)
+            for (arg, _, _), (bad, _, _) in zip(arrays, stats):
+                if bad:
+                    raise ValueError(messages.not_finite(loss, arg))
+            for (arg, x, domain), (_, vmin, vmax) in zip(arrays, stats):
+                if domain is None:
+                    continue
+                if vmin is None:  # empty, or a dtype without extremes in one pass (bool)
+                    if _num_elements(ops.shape(x)) == 0:
+                        continue
+                    vmin, vmax = ops.min_max(x)
+                if vmin < domain[0] or vmax > domain[1]:
+                    self._out_of_domain(arg, domain, vmin, vmax)
+            if sample_weight is not None:
+                bad, vmin, _ = stats[-1]
+                if bad:
+                    raise ValueError(messages.not_finite(loss, "sample_weight"))
+                if vmin is None and _num_elements(ops.shape(sample_weight)) > 0:
+                    vmin, _ = ops.min_max(sample_weight)
+                if vmin is not None and vmin < 0:
+                    raise ValueError(messages.negative_weight(loss, vmin))
+            if self.check_values is not None:
+                self.check_values(loss, self.params, prediction, target, _OnePassOps(ops, every, stats))
+            return
+        if hasattr(ops, "nonfinite_min_max"):
+            ops = _OnePassOps(ops)
+        for arg, x, _ in arrays:
+            if ops.has_nonfinite(x):
+                raise ValueError(messages.not_finite(loss, arg))
+        for arg, x, domain in arrays:
+            if domain is None or _num_elements(ops.shape(x)) == 0:
+                continue
+            vmin, vmax = ops.min_max(x)
+            if vmin < domain[0] or vmax > domain[1]:
+                self._out_of_domain(arg, domain, vmin, vmax)
+        if sample_weight is not None and _num_elements(ops.shape(sample_weight)) > 0:
+            if ops.has_nonfinite(sample_weight):
+                raise ValueError(messages.not_finite(loss, "sample_weight"))
+            vmin, _ = ops.min_max(sample_weight)
+            if vmin < 0:
+                raise ValueError(messages.negative_weight(loss, vmin))
+        if self.check_values is not None:
+            self.check_values(loss, self.params, prediction, target, ops)
+
+    def _out_of_domain(self, arg, domain, vmin, vmax):
+        hint = self.spec.prediction_domain_hint(self.params) if arg == "prediction" else ""
+        raise ValueError(messages.out_of_domain(self.loss, arg, domain[0], domain[1], vmin, vmax, hint))
+
+
 def check_inputs(spec: LossSpec, params, prediction, target, sample_weight, ops: ArrayOps,
                  validate: bool = True) -> None:
-    """Validate a call. Shape checks always run; data checks run when ``validate`` and values
-    can be read (eager). Order: shapes → NaN → domains → sample_weight values → the entry's
+    """Validate a call. Shape checks always run; data checks run when ``validate``, values can be
+    read (eager) and reading them needs no device synchronization (``ops.values_readable``, see
+    the module docs). Order: shapes → NaN → domains → sample_weight values → the entry's
     ``check_values`` hook."""
-    loss = spec.name
-    p_shape = ops.shape(prediction)
-    if len(p_shape) < 1:
-        raise ValueError(messages.no_batch_axis(loss, p_shape))
-    if not spec.single_input:
-        t_shape = ops.shape(target)
-        if spec.target_shape is not None:
-            expected = spec.target_shape(p_shape)
-            if not _same_shape(expected, t_shape):
-                raise ValueError(messages.target_shape(loss, expected, t_shape))
-        elif not _same_shape(p_shape, t_shape):
-            raise ValueError(messages.shape_mismatch(loss, p_shape, t_shape))
-    if sample_weight is not None:
-        w_shape = ops.shape(sample_weight)
-        if len(w_shape) != 1 or not _dims_equal(w_shape[0], p_shape[0]):
-            raise ValueError(messages.sample_weight_shape(loss, w_shape, _dim_text(p_shape[0])))
-    if spec.check_shapes is not None:
-        spec.check_shapes(loss, params, p_shape)
-    if not (validate and ops.can_read_values()):
-        return
-    if hasattr(ops, "nonfinite_min_max"):
-        ops = _OnePassOps(ops)
-    arrays = [("prediction", prediction, spec.prediction_domain(params), spec.prediction_domain_hint(params))]
-    if not spec.single_input:
-        arrays.append(("target", target, spec.target_domain, ""))
-    for arg, x, _, _ in arrays:
-        if ops.has_nonfinite(x):
-            raise ValueError(messages.not_finite(loss, arg))
-    for arg, x, domain, hint in arrays:
-        if domain is None or _num_elements(ops.shape(x)) == 0:
-            continue
-        vmin, vmax = ops.min_max(x)
-        if vmin < domain[0] or vmax > domain[1]:
-            raise ValueError(messages.out_of_domain(loss, arg, domain[0], domain[1], vmin, vmax, hint))
-    if sample_weight is not None and _num_elements(ops.shape(sample_weight)) > 0:
-        if ops.has_nonfinite(sample_weight):
-            raise ValueError(messages.not_finite(loss, "sample_weight"))
-        vmin, _ = ops.min_max(sample_weight)
-        if vmin < 0:
-            raise ValueError(messages.negative_weight(loss, vmin))
-    if spec.check_values is not None:
-        spec.check_values(loss, params, prediction, target, ops)
+    InputChecker(spec, params)(prediction, target, sample_weight, ops, validate)
+
+
+_LARGEST = float(np.finfo(np.float64).max)
+
+
+def _bounds(domain) -> tuple[float, float]:
+    """``(lo, hi)`` with ``lo <= v <= hi`` exactly for the finite values of a domain (None bounds:
+    unbounded; NaN and ±inf are never inside)."""
+    lo, hi = (None, None) if domain is None else domain
+    return (-_LARGEST if lo is None else float(lo)), (_LARGEST if hi is None else float(hi))
 
 
 def _dims_equal(a, b) -> bool:
@@ -261,7 +402,7 @@ def _dims_equal(a, b) -> bool:
 
 
 def _same_shape(a, b) -> bool:
-    return len(a) == len(b) and all(_dims_equal(x, y) for x, y in zip(a, b))
+    return a == b or (len(a) == len(b) and all(_dims_equal(x, y) for x, y in zip(a, b)))
 
 
 def _dim_text(d):

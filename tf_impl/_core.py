@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 import spec as _spec
-from spec.validation import check_inputs
+from spec.validation import InputChecker, config_key
 from spec.validation import split_params as _split_params
 
 
@@ -49,6 +49,36 @@ class TFOps:
             return False, None, None
         lo, hi = self.min_max(x)
         return not (math.isfinite(lo) and math.isfinite(hi)), lo, hi
+
+    def nonfinite_min_max_many(self, arrays):
+        """:meth:`nonfinite_min_max` of every array of a call (integer arrays' extremes too). Eager
+        tensors on the CPU are read through NumPy (``min``/``max`` propagate NaN; no TF op, each
+        of which costs more in eager dispatch than the reduction itself); others by the stacked
+        TF reduction of :meth:`min_max`."""
+        out = []
+        for x in arrays:
+            dtype = x.dtype
+            if not (dtype.is_floating or dtype.is_integer) or x.shape.num_elements() == 0:
+                out.append((False, None, None))
+                continue
+            if "CPU" in x.device:
+                a = x.numpy()
+                if a.dtype.kind not in "fiu":  # bfloat16 (ml_dtypes)
+                    a = a.astype(np.float32)
+                lo, hi = float(a.min()), float(a.max())
+            else:
+                lo, hi = self.min_max(x)
+            out.append((dtype.is_floating and not (math.isfinite(lo) and math.isfinite(hi)), lo, hi))
+        return out
+
+    def all_within(self, checks):
+        """Every value of every tensor within its bounds (``lo <= v <= hi``; NaN never is): the
+        extremes of :meth:`nonfinite_min_max_many`, NumPy for eager CPU tensors."""
+        arrays = [x for x, _ in checks]
+        for (_, (lo, hi)), (_, vmin, vmax) in zip(checks, self.nonfinite_min_max_many(arrays)):
+            if vmin is not None and not (vmin >= lo and vmax <= hi):
+                return False
+        return True
 
     def row_sum_range(self, x):
         s = tf.reduce_sum(tf.cast(x, tf.float64 if x.dtype == tf.float64 else tf.float32), axis=-1)
@@ -116,25 +146,116 @@ def mean_nonbatch(elementwise: tf.Tensor) -> tf.Tensor:
     return elementwise if rank == 1 else tf.reduce_mean(elementwise, axis=list(range(1, rank)))
 
 
-def apply(name: str, per_sample: Callable, y_true, y_pred, sample_weight, params: Mapping[str, Any],
-          reduction: str, validate: bool, *, checked: bool = False) -> tf.Tensor:
-    """Run one loss call under the contract. ``checked``: params/reduction already validated."""
+def with_total(total: Callable) -> Callable:
+    """Give a per-sample function ``per_sample(x, y, **params) -> (N,)`` its reduced form
+    ``total(x, y, mean, **params)``: ``Σ_i ℓ_i / N`` when ``mean``, else ``Σ_i ℓ_i``, a scalar,
+    which :class:`LossCall` uses without sample weights for a non-empty input of static shape
+    (the torch twin's :func:`torch_impl._core.with_total`)."""
+
+    def attach(per_sample: Callable) -> Callable:
+        per_sample.total = total
+        return per_sample
+
+    return attach
+
+
+def _as_tensor(x):
+    return x if isinstance(x, tf.Tensor) else as_tensor(x)
+
+
+class LossCall:
+    """One loss configuration (entry, validated params, reduction, validate), worked out once (the
+    torch twin's :class:`torch_impl._core.LossCall`): a call checks shapes (always; at trace time
+    under ``tf.function``), data values (``validate``, eager), casts to the compute dtype and
+    computes, through the loss's reduced form (:func:`with_total`) for "mean"/"sum" without
+    sample weights. Array parameters become constants once per dtype (eagerly)."""
+
+    __slots__ = ("entry", "per_sample", "total", "params", "reduction", "validate", "check", "batch_statistic",
+                 "class_targets", "scalars", "vectors", "_constants")
+
+    def __init__(self, entry, per_sample: Callable, params: Mapping[str, Any], reduction: str, validate: bool):
+        self.entry = entry
+        self.per_sample = per_sample
+        self.total = getattr(per_sample, "total", None)
+        self.params = dict(params)
+        self.reduction = reduction
+        self.validate = validate
+        self.check = InputChecker(entry, self.params)
+        self.batch_statistic = entry.is_batch_statistic(self.params)
+        # class-index targets (entries with a target_shape rule) stay integers; every other target,
+        # integer one-hot labels included, joins the compute dtype
+        self.class_targets = entry.target_shape is not None
+        self.scalars = {k: v for k, v in self.params.items() if not isinstance(v, np.ndarray)}
+        self.vectors = {k: v for k, v in self.params.items() if isinstance(v, np.ndarray)}
+        self._constants: dict = {}
+
+    def kwargs(self, dtype: tf.DType, tensors: Mapping[str, Any] | None = None) -> dict:
+        if not self.vectors and not tensors:
+            return self.scalars
+        out = dict(self.scalars)
+        eager = tf.executing_eagerly()
+        for key, value in self.vectors.items():
+            const = self._constants.get((key, dtype)) if eager else None
+            if const is None:
+                const = tf.constant(value, dtype=dtype)
+                if eager:  # a graph's constant belongs to that graph: cached only eagerly
+                    self._constants[(key, dtype)] = const
+            out[key] = const
+        for key, value in (tensors or {}).items():
+            out[key] = tf.cast(value, dtype)
+        return out
+
+    def __call__(self, y_true, y_pred, sample_weight, tensors=None) -> tf.Tensor:
+        y_pred = _as_tensor(y_pred)
+        y_true = None if y_true is None else _as_tensor(y_true)
+        sample_weight = None if sample_weight is None else _as_tensor(sample_weight)
+        self.check(y_pred, y_true, sample_weight, OPS, self.validate)
+        dtype = tf.float64 if y_pred.dtype == tf.float64 else tf.float32
+        x = y_pred if y_pred.dtype == dtype else tf.cast(y_pred, dtype)
+        y = y_true
+        if y_true is not None and y_true.dtype != dtype and not (self.class_targets and y_true.dtype.is_integer):
+            y = tf.cast(y_true, dtype)
+        kwargs = self.kwargs(dtype, tensors)
+        if self.batch_statistic:
+            w = None if sample_weight is None else tf.cast(sample_weight, dtype)
+            return self.per_sample(x, y, sample_weight=w, **kwargs)
+        reduction = self.reduction
+        if sample_weight is None and reduction != "none" and self.total is not None:
+            if x.shape.num_elements():  # a static, non-empty shape: the reduced form
+                return self.total(x, y, reduction == "mean", **kwargs)
+        return reduce(self.per_sample(x, y, **kwargs), sample_weight, reduction)
+
+
+_PLANS: dict[tuple, LossCall] = {}
+_PLAN_LIMIT = 512
+
+
+def _plan(name: str, per_sample: Callable, plain: Mapping[str, Any], reduction, validate) -> LossCall:
+    """The :class:`LossCall` of a functional call: reused for a configuration of plain values and
+    small arrays (checked once), built and checked each call otherwise (the torch twin's)."""
     entry = _spec.get(name)
-    y_pred = as_tensor(y_pred)
-    y_true = None if y_true is None else as_tensor(y_true)
-    sample_weight = None if sample_weight is None else as_tensor(sample_weight)
-    plain, tensors = split_params(params)
-    if not checked:
-        plain, reduction, validate = entry.validate_config(dict(plain, reduction=reduction, validate=validate))
-    check_inputs(entry, plain, y_pred, y_true, sample_weight, OPS, validate)
-    dtype = compute_dtype(y_pred)
-    x = tf.cast(y_pred, dtype)
-    # class-index targets (entries with a target_shape rule) stay integers; every other target,
-    # integer one-hot labels included, joins the compute dtype
-    keep = entry.target_shape is not None and y_true is not None and y_true.dtype.is_integer
-    y = None if y_true is None else (y_true if keep else tf.cast(y_true, dtype))
-    kwargs = params_as_tensors({**plain, **tensors}, dtype)
-    if entry.is_batch_statistic(plain):
-        w = None if sample_weight is None else tf.cast(sample_weight, dtype)
-        return per_sample(x, y, sample_weight=w, **kwargs)
-    return reduce(per_sample(x, y, **kwargs), sample_weight, reduction)
+    key = config_key(plain, reduction, validate)
+    if key is not None:
+        key = (name, per_sample, *key)
+        hit = _PLANS.get(key)
+        if hit is not None and hit.entry is entry:
+            return hit
+    params, reduction, validate = entry.validate_config(dict(plain, reduction=reduction, validate=validate))
+    plan = LossCall(entry, per_sample, params, reduction, validate)
+    if key is not None:
+        if len(_PLANS) >= _PLAN_LIMIT:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return plan
+
+
+def apply(name: str, per_sample: Callable, y_true, y_pred, sample_weight, params: Mapping[str, Any],
+          reduction: str, validate: bool) -> tf.Tensor:
+    """Run one functional call under the contract: parameters checked (once per configuration of
+    plain values), then :class:`LossCall`. Parameters given as tensors or variables are checked
+    through their values on every call (placeholders of their shape in graph mode)."""
+    tensors = None
+    if any(isinstance(v, (tf.Tensor, tf.Variable)) for v in params.values()):
+        params, tensors = split_params(params)
+    plan = _plan(name, per_sample, params, reduction, validate)
+    return plan(y_true, y_pred, sample_weight, tensors)

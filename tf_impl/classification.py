@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from spec.numerics import LOG_P_MIN, P_MIN
 
-from ._core import apply, mean_nonbatch
+from ._core import apply, mean_nonbatch, reduce, with_total
 
 
 def _log_probs(x: tf.Tensor, from_logits: bool):
@@ -58,29 +58,67 @@ def _sum_to(t, w):
     return tf.reduce_sum(t, axis=list(range(t.shape.rank - w.shape.rank)))
 
 
-def _wbce_logits(x, y, pos_weight):
-    """Per-sample weighted BCE of logits with a closed-form gradient (``tf.custom_gradient``):
-    ``ℓ = w y softplus(-x) + (1-y) softplus(x)``, ``dℓ/dx = (1-y) σ(x) - w y σ(-x)``. A tensor
-    ``pos_weight`` (e.g. a variable) is an input of the custom gradient and gets
-    ``dℓ/dw = y softplus(-x)`` summed over the axes it broadcasts over."""
+def _total_scale(x, mean: bool) -> float:
+    """``c`` of the reduced elementwise loss ``c · Σ ℓ``: ``1/(N M)`` ("mean") or ``1/M`` ("sum"), M
+    elements per sample (a static, non-empty shape: see ``LossCall``)."""
+    size = x.shape.num_elements()
+    return 1.0 / size if mean else float(x.shape[0]) / size
+
+
+def _elementwise_closed_form(x, value_and_grad, per_sample: bool, mean: bool = True):
+    """``tf.custom_gradient`` over x of an elementwise closed form ``value_and_grad(x) -> (ℓ,
+    grad_fn)`` (``grad_fn()``: d(Σ ℓ)/dx, evaluated only when a gradient is asked): the
+    per-sample loss (mean over the non-batch axes) with the per-sample cotangent spread over the
+    elements, or (``per_sample=False``) the reduced ``c · Σ ℓ`` with a scalar cotangent."""
+
+    @tf.custom_gradient
+    def f(x):
+        loss, grad_fn = value_and_grad(x)
+        if per_sample:
+            return mean_nonbatch(loss), lambda g: _elementwise_cotangent(g, x) * grad_fn()
+        c = _total_scale(x, mean)
+        return tf.reduce_sum(loss) * c, lambda g: (g * c) * grad_fn()
+
+    return f(x)
+
+
+def _bce_unit_weight(x, y):
+    """Elementwise BCE of logits with ``pos_weight = 1`` (the default) and its gradient function,
+    the torch twin's ``_bce_unit_weight``: ``e = exp(-|x|)``, ``L = log1p(e)``, ``d = H(x) - y``
+    (``H`` the step, ½ at 0, as ``(sign(x) + 1) / 2``: exact), ``ℓ = L + x d``, ``dℓ/dx = d -
+    sign(x) σ(-|x|)``."""
+    na = -tf.abs(x)
+    sgn = tf.sign(x)
+    d = (sgn + 1.0) * 0.5 - y
+    loss = tf.math.log1p(tf.exp(na)) + x * d
+    return loss, lambda: d - sgn * tf.sigmoid(na)
+
+
+def _wbce_logits(x, y, pos_weight, per_sample=True, mean=True):
+    """Weighted BCE of logits with a closed-form gradient (``tf.custom_gradient``):
+    ``ℓ = w y softplus(-x) + (1-y) softplus(x)``, ``dℓ/dx = (1-y) σ(x) - w y σ(-x)``; per sample
+    or reduced (``per_sample=False``: ``Σ_i ℓ_i``, over N when ``mean``). A scalar ``w = 1`` (the
+    default) takes :func:`_bce_unit_weight`. A tensor ``pos_weight`` (e.g. a variable) is an input
+    of the custom gradient and gets ``dℓ/dw = y softplus(-x)`` summed over the axes it broadcasts
+    over (per sample only)."""
     w_is_tensor = isinstance(pos_weight, (tf.Tensor, tf.Variable))
+    if not w_is_tensor and pos_weight == 1.0:
+        return _elementwise_closed_form(x, lambda x: _bce_unit_weight(x, y), per_sample, mean)
 
     def value(x, w):
         sp_pos, sp_neg = _softplus_pair(x)
-        wy = y if (not w_is_tensor and w == 1.0) else w * y
-        return mean_nonbatch(wy * sp_neg + (1.0 - y) * sp_pos), wy, sp_neg
+        wy = w * y
+        return wy * sp_neg + (1.0 - y) * sp_pos, wy, sp_neg
 
-    def grad_x(g, x, wy):
-        gx = (1.0 - y) * tf.sigmoid(x) - wy * tf.sigmoid(-x)
-        return _elementwise_cotangent(g, x) * gx
+    def grad_x(x, wy):
+        return (1.0 - y) * tf.sigmoid(x) - wy * tf.sigmoid(-x)
 
     if not w_is_tensor:
-        @tf.custom_gradient
-        def f(x):
-            out, wy, _ = value(x, pos_weight)
-            return out, lambda g: grad_x(g, x, wy)
+        def value_and_grad(x):
+            loss, wy, _ = value(x, pos_weight)
+            return loss, lambda: grad_x(x, wy)
 
-        return f(x)
+        return _elementwise_closed_form(x, value_and_grad, per_sample, mean)
 
     @tf.custom_gradient
     def f_w(x, w):
@@ -88,13 +126,21 @@ def _wbce_logits(x, y, pos_weight):
 
         def grad(g):
             c = _elementwise_cotangent(g, x)
-            return grad_x(g, x, wy), _sum_to(c * y * sp_neg, w)
+            return c * grad_x(x, wy), _sum_to(c * y * sp_neg, w)
 
-        return out, grad
+        return mean_nonbatch(out), grad
 
     return f_w(x, pos_weight)
 
 
+def _weighted_bce_total(x, y, mean, *, pos_weight, from_logits):
+    if from_logits and not isinstance(pos_weight, (tf.Tensor, tf.Variable)):
+        return _wbce_logits(x, y, pos_weight, per_sample=False, mean=mean)
+    return reduce(_weighted_bce_per_sample(x, y, pos_weight=pos_weight, from_logits=from_logits), None,
+                  "mean" if mean else "sum")
+
+
+@with_total(_weighted_bce_total)
 def _weighted_bce_per_sample(x, y, *, pos_weight, from_logits):
     if from_logits:
         return _wbce_logits(x, y, pos_weight)
@@ -124,24 +170,27 @@ def weighted_bce(y_true, y_pred, *, pos_weight=1.0, from_logits=True, sample_wei
 _M_TINY = 2.0 ** -100
 
 
-def _focal_logits(x, y, gamma, alpha):
-    """Per-sample focal loss of logits with a closed-form gradient (``tf.custom_gradient``), the
-    math of the torch twin: ``m = 1 - p_t = (1-y) σ(x) + y σ(-x)``, ``log m`` directly where
-    ``m >= 2**-100`` and ``-(|x| + s)`` (the exact hard-label limit) below; ``m^γ = exp(γ log m)``;
-    ``dℓ/dx = α_t m^γ (γ BCE (1-2y) σ(x) σ(-x) / m + (1-y) σ(x) - y σ(-x))``, with ``(1-2y)`` for
-    the underflowed ``σ(x) σ(-x) / m``: finite for every gamma >= 0; integer ``γ >= 1``: ``m^γ`` by
-    multiplication, ``dℓ/dx = α_t m^(γ-1) (γ BCE dm/dx + m dBCE/dx)``. A tensor ``alpha`` (e.g. a
-    variable) is an input of the custom gradient: ``dℓ/dα = (2y-1) m^γ BCE``."""
+def _focal_logits(x, y, gamma, alpha, per_sample=True, mean=True):
+    """Focal loss of logits with a closed-form gradient (``tf.custom_gradient``), per sample or
+    reduced (``per_sample=False``), the math of the torch twin: ``m = 1 - p_t = (1-y) σ(x) + y
+    σ(-x)``, ``BCE = (1-y) softplus(x) + y softplus(-x)``, ``log m`` directly where ``m >= 2**-100``
+    and ``-max(softplus(x), softplus(-x))`` (the exact hard-label limit) below; ``m^γ = exp(γ log
+    m)``; ``dℓ/dx = α_t m^γ (γ BCE (1-2y) σ(x) σ(-x) / m + (1-y) σ(x) - y σ(-x))``, with ``(1-2y)``
+    for the underflowed ``σ(x) σ(-x) / m``: finite for every gamma >= 0; integer ``γ >= 1``:
+    ``m^γ`` by multiplication, ``dℓ/dx = α_t m^(γ-1) (γ BCE dm/dx + m dBCE/dx)``. A tensor
+    ``alpha`` (e.g. a variable) is an input of the custom gradient: ``dℓ/dα = (2y-1) m^γ BCE``
+    (per sample only)."""
     a_is_tensor = isinstance(alpha, (tf.Tensor, tf.Variable))
 
     int_gamma = gamma >= 1.0 and float(gamma).is_integer()
 
     def value(x, a):
-        sp_pos, sp_neg = _softplus_pair(x)
-        sx, snx = tf.sigmoid(x), tf.sigmoid(-x)
+        nx = -x
+        sx, snx = tf.sigmoid(x), tf.sigmoid(nx)
+        sp_pos, sp_neg = tf.math.softplus(x), tf.math.softplus(nx)
         omy = 1.0 - y
-        t1, t2 = omy * sx, y * snx  # (1-y) σ(x), y σ(-x)
-        m = t1 + t2
+        t1 = omy * sx  # (1-y) σ(x)
+        m = t1 + y * snx
         mod = tiny = None
         if gamma == 0.0:
             pass
@@ -151,39 +200,38 @@ def _focal_logits(x, y, gamma, alpha):
             tiny = m < tf.constant(_M_TINY, x.dtype)
             log_m = tf.where(tiny, -tf.maximum(sp_pos, sp_neg), tf.math.log(m))
             mod = tf.exp(gamma * log_m)
-        bce = y * sp_neg + omy * sp_pos
-        focal = bce if mod is None else bce * mod
-        a_t = None if a is None else a * y + (1.0 - a) * omy
-        loss = focal if a_t is None else a_t * focal
-        parts = (sx, snx, omy, t1, t2, m, tiny, bce, mod, a_t, focal)
-        return mean_nonbatch(loss), parts
+        bce = omy * sp_pos + y * sp_neg
+        focal = bce if mod is None else mod * bce
+        a_t = None if a is None else y * (2.0 * a - 1.0) + (1.0 - a)
+        loss = focal if a_t is None else focal * a_t
+        parts = (sx, snx, omy, t1, m, tiny, bce, mod, a_t, focal)
+        return loss, parts
 
-    def grad_x(g, x, parts):
-        sx, snx, omy, t1, t2, m, tiny, bce, mod, a_t, _ = parts
-        d_bce = t1 - t2
+    def grad_x(x, parts):
+        sx, snx, omy, t1, m, tiny, bce, mod, a_t, _ = parts
+        d_bce = t1 - y * snx
         if mod is None:
             gx = d_bce
         else:
             om2y = omy - y
             dm = sx * snx * om2y  # dm/dx
             if int_gamma:  # α_t m^(γ-1) (γ BCE dm/dx + m dBCE/dx)
-                gx = gamma * dm * bce + m * d_bce
+                gx = d_bce * m + (gamma * bce) * dm
                 if gamma > 1.0:
                     gx = gx * (m if gamma == 2.0 else tf.pow(m, int(gamma) - 1))
             else:
                 d_log_m = tf.where(tiny, om2y, dm / m)
-                gx = (gamma * d_log_m * bce + d_bce) * mod
+                gx = (d_log_m * bce * gamma + d_bce) * mod
         if a_t is not None:
-            gx = a_t * gx
-        return _elementwise_cotangent(g, x) * gx
+            gx = gx * a_t
+        return gx
 
     if not a_is_tensor:
-        @tf.custom_gradient
-        def f(x):
-            out, parts = value(x, alpha)
-            return out, lambda g: grad_x(g, x, parts)
+        def value_and_grad(x):
+            loss, parts = value(x, alpha)
+            return loss, lambda: grad_x(x, parts)
 
-        return f(x)
+        return _elementwise_closed_form(x, value_and_grad, per_sample, mean)
 
     @tf.custom_gradient
     def f_a(x, a):
@@ -191,13 +239,22 @@ def _focal_logits(x, y, gamma, alpha):
 
         def grad(g):
             focal = parts[-1]
-            return grad_x(g, x, parts), _sum_to(_elementwise_cotangent(g, x) * (2.0 * y - 1.0) * focal, a)
+            c = _elementwise_cotangent(g, x)
+            return c * grad_x(x, parts), _sum_to(c * (2.0 * y - 1.0) * focal, a)
 
-        return out, grad
+        return mean_nonbatch(out), grad
 
     return f_a(x, alpha)
 
 
+def _binary_focal_total(x, y, mean, *, gamma, alpha, from_logits):
+    if from_logits and not isinstance(alpha, (tf.Tensor, tf.Variable)):
+        return _focal_logits(x, y, gamma, alpha, per_sample=False, mean=mean)
+    return reduce(_binary_focal_per_sample(x, y, gamma=gamma, alpha=alpha, from_logits=from_logits), None,
+                  "mean" if mean else "sum")
+
+
+@with_total(_binary_focal_total)
 def _binary_focal_per_sample(x, y, *, gamma, alpha, from_logits):
     if from_logits:
         return _focal_logits(x, y, gamma, alpha)

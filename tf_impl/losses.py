@@ -16,7 +16,7 @@ import tensorflow as tf
 import spec as _spec
 
 from . import classification, keras_names, multiclass, overlap, regression, regularizers  # noqa: F401
-from ._core import apply, split_params
+from ._core import LossCall, apply, split_params
 from .distributed import scale_for_replicas
 
 IMPLEMENTATIONS = _spec.core.Implementations("Keras", to_plain=lambda c: split_params(c)[0])
@@ -24,7 +24,9 @@ PACKAGE = "lossparity"
 
 
 class SpecLoss(keras.losses.Loss):
-    """Base class: validates the configuration against the spec entry ``spec_name``."""
+    """Base class: validates the configuration against the spec entry ``spec_name``, once; the
+    validated configuration is kept as a :class:`tf_impl._core.LossCall` (rebuilt if
+    ``reduction`` or ``validate`` is reassigned)."""
 
     spec_name: ClassVar[str]
     per_sample: ClassVar[Callable[..., tf.Tensor]]
@@ -38,19 +40,33 @@ class SpecLoss(keras.losses.Loss):
         entry = _spec.get(self.spec_name)
         self.params, reduction, self.validate = entry.validate_config(split_params(config)[0])
         super().__init__(name=name or self.spec_name, reduction=reduction)
+        self._loss_call = LossCall(entry, type(self).per_sample, self.params, reduction, self.validate)
+
+    def _call_plan(self, reduction: str) -> LossCall:
+        plan = self._loss_call
+        if plan.reduction != reduction or plan.validate is not self.validate:
+            entry = _spec.get(self.spec_name)
+            params, reduction, validate = entry.validate_config(dict(self.params, reduction=reduction,
+                                                                     validate=self.validate))
+            plan = LossCall(entry, type(self).per_sample, params, reduction, validate)
+            if reduction == self.reduction:
+                self._loss_call = plan
+        return plan
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        with tf.name_scope(self.name):
-            value = apply(self.spec_name, type(self).per_sample, y_true, y_pred, sample_weight,
-                          self.params, self.reduction, self.validate, checked=True)
-            # under tf.distribute, Keras divides mean losses by the replica count (see
-            # scale_for_replicas); without it replica gradients would sum to R × the true one
-            return scale_for_replicas(value) if self.reduction == "mean" else value
+        plan = self._call_plan(self.reduction)
+        if tf.executing_eagerly():  # name scopes only name graph ops
+            value = plan(y_true, y_pred, sample_weight)
+        else:
+            with tf.name_scope(self.name):
+                value = plan(y_true, y_pred, sample_weight)
+        # under tf.distribute, Keras divides mean losses by the replica count (see
+        # scale_for_replicas); without it replica gradients would sum to R × the true one
+        return scale_for_replicas(value) if self.reduction == "mean" else value
 
     def call(self, y_true, y_pred):
         """Unweighted per-sample losses (what Keras' ``Loss.call`` returns)."""
-        return apply(self.spec_name, type(self).per_sample, y_true, y_pred, None, self.params,
-                     "none", self.validate, checked=True)
+        return self._call_plan("none")(y_true, y_pred, None)
 
     def get_config(self) -> dict:
         params = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in self.params.items()}

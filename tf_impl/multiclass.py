@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from spec.numerics import P_MIN
 
-from ._core import apply, mean_nonbatch
+from ._core import apply, mean_nonbatch, reduce, with_total
 
 __all__ = ["categorical_crossentropy", "sparse_categorical_crossentropy", "cost_sensitive_cce"]
 
@@ -25,10 +25,40 @@ def _log_q(x: tf.Tensor, from_logits: bool) -> tf.Tensor:
     return tf.math.log(tf.maximum(x, tf.constant(P_MIN, x.dtype)))
 
 
-def _categorical_crossentropy_per_sample(x, y, *, from_logits, label_smoothing):
-    y = tf.cast(y, x.dtype)  # integer one-hot targets join the compute dtype
+def _smoothed(x, y, label_smoothing):
+    """``y (1-ε) + ε/C`` in x's dtype (integer one-hot targets join it); ``y`` itself for ε = 0."""
+    if y.dtype != x.dtype:
+        y = tf.cast(y, x.dtype)
+    if not label_smoothing:
+        return y
     c = tf.cast(tf.shape(x)[-1], x.dtype)
-    y = y * (1.0 - label_smoothing) + label_smoothing / c
+    return y * (1.0 - label_smoothing) + label_smoothing / c
+
+
+def _rows_total(row_losses: tf.Tensor, x, mean: bool) -> tf.Tensor:
+    """``Σ_i ℓ_i`` (over N when ``mean``) of a loss that is the mean of its row losses over the R/N
+    rows of each sample (static shape): the mean over all rows, or their sum over R/N."""
+    if mean:
+        return tf.reduce_mean(row_losses)
+    per_sample_rows = row_losses.shape.num_elements() // x.shape[0]
+    total = tf.reduce_sum(row_losses)
+    return total / per_sample_rows if per_sample_rows != 1 else total
+
+
+def _categorical_crossentropy_total(x, y, mean, *, from_logits, label_smoothing):
+    if x.shape.rank is not None and x.shape.rank >= 2:
+        # -Σ y log q over every row, negated once on the reduced value
+        total = tf.reduce_sum(_smoothed(x, y, label_smoothing) * _log_q(x, from_logits))
+        rows = x.shape.num_elements() // x.shape[-1]
+        return total * (-1.0 / rows if mean else -float(x.shape[0]) / rows)
+    return reduce(_categorical_crossentropy_per_sample(x, y, from_logits=from_logits,
+                                                       label_smoothing=label_smoothing), None,
+                  "mean" if mean else "sum")
+
+
+@with_total(_categorical_crossentropy_total)
+def _categorical_crossentropy_per_sample(x, y, *, from_logits, label_smoothing):
+    y = _smoothed(x, y, label_smoothing)
     return mean_nonbatch(-tf.reduce_sum(y * _log_q(x, from_logits), axis=-1))
 
 
@@ -50,11 +80,24 @@ def categorical_crossentropy(y_true, y_pred, *, from_logits=True, label_smoothin
                  reduction, validate)
 
 
+def _labels(y):
+    return y if y.dtype == tf.int64 else tf.cast(y, tf.int64)
+
+
+def _sparse_categorical_crossentropy_total(x, y, mean, *, from_logits):
+    if from_logits and x.shape.rank is not None and x.shape.rank >= 2:
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=_labels(y), logits=x)
+        return _rows_total(ce, x, mean)
+    return reduce(_sparse_categorical_crossentropy_per_sample(x, y, from_logits=from_logits), None,
+                  "mean" if mean else "sum")
+
+
+@with_total(_sparse_categorical_crossentropy_total)
 def _sparse_categorical_crossentropy_per_sample(x, y, *, from_logits):
     if from_logits and x.shape.rank is not None and x.shape.rank >= 2:
         # the fused kernel (log-sum-exp loss, gradient softmax - onehot: exact for one-hot rows);
         # out-of-range labels with validate=False raise on CPU instead of giving a zero row
-        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(y, tf.int64), logits=x)
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=_labels(y), logits=x)
         return mean_nonbatch(ce)
     # a one-hot selection (XLA-friendly, exact: one non-zero term per row)
     onehot = tf.one_hot(tf.cast(y, tf.int64), tf.shape(x)[-1], dtype=x.dtype)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from ._core import apply
+from ._core import apply, with_total
 from .distributed import sync_sum
 
 __all__ = ["soft_dice", "soft_jaccard", "tversky", "soft_fbeta"]
@@ -91,13 +91,23 @@ def _ratio(counts, a, b, t, e, s):
     return _overlap_ratio(t * tp + s, a * fp + b * fn + e, has_pos)
 
 
-def _overlap_per_sample(x, y, from_logits, a, b, t, e, s):
+def _affine(t, scale, shift):
+    """``scale · t + shift`` for Python-number coefficients, with no op for a unit scale or a zero
+    shift (the same values)."""
+    if scale != 1.0:
+        t = t * scale
+    return t + shift if shift else t
+
+
+def _overlap_closed_form(x, y, from_logits, a, b, t, e, s, per_sample=True, mean=True):
     """Per-sample ``ℓ = M / (K + M)`` (``K = t TP + s``, ``M = a FP + b FN + e``) with the
     closed-form gradient of the torch twin (``tf.custom_gradient`` on the prediction):
     ``∂ℓ/∂x_j = p'_j (c_0 (1 - y_j) + c_1 y_j)``, ``c_0 = a ∂ℓ/∂M``, ``c_1 = t ∂ℓ/∂K - b ∂ℓ/∂M``,
     ``∂ℓ/∂K = -M/D²`` (0 where ``TP + FN = 0``), ``∂ℓ/∂M = K/D²`` (``D = 0`` → 0), ``p' = σ(x) σ(-x)``
     for logits and 1 for probabilities, then times the per-sample cotangent (the torch order of
-    operations, so both frameworks round alike). The target gets no gradient."""
+    operations, so both frameworks round alike); or (``per_sample=False``) the reduced ``Σ_i ℓ_i``
+    (over N when ``mean``) with a scalar cotangent. Unit and zero coefficients cost no op. The
+    target gets no gradient."""
     n = tf.shape(x)[0]
     y2 = tf.reshape(y, [n, -1])
 
@@ -109,22 +119,50 @@ def _overlap_per_sample(x, y, from_logits, a, b, t, e, s):
         tp = tf.reduce_sum(p * y2, axis=1)
         fn = tf.reduce_sum(q * y2, axis=1)
         fp = tf.reduce_sum(p * omy, axis=1)
-        k = t * tp + s
-        m = a * fp + b * fn + e
-        value, d_safe = _ratio_value(k, m)
+        k = _affine(tp, t, s)
+        m = _affine(fp, a, 0.0) + (fn if b == 1.0 else fn * b)
+        if e:
+            m = m + e
+        d = k + m
+        zero = tf.equal(d, 0.0)
+        one = tf.constant(1.0, d.dtype)
+        d_safe = tf.where(zero, one, d)
+        ratio = m / d_safe
+        value = tf.where(zero, one, ratio)
+        c = 1.0
+        if not per_sample:
+            c = 1.0 / x.shape[0] if mean else 1.0
+            value = tf.reduce_sum(value) * c if c != 1.0 else tf.reduce_sum(value)
 
         def grad(g):
-            dk, dm = _ratio_partials(k, m, tp + fn > 0, d_safe)
-            gx = omy * (a * dm)[:, None] + y2 * (t * dk - b * dm)[:, None]
+            dk = tf.where(tp + fn > 0, -(ratio / d_safe), tf.constant(0.0, d.dtype))
+            dm = k / d_safe / d_safe
+            c0 = dm if a == 1.0 else dm * a
+            c1 = (dk if t == 1.0 else dk * t) - (dm if b == 1.0 else dm * b)
+            gx = omy * c0[:, None] + y2 * c1[:, None]
             if from_logits:
                 gx = gx * (q * p)
-            return tf.reshape(gx * g[:, None], tf.shape(x))
+            gx = gx * g[:, None] if per_sample else gx * (g * c if c != 1.0 else g)
+            return tf.reshape(gx, tf.shape(x))
 
         return value, grad
 
     return f(x)
 
 
+def _overlap_per_sample(x, y, from_logits, a, b, t, e, s):
+    return _overlap_closed_form(x, y, from_logits, a, b, t, e, s)
+
+
+def _overlap_total(x, y, mean, from_logits, a, b, t, e, s):
+    return _overlap_closed_form(x, y, from_logits, a, b, t, e, s, per_sample=False, mean=mean)
+
+
+def _soft_dice_total(x, y, mean, *, smooth, from_logits):
+    return _overlap_total(x, y, mean, from_logits, 1.0, 1.0, 2.0, 0.0, smooth)
+
+
+@with_total(_soft_dice_total)
 def _soft_dice_per_sample(x, y, *, smooth, from_logits):
     return _overlap_per_sample(x, y, from_logits, 1.0, 1.0, 2.0, 0.0, smooth)
 
@@ -146,6 +184,11 @@ def soft_dice(y_true, y_pred, *, smooth=1.0, from_logits=True, sample_weight=Non
                  {"smooth": smooth, "from_logits": from_logits}, reduction, validate)
 
 
+def _soft_jaccard_total(x, y, mean, *, smooth, from_logits):
+    return _overlap_total(x, y, mean, from_logits, 1.0, 1.0, 1.0, 0.0, smooth)
+
+
+@with_total(_soft_jaccard_total)
 def _soft_jaccard_per_sample(x, y, *, smooth, from_logits):
     return _overlap_per_sample(x, y, from_logits, 1.0, 1.0, 1.0, 0.0, smooth)
 
@@ -165,6 +208,11 @@ def soft_jaccard(y_true, y_pred, *, smooth=1.0, from_logits=True, sample_weight=
                  {"smooth": smooth, "from_logits": from_logits}, reduction, validate)
 
 
+def _tversky_total(x, y, mean, *, alpha, beta, smooth, from_logits):
+    return _overlap_total(x, y, mean, from_logits, alpha, beta, 1.0, 0.0, smooth)
+
+
+@with_total(_tversky_total)
 def _tversky_per_sample(x, y, *, alpha, beta, smooth, from_logits):
     return _overlap_per_sample(x, y, from_logits, alpha, beta, 1.0, 0.0, smooth)
 
@@ -186,6 +234,12 @@ def tversky(y_true, y_pred, *, alpha=0.5, beta=0.5, smooth=1.0, from_logits=True
                  reduction, validate)
 
 
+def _soft_fbeta_total(x, y, mean, *, beta, epsilon, average, from_logits, sync):
+    b2 = beta * beta  # only "samples" is reduced (macro/micro are batch statistics)
+    return _overlap_total(x, y, mean, from_logits, 1.0, b2, 1.0 + b2, epsilon, 0.0)
+
+
+@with_total(_soft_fbeta_total)
 def _soft_fbeta_per_sample(x, y, *, beta, epsilon, average, from_logits, sync, sample_weight=None):
     b2 = beta * beta
     if average == "samples":  # per-sample: no cross-replica statistic, ``sync`` has no effect

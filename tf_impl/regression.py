@@ -5,11 +5,27 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from ._core import apply, mean_nonbatch
+from ._core import apply, mean_nonbatch, with_total
 
 __all__ = ["mean_squared_error", "asymmetric_exponential"]
 
 
+def _elementwise_total(elementwise: tf.Tensor, mean: bool) -> tf.Tensor:
+    """``Σ_i ℓ_i`` (over N when ``mean``) of an elementwise loss whose per-sample value is the mean
+    over the M non-batch elements (a static, non-empty shape: see ``LossCall``): the mean over
+    every element, or the sum over M."""
+    if mean:
+        return tf.reduce_mean(elementwise)
+    m = elementwise.shape.num_elements() // elementwise.shape[0]
+    total = tf.reduce_sum(elementwise)
+    return total / m if m != 1 else total
+
+
+def _mean_squared_error_total(x, y, mean):
+    return _elementwise_total(tf.square(y - x), mean)
+
+
+@with_total(_mean_squared_error_total)
 def _mean_squared_error_per_sample(x, y):
     return mean_nonbatch(tf.square(y - x))
 
@@ -27,6 +43,11 @@ def mean_squared_error(y_true, y_pred, *, sample_weight=None, reduction="mean", 
                  reduction, validate)
 
 
+def _asymmetric_exponential_total(x, y, mean):
+    return _elementwise_total(tf.abs(tf.math.expm1(x - y)), mean)
+
+
+@with_total(_asymmetric_exponential_total)
 def _asymmetric_exponential_per_sample(x, y):
     # |expm1(ŷ - y)|: tf.abs backpropagates sign(0) = 0 at ŷ = y (the spec's subgradient)
     return mean_nonbatch(tf.abs(tf.math.expm1(x - y)))

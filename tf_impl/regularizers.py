@@ -11,12 +11,13 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 import spec as _spec
 from spec.core import REQUIRED
 
-from ._core import apply, mean_nonbatch, split_params
+from ._core import LossCall, apply, mean_nonbatch, reduce, split_params, with_total
 from .distributed import scale_for_replicas, sync_sum
 from .multiclass import _log_q
 
@@ -63,6 +64,23 @@ def count_penalty(x, *, threshold=REQUIRED, factor=1.0, temperature=0.0, sample_
 
 
 # --------------------------------------------------------------------------- mse_count_penalty
+def _hard_count_total(x: tf.Tensor, threshold: float, scale: float) -> tf.Tensor:
+    """``scale · Σ 1[x > t]`` in x's dtype: the hard count of a reduced loss whose other term carries
+    the gradient and propagates NaN (the count's gradient is exactly 0 either way)."""
+    return tf.reduce_sum(tf.cast(x > threshold, x.dtype)) * scale
+
+
+def _mse_count_penalty_total(x, y, mean, *, threshold, factor, temperature):
+    if temperature == 0.0:
+        n = x.shape[0]
+        sq = tf.square(y - x)
+        mse = tf.reduce_mean(sq) if mean else tf.reduce_sum(sq) / (x.shape.num_elements() // n)
+        return mse + _hard_count_total(x, threshold, factor / n if mean else factor)
+    return reduce(_mse_count_penalty_per_sample(x, y, threshold=threshold, factor=factor, temperature=temperature),
+                  None, "mean" if mean else "sum")
+
+
+@with_total(_mse_count_penalty_total)
 def _mse_count_penalty_per_sample(x, y, *, threshold, factor, temperature):
     return mean_nonbatch(tf.square(y - x)) + factor * _sum_nonbatch(_count(x, threshold, temperature))
 
@@ -83,6 +101,20 @@ def mse_count_penalty(y_true, y_pred, *, threshold=REQUIRED, factor=1.0, tempera
 
 
 # --------------------------------------------------------------------------- cce_count_penalty
+def _cce_count_penalty_total(x, y, mean, *, threshold, factor, temperature, from_logits):
+    if temperature == 0.0 and from_logits and x.shape.rank is not None and x.shape.rank >= 2:
+        # Σ_i ℓ_i = (Σ_rows CE + factor · Σ counts) / (R/N), over N when mean: one log-softmax for
+        # the cross-entropy and the counted probabilities
+        log_q = _log_q(x, from_logits)
+        rows = x.shape.num_elements() // x.shape[-1]
+        per = rows if mean else rows // x.shape[0]
+        ce = tf.reduce_sum(y * log_q) * (-1.0 / per)
+        return ce + _hard_count_total(tf.stop_gradient(tf.exp(log_q)), threshold, factor / per)
+    return reduce(_cce_count_penalty_per_sample(x, y, threshold=threshold, factor=factor, temperature=temperature,
+                                                from_logits=from_logits), None, "mean" if mean else "sum")
+
+
+@with_total(_cce_count_penalty_total)
 def _cce_count_penalty_per_sample(x, y, *, threshold, factor, temperature, from_logits):
     log_q = _log_q(x, from_logits)
     probs = tf.exp(log_q) if from_logits else x
@@ -112,33 +144,50 @@ def cce_count_penalty(y_true, y_pred, *, threshold=REQUIRED, factor=1.0, tempera
 # --------------------------------------------------------------------------- kl_sparsity
 def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weight=None):
     a = tf.reshape(x, [tf.shape(x)[0], -1])
-    # per unit, the batch sums of a and of 1 - a (exact near a = 1: saturated units keep their
-    # digits), and the sample count; without weights no product with ones (as the torch twin)
-    if sample_weight is None:
-        stats = tf.concat([tf.reduce_sum(a, axis=0), tf.reduce_sum(1.0 - a, axis=0),
-                           tf.cast(tf.shape(a)[:1], a.dtype)], axis=0)
+    rho, rho_c = target, 1.0 - target
+    # the constants as Python numbers in the compute dtype (the torch twin's _log_constants)
+    log_rho, log_rho_c = _log_constants(target, a.dtype)
+    if sample_weight is None and not sync and a.shape[0]:
+        # count = N >= 1: per unit the batch means of a and of 1 - a (exact near a = 1: saturated
+        # units keep their digits); no empty-batch branch, no products with ones (as the torch twin)
+        n = float(a.shape[0])
+        q = tf.clip_by_value(tf.reduce_sum(a, axis=0) / n, epsilon, 1.0 - epsilon)
+        q_c = tf.clip_by_value(tf.reduce_sum(1.0 - a, axis=0) / n, epsilon, 1.0 - epsilon)
     else:
-        w = sample_weight[:, None]
-        stats = tf.concat([tf.reduce_sum(w * a, axis=0), tf.reduce_sum(w * (1.0 - a), axis=0),
-                           tf.reshape(tf.reduce_sum(sample_weight), [1])], axis=0)
-    if sync:
-        stats = sync_sum(stats)  # global-batch sums and count (with gradients) before dividing
-    m = tf.shape(a)[1]
-    count = stats[-1]
-    rho = tf.constant(target, a.dtype)
-    rho_c = 1.0 - rho
-    # the clamp's bounds take the identity branch (tf.clip_by_value passes the gradient at
-    # equality, as torch.clamp does); with no weighted sample the means are set to ρ and 1 - ρ
-    if sample_weight is None and not sync and a.shape[0]:  # count = N >= 1: no empty-batch branch
-        q = tf.clip_by_value(stats[:m] / count, epsilon, 1.0 - epsilon)
-        q_c = tf.clip_by_value(stats[m:2 * m] / count, epsilon, 1.0 - epsilon)
-    else:
+        m = tf.shape(a)[1]
+        if sample_weight is None:
+            stats = tf.concat([tf.reduce_sum(a, axis=0), tf.reduce_sum(1.0 - a, axis=0),
+                               tf.cast(tf.shape(a)[:1], a.dtype)], axis=0)
+        else:
+            w = sample_weight[:, None]
+            stats = tf.concat([tf.reduce_sum(w * a, axis=0), tf.reduce_sum(w * (1.0 - a), axis=0),
+                               tf.reshape(tf.reduce_sum(sample_weight), [1])], axis=0)
+        if sync:
+            stats = sync_sum(stats)  # global-batch sums and count (with gradients) before dividing
+        count = stats[-1]
+        # the clamp's bounds take the identity branch (tf.clip_by_value passes the gradient at
+        # equality, as torch.clamp does); with no weighted sample the means are set to ρ and 1 - ρ
         has = count > 0
         safe = tf.where(has, count, tf.ones_like(count))
-        q = tf.where(has, tf.clip_by_value(stats[:m] / safe, epsilon, 1.0 - epsilon), rho)
-        q_c = tf.where(has, tf.clip_by_value(stats[m:2 * m] / safe, epsilon, 1.0 - epsilon), rho_c)
-    kl = rho * (tf.math.log(rho) - tf.math.log(q)) + rho_c * (tf.math.log(rho_c) - tf.math.log(q_c))
-    return weight * tf.reduce_sum(kl)
+        q = tf.where(has, tf.clip_by_value(stats[:m] / safe, epsilon, 1.0 - epsilon), tf.constant(rho, a.dtype))
+        q_c = tf.where(has, tf.clip_by_value(stats[m:2 * m] / safe, epsilon, 1.0 - epsilon),
+                       tf.constant(rho_c, a.dtype))
+    kl = rho * (log_rho - tf.math.log(q)) + rho_c * (log_rho_c - tf.math.log(q_c))
+    return tf.reduce_sum(kl) * weight
+
+
+_LOG_CONSTANTS: dict = {}
+
+
+def _log_constants(target: float, dtype) -> tuple[float, float]:
+    """``(log ρ, log(1 - ρ))`` as the compute dtype rounds them, cached per (ρ, dtype)."""
+    key = (target, dtype)
+    hit = _LOG_CONSTANTS.get(key)
+    if hit is None:
+        np_dtype = np.float64 if dtype == tf.float64 else np.float32
+        rho = np.array([target, 1.0 - target], np_dtype)
+        hit = _LOG_CONSTANTS[key] = tuple(float(v) for v in np.log(rho))
+    return hit
 
 
 def kl_sparsity(x, *, target=0.1, weight=1.0, epsilon=1e-7, sync=False, sample_weight=None,
@@ -188,11 +237,20 @@ class SpecRegularizer(keras.regularizers.Regularizer):
     def __init__(self, **config: Any):
         entry = _spec.get(self.spec_name)
         self.params, self.reduction, self.validate = entry.validate_config(split_params(config)[0])
+        self._loss_call = LossCall(entry, type(self).per_sample, self.params, self.reduction, self.validate)
+
+    def _call_plan(self) -> LossCall:
+        plan = self._loss_call
+        if plan.reduction != self.reduction or plan.validate is not self.validate:
+            entry = _spec.get(self.spec_name)
+            params, reduction, validate = entry.validate_config(dict(self.params, reduction=self.reduction,
+                                                                     validate=self.validate))
+            plan = self._loss_call = LossCall(entry, type(self).per_sample, params, reduction, validate)
+        return plan
 
     def __call__(self, x, y_pred=None):
         if y_pred is not None:  # a compiled loss of a model output: (y_true, y_pred), y_true ignored
-            return scale_for_replicas(apply(self.spec_name, type(self).per_sample, None, y_pred, None,
-                                            self.params, self.reduction, self.validate, checked=True))
+            return scale_for_replicas(self._call_plan()(None, y_pred, None))
         if self.params.get("sync") and tf.distribute.get_strategy().num_replicas_in_sync > 1:
             raise ValueError(
                 f"{self.spec_name}: sync=True is not supported as an activity_regularizer under a "
@@ -200,9 +258,7 @@ class SpecRegularizer(keras.regularizers.Regularizer):
                 f"between replica threads, and the cross-replica sum would count a replica's penalty "
                 f"twice); compile the penalty as the loss of a model output instead: "
                 f"loss={{'code': {type(self).__name__}(sync=True, ...)}}")
-        value = apply(self.spec_name, type(self).per_sample, None, x, None, self.params, self.reduction,
-                      self.validate, checked=True)
-        return scale_for_replicas(value)
+        return scale_for_replicas(self._call_plan()(None, x, None))
 
     def get_config(self) -> dict:
         return {**self.params, "reduction": self.reduction, "validate": self.validate}

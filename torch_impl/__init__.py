@@ -13,12 +13,16 @@ Writing your own loss (see ``examples/user_loss``): subclass :class:`SpecLoss` (
 :func:`register_impl`) and build the per-sample loss with :func:`mean_nonbatch` (the mean over
 every non-batch axis); :func:`reduce_weighted` applies ``sample_weight`` and the reduction the
 way every loss here does (``"mean"``: Σ wᵢ ℓᵢ / N).
+
+Data checks (``validate=True``) read values of CPU tensors only: a call on a GPU tensor checks
+parameters and shapes and never waits for the device; :func:`sync_value_checks` checks values
+there too, for one device→host read per call (see :mod:`spec.validation`).
 """
 from . import functional, losses
 from .class_weights import balanced_class_weights, pos_weight_from_labels
-from ._core import mean_nonbatch
+from ._core import mean_nonbatch, sync_value_checks
 from ._core import reduce as reduce_weighted
 from .losses import *  # noqa: F401,F403  (every loss class, get_loss, get_functional, register_impl)
 
 __all__ = ["functional", "balanced_class_weights", "mean_nonbatch", "pos_weight_from_labels", "reduce_weighted",
-           *losses.__all__]
+           "sync_value_checks", *losses.__all__]

@@ -11,6 +11,7 @@ other dtype (float32, bfloat16, float16, ints) is computed and returned in float
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 
 from collections.abc import Callable, Mapping
@@ -20,43 +21,151 @@ import numpy as np
 import torch
 
 import spec as _spec
-from spec.validation import check_inputs
+from spec.validation import InputChecker, config_key
 from spec.validation import split_params as _split_params
+
+
+_compiling = torch.compiler.is_compiling
+_LARGEST = float(np.finfo(np.float64).max)  # spec.validation's bound of an unbounded domain
+_SYNC_CHECKS = contextvars.ContextVar("lossparity_sync_value_checks", default=False)
+
+
+@contextlib.contextmanager
+def sync_value_checks(enabled: bool = True):
+    """Within the block, losses called on accelerator tensors (CUDA, MPS, ...) check data values
+    too: NaN/inf, domains, ``sample_weight`` >= 0, labels, with the same ``ValueError`` messages as
+    on the CPU, at the price of one device→host read (a synchronization) per call.
+
+    Outside it, the default ``validate=True`` checks values only of CPU tensors; on an accelerator
+    a call checks parameters (at construction) and shapes and never waits for the device (see
+    :mod:`spec.validation`). ``validate=False`` skips value checks everywhere."""
+    token = _SYNC_CHECKS.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _SYNC_CHECKS.reset(token)
+
+
+def _on_host(x: torch.Tensor) -> bool:
+    """Whether reading x's values needs no synchronization with a device: a CPU tensor. (The
+    accelerator branch of the checks is this returning False: ``parity_tests/test_device_sync.py``
+    runs every loss on the CPU with it patched and fails on any host read.)"""
+    return x.is_cpu
+
+
+def _host_values(tensors: list[torch.Tensor]) -> list[float]:
+    """The values of 0-d tensors: ``item()`` each on the CPU (no stack, nothing to wait for), one
+    stacked ``tolist()`` (one device→host read) elsewhere."""
+    if not tensors:
+        return []
+    if _on_host(tensors[0]):
+        return [t.item() for t in tensors]
+    dtype = torch.float32 if tensors[0].device.type == "mps" else torch.float64
+    return torch.stack([t.to(dtype) for t in tensors]).tolist()
 
 
 class TorchOps:
     """The :class:`spec.validation.ArrayOps` adapter for torch tensors."""
 
     def shape(self, x):
-        return tuple(int(d) for d in x.shape)
+        return tuple(x.shape) if not _compiling() else tuple(int(d) for d in x.shape)
 
     def can_read_values(self):
-        return not torch.compiler.is_compiling()
+        return not _compiling()
+
+    def values_readable(self, x):
+        """Values are read where that needs no device synchronization (:func:`_on_host`: CPU
+        tensors); elsewhere only inside :func:`sync_value_checks`."""
+        return _on_host(x) or _SYNC_CHECKS.get()
 
     def has_nonfinite(self, x):
         """One detached ``aminmax`` (NaN propagates to both, inf shows in one): no autograd
-        record, no full-size temporaries, one host sync."""
-        if not x.is_floating_point() or x.numel() == 0:
-            return False
-        lo, hi = torch.aminmax(x.detach())
-        return not all(math.isfinite(v) for v in torch.stack([lo, hi]).tolist())
+        record, no full-size temporaries, one host read."""
+        return self.nonfinite_min_max(x)[0]
 
     def min_max(self, x):
-        lo, hi = torch.stack(torch.aminmax(x.detach())).tolist()  # one host sync
+        lo, hi = _host_values(list(torch.aminmax(x.detach())))
         return float(lo), float(hi)
 
     def nonfinite_min_max(self, x):
-        """NaN/inf test and the extremes from one detached ``aminmax`` and one host sync (what
+        """NaN/inf test and the extremes from one detached ``aminmax`` and one host read (what
         ``check_inputs`` asks of each floating tensor; ``None`` extremes for the others)."""
         if not x.is_floating_point() or x.numel() == 0:
             return False, None, None
         lo, hi = self.min_max(x)
         return not (math.isfinite(lo) and math.isfinite(hi)), lo, hi
 
+    def nonfinite_min_max_many(self, arrays):
+        """:meth:`nonfinite_min_max` of every array of a call (integer arrays' extremes too): one
+        ``aminmax`` each and one host read for all of them (``item`` per value on the CPU, where
+        nothing is waited for; one stacked ``tolist`` elsewhere)."""
+        extremes, floating = [], []  # floating: True / False (integer) / None (not read)
+        for x in arrays:
+            is_float = x.is_floating_point()
+            if (is_float or _is_integer(x)) and x.numel():
+                extremes.append(torch.aminmax(x.detach() if x.requires_grad else x))
+                floating.append(is_float)
+            else:
+                floating.append(None)
+        if extremes and _on_host(arrays[0]):
+            values = [(lo.item(), hi.item()) for lo, hi in extremes]
+        else:
+            flat = _host_values([t for pair in extremes for t in pair])
+            values = list(zip(flat[::2], flat[1::2]))
+        out, i = [], 0
+        for is_float in floating:
+            if is_float is None:
+                out.append((False, None, None))
+                continue
+            lo, hi = float(values[i][0]), float(values[i][1])
+            i += 1
+            out.append((is_float and not (math.isfinite(lo) and math.isfinite(hi)), lo, hi))
+        return out
+
+    def all_within(self, checks):
+        """Every value of every tensor within its bounds, with one reduction each: ``aminmax`` and
+        its two values, or for an unbounded floating tensor its sum (finite only if every element
+        is: NaN and ±inf propagate; an overflow says no, and the detailed checks decide). ``item``
+        on the CPU; one stacked read elsewhere. An empty, integer-unbounded or bool tensor passes."""
+        reductions, bounds = [], []
+        for x, b in checks:
+            floating = x.is_floating_point()
+            if not (floating or _is_integer(x)) or not x.numel():
+                continue
+            if b[0] == -_LARGEST and b[1] == _LARGEST:
+                if floating:
+                    reductions.append((x.detach() if x.requires_grad else x).sum())
+                    bounds.append(None)
+                continue
+            reductions.append(torch.aminmax(x.detach() if x.requires_grad else x))
+            bounds.append(b)
+        if not reductions:
+            return True
+        if _on_host(checks[0][0]):
+            for r, b in zip(reductions, bounds):
+                if b is None:
+                    if not math.isfinite(r.item()):
+                        return False
+                elif not (r[0].item() >= b[0] and r[1].item() <= b[1]):
+                    return False
+            return True
+        flat = _host_values([t for r, b in zip(reductions, bounds) for t in ((r,) if b is None else r)])
+        i = 0
+        for b in bounds:
+            if b is None:
+                if not math.isfinite(flat[i]):
+                    return False
+                i += 1
+            else:
+                if not (flat[i] >= b[0] and flat[i + 1] <= b[1]):
+                    return False
+                i += 2
+        return True
+
     def row_sum_range(self, x):
         x = x.detach()
         s = x.to(torch.promote_types(x.dtype, torch.float32)).sum(dim=-1)
-        lo, hi = torch.stack(torch.aminmax(s)).tolist()  # one host sync
+        lo, hi = _host_values(list(torch.aminmax(s)))
         return float(lo), float(hi)
 
     def eps(self, x):
@@ -110,7 +219,7 @@ def reduce(per_sample: torch.Tensor, sample_weight: torch.Tensor | None, reducti
     if reduction == "none":
         return per_sample
     total = per_sample.sum()
-    return total if reduction == "sum" else total / per_sample.shape[0]
+    return total if reduction == "sum" else total / const(float(per_sample.shape[0]), total)
 
 
 def mean_nonbatch(elementwise: torch.Tensor) -> torch.Tensor:
@@ -122,32 +231,179 @@ def mean_nonbatch(elementwise: torch.Tensor) -> torch.Tensor:
     allocation and one pass more: half the time of MSE's fwd+bwd at ``seg`` on CPU)."""
     if elementwise.dim() == 1:
         return elementwise
-    return elementwise.flatten(1).sum(dim=1) / elementwise[0].numel()
+    return elementwise.flatten(1).sum(dim=1) / const(float(elementwise[0].numel()), elementwise)
+
+
+_CONSTANTS: dict = {}
+_CONSTANTS_LIMIT = 1024
+
+
+def const(value: float, like: torch.Tensor):
+    """``value`` as a cached 0-d CPU tensor of ``like``'s dtype, for an elementwise op with ``like``.
+
+    A Python number as an operand costs torch a wrapped-number tensor per call (at 256×10 ``x *
+    0.5`` takes twice as long as ``x * y``); a 0-d CPU tensor is a scalar for an operand on any
+    device (no copy, no synchronization) and is made once. Constants are only ever read. Under
+    ``torch.compile`` the number itself (the compiler folds it)."""
+    if _compiling():
+        return value
+    key = (value, like.dtype)
+    t = _CONSTANTS.get(key)
+    if t is None:
+        if len(_CONSTANTS) >= _CONSTANTS_LIMIT:
+            _CONSTANTS.clear()
+        t = _CONSTANTS[key] = torch.tensor(value, dtype=like.dtype)
+    return t
+
+
+def one_minus(y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``1 - y`` (into ``out`` when given) with the cached constant of :func:`const`."""
+    one = const(1.0, y)
+    if isinstance(one, float):  # compiling: the number itself
+        return torch.rsub(y, one) if out is None else torch.mul(y, -1.0, out=out).add_(one)
+    return torch.sub(one, y) if out is None else torch.sub(one, y, out=out)
+
+
+def with_total(total: Callable) -> Callable:
+    """Give a per-sample function ``per_sample(x, y, **params) -> (N,)`` its reduced form
+    ``total(x, y, mean, **params)``: ``Σ_i ℓ_i / N`` when ``mean`` (``reduction="mean"``), else
+    ``Σ_i ℓ_i`` (``"sum"``), a 0-d tensor, which :class:`LossCall` uses without sample weights
+    for a non-empty input: the per-sample vector, its reduction and their backward nodes are not
+    built (the same value up to rounding: e.g. one sum over every element instead of a sum of
+    per-sample means)."""
+
+    def attach(per_sample: Callable) -> Callable:
+        per_sample.total = total
+        return per_sample
+
+    return attach
+
+
+_TensorCache = dict  # key -> (source tensor, its version, the cast tensor)
+
+
+def _cast_param(cache: _TensorCache, key, value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``value`` on ``like``'s device and dtype, converted once per (device, dtype) and reused
+    while ``value`` is the same tensor with the same contents (its version counter): a constant
+    vector parameter costs no host→device copy and no cast per call. Tensors requiring grad are
+    converted every call (the gradient flows through the conversion)."""
+    if value.requires_grad or torch.compiler.is_compiling():
+        return value.to(device=like.device, dtype=like.dtype)
+    k = (key, like.device, like.dtype)
+    hit = cache.get(k)
+    if hit is not None and hit[0] is value and hit[1] == value._version:
+        return hit[2]
+    out = value.to(device=like.device, dtype=like.dtype)
+    cache[k] = (value, value._version, out)
+    return out
+
+
+class LossCall:
+    """One loss configuration (entry, validated params, reduction, validate), worked out once:
+    the loss objects build it at construction and the functional forms keep one per plain
+    configuration, so a call does only what depends on its tensors:
+
+    shapes (always) → data values (``validate``, CPU tensors; :mod:`spec.validation`) → the
+    compute dtype → per-sample loss with autocast off → ``sample_weight`` and ``reduction``, or
+    the loss's reduced form (:func:`with_total`) for "mean"/"sum" without sample weights.
+
+    ``vectors``: the array parameters as tensors (the module's buffers, which follow ``.to()``);
+    ``tensors``: parameters given as tensors to the functional form (gradients flow to them)."""
+
+    __slots__ = ("entry", "per_sample", "total", "params", "reduction", "validate", "check", "batch_statistic",
+                 "class_targets", "scalars", "vectors", "_cache")
+
+    def __init__(self, entry, per_sample: Callable, params: Mapping[str, Any], reduction: str, validate: bool):
+        self.entry = entry
+        self.per_sample = per_sample
+        self.total = getattr(per_sample, "total", None)
+        self.params = dict(params)
+        self.reduction = reduction
+        self.validate = validate
+        self.check = InputChecker(entry, self.params)
+        self.batch_statistic = entry.is_batch_statistic(self.params)
+        # class-index targets (entries with a target_shape rule) stay integers; every other
+        # target, integer one-hot labels included, joins the compute dtype
+        self.class_targets = entry.target_shape is not None
+        self.scalars = {k: v for k, v in self.params.items() if not isinstance(v, np.ndarray)}
+        self.vectors = {k: torch.as_tensor(v) for k, v in self.params.items() if isinstance(v, np.ndarray)}
+        self._cache: _TensorCache = {}
+
+    def kwargs(self, x: torch.Tensor, vectors: Mapping[str, torch.Tensor] | None = None,
+               tensors: Mapping[str, torch.Tensor] | None = None) -> dict:
+        if not self.vectors and not tensors:
+            return self.scalars
+        out = dict(self.scalars)
+        for key, value in (self.vectors if vectors is None else vectors).items():
+            out[key] = _cast_param(self._cache, key, value, x)
+        for key, value in (tensors or {}).items():
+            out[key] = value.to(device=x.device, dtype=x.dtype)
+        return out
+
+    def __call__(self, input, target, sample_weight, vectors=None, tensors=None) -> torch.Tensor:
+        if not isinstance(input, torch.Tensor):
+            input = as_tensor(input)
+        if target is not None and not isinstance(target, torch.Tensor):
+            target = as_tensor(target, input.device)
+        if sample_weight is not None and not isinstance(sample_weight, torch.Tensor):
+            sample_weight = as_tensor(sample_weight, input.device)
+        self.check(input, target, sample_weight, OPS, self.validate)
+        device_type = "cpu" if input.is_cpu else input.device.type
+        if torch.is_autocast_enabled(device_type):
+            # autocast off inside the loss (entering the context costs ~20 µs: only when it is on)
+            with torch.autocast(device_type=device_type, enabled=False):
+                return self._compute(input, target, sample_weight, vectors, tensors)
+        return self._compute(input, target, sample_weight, vectors, tensors)
+
+    def _compute(self, input, target, sample_weight, vectors, tensors) -> torch.Tensor:
+        dtype = input.dtype
+        if dtype is not torch.float32 and dtype is not torch.float64:
+            dtype = torch.float32
+            input = input.to(dtype)
+        y = target
+        if target is not None and target.dtype is not dtype and not (self.class_targets and _is_integer(target)):
+            y = target.to(dtype)
+        kwargs = self.scalars if vectors is None and tensors is None and not self.vectors else \
+            self.kwargs(input, vectors, tensors)
+        if self.batch_statistic:
+            w = None if sample_weight is None else sample_weight.to(dtype)
+            return self.per_sample(input, y, sample_weight=w, **kwargs)
+        reduction = self.reduction
+        if sample_weight is None and reduction != "none" and self.total is not None and input.numel():
+            return self.total(input, y, reduction == "mean", **kwargs)
+        return reduce(self.per_sample(input, y, **kwargs), sample_weight, reduction)
+
+
+_PLANS: dict[tuple, LossCall] = {}
+_PLAN_LIMIT = 512
+def _plan(name: str, per_sample: Callable, plain: Mapping[str, Any], reduction, validate) -> LossCall:
+    """The :class:`LossCall` of a functional call: reused for a configuration of plain values and
+    small arrays (checked once, constant vectors converted once per device), built and checked
+    each call otherwise."""
+    entry = _spec.get(name)
+    key = config_key(plain, reduction, validate)
+    if key is not None:
+        key = (name, per_sample, *key)
+        hit = _PLANS.get(key)
+        if hit is not None and hit.entry is entry:
+            return hit
+    params, reduction, validate = entry.validate_config(dict(plain, reduction=reduction, validate=validate))
+    plan = LossCall(entry, per_sample, params, reduction, validate)
+    if key is not None:
+        if len(_PLANS) >= _PLAN_LIMIT:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return plan
 
 
 def apply(name: str, per_sample: Callable, input, target, sample_weight, params: Mapping[str, Any],
-          reduction: str, validate: bool, *, checked: bool = False) -> torch.Tensor:
-    """Run one loss call under the contract. ``checked``: params/reduction already validated."""
-    entry = _spec.get(name)
-    input = as_tensor(input)
-    target = None if target is None else as_tensor(target, input.device)
-    sample_weight = None if sample_weight is None else as_tensor(sample_weight, input.device)
-    plain, tensors = split_params(params)
-    if not checked:
-        plain, reduction, validate = entry.validate_config(dict(plain, reduction=reduction, validate=validate))
-    check_inputs(entry, plain, input, target, sample_weight, OPS, validate)
-    dtype = compute_dtype(input)
-    # autocast off inside the loss; entering the context costs ~20 µs a call, so only when it is on
-    off = (torch.autocast(device_type=input.device.type, enabled=False)
-           if torch.is_autocast_enabled(input.device.type) else contextlib.nullcontext())
-    with off:
-        x = input.to(dtype)
-        # class-index targets (entries with a target_shape rule) stay integers; every other
-        # target, integer one-hot labels included, joins the compute dtype
-        keep = entry.target_shape is not None and target is not None and _is_integer(target)
-        y = None if target is None else (target if keep else target.to(dtype))
-        kwargs = params_as_tensors({**plain, **tensors}, x)
-        if entry.is_batch_statistic(plain):
-            w = None if sample_weight is None else sample_weight.to(dtype)
-            return per_sample(x, y, sample_weight=w, **kwargs)
-        return reduce(per_sample(x, y, **kwargs), sample_weight, reduction)
+          reduction: str, validate: bool) -> torch.Tensor:
+    """Run one functional call under the contract: parameters checked (once per configuration of
+    plain values), then :class:`LossCall`. Parameters given as tensors are checked through their
+    host view on every call (one read each): pass constants as numbers or arrays, or use the
+    module form, which checks its parameters once, at construction."""
+    tensors = None
+    if any(isinstance(v, torch.Tensor) for v in params.values()):
+        params, tensors = split_params(params)
+    plan = _plan(name, per_sample, params, reduction, validate)
+    return plan(input, target, sample_weight, None, tensors)

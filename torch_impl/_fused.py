@@ -1,13 +1,17 @@
 """Closed-form ``torch.autograd.Function``s: the fast path of the losses whose gradient has a
 cheap closed form (issue 7).
 
-A closed form ``fn(x, *args, need_grad) -> (per-sample loss, elementwise gradient or None)``
-computes the loss and, when asked, ``d(Σ_i ℓ_i)/dx`` in one forward pass. :func:`fused_function`
-wraps it in an ``autograd.Function`` that saves only that gradient (the one input-sized buffer
-kept for backward) and scales it by the per-sample cotangent in backward; :func:`run_fused` calls
-the Function when ``x`` needs a gradient and the closed form alone otherwise. The autograd path
-of each loss stays the reference implementation for what the Function cannot do
-(:func:`needs_fused_grad`).
+A closed form ``fn(x, *args, need_grad) -> (loss, elementwise gradient or None)`` computes the
+loss and, when asked, ``d(Σ loss)/dx`` in one forward pass; ``loss`` is elementwise (x's shape:
+the per-sample loss is its mean over the non-batch axes, ``per_element_mean=True``) or already
+per sample (``(N,)``, ``per_element_mean=False``). :func:`fused_function` wraps it in an
+``autograd.Function`` returning the per-sample loss, :func:`fused_total` in one returning the
+reduced loss ``c · Σ_i ℓ_i`` (``reduction="mean"``/``"sum"`` without sample weights: no
+per-sample vector, no reduction nodes in the graph). Both save only the gradient (the one
+input-sized buffer kept for backward) and scale it by the cotangent in backward; :func:`run_fused`
+and :func:`run_fused_total` call them when ``x`` needs a gradient and the closed form alone
+otherwise. The autograd path of each loss stays the reference implementation for what the
+Functions cannot do (:func:`needs_fused_grad`).
 """
 from __future__ import annotations
 
@@ -15,7 +19,9 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["needs_fused_grad", "fused_function", "run_fused"]
+from ._core import const
+
+__all__ = ["needs_fused_grad", "fused_function", "fused_total", "run_fused", "run_fused_total"]
 
 _functorch_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: False)
 
@@ -27,34 +33,103 @@ def needs_fused_grad(x, *others) -> bool:
     transforms (``grad``, ``vmap``, ``jvp``: the autograd path composes with them)."""
     if _functorch_active():
         return False
-    return not any(isinstance(t, torch.Tensor) and t.requires_grad for t in others)
+    for t in others:
+        if isinstance(t, torch.Tensor) and t.requires_grad:
+            return False
+    return True
+
+
+def _per_sample(loss: torch.Tensor, per_element_mean: bool) -> torch.Tensor:
+    if not per_element_mean or loss.dim() == 1:
+        return loss
+    return loss.flatten(1).sum(dim=1) / const(float(loss[0].numel()), loss)
+
+
+def _total_scale(x: torch.Tensor, mean: bool, per_element_mean: bool) -> float:
+    """``c`` of ``c · Σ loss``: ``1/N`` ("mean") or 1 ("sum"), divided by the M elements of a
+    sample when the loss is elementwise (x non-empty)."""
+    n = x.shape[0]
+    m = x.numel() // n if per_element_mean else 1
+    return 1.0 / (n * m) if mean else 1.0 / m
+
+
+def _once_differentiable(backward: Callable) -> Callable:
+    """``torch.autograd.function.once_differentiable`` without its cost on the usual path: a backward
+    run without ``create_graph`` (grad mode off, as the engine runs it) is called directly; with
+    ``create_graph=True`` the decorator's wrapping applies (a second derivative raises instead of
+    being silently wrong). The decorator's ``no_grad`` context costs ~5 µs a call."""
+    wrapped = torch.autograd.function.once_differentiable(backward)
+
+    def run(ctx, *grads):
+        if not torch.is_grad_enabled():
+            return backward(ctx, *grads)
+        return wrapped(ctx, *grads)
+
+    run.__doc__ = backward.__doc__
+    return run
 
 
 def fused_function(fn: Callable, name: str, *, per_element_mean: bool = True) -> type:
-    """A ``torch.autograd.Function`` for a closed form ``fn(x, *args, need_grad) -> (per-sample
-    loss, elementwise gradient)``: forward computes both, saves only the gradient, backward scales
-    it by the per-sample cotangent (and by ``1/M``, M elements per sample, when
-    ``per_element_mean``: ``fn`` then returns the gradient of the elementwise sum, as the
-    elementwise losses do). Not twice differentiable (``once_differentiable`` raises instead of
-    returning a silently wrong second derivative)."""
+    """A ``torch.autograd.Function`` for a closed form ``fn(x, *args, need_grad) -> (loss,
+    elementwise gradient)``: forward computes both and returns the per-sample loss, saves only the
+    gradient, backward scales it by the per-sample cotangent (and by ``1/M``, M elements per
+    sample, when ``per_element_mean``: ``fn`` then returns the elementwise loss and the gradient of
+    its sum). Not twice differentiable (``once_differentiable`` raises instead of returning a
+    silently wrong second derivative)."""
 
     def forward(ctx, x, *args):
         out, grad = fn(x, *args, True)
         ctx.save_for_backward(grad)
         ctx.n_args = len(args)
         ctx.scale = 1.0 / x[0].numel() if per_element_mean and x.dim() > 1 else 1.0
-        return out
+        return _per_sample(out, per_element_mean)
 
-    @torch.autograd.function.once_differentiable
+    @_once_differentiable
     def backward(ctx, g):
         (grad,) = ctx.saved_tensors
         if ctx.scale != 1.0:
-            g = g * ctx.scale
+            g = g * const(ctx.scale, g)
         return (grad * g.reshape(g.shape + (1,) * (grad.dim() - 1)),) + (None,) * ctx.n_args
+
+    def plain(x, *args):
+        return _per_sample(fn(x, *args, False)[0], per_element_mean)
 
     return type(name, (torch.autograd.Function,),
                 {"forward": staticmethod(forward), "backward": staticmethod(backward),
-                 "fn": staticmethod(fn), "__doc__": fn.__doc__})
+                 "fn": staticmethod(fn), "plain": staticmethod(plain), "__doc__": fn.__doc__})
+
+
+def fused_total(fn: Callable, name: str, *, per_element_mean: bool = True) -> type:
+    """The reduced twin of :func:`fused_function`: ``apply(x, mean, *args)`` returns ``c · Σ loss``
+    (``reduction="mean"`` when ``mean``, else ``"sum"``; :func:`_total_scale`) as a 0-d tensor, the
+    gradient is saved pre-scaled by ``c`` and backward multiplies it by the scalar cotangent: one
+    elementwise op."""
+
+    def forward(ctx, x, mean, *args):
+        out, grad = fn(x, *args, True)
+        c = _total_scale(x, mean, per_element_mean)
+        total = out.sum()
+        if c != 1.0:
+            c = const(c, x)
+            grad.mul_(c)
+            total.mul_(c)
+        ctx.save_for_backward(grad)
+        ctx.nones = (None,) * (len(args) + 1)
+        return total
+
+    @_once_differentiable
+    def backward(ctx, g):
+        (grad,) = ctx.saved_tensors
+        return (grad * g, *ctx.nones)
+
+    def plain(x, mean, *args):
+        total = fn(x, *args, False)[0].sum()
+        c = _total_scale(x, mean, per_element_mean)
+        return total.mul_(const(c, x)) if c != 1.0 else total
+
+    return type(name, (torch.autograd.Function,),
+                {"forward": staticmethod(forward), "backward": staticmethod(backward),
+                 "fn": staticmethod(fn), "plain": staticmethod(plain), "__doc__": fn.__doc__})
 
 
 def run_fused(function: type, x: torch.Tensor, *args) -> torch.Tensor:
@@ -62,4 +137,12 @@ def run_fused(function: type, x: torch.Tensor, *args) -> torch.Tensor:
     else the same closed form without the gradient."""
     if torch.is_grad_enabled() and x.requires_grad:
         return function.apply(x, *args)
-    return function.fn(x, *args, False)[0]
+    return function.plain(x, *args)
+
+
+def run_fused_total(function: type, x: torch.Tensor, mean: bool, *args) -> torch.Tensor:
+    """The reduced loss through the :func:`fused_total` ``function`` when x needs a gradient, else
+    the same closed form without the gradient."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return function.apply(x, mean, *args)
+    return function.plain(x, mean, *args)

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from spec.numerics import LOG_P_MIN, P_MIN
 
-from ._core import apply, mean_nonbatch
-from ._fused import fused_function, needs_fused_grad, run_fused
+from ._core import apply, const, mean_nonbatch, one_minus, reduce, with_total
+from ._fused import fused_function, fused_total, needs_fused_grad, run_fused, run_fused_total
 
 
 def _log_probs(x: torch.Tensor, from_logits: bool):
@@ -34,23 +34,53 @@ def _softplus_pair(x):
     return rx.add_(s), sp_neg
 
 
+def _bce_unit_weight(x, y, need_grad):
+    """Elementwise BCE of logits with ``pos_weight = 1`` (the default) and, when asked, its
+    gradient, in twelve elementwise ops: with ``e = exp(-|x|)``, ``L = log1p(e)`` and ``d = H(x) -
+    y`` (``H = (sign(x) + 1) / 2`` the step, ½ at 0: exact, and ``1 - y`` / ``-y`` where it matters)
+
+    ``ℓ = L + x d``  (``= y softplus(-x) + (1-y) softplus(x)``: a sum of non-negative terms,
+    ``L`` for the side the label agrees with, ``|x| y`` or ``x (1-y)`` for the other),
+    ``dℓ/dx = d - sign(x) σ(-|x|)``  (``= (1-y) σ(x) - y σ(-x)``: ``1 - y - σ(-x)`` for x > 0,
+    ``σ(x) - y`` for x < 0, ½ - y at 0; a hard label gets ``-σ(-x)`` / ``σ(x)`` exactly)."""
+    na = torch.abs(x).neg_()
+    sgn = torch.sign(x)
+    d = torch.add(sgn, const(1.0, x)).mul_(const(0.5, x)).sub_(y)
+    loss = torch.exp(na).log1p_().addcmul_(x, d)
+    if not need_grad:
+        return loss, None
+    return loss, d.addcmul_(sgn, na.sigmoid_(), value=-1.0)
+
+
 def _wbce_logits(x, y, w, need_grad):
-    """Per-sample weighted BCE of logits and, when asked, d(Σ ℓ_i)/dx (closed form):
-    ``ℓ = w y softplus(-x) + (1-y) softplus(x)``, ``dℓ/dx = (1-y) σ(x) - w y σ(-x)``."""
+    """Elementwise weighted BCE of logits and, when asked, d(Σ ℓ)/dx (closed form):
+    ``ℓ = w y softplus(-x) + (1-y) softplus(x)``, ``dℓ/dx = (1-y) σ(x) - w y σ(-x)``; a scalar
+    ``w = 1`` (the default) takes :func:`_bce_unit_weight` (the same math in fewer ops)."""
+    if not isinstance(w, torch.Tensor) and w == 1.0:
+        return _bce_unit_weight(x, y, need_grad)
     sp_pos, sp_neg = _softplus_pair(x)
-    wy = y if (not isinstance(w, torch.Tensor) and w == 1.0) else y * w
+    wy = y * w
     omy = 1.0 - y
     loss = sp_neg.mul_(wy).addcmul_(omy, sp_pos)
     del sp_pos
     grad = None
     if need_grad:
         grad = torch.sigmoid(x).mul_(omy).addcmul_(wy, torch.sigmoid(-x), value=-1.0)
-    return mean_nonbatch(loss), grad
+    return loss, grad
 
 
 WeightedBCEWithLogits = fused_function(_wbce_logits, "WeightedBCEWithLogits")
+WeightedBCEWithLogitsTotal = fused_total(_wbce_logits, "WeightedBCEWithLogitsTotal")
 
 
+def _weighted_bce_total(x, y, mean, *, pos_weight, from_logits):
+    if from_logits and needs_fused_grad(x, y, pos_weight):
+        return run_fused_total(WeightedBCEWithLogitsTotal, x, mean, y, pos_weight)
+    return reduce(_weighted_bce_per_sample(x, y, pos_weight=pos_weight, from_logits=from_logits), None,
+                  "mean" if mean else "sum")
+
+
+@with_total(_weighted_bce_total)
 def _weighted_bce_per_sample(x, y, *, pos_weight, from_logits):
     if from_logits and needs_fused_grad(x, y, pos_weight):
         return run_fused(WeightedBCEWithLogits, x, y, pos_weight)
@@ -88,21 +118,24 @@ _M_TINY = 2.0 ** -100
 
 
 def _focal_logits(x, y, gamma, alpha, need_grad):
-    """Per-sample focal loss of logits and, when asked, its closed-form elementwise gradient.
+    """Elementwise focal loss of logits and, when asked, its closed-form gradient.
 
     ``m = 1 - p_t = (1-y) σ(x) + y σ(-x)`` (a sum of non-negative terms), ``dm/dx = (1-2y) σ(x)
-    σ(-x)``, ``BCE = y softplus(-x) + (1-y) softplus(x)``, ``dBCE/dx = (1-y) σ(x) - y σ(-x)``,
-    ``ℓ = α_t m^γ BCE``. Integer ``γ >= 1`` (the default 2): ``m^γ`` by multiplication and
-    ``dℓ/dx = α_t m^(γ-1) (γ BCE dm/dx + m dBCE/dx)``: no log, no division, nothing that can
-    overflow. Other ``γ``: ``m^γ = exp(γ log m)`` with ``log m`` directly where ``m >= 2**-100``
-    and ``-(|x| + s)`` (the exact hard-label limit) below, ``dℓ/dx = α_t m^γ (γ BCE d log m/dx
-    + dBCE/dx)``, ``d log m/dx = (1-2y) σ(x) σ(-x) / m`` (``(1-2y)`` in the underflowed limit,
-    where σ(|x|) = 1): finite for every gamma >= 0 (no pow of an underflowed 0)."""
-    sp_pos, sp_neg = _softplus_pair(x)
-    sx, snx = torch.sigmoid(x), torch.sigmoid(-x)
-    omy = 1.0 - y
-    t1, t2 = sx * omy, y * snx  # (1-y) σ(x), y σ(-x)
-    m = t1 + t2
+    σ(-x)``, ``BCE = -((1-y) log σ(-x) + y log σ(x))`` (``F.logsigmoid``: exact for every x, a sum
+    of non-negative terms), ``dBCE/dx = (1-y) σ(x) - y σ(-x)``, ``ℓ = α_t m^γ BCE``. Integer
+    ``γ >= 1`` (the default 2): ``m^γ`` by multiplication and ``dℓ/dx = α_t m^(γ-1) (γ BCE dm/dx
+    + m dBCE/dx)``: no log, no division, nothing that can overflow. Other ``γ``: ``m^γ = exp(γ log
+    m)`` with ``log m`` directly where ``m >= 2**-100`` and ``min(log σ(x), log σ(-x))`` (the exact
+    hard-label limit ``-(|x| + s)``) below, ``dℓ/dx = α_t m^γ (γ BCE d log m/dx + dBCE/dx)``,
+    ``d log m/dx = (1-2y) σ(x) σ(-x) / m`` (``(1-2y)`` in the underflowed limit, where σ(|x|) = 1):
+    finite for every gamma >= 0 (no pow of an underflowed 0). ``-BCE`` is carried (``nbce``): the
+    signs fold into the products."""
+    nx = torch.neg(x)
+    sx, snx = torch.sigmoid(x), torch.sigmoid(nx)
+    lsp, lsn = F.logsigmoid(x), F.logsigmoid(nx)
+    omy = one_minus(y)
+    t1 = sx * omy  # (1-y) σ(x)
+    m = torch.addcmul(t1, y, snx)  # + y σ(-x)
     int_gamma = gamma >= 1.0 and float(gamma).is_integer()
     mod = tiny = None
     if gamma == 0.0:
@@ -111,38 +144,46 @@ def _focal_logits(x, y, gamma, alpha, need_grad):
         mod = m if gamma == 1.0 else (m * m if gamma == 2.0 else torch.pow(m, int(gamma)))
     else:
         tiny = m < _M_TINY
-        log_m = torch.where(tiny, torch.maximum(sp_pos, sp_neg).neg_(), torch.log(m))
+        log_m = torch.where(tiny, torch.minimum(lsp, lsn), torch.log(m))
         mod = log_m.mul_(gamma).exp_()
-    bce = sp_pos.mul_(omy).addcmul_(y, sp_neg)
-    del sp_neg
-    loss = bce if mod is None else bce * mod
+    nbce = lsn.mul_(omy).addcmul_(y, lsp)  # -BCE
+    loss = torch.neg(nbce) if mod is None else torch.mul(mod, nbce).neg_()
     a_t = None
     if alpha is not None:
-        a_t = (y * (2.0 * alpha - 1.0)).add_(1.0 - alpha)
-        loss = loss.mul_(a_t) if loss is not bce else loss * a_t
-    grad = None
-    if need_grad:
-        d_bce = t1.sub_(t2)
-        if mod is None:
-            grad = d_bce
+        a_t = torch.mul(y, const(2.0 * alpha - 1.0, x)).add_(const(1.0 - alpha, x))
+        loss.mul_(a_t)
+    if not need_grad:
+        return loss, None
+    d_bce = t1.addcmul_(y, snx, value=-1.0)  # (1-y) σ(x) - y σ(-x)
+    if mod is None:
+        grad = d_bce
+    else:
+        om2y = omy.sub_(y)  # 1 - 2y
+        dm = sx.mul_(snx).mul_(om2y)  # dm/dx
+        if int_gamma:
+            grad = d_bce.mul_(m).addcmul_(nbce, dm, value=-gamma)
+            if gamma > 1.0:
+                grad.mul_(m if gamma == 2.0 else torch.pow(m, int(gamma) - 1))
         else:
-            om2y = omy - y
-            dm = sx.mul_(snx).mul_(om2y)  # dm/dx
-            if int_gamma:
-                grad = dm.mul_(bce).mul_(gamma).addcmul_(m, d_bce)
-                if gamma > 1.0:
-                    grad.mul_(m if gamma == 2.0 else torch.pow(m, int(gamma) - 1))
-            else:
-                d_log_m = torch.where(tiny, om2y, dm.div_(m))
-                grad = d_log_m.mul_(bce).mul_(gamma).add_(d_bce).mul_(mod)
-        if a_t is not None:
-            grad = grad.mul_(a_t)
-    return mean_nonbatch(loss), grad
+            d_log_m = torch.where(tiny, om2y, dm.div_(m))
+            grad = d_log_m.mul_(nbce).mul_(-gamma).add_(d_bce).mul_(mod)
+    if a_t is not None:
+        grad.mul_(a_t)
+    return loss, grad
 
 
 BinaryFocalWithLogits = fused_function(_focal_logits, "BinaryFocalWithLogits")
+BinaryFocalWithLogitsTotal = fused_total(_focal_logits, "BinaryFocalWithLogitsTotal")
 
 
+def _binary_focal_total(x, y, mean, *, gamma, alpha, from_logits):
+    if from_logits and needs_fused_grad(x, y, alpha):
+        return run_fused_total(BinaryFocalWithLogitsTotal, x, mean, y, gamma, alpha)
+    return reduce(_binary_focal_per_sample(x, y, gamma=gamma, alpha=alpha, from_logits=from_logits), None,
+                  "mean" if mean else "sum")
+
+
+@with_total(_binary_focal_total)
 def _binary_focal_per_sample(x, y, *, gamma, alpha, from_logits):
     if from_logits and needs_fused_grad(x, y, alpha):
         return run_fused(BinaryFocalWithLogits, x, y, gamma, alpha)

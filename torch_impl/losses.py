@@ -16,13 +16,18 @@ from torch import nn
 import spec as _spec
 
 from . import classification, multiclass, overlap, regression, regularizers  # noqa: F401
-from ._core import apply, split_params
+from ._core import LossCall, apply, split_params
 
 IMPLEMENTATIONS = _spec.core.Implementations("torch", to_plain=lambda c: split_params(c)[0])
 
 
 class SpecLoss(nn.Module):
-    """Base class: validates the configuration against the spec entry ``spec_name``."""
+    """Base class: validates the configuration against the spec entry ``spec_name``, once.
+
+    The validated configuration is kept as a :class:`torch_impl._core.LossCall`: a call checks
+    shapes, data values where that needs no device synchronization (CPU tensors; on accelerators
+    only inside :func:`torch_impl.sync_value_checks`, see :mod:`spec.validation`) and computes.
+    Assigning ``reduction`` or ``validate`` re-validates and rebuilds it."""
 
     spec_name: ClassVar[str]
     per_sample: ClassVar[Callable[..., torch.Tensor]]
@@ -35,7 +40,7 @@ class SpecLoss(nn.Module):
         super().__init__()
         entry = _spec.get(self.spec_name)
         # tensors (any device, requiring grad or not) are validated through their CPU NumPy view
-        params, self.reduction, self.validate = entry.validate_config(split_params(config)[0])
+        params, reduction, validate = entry.validate_config(split_params(config)[0])
         self._scalar_params: dict[str, Any] = {}
         for key, value in params.items():
             if isinstance(value, np.ndarray):
@@ -43,6 +48,43 @@ class SpecLoss(nn.Module):
             else:
                 self._scalar_params[key] = value
         self._param_names = tuple(params)
+        self._vector_names = tuple(k for k in params if k not in self._scalar_params)
+        self._config = (params, reduction, validate)
+        self._call = LossCall(entry, type(self).per_sample, params, reduction, validate)
+
+    def _rebuild(self, **change):
+        params, reduction, validate = self._config
+        entry = _spec.get(self.spec_name)
+        config = dict(params, reduction=change.get("reduction", reduction), validate=change.get("validate", validate))
+        params, reduction, validate = entry.validate_config(config)
+        self._config = (params, reduction, validate)
+        self._call = LossCall(entry, type(self).per_sample, params, reduction, validate)
+
+    @property
+    def reduction(self) -> str:
+        return self._config[1]
+
+    @reduction.setter
+    def reduction(self, value):
+        self._rebuild(reduction=value)
+
+    @property
+    def validate(self) -> bool:
+        return self._config[2]
+
+    @validate.setter
+    def validate(self, value):
+        self._rebuild(validate=value)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_call", None)  # rebuilt from the entry (which holds functions) on unpickling
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        params, reduction, validate = self._config
+        self._call = LossCall(_spec.get(self.spec_name), type(self).per_sample, params, reduction, validate)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -50,8 +92,8 @@ class SpecLoss(nn.Module):
                 for k in self._param_names}
 
     def forward(self, input, target=None, sample_weight=None):
-        return apply(self.spec_name, type(self).per_sample, input, target, sample_weight, self.params,
-                     self.reduction, self.validate, checked=True)
+        vectors = {k: self._buffers[k] for k in self._vector_names} if self._vector_names else None
+        return self._call(input, target, sample_weight, vectors)
 
     def extra_repr(self) -> str:
         parts = [f"{k}={v!r}" for k, v in self._scalar_params.items()]

@@ -9,12 +9,14 @@ non-class positions.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
 from spec.numerics import P_MIN
 
-from ._core import apply, mean_nonbatch
+from ._core import apply, mean_nonbatch, reduce, with_total
 
 __all__ = ["categorical_crossentropy", "sparse_categorical_crossentropy", "cost_sensitive_cce"]
 
@@ -37,6 +39,27 @@ def _rows(x: torch.Tensor) -> torch.Tensor:
 _NO_IGNORE = -(2 ** 63)
 
 
+def _rows_total(rows: torch.Tensor, reduce_rows: Callable, x: torch.Tensor, mean: bool) -> torch.Tensor:
+    """``Σ_i ℓ_i`` (over N when ``mean``) of a loss that is the mean over the R/N rows of each sample:
+    ``reduce_rows("mean")`` (over all R rows) or ``reduce_rows("sum")`` over R/N."""
+    if mean:
+        return reduce_rows("mean")
+    per_sample_rows = rows.shape[0] // x.shape[0]
+    total = reduce_rows("sum")
+    return total / per_sample_rows if per_sample_rows != 1 else total
+
+
+def _categorical_crossentropy_total(x, y, mean, *, from_logits, label_smoothing):
+    if from_logits and x.dim() >= 2:
+        xr, yr = _rows(x), _rows(y if y.dtype == x.dtype else y.to(x.dtype))
+        return _rows_total(xr, lambda r: F.cross_entropy(xr, yr, reduction=r, label_smoothing=label_smoothing),
+                           x, mean)
+    return reduce(_categorical_crossentropy_per_sample(x, y, from_logits=from_logits,
+                                                       label_smoothing=label_smoothing), None,
+                  "mean" if mean else "sum")
+
+
+@with_total(_categorical_crossentropy_total)
 def _categorical_crossentropy_per_sample(x, y, *, from_logits, label_smoothing):
     y = y.to(x.dtype)  # integer one-hot targets join the compute dtype
     if from_logits and x.dim() >= 2:
@@ -75,6 +98,15 @@ def categorical_crossentropy(input, target, *, from_logits=True, label_smoothing
                  reduction, validate)
 
 
+def _sparse_categorical_crossentropy_total(x, y, mean, *, from_logits):
+    if from_logits and x.dim() >= 2:
+        xr, yr = _rows(x), y.reshape(-1).long()
+        return _rows_total(xr, lambda r: F.cross_entropy(xr, yr, reduction=r, ignore_index=_NO_IGNORE), x, mean)
+    return reduce(_sparse_categorical_crossentropy_per_sample(x, y, from_logits=from_logits), None,
+                  "mean" if mean else "sum")
+
+
+@with_total(_sparse_categorical_crossentropy_total)
 def _sparse_categorical_crossentropy_per_sample(x, y, *, from_logits):
     if from_logits and x.dim() >= 2:
         # the fused log_softmax + nll_loss kernels: the same math (-log softmax(x)_y)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from ._core import apply
-from ._fused import fused_function, needs_fused_grad, run_fused
+from ._core import apply, const, one_minus, reduce, with_total
+from ._fused import fused_function, fused_total, needs_fused_grad, run_fused, run_fused_total
 from .distributed import sync_sum
 
 __all__ = ["soft_dice", "soft_jaccard", "tversky", "soft_fbeta"]
@@ -133,6 +133,14 @@ def _ratio(counts, a, b, t, e, s):
     return _OverlapRatio.apply(t * tp + s, a * fp + b * fn + e, has_pos)
 
 
+def _affine(t, scale, shift):
+    """``scale · t + shift`` for Python-number coefficients (as cached 0-d operands), with no op for
+    a unit scale or a zero shift (the same values)."""
+    if scale != 1.0:
+        t = t * const(scale, t)
+    return t + const(shift, t) if shift else t
+
+
 def _overlap_closed_form(x, y, coefficients, from_logits, need_grad):
     """Per-sample ``ℓ = M / (K + M)`` (``K = t TP + s``, ``M = a FP + b FN + e``) and, when asked,
     its closed-form elementwise gradient, in one pass over the data.
@@ -146,7 +154,8 @@ def _overlap_closed_form(x, y, coefficients, from_logits, need_grad):
     ``p' = σ(x) σ(-x)`` for logits, 1 for probabilities: one elementwise pass, one saved buffer
     (autograd of the counts keeps four: ``p``, ``1 - p``, ``y``, ``1 - y``). The two terms are
     written apart, not as ``c_0 + (c_1 - c_0) y``, so a hard label gets its coefficient exactly
-    (no cancellation when ``c_0`` and ``c_1`` are far apart, e.g. Tversky with a small beta)."""
+    (no cancellation when ``c_0`` and ``c_1`` are far apart, e.g. Tversky with a small beta).
+    Unit and zero coefficients cost no op (the same values)."""
     a, b, t, e, s = coefficients
     n = x.shape[0]
     x2, y2 = x.reshape(n, -1), y.reshape(n, -1)
@@ -156,27 +165,41 @@ def _overlap_closed_form(x, y, coefficients, from_logits, need_grad):
         p, q = torch.sigmoid(x2), x2.neg().sigmoid_()  # fresh buffers: written in place below
     else:
         p, q = x2, 1.0 - x2  # p is the caller's tensor: never written
+    one, zero_ = const(1.0, x), const(0.0, x)
     buf = p * y2
     tp = buf.sum(dim=1)
     fn = torch.mul(q, y2, out=buf).sum(dim=1)
-    omy = torch.mul(y2, -1.0, out=buf).add_(1.0)  # 1 - y, rounded as 1 - y
+    omy = one_minus(y2, out=buf)  # 1 - y
     if need_grad and from_logits:
         q.mul_(p)  # p' = σ(x) σ(-x)
     fp = torch.mul(p, omy, out=p if from_logits else q).sum(dim=1)
-    k = t * tp + s
-    m = a * fp + b * fn + e
-    loss, d_safe = _ratio_value(k, m)
+    k = _affine(tp, t, s)
+    m = _affine(fp, a, 0.0)
+    m = (m.add_(fn) if b == 1.0 else m.add_(fn, alpha=b)) if m is not fp else (
+        fp + fn if b == 1.0 else torch.add(fp, fn, alpha=b))
+    if e:
+        m = m.add_(const(e, m))
+    d = k + m
+    zero = d == zero_
+    d_safe = torch.where(zero, one, d)
+    ratio = m / d_safe
+    loss = torch.where(zero, one, ratio)
     if not need_grad:
         return loss, None
-    dk, dm = _ratio_partials(k, m, (tp + fn) > 0, d_safe)
-    c0, c1 = (a * dm).unsqueeze(1), (t * dk - b * dm).unsqueeze(1)
-    grad = omy.mul_(c0).addcmul_(y2, c1)
+    # ∂ℓ/∂K = -(M/D)/D where TP + FN > 0 (else 0), ∂ℓ/∂M = (K/D)/D: _ratio_partials' values
+    dk = torch.where((tp + fn) > zero_, ratio.div_(d_safe).neg_(), zero_)
+    dm = k.div(d_safe).div_(d_safe)
+    c0 = dm if a == 1.0 else dm * const(a, dm)
+    c1 = (dk if t == 1.0 else dk.mul_(const(t, dk)))
+    c1 = c1.sub_(dm) if b == 1.0 else c1.sub_(dm, alpha=b)
+    grad = omy.mul_(c0.unsqueeze(1)).addcmul_(y2, c1.unsqueeze(1))
     if from_logits:
         grad.mul_(q)
     return loss, grad.reshape(x.shape)
 
 
 OverlapWithCounts = fused_function(_overlap_closed_form, "OverlapWithCounts", per_element_mean=False)
+OverlapWithCountsTotal = fused_total(_overlap_closed_form, "OverlapWithCountsTotal", per_element_mean=False)
 
 
 def _overlap_per_sample(x, y, from_logits, a, b, t, e, s):
@@ -188,6 +211,19 @@ def _overlap_per_sample(x, y, from_logits, a, b, t, e, s):
     return _ratio(_per_sample_counts(x, y, from_logits), a, b, t, e, s)
 
 
+def _overlap_total(x, y, mean, from_logits, a, b, t, e, s):
+    """The reduced family form (``Σ_i ℓ_i``, over N when ``mean``): the closed-form Function's
+    reduced twin where :func:`_overlap_per_sample` takes the Function, else its reduction."""
+    if needs_fused_grad(x, y):
+        return run_fused_total(OverlapWithCountsTotal, x, mean, y, (a, b, t, e, s), from_logits)
+    return reduce(_ratio(_per_sample_counts(x, y, from_logits), a, b, t, e, s), None, "mean" if mean else "sum")
+
+
+def _soft_dice_total(x, y, mean, *, smooth, from_logits):
+    return _overlap_total(x, y, mean, from_logits, 1.0, 1.0, 2.0, 0.0, smooth)
+
+
+@with_total(_soft_dice_total)
 def _soft_dice_per_sample(x, y, *, smooth, from_logits):
     return _overlap_per_sample(x, y, from_logits, 1.0, 1.0, 2.0, 0.0, smooth)
 
@@ -216,6 +252,11 @@ def soft_dice(input, target, *, smooth=1.0, from_logits=True, sample_weight=None
                  {"smooth": smooth, "from_logits": from_logits}, reduction, validate)
 
 
+def _soft_jaccard_total(x, y, mean, *, smooth, from_logits):
+    return _overlap_total(x, y, mean, from_logits, 1.0, 1.0, 1.0, 0.0, smooth)
+
+
+@with_total(_soft_jaccard_total)
 def _soft_jaccard_per_sample(x, y, *, smooth, from_logits):
     return _overlap_per_sample(x, y, from_logits, 1.0, 1.0, 1.0, 0.0, smooth)
 
@@ -235,6 +276,11 @@ def soft_jaccard(input, target, *, smooth=1.0, from_logits=True, sample_weight=N
                  {"smooth": smooth, "from_logits": from_logits}, reduction, validate)
 
 
+def _tversky_total(x, y, mean, *, alpha, beta, smooth, from_logits):
+    return _overlap_total(x, y, mean, from_logits, alpha, beta, 1.0, 0.0, smooth)
+
+
+@with_total(_tversky_total)
 def _tversky_per_sample(x, y, *, alpha, beta, smooth, from_logits):
     return _overlap_per_sample(x, y, from_logits, alpha, beta, 1.0, 0.0, smooth)
 
@@ -256,6 +302,12 @@ def tversky(input, target, *, alpha=0.5, beta=0.5, smooth=1.0, from_logits=True,
                  reduction, validate)
 
 
+def _soft_fbeta_total(x, y, mean, *, beta, epsilon, average, from_logits, sync):
+    b2 = beta * beta  # only "samples" is reduced (macro/micro are batch statistics)
+    return _overlap_total(x, y, mean, from_logits, 1.0, b2, 1.0 + b2, epsilon, 0.0)
+
+
+@with_total(_soft_fbeta_total)
 def _soft_fbeta_per_sample(x, y, *, beta, epsilon, average, from_logits, sync, sample_weight=None):
     b2 = beta * beta
     if average == "samples":  # per-sample: no cross-replica statistic, ``sync`` has no effect

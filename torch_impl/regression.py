@@ -6,11 +6,29 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._core import apply, mean_nonbatch
+from ._core import apply, const, mean_nonbatch, with_total
 
 __all__ = ["mean_squared_error", "asymmetric_exponential"]
 
 
+def _elementwise_total(elementwise: torch.Tensor, mean: bool) -> torch.Tensor:
+    """``Σ_i ℓ_i`` (over N when ``mean``) of an elementwise loss whose per-sample value is the mean
+    over the M non-batch elements: its sum over N·M (or M) elements; ``sum``'s backward hands an
+    expanded view to the elementwise backward (see :func:`torch_impl._core.mean_nonbatch`)."""
+    n = elementwise.shape[0]
+    count = elementwise.numel() if mean else elementwise.numel() // n
+    total = elementwise.sum()
+    return total.div_(const(float(count), total)) if count != 1 else total
+
+
+def _mean_squared_error_total(x, y, mean):
+    # "mean": F.mse_loss's own mean over every element (= Σ_i ℓ_i / N, one kernel each way)
+    if mean:
+        return F.mse_loss(x, y)
+    return _elementwise_total(F.mse_loss(x, y, reduction="none"), False)
+
+
+@with_total(_mean_squared_error_total)
 def _mean_squared_error_per_sample(x, y):
     # ATen's fused kernel each way ((x - y)^2 forward, 2 (x - y) g backward): the same values as
     # torch.square(y - x) and its autograd, in one pass instead of two or three
@@ -37,6 +55,11 @@ def mean_squared_error(input, target, *, sample_weight=None, reduction="mean", v
                  reduction, validate)
 
 
+def _asymmetric_exponential_total(x, y, mean):
+    return _elementwise_total(torch.abs(torch.expm1(x - y)), mean)
+
+
+@with_total(_asymmetric_exponential_total)
 def _asymmetric_exponential_per_sample(x, y):
     # |expm1(ŷ - y)|: torch.abs backpropagates sign(0) = 0 at ŷ = y (the spec's subgradient)
     return mean_nonbatch(torch.abs(torch.expm1(x - y)))

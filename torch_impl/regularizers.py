@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from spec.core import REQUIRED
 
-from ._core import apply, mean_nonbatch
+from ._core import apply, const, mean_nonbatch, one_minus, reduce, with_total
 from .distributed import sync_sum
 from .multiclass import _log_q
 
@@ -65,6 +65,22 @@ def count_penalty(input, *, threshold=REQUIRED, factor=1.0, temperature=0.0, sam
 
 
 # --------------------------------------------------------------------------- mse_count_penalty
+def _hard_count_total(x: torch.Tensor, threshold: float, scale: float) -> torch.Tensor:
+    """``scale · Σ 1[x > t]`` in x's dtype: the hard count of a reduced loss whose other term is on
+    the autograd graph and propagates NaN (its gradient is exactly 0 either way)."""
+    return torch.gt(x, const(threshold, x)).sum(dtype=x.dtype).mul_(const(scale, x))
+
+
+def _mse_count_penalty_total(x, y, mean, *, threshold, factor, temperature):
+    if temperature == 0.0:
+        n = x.shape[0]
+        mse = F.mse_loss(x, y) if mean else F.mse_loss(x, y, reduction="sum") / (x.numel() // n)
+        return mse + _hard_count_total(x, threshold, factor / n if mean else factor)
+    return reduce(_mse_count_penalty_per_sample(x, y, threshold=threshold, factor=factor, temperature=temperature),
+                  None, "mean" if mean else "sum")
+
+
+@with_total(_mse_count_penalty_total)
 def _mse_count_penalty_per_sample(x, y, *, threshold, factor, temperature):
     mse = F.mse_loss(x, y, reduction="none")  # (x - y)^2, one ATen kernel each way
     return mean_nonbatch(mse) + factor * _sum_nonbatch(_count(x, threshold, temperature))
@@ -86,6 +102,24 @@ def mse_count_penalty(input, target, *, threshold=REQUIRED, factor=1.0, temperat
 
 
 # --------------------------------------------------------------------------- cce_count_penalty
+def _cce_count_penalty_total(x, y, mean, *, threshold, factor, temperature, from_logits):
+    if temperature == 0.0 and from_logits and x.dim() >= 2:
+        # Σ_i ℓ_i = (Σ_rows CE + factor · Σ counts) / (R/N): F.cross_entropy over the rows (the same
+        # -Σ y log softmax), the counted probabilities exp(log_softmax) as in the per-sample form
+        c = x.shape[-1]
+        xr, yr = x.reshape(-1, c), y.reshape(-1, c)
+        rows = xr.shape[0]
+        ce = F.cross_entropy(xr, yr, reduction="mean" if mean else "sum")
+        per_sample_rows = rows // x.shape[0]
+        if not mean and per_sample_rows != 1:
+            ce = ce / per_sample_rows
+        probs = torch.exp(F.log_softmax(x.detach(), dim=-1))
+        return ce + _hard_count_total(probs, threshold, factor / (rows if mean else per_sample_rows))
+    return reduce(_cce_count_penalty_per_sample(x, y, threshold=threshold, factor=factor, temperature=temperature,
+                                                from_logits=from_logits), None, "mean" if mean else "sum")
+
+
+@with_total(_cce_count_penalty_total)
 def _cce_count_penalty_per_sample(x, y, *, threshold, factor, temperature, from_logits):
     log_q = _log_q(x, from_logits)
     probs = torch.exp(log_q) if from_logits else x
@@ -114,32 +148,51 @@ def cce_count_penalty(input, target, *, threshold=REQUIRED, factor=1.0, temperat
 # --------------------------------------------------------------------------- kl_sparsity
 def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weight=None):
     a = x.reshape(x.shape[0], -1)
-    # per unit, the batch sums of a and of 1 - a (exact near a = 1: saturated units keep their
-    # digits), and the sample count; without weights no product with ones (two input-sized passes
-    # and their backward fewer, the same sums)
-    if sample_weight is None:
-        stats = torch.cat([a.sum(dim=0), (1.0 - a).sum(dim=0), a.new_full((1,), a.shape[0])])
-    else:
-        w = sample_weight[:, None]
-        stats = torch.cat([(w * a).sum(dim=0), (w * (1.0 - a)).sum(dim=0), sample_weight.sum().reshape(1)])
-    if sync:
-        stats = sync_sum(stats)  # global-batch sums and count (with gradients) before dividing
     m = a.shape[1]
-    count = stats[-1]
-    rho = torch.tensor(target, dtype=a.dtype, device=a.device)
-    rho_c = 1.0 - rho
-    # the clamp's bounds take the identity branch (torch.clamp passes the gradient at equality);
-    # with no weighted sample the means are set to ρ and 1 - ρ: KL 0, gradient 0
-    if sample_weight is None and not sync and a.shape[0]:  # count = N >= 1: no empty-batch branch
-        q = torch.clamp(stats[:m] / count, epsilon, 1.0 - epsilon)
-        q_c = torch.clamp(stats[m:2 * m] / count, epsilon, 1.0 - epsilon)
+    rho, rho_c = target, 1.0 - target
+    # Σ_j KL(ρ ‖ q_j) = Σ_j [ρ (log ρ - log q_j) + (1-ρ)(log(1-ρ) - log q'_j)]: the constants as
+    # Python numbers (in the compute dtype: ρ and log ρ rounded once), no tensor of them
+    log_rho, log_rho_c = _log_constants(target, a.dtype)
+    if sample_weight is None and not sync and a.shape[0]:
+        # count = N >= 1: per unit the batch means of a and of 1 - a (exact near a = 1: saturated
+        # units keep their digits); no empty-batch branch, no products with ones
+        n, lo, hi = const(float(a.shape[0]), a), const(epsilon, a), const(1.0 - epsilon, a)
+        q = torch.clamp(a.sum(dim=0).div_(n), lo, hi)
+        q_c = torch.clamp(one_minus(a).sum(dim=0).div_(n), lo, hi)
     else:
+        # per unit, the batch sums of a and of 1 - a, and the sample count; the clamp's bounds take
+        # the identity branch (torch.clamp passes the gradient at equality); with no weighted
+        # sample the means are set to ρ and 1 - ρ: KL 0, gradient 0
+        if sample_weight is None:
+            stats = torch.cat([a.sum(dim=0), (1.0 - a).sum(dim=0), a.new_full((1,), a.shape[0])])
+        else:
+            w = sample_weight[:, None]
+            stats = torch.cat([(w * a).sum(dim=0), (w * (1.0 - a)).sum(dim=0), sample_weight.sum().reshape(1)])
+        if sync:
+            stats = sync_sum(stats)  # global-batch sums and count (with gradients) before dividing
+        count = stats[-1]
         has = count > 0
         safe = torch.where(has, count, 1.0)
         q = torch.where(has, torch.clamp(stats[:m] / safe, epsilon, 1.0 - epsilon), rho)
         q_c = torch.where(has, torch.clamp(stats[m:2 * m] / safe, epsilon, 1.0 - epsilon), rho_c)
-    kl = rho * (torch.log(rho) - torch.log(q)) + rho_c * (torch.log(rho_c) - torch.log(q_c))
-    return weight * kl.sum()
+    kl = (torch.rsub(torch.log(q), const(log_rho, q)).mul_(const(rho, q))
+          .add_(torch.rsub(torch.log(q_c), const(log_rho_c, q)), alpha=rho_c))
+    total = kl.sum()
+    return total.mul_(const(weight, total)) if weight != 1.0 else total
+
+
+_LOG_CONSTANTS: dict = {}
+
+
+def _log_constants(target: float, dtype: torch.dtype) -> tuple[float, float]:
+    """``(log ρ, log(1 - ρ))`` as the compute dtype rounds them (``torch.log`` of ρ in that dtype,
+    what a tensor constant would give), cached per (ρ, dtype)."""
+    key = (target, dtype)
+    hit = _LOG_CONSTANTS.get(key)
+    if hit is None:
+        rho = torch.tensor([target, 1.0 - target], dtype=dtype)
+        hit = _LOG_CONSTANTS[key] = tuple(torch.log(rho).tolist())
+    return hit
 
 
 def kl_sparsity(input, *, target=0.1, weight=1.0, epsilon=1e-7, sync=False, sample_weight=None,
