@@ -70,6 +70,9 @@ def _run_bench(tmp_path, *args):
 
 def _check_rows(rows, frameworks):
     assert rows, "no rows"
+    percall = [r for r in rows if r["mode"] == bench.PERCALL_MODE]
+    rows = [r for r in rows if r["mode"] != bench.PERCALL_MODE]
+    _check_percall_rows(percall, [("weighted_bce", f) for f in frameworks])
     for row in rows:
         missing = [k for k in bench.ROW_KEYS if k not in row]
         assert not missing, f"missing keys {missing} in {row}"
@@ -100,6 +103,53 @@ def _check_rows(rows, frameworks):
     peers = {r["peer"] for r in rows}
     expected = {"torch": "F.binary_cross_entropy_with_logits", "keras": "keras.losses.BinaryCrossentropy"}
     assert {expected[f] for f in frameworks} <= peers
+
+
+def _check_percall_rows(rows, expected):
+    """Per-call rows: one per (loss, framework) of ``expected`` at least, ours timed in µs, and ours -
+    peer and the ratio wherever the peer ran forward+backward."""
+    assert {(r["loss"], r["framework"]) for r in rows} == set(expected)
+    for r in rows:
+        missing = [k for k in bench.ROW_KEYS + ("ours_us", "peer_us", "diff_us") if k not in r]
+        assert not missing, f"missing keys {missing} in {r}"
+        assert r["mode"] == bench.PERCALL_MODE and r["dtype"] == "float32" and r["peer"]
+        assert r["impl"] == {"torch": "torch eager", "keras": "keras eager"}[r["framework"]]
+        assert r["shape"].startswith(f"{bench.PERCALL_SHAPE[0]}x")
+        assert isinstance(r["ours_us"], float) and r["ours_us"] > 0 and math.isfinite(r["ours_us"])
+        if r["peer_us"] is None:
+            assert r["note"] and r["diff_us"] is None and r["ratio"] is None
+        else:
+            assert r["diff_us"] == pytest.approx(r["ours_us"] - r["peer_us"], abs=0.02)
+            assert r["ratio"] == pytest.approx(r["ours_us"] / r["peer_us"], rel=1e-2)
+    summary = bench.percall_summary(rows)
+    assert {(c["loss"], c["framework"]) for c in summary} == set(expected)
+    assert "ours - peer" in bench.render_percall(rows)
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_percall_table_has_rows_for_every_loss_with_a_peer(framework):
+    """The per-call table (fwd+bwd at 256×10, default arguments; timings are not asserted): a row for
+    every loss that has a peer in the framework, for every peer, with ours - peer where the peer
+    has a gradient; and the rows stay out of the eager targets and the main Markdown pivot."""
+    pytest.importorskip("torch" if framework == "torch" else "tensorflow")
+    table = bench._torch_peers() if framework == "torch" else bench._keras_peers()
+    expected = []
+    for name in spec.names():
+        entry = spec.get(name)
+        params = entry.validate_params(entry.cases()[0].params)
+        if bench._build_peers(table, name, params, bench.percall_shape(entry, params), framework):
+            expected.append((name, framework))
+    assert len(expected) >= 10
+    rows = bench.bench_percall(spec.names(), (framework,), repeats=1, min_ms=0.0)
+    _check_percall_rows(rows, expected)
+    for loss, fw in expected:  # every peer of the loss has its row
+        entry = spec.get(loss)
+        params = entry.validate_params(entry.cases()[0].params)
+        peers = bench._build_peers(table, loss, params, bench.percall_shape(entry, params), fw)
+        assert {r["peer"] for r in rows if r["loss"] == loss} == set(peers)
+    assert bench.target_misses(rows) == [] and bench.fused_summary(rows) == []
+    markdown = bench.render_markdown(rows)
+    assert "per-call" not in markdown.split("Per-call cost")[0]
 
 
 def test_tiny_torch_bench_writes_the_contract(tmp_path):

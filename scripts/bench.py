@@ -32,6 +32,15 @@ Memory (``peak_bytes_*``), one untimed call:
 * Keras on GPU: ``tf.config.experimental.get_memory_info``'s ``peak`` above the current value;
   on CPU TensorFlow keeps no allocator statistics: ``null``.
 
+Per-call cost (``--per-call``, on by default; ``--no-per-call`` skips it): every loss with a peer,
+forward+backward at ``PERCALL_SHAPE`` (256×10: ``(256, C)`` where a parameter fixes the class count),
+float32, default arguments (the entry's first case), torch eager and Keras eager, each against every
+peer, interleaved; one row per (loss, framework, peer) with ``mode = PERCALL_MODE`` (``"per-call
+fwd+bwd"``), ``ours_us``, ``peer_us``, ``diff_us = ours - peer`` and ``ratio`` (:func:`bench_percall`),
+printed as its own table (:func:`render_percall`) and written to the JSON with the other rows. The
+target (``PERCALL_TARGET_US``): ours within +15 µs of the fastest peer, at a size where the fixed cost
+of a call (Python, dispatch, data checks, autograd nodes) is what users feel.
+
 Output: a JSON list of rows ``{"loss", "framework", "impl", "peer", "shape", "dtype", "mode",
 "ours_ms", "peer_ms", "ratio", "peak_bytes_ours", "peak_bytes_peer", ...}`` (``ratio = ours/peer``;
 peer columns ``null`` where a loss has no peer; extra keys: ``saved_bytes_*``; ``value_rel_diff`` =
@@ -110,6 +119,15 @@ EAGER_NOISE = 1.1
 #: the committed run the spec's performance notes are checked against (parity_tests/test_bench.py)
 COMMITTED_RUN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "benchmarks",
                              "bench_cpu.json")
+
+
+#: the per-call table: forward+backward at a small size, where the fixed cost of a call dominates
+PERCALL_SHAPE = (256, 10)
+PERCALL_MODE = "per-call fwd+bwd"
+PERCALL_TARGET_US = 15.0
+#: repeats of the per-call table (interleaved) and the time one repeat of a function lasts at least
+PERCALL_REPEATS = 21
+PERCALL_MIN_MS = 4.0
 
 
 def note(msg: str) -> None:
@@ -939,6 +957,162 @@ def bench_keras(names, settings, device) -> list[dict]:
     return rows
 
 
+def percall_shape(entry, params) -> tuple:
+    """:data:`PERCALL_SHAPE`, with the class count a parameter fixes (``cost_matrix``) or the length
+    of a per-class vector parameter as the last axis."""
+    shape = PERCALL_SHAPE
+    c = class_count(params) if layout(entry) == "classes" else None
+    if c is not None:
+        shape = shape[:-1] + (c,)
+    for value in params.values():
+        a = np.asarray(value) if isinstance(value, np.ndarray) else None
+        if a is not None and a.ndim == 1 and a.size > 1:
+            shape = shape[:-1] + (a.size,)
+    return shape
+
+
+def _time_percall(fns: dict, sync, repeats: int, min_ms: float) -> dict[str, float]:
+    """Median µs per call of each function, interleaved repeat by repeat (after a warm-up sizing
+    each repeat to last ``min_ms``)."""
+    number = {}
+    for key, fn in fns.items():
+        for _ in range(3):
+            fn()
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        number[key] = max(1, math.ceil(min_ms / max((time.perf_counter() - t0) * 1e3, 1e-3)))
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(number[key]):
+                fn()
+            sync()
+            times[key].append((time.perf_counter() - t0) * 1e6 / number[key])
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def bench_percall(names, frameworks=("torch", "keras"), device="cpu", repeats: int = PERCALL_REPEATS,
+                  min_ms: float = PERCALL_MIN_MS) -> list[dict]:
+    """The per-call table: for every loss with a peer in a framework, our loss (``get_loss`` with the
+    entry's first case's parameters: the defaults, plus required ones) and each peer, forward +
+    backward at :func:`percall_shape`, float32, eager, timed interleaved. One row per (loss,
+    framework, peer): ``ours_us``, ``peer_us``, ``diff_us`` (ours - peer), ``ratio``; a peer that
+    cannot run forward+backward (no gradient) leaves ``peer_us`` null and a ``note``."""
+    rows = []
+    for framework in frameworks:
+        if framework == "torch":
+            import torch_impl
+
+            runner, table, get_loss = TorchRunner(device), _torch_peers(), torch_impl.get_loss
+            impl = "torch eager"
+
+            def make_step(fn, xt, yt, runner=runner):
+                return runner.step(fn, xt, yt, "fwd+bwd")
+        else:
+            runner = KerasRunner(device)
+            if runner.gpu and not runner.tf.config.list_physical_devices("GPU"):
+                note("per-call: skip Keras (TensorFlow sees no GPU)")
+                continue
+            import tf_impl
+
+            table, get_loss, impl = _keras_peers(), tf_impl.get_loss, "keras eager"
+
+            def make_step(fn, xt, yt, runner=runner):
+                return runner.step(fn, xt, yt, "fwd+bwd", False)
+        for name in names:
+            entry = spec.get(name)
+            params = entry.validate_params(entry.cases()[0].params)
+            shape = percall_shape(entry, params)
+            peers = _build_peers(table, name, params, shape, framework)
+            if not peers:
+                continue
+            try:
+                ours = get_loss(name, **params)
+            except NotImplementedError as exc:
+                note(f"per-call: skip {name} [{framework}]: {exc}")
+                continue
+            if framework == "torch":
+                ours = ours.to(runner.device)
+            x, y = make_inputs(entry, params, shape, np.random.default_rng(0))
+            xt, yt = runner.tensors(x, y, "float32")
+            steps, failed = {}, {}
+            for key, fn in {"ours": ours, **peers}.items():
+                try:
+                    step = make_step(fn, xt, yt)
+                    out = step()
+                    runner.sync()
+                    if out[1] is None:  # Keras: tape.gradient gives None
+                        raise ValueError("no gradient w.r.t. the prediction")
+                    steps[key] = step
+                except Exception as exc:  # noqa: BLE001  (a peer without a gradient is reported)
+                    failed[key] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
+            if "ours" not in steps:
+                note(f"per-call: {name} [{framework}]: ours failed: {failed['ours']}")
+                continue
+            us = _time_percall(steps, runner.sync, repeats, min_ms)
+            meta = {"loss": name, "framework": framework, "impl": impl, "shape": _shape_text(shape),
+                    "shape_kind": "per-call", "dtype": "float32", "mode": PERCALL_MODE,
+                    "device": str(device), "peak_bytes_ours": None, "peak_bytes_peer": None}
+            for peer in peers:
+                peer_us = us.get(peer)
+                row = dict(meta, peer=peer, ours_us=round(us["ours"], 2),
+                           peer_us=None if peer_us is None else round(peer_us, 2),
+                           diff_us=None if peer_us is None else round(us["ours"] - peer_us, 2),
+                           ratio=None if peer_us is None else round(us["ours"] / peer_us, 4),
+                           ours_ms=round(us["ours"] / 1e3, 6),
+                           peer_ms=None if peer_us is None else round(peer_us / 1e3, 6))
+                if peer_us is None:
+                    row["note"] = failed.get(peer, "not timed")
+                rows.append(row)
+    return rows
+
+
+def percall_summary(rows: list[dict]) -> list[dict]:
+    """Per (loss, framework) of the per-call rows: ours, the fastest peer that ran, ours - it and
+    the ratio, and whether it meets :data:`PERCALL_TARGET_US` (None where no peer ran)."""
+    out: dict[tuple, dict] = {}
+    for r in rows:
+        if r["mode"] != PERCALL_MODE:
+            continue
+        key = (r["loss"], r["framework"])
+        cell = out.setdefault(key, {"loss": r["loss"], "framework": r["framework"], "shape": r["shape"],
+                                    "ours_us": r["ours_us"], "peer": None, "peer_us": None, "diff_us": None,
+                                    "ratio": None, "meets_target": None})
+        if r["peer_us"] is not None and (cell["peer_us"] is None or r["peer_us"] < cell["peer_us"]):
+            cell.update(peer=r["peer"], peer_us=r["peer_us"], diff_us=r["diff_us"], ratio=r["ratio"],
+                        meets_target=r["diff_us"] <= PERCALL_TARGET_US)
+    for cell in out.values():
+        if cell["peer"] is None:
+            cell["peer"] = next(r.get("note", "") for r in rows
+                                if r["mode"] == PERCALL_MODE and (r["loss"], r["framework"]) ==
+                                (cell["loss"], cell["framework"]))
+    return list(out.values())
+
+
+def render_percall(rows: list[dict]) -> str:
+    """Markdown table of :func:`percall_summary`: per loss and framework, ours and the fastest peer
+    in µs per forward+backward call, ours - peer and the ratio (✗: over the +15 µs target)."""
+    summary = percall_summary(rows)
+    if not summary:
+        return ""
+    lines = [f"Per-call cost, forward+backward at {PERCALL_SHAPE[0]}×{PERCALL_SHAPE[1]} (float32, default "
+             f"arguments, eager), µs per call; target: ours - fastest peer ≤ +{PERCALL_TARGET_US:g} µs:", "",
+             "| loss | framework | shape | ours µs | peer µs | ours - peer µs | ratio | peer |",
+             "|---|---|---|---:|---:|---:|---:|---|"]
+    for c in summary:
+        if c["peer_us"] is None:
+            lines.append(f"| {c['loss']} | {c['framework']} | {c['shape']} | {c['ours_us']:.1f} | - | - | - "
+                         f"| {c['peer'] or '-'} |")
+            continue
+        flag = "" if c["meets_target"] else " ✗"
+        lines.append(f"| {c['loss']} | {c['framework']} | {c['shape']} | {c['ours_us']:.1f} | {c['peer_us']:.1f} "
+                     f"| {c['diff_us']:+.1f}{flag} | {c['ratio']:.2f} | {c['peer']} |")
+    return "\n".join(lines) + "\n"
+
+
 def _print(rows: list[dict]) -> list[dict]:
     for row in rows:
         print(format_row(row), flush=True)
@@ -974,7 +1148,9 @@ def _config_label(r) -> str:
 
 def render_markdown(rows: list[dict]) -> str:
     """Markdown: a pivot of ``ours / fastest peer`` per implementation and configuration, then
-    every row."""
+    every row; the per-call table (:func:`render_percall`) last."""
+    percall = render_percall(rows)
+    rows = [r for r in rows if r["mode"] != PERCALL_MODE]
     configs = list(dict.fromkeys(_config_label(r) for r in rows))
     groups: dict[tuple, dict[str, float | None]] = {}
     for r in rows:
@@ -1024,6 +1200,8 @@ def render_markdown(rows: list[dict]) -> str:
                    f"| {_mb(r.get('saved_bytes_ours'))} | {_mb(r.get('saved_bytes_peer'))} "
                    f"| {'-' if diff is None else f'{diff:.1e}'} | {r['peer'] or r.get('note', '-')} |")
     out += ["", "</details>", ""]
+    if percall:
+        out += [percall]
     return "\n".join(out)
 
 
@@ -1131,6 +1309,9 @@ def main(argv=None) -> int:
                     "1 gives stable numbers on a machine shared with other jobs")
     ap.add_argument("--json", metavar="FILE", help="where to write the rows (required unless --render)")
     ap.add_argument("--markdown", metavar="FILE", help="also write the rows as Markdown tables")
+    ap.add_argument("--per-call", action=argparse.BooleanOptionalAction, default=True,
+                    help=f"the per-call table: fwd+bwd at {PERCALL_SHAPE[0]}x{PERCALL_SHAPE[1]}, ours - peer in µs "
+                         "(default: on)")
     ap.add_argument("--render", metavar="JSON", help="no run: print the Markdown tables of a previous --json")
     args = ap.parse_args(argv)
     if args.render:
@@ -1169,6 +1350,11 @@ def main(argv=None) -> int:
         rows += bench_torch(names, settings, args.device)
     if "keras" in args.frameworks:
         rows += bench_keras(names, settings, args.device)
+    if args.per_call:
+        repeats = 1 if settings.tiny else args.repeats or PERCALL_REPEATS
+        rows += bench_percall(names, args.frameworks, args.device, repeats=repeats,
+                              min_ms=0.0 if settings.tiny else PERCALL_MIN_MS)
+        print("\n" + render_percall(rows), flush=True)
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump(rows, f, indent=1)
@@ -1178,7 +1364,8 @@ def main(argv=None) -> int:
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(render_markdown(rows) + ("\n" + render_fused(summary) if summary else ""))
-    slow = [r for r in rows if r["ratio"] is not None and r["ratio"] > EAGER_NOISE and "eager" in r["impl"]]
+    slow = [r for r in rows if r["ratio"] is not None and r["ratio"] > EAGER_NOISE and "eager" in r["impl"]
+            and r["mode"] != PERCALL_MODE]
     note(f"{len(rows)} rows in {time.perf_counter() - t0:.1f} s → {args.json}; "
          f"{len(slow)} eager rows with ratio > {EAGER_NOISE}")
     return 0
