@@ -203,8 +203,10 @@ class ArrayOps(Protocol):
     # optional: ``values_readable(x) -> bool``: False where reading x's values would synchronize
     # with an accelerator; the data checks of the call are then skipped (see the module docs).
     # optional: ``all_within([(x, (lo, hi)), ...]) -> bool``: every value of every (non-empty) x
-    # satisfies ``lo <= v <= hi`` (NaN never does): the one-read test of a valid call, for entries
-    # without a ``check_values`` hook; False sends the call through the detailed checks.
+    # satisfies ``lo <= v <= hi`` (NaN never does): the one-read test of a valid call; False sends
+    # the call through the detailed checks. An entry's ``check_values`` hook may read again: it
+    # follows this test where ``reads_are_free(x)`` (optional: reading values needs no device
+    # synchronization, e.g. a CPU tensor), else the one-read detailed path feeds it.
 
 
 class _OnePassOps:
@@ -310,14 +312,17 @@ class InputChecker:
         if readable is not None and not readable(prediction):
             return  # values on an accelerator: no device→host read (module docs)
         within = getattr(ops, "all_within", None)
-        if within is not None and self.check_values is None:
-            # the valid call's path: one yes/no over every array; any "no" runs the checks below,
-            # which find the first failing one and word its message
+        if within is not None and (self.check_values is None or getattr(ops, "reads_are_free", _no)(prediction)):
+            # the valid call's path: one yes/no over every array (finite, in its domain, weights >=
+            # 0); any "no" runs the detailed checks below, which find the first failing one and
+            # word its message. The entry's hook comes after the generic checks either way.
             p_bounds, t_bounds, w_bounds = self._bounds
             checks = [(prediction, p_bounds)] if self.single_input else [(prediction, p_bounds), (target, t_bounds)]
             if sample_weight is not None:
                 checks.append((sample_weight, w_bounds))
             if within(checks):
+                if self.check_values is not None:  # reads are free here: the adapter as it is
+                    self.check_values(self.loss, self.params, prediction, target, ops)
                 return
         self._check_values(prediction, target, sample_weight, ops)
 
@@ -388,6 +393,10 @@ def check_inputs(spec: LossSpec, params, prediction, target, sample_weight, ops:
 
 
 _LARGEST = float(np.finfo(np.float64).max)
+
+
+def _no(_x) -> bool:
+    return False
 
 
 def _bounds(domain) -> tuple[float, float]:

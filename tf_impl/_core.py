@@ -71,6 +71,10 @@ class TFOps:
             out.append((dtype.is_floating and not (math.isfinite(lo) and math.isfinite(hi)), lo, hi))
         return out
 
+    def reads_are_free(self, x):
+        """An eager CPU tensor's values are read through NumPy, waiting for no device."""
+        return "CPU" in x.device
+
     def all_within(self, checks):
         """Every value of every tensor within its bounds (``lo <= v <= hi``; NaN never is): the
         extremes of :meth:`nonfinite_min_max_many`, NumPy for eager CPU tensors."""

@@ -143,7 +143,12 @@ def cce_count_penalty(y_true, y_pred, *, threshold=REQUIRED, factor=1.0, tempera
 
 # --------------------------------------------------------------------------- kl_sparsity
 def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weight=None):
-    a = tf.reshape(x, [tf.shape(x)[0], -1])
+    if x.shape.rank == 2:
+        a = x
+    elif x.shape.rank and x.shape[0] is not None:
+        a = tf.reshape(x, [x.shape[0], -1])  # a static batch: no shape ops
+    else:
+        a = tf.reshape(x, [tf.shape(x)[0], -1])
     rho, rho_c = target, 1.0 - target
     # the constants as Python numbers in the compute dtype (the torch twin's _log_constants)
     log_rho, log_rho_c = _log_constants(target, a.dtype)

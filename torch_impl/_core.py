@@ -78,6 +78,10 @@ class TorchOps:
         tensors); elsewhere only inside :func:`sync_value_checks`."""
         return _on_host(x) or _SYNC_CHECKS.get()
 
+    def reads_are_free(self, x):
+        """Reading x's values waits for no device (:func:`_on_host`)."""
+        return _on_host(x)
+
     def has_nonfinite(self, x):
         """One detached ``aminmax`` (NaN propagates to both, inf shows in one): no autograd
         record, no full-size temporaries, one host read."""
@@ -127,40 +131,28 @@ class TorchOps:
         its two values, or for an unbounded floating tensor its sum (finite only if every element
         is: NaN and ±inf propagate; an overflow says no, and the detailed checks decide). ``item``
         on the CPU; one stacked read elsewhere. An empty, integer-unbounded or bool tensor passes."""
-        reductions, bounds = [], []
-        for x, b in checks:
-            floating = x.is_floating_point()
-            if not (floating or _is_integer(x)) or not x.numel():
-                continue
-            if b[0] == -_LARGEST and b[1] == _LARGEST:
-                if floating:
-                    reductions.append((x.detach() if x.requires_grad else x).sum())
-                    bounds.append(None)
-                continue
-            reductions.append(torch.aminmax(x.detach() if x.requires_grad else x))
-            bounds.append(b)
-        if not reductions:
-            return True
         if _on_host(checks[0][0]):
-            for r, b in zip(reductions, bounds):
-                if b is None:
-                    if not math.isfinite(r.item()):
+            for x, (lo, hi) in checks:
+                floating = x.is_floating_point()
+                if not (floating or _is_integer(x)) or not x.numel():
+                    continue
+                if x.requires_grad:
+                    x = x.detach()
+                if lo == -_LARGEST and hi == _LARGEST:
+                    if floating and not math.isfinite(x.sum().item()):
                         return False
-                elif not (r[0].item() >= b[0] and r[1].item() <= b[1]):
+                    continue
+                vmin, vmax = torch.aminmax(x)
+                if not (vmin.item() >= lo and vmax.item() <= hi):
                     return False
             return True
-        flat = _host_values([t for r, b in zip(reductions, bounds) for t in ((r,) if b is None else r)])
-        i = 0
-        for b in bounds:
-            if b is None:
-                if not math.isfinite(flat[i]):
-                    return False
-                i += 1
-            else:
-                if not (flat[i] >= b[0] and flat[i + 1] <= b[1]):
-                    return False
-                i += 2
-        return True
+        parts, bounds = [], []  # elsewhere: every reduction first, then one read
+        for x, b in checks:
+            if (x.is_floating_point() or _is_integer(x)) and x.numel():
+                parts += torch.aminmax(x.detach() if x.requires_grad else x)
+                bounds.append(b)
+        flat = _host_values(parts)
+        return all(lo <= vmin and vmax <= hi for vmin, vmax, (lo, hi) in zip(flat[::2], flat[1::2], bounds))
 
     def row_sum_range(self, x):
         x = x.detach()

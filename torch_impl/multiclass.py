@@ -39,21 +39,23 @@ def _rows(x: torch.Tensor) -> torch.Tensor:
 _NO_IGNORE = -(2 ** 63)
 
 
-def _rows_total(rows: torch.Tensor, reduce_rows: Callable, x: torch.Tensor, mean: bool) -> torch.Tensor:
-    """``Σ_i ℓ_i`` (over N when ``mean``) of a loss that is the mean over the R/N rows of each sample:
-    ``reduce_rows("mean")`` (over all R rows) or ``reduce_rows("sum")`` over R/N."""
+def _rows_total(reduce_rows: Callable, xr: torch.Tensor, n: int, mean: bool, *args, **kwargs) -> torch.Tensor:
+    """``Σ_i ℓ_i`` (over N when ``mean``) of a loss that is the mean over the R/N rows ``xr`` of each
+    of the N samples: ``reduce_rows(xr, *args, reduction="mean")`` (over all R rows), or the
+    ``"sum"`` over R/N."""
     if mean:
-        return reduce_rows("mean")
-    per_sample_rows = rows.shape[0] // x.shape[0]
-    total = reduce_rows("sum")
+        return reduce_rows(xr, *args, reduction="mean", **kwargs)
+    per_sample_rows = xr.shape[0] // n
+    total = reduce_rows(xr, *args, reduction="sum", **kwargs)
     return total / per_sample_rows if per_sample_rows != 1 else total
 
 
 def _categorical_crossentropy_total(x, y, mean, *, from_logits, label_smoothing):
     if from_logits and x.dim() >= 2:
-        xr, yr = _rows(x), _rows(y if y.dtype == x.dtype else y.to(x.dtype))
-        return _rows_total(xr, lambda r: F.cross_entropy(xr, yr, reduction=r, label_smoothing=label_smoothing),
-                           x, mean)
+        if y.dtype is not x.dtype:
+            y = y.to(x.dtype)
+        xr, yr = (x, y) if x.dim() == 2 else (_rows(x), _rows(y))
+        return _rows_total(F.cross_entropy, xr, x.shape[0], mean, yr, label_smoothing=label_smoothing)
     return reduce(_categorical_crossentropy_per_sample(x, y, from_logits=from_logits,
                                                        label_smoothing=label_smoothing), None,
                   "mean" if mean else "sum")
@@ -100,8 +102,8 @@ def categorical_crossentropy(input, target, *, from_logits=True, label_smoothing
 
 def _sparse_categorical_crossentropy_total(x, y, mean, *, from_logits):
     if from_logits and x.dim() >= 2:
-        xr, yr = _rows(x), y.reshape(-1).long()
-        return _rows_total(xr, lambda r: F.cross_entropy(xr, yr, reduction=r, ignore_index=_NO_IGNORE), x, mean)
+        xr, yr = (x, y.long()) if x.dim() == 2 else (_rows(x), y.reshape(-1).long())
+        return _rows_total(F.cross_entropy, xr, x.shape[0], mean, yr, ignore_index=_NO_IGNORE)
     return reduce(_sparse_categorical_crossentropy_per_sample(x, y, from_logits=from_logits), None,
                   "mean" if mean else "sum")
 
