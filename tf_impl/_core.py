@@ -1,8 +1,11 @@
 """The TensorFlow half of the call contract: validation adapter, dtype rules, reduction.
 
-Every functional loss goes through :func:`apply`: validate (shapes always, at trace time under
-``tf.function``; data values eagerly when ``validate``) → cast to the compute dtype → per-sample
-loss → ``sample_weight`` and ``reduction``.
+Every call goes through a :class:`LossCall` (the configuration, checked once: at construction for
+the Keras losses and regularizers, once per configuration for the functional forms through
+:func:`apply`): shapes (always, at trace time under ``tf.function``) → data values eagerly when
+``validate`` (eager CPU tensors read through NumPy) → cast to the compute dtype → the loss →
+``sample_weight`` and ``reduction`` (the loss's reduced form for "mean"/"sum" without weights,
+:func:`with_total`).
 
 dtype rule (same as the torch side): float64 predictions are computed and returned in float64;
 every other dtype (float32, bfloat16, float16, ints) in float32, so mixed-precision policies

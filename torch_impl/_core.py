@@ -1,8 +1,11 @@
 """The torch half of the call contract: validation adapter, dtype rules, reduction.
 
-Every functional loss goes through :func:`apply`:
-validate (shapes always; data eagerly when ``validate``) → cast to the compute dtype → per-sample
-loss with autocast disabled → ``sample_weight`` and ``reduction``.
+Every call goes through a :class:`LossCall` (the configuration, checked once: at construction for
+the loss modules, once per configuration for the functional forms through :func:`apply`):
+shapes (always) → data values (``validate``; CPU tensors only, or inside
+:func:`sync_value_checks`: no device→host read on accelerators, see :mod:`spec.validation`) →
+cast to the compute dtype → the loss with autocast disabled → ``sample_weight`` and
+``reduction`` (the loss's reduced form for "mean"/"sum" without weights, :func:`with_total`).
 
 dtype rule (same as Keras side): float64 predictions are computed and returned in float64; every
 other dtype (float32, bfloat16, float16, ints) is computed and returned in float32, also under
