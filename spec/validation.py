@@ -176,6 +176,33 @@ def config_key(plain, reduction, validate):
     return reduction, validate, *sorted(items)
 
 
+class CallPlans:
+    """The checked configurations of functional calls, one per :func:`config_key` (at most
+    ``limit``, then cleared): ``make(entry, per_sample, params, reduction, validate)`` is the
+    framework's ``LossCall``. A configuration that has no key is built and checked each call."""
+
+    def __init__(self, make, limit: int = 512):
+        self._make, self._limit, self._plans = make, limit, {}
+
+    def get(self, name: str, per_sample, plain, reduction, validate):
+        from . import core
+
+        entry = core.get(name)
+        key = config_key(plain, reduction, validate)
+        if key is not None:
+            key = (name, per_sample, *key)
+            hit = self._plans.get(key)
+            if hit is not None and hit.entry is entry:
+                return hit
+        params, reduction, validate = entry.validate_config(dict(plain, reduction=reduction, validate=validate))
+        plan = self._make(entry, per_sample, params, reduction, validate)
+        if key is not None:
+            if len(self._plans) >= self._limit:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
+
+
 # --------------------------------------------------------------------------- inputs
 class ArrayOps(Protocol):
     """What the validation driver needs from a framework."""

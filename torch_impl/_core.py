@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 import spec as _spec
-from spec.validation import InputChecker, config_key
+from spec.validation import CallPlans, InputChecker
 from spec.validation import split_params as _split_params
 
 
@@ -369,26 +369,8 @@ class LossCall:
         return reduce(self.per_sample(input, y, **kwargs), sample_weight, reduction)
 
 
-_PLANS: dict[tuple, LossCall] = {}
-_PLAN_LIMIT = 512
-def _plan(name: str, per_sample: Callable, plain: Mapping[str, Any], reduction, validate) -> LossCall:
-    """The :class:`LossCall` of a functional call: reused for a configuration of plain values and
-    small arrays (checked once, constant vectors converted once per device), built and checked
-    each call otherwise."""
-    entry = _spec.get(name)
-    key = config_key(plain, reduction, validate)
-    if key is not None:
-        key = (name, per_sample, *key)
-        hit = _PLANS.get(key)
-        if hit is not None and hit.entry is entry:
-            return hit
-    params, reduction, validate = entry.validate_config(dict(plain, reduction=reduction, validate=validate))
-    plan = LossCall(entry, per_sample, params, reduction, validate)
-    if key is not None:
-        if len(_PLANS) >= _PLAN_LIMIT:
-            _PLANS.clear()
-        _PLANS[key] = plan
-    return plan
+#: the checked configuration of each functional call's plain parameters (checked once)
+_PLANS = CallPlans(LossCall)
 
 
 def apply(name: str, per_sample: Callable, input, target, sample_weight, params: Mapping[str, Any],
@@ -400,5 +382,5 @@ def apply(name: str, per_sample: Callable, input, target, sample_weight, params:
     tensors = None
     if any(isinstance(v, torch.Tensor) for v in params.values()):
         params, tensors = split_params(params)
-    plan = _plan(name, per_sample, params, reduction, validate)
+    plan = _PLANS.get(name, per_sample, params, reduction, validate)
     return plan(input, target, sample_weight, None, tensors)
