@@ -176,6 +176,35 @@ def config_key(plain, reduction, validate):
     return reduction, validate, *sorted(items)
 
 
+class CheckedCall:
+    """The framework-neutral part of a loss call's checked configuration (each framework's
+    ``LossCall`` extends it): the entry, its validated ``params``, ``reduction`` and ``validate``,
+    the :class:`InputChecker`, and the parameters split into ``scalars`` and array ``vectors``
+    (converted by :meth:`as_vector`, the identity here)."""
+
+    __slots__ = ("entry", "per_sample", "total", "params", "reduction", "validate", "check", "batch_statistic",
+                 "class_targets", "scalars", "vectors")
+
+    def __init__(self, entry, per_sample, params, reduction: str, validate: bool):
+        self.entry = entry
+        self.per_sample = per_sample
+        self.total = getattr(per_sample, "total", None)
+        self.params = dict(params)
+        self.reduction = reduction
+        self.validate = validate
+        self.check = InputChecker(entry, self.params)
+        self.batch_statistic = entry.is_batch_statistic(self.params)
+        # class-index targets (entries with a target_shape rule) stay integers; every other
+        # target, integer one-hot labels included, joins the compute dtype
+        self.class_targets = entry.target_shape is not None
+        self.scalars = {k: v for k, v in self.params.items() if not isinstance(v, np.ndarray)}
+        self.vectors = {k: self.as_vector(v) for k, v in self.params.items() if isinstance(v, np.ndarray)}
+
+    @staticmethod
+    def as_vector(value):
+        return value
+
+
 class CallPlans:
     """The checked configurations of functional calls, one per :func:`config_key` (at most
     ``limit``, then cleared): ``make(entry, per_sample, params, reduction, validate)`` is the

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 import spec as _spec
-from spec.validation import CallPlans, InputChecker
+from spec.validation import CallPlans, CheckedCall
 from spec.validation import split_params as _split_params
 
 
@@ -170,30 +170,17 @@ def _as_tensor(x):
     return x if isinstance(x, tf.Tensor) else as_tensor(x)
 
 
-class LossCall:
+class LossCall(CheckedCall):
     """One loss configuration (entry, validated params, reduction, validate), worked out once (the
     torch twin's :class:`torch_impl._core.LossCall`): a call checks shapes (always; at trace time
     under ``tf.function``), data values (``validate``, eager), casts to the compute dtype and
     computes, through the loss's reduced form (:func:`with_total`) for "mean"/"sum" without
     sample weights. Array parameters become constants once per dtype (eagerly)."""
 
-    __slots__ = ("entry", "per_sample", "total", "params", "reduction", "validate", "check", "batch_statistic",
-                 "class_targets", "scalars", "vectors", "_constants")
+    __slots__ = ("_constants",)
 
     def __init__(self, entry, per_sample: Callable, params: Mapping[str, Any], reduction: str, validate: bool):
-        self.entry = entry
-        self.per_sample = per_sample
-        self.total = getattr(per_sample, "total", None)
-        self.params = dict(params)
-        self.reduction = reduction
-        self.validate = validate
-        self.check = InputChecker(entry, self.params)
-        self.batch_statistic = entry.is_batch_statistic(self.params)
-        # class-index targets (entries with a target_shape rule) stay integers; every other target,
-        # integer one-hot labels included, joins the compute dtype
-        self.class_targets = entry.target_shape is not None
-        self.scalars = {k: v for k, v in self.params.items() if not isinstance(v, np.ndarray)}
-        self.vectors = {k: v for k, v in self.params.items() if isinstance(v, np.ndarray)}
+        super().__init__(entry, per_sample, params, reduction, validate)
         self._constants: dict = {}
 
     def kwargs(self, dtype: tf.DType, tensors: Mapping[str, Any] | None = None) -> dict:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 import spec as _spec
-from spec.validation import CallPlans, InputChecker
+from spec.validation import CallPlans, CheckedCall
 from spec.validation import split_params as _split_params
 
 
@@ -293,7 +293,7 @@ def _cast_param(cache: _TensorCache, key, value: torch.Tensor, like: torch.Tenso
     return out
 
 
-class LossCall:
+class LossCall(CheckedCall):
     """One loss configuration (entry, validated params, reduction, validate), worked out once:
     the loss objects build it at construction and the functional forms keep one per plain
     configuration, so a call does only what depends on its tensors:
@@ -305,24 +305,13 @@ class LossCall:
     ``vectors``: the array parameters as tensors (the module's buffers, which follow ``.to()``);
     ``tensors``: parameters given as tensors to the functional form (gradients flow to them)."""
 
-    __slots__ = ("entry", "per_sample", "total", "params", "reduction", "validate", "check", "batch_statistic",
-                 "class_targets", "scalars", "vectors", "_cache")
+    __slots__ = ("_cache",)
 
     def __init__(self, entry, per_sample: Callable, params: Mapping[str, Any], reduction: str, validate: bool):
-        self.entry = entry
-        self.per_sample = per_sample
-        self.total = getattr(per_sample, "total", None)
-        self.params = dict(params)
-        self.reduction = reduction
-        self.validate = validate
-        self.check = InputChecker(entry, self.params)
-        self.batch_statistic = entry.is_batch_statistic(self.params)
-        # class-index targets (entries with a target_shape rule) stay integers; every other
-        # target, integer one-hot labels included, joins the compute dtype
-        self.class_targets = entry.target_shape is not None
-        self.scalars = {k: v for k, v in self.params.items() if not isinstance(v, np.ndarray)}
-        self.vectors = {k: torch.as_tensor(v) for k, v in self.params.items() if isinstance(v, np.ndarray)}
+        super().__init__(entry, per_sample, params, reduction, validate)
         self._cache: _TensorCache = {}
+
+    as_vector = staticmethod(torch.as_tensor)  # array parameters as tensors (converted once)
 
     def kwargs(self, x: torch.Tensor, vectors: Mapping[str, torch.Tensor] | None = None,
                tensors: Mapping[str, torch.Tensor] | None = None) -> dict:
