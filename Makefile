@@ -5,7 +5,7 @@ VENV ?= .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.lossparity-installed
 # CPU Linux without a GPU: pin the CPU wheel first, so no dependency pulls a multi-GB CUDA build.
-# GPU users keep their own torch: `make test TORCH_PIN=` (pyproject.toml only says torch>=2.13,<2.14).
+# GPU users keep their own torch: `make test TORCH_PIN=` (pyproject.toml only says torch>=2.13,<2.15).
 TORCH_PIN ?= $(shell if [ "$$(uname -s)" = Linux ] && ! command -v nvidia-smi >/dev/null 2>&1; then echo torch==2.13.0; fi)
 # Two pytest-xdist workers (the CI machine has 2 cores); the quick scenario report the slow tests
 # read runs once, in the background from collection on (conftest.py). PYTEST_WORKERS=0: one process.

@@ -1331,10 +1331,16 @@ def main(argv=None) -> int:
         if unknown:
             ap.error(f"unknown loss(es) {unknown}; registered: {', '.join(names)}")
         names = [n for n in names if n in args.only]
-    if args.threads and "torch" in args.frameworks:
+    if "torch" in args.frameworks:
         import torch
 
-        torch.set_num_threads(args.threads)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        if "keras" in args.frameworks:
+            # torch's compiler and profiler import triton where it is installed (torch's CUDA
+            # builds); triton loaded after TensorFlow crashes the process (segmentation fault:
+            # their bundled LLVMs clash; torch 2.14.1 + TensorFlow 2.21), loaded before it works
+            import torch._inductor.config  # noqa: F401
     if args.threads and "keras" in args.frameworks:
         import tensorflow as tf
 

@@ -229,6 +229,24 @@ def mean_nonbatch(elementwise: torch.Tensor) -> torch.Tensor:
     return elementwise.flatten(1).sum(dim=1) / const(float(elementwise[0].numel()), elementwise)
 
 
+def clip(x: torch.Tensor, lo=None, hi=None) -> torch.Tensor:
+    r"""``min(max(x, lo), hi)`` (either bound may be ``None``) with the spec's subgradient: 1 on
+    the closed interval ``[lo, hi]`` (a value exactly on a bound takes the identity branch) and 0
+    outside, as ``tf.clip_by_value``'s gradient is.
+
+    ``torch.clamp``'s gradient at a bound is not part of its contract: torch 2.13 passes it, torch
+    2.14 gives 0 (Python-number bounds) or 1/2 (tensor bounds) there, which moved our gradients at
+    the spec's edge cases. Two ``where`` select the bound strictly outside, so the value is
+    ``torch.clamp``'s and the gradient the same on every torch. ``lo``/``hi``: Python numbers or
+    0-d tensors of ``x``'s dtype.
+    """
+    if lo is not None:
+        x = torch.where(x < lo, lo, x)
+    if hi is not None:
+        x = torch.where(x > hi, hi, x)
+    return x
+
+
 _CONSTANTS: dict = {}
 _CONSTANTS_LIMIT = 1024
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from spec.numerics import LOG_P_MIN, P_MIN
 
-from ._core import apply, const, mean_nonbatch, one_minus, reduce, with_total
+from ._core import apply, clip, const, mean_nonbatch, one_minus, reduce, with_total
 from ._fused import fused_function, fused_total, needs_fused_grad, run_fused, run_fused_total
 
 
@@ -21,7 +21,7 @@ def _log_probs(x: torch.Tensor, from_logits: bool):
     # masked branch sees p = 0, so its gradient is 0 there, never inf · 0
     keep = (1.0 - x) >= P_MIN
     log_1mp = torch.where(keep, torch.log1p(-torch.where(keep, x, torch.zeros_like(x))), LOG_P_MIN)
-    return torch.log(torch.clamp(x, min=P_MIN)), log_1mp
+    return torch.log(clip(x, P_MIN)), log_1mp
 
 
 def _softplus_pair(x):

@@ -6,6 +6,8 @@ from torch import nn
 
 from spec.regularizers import check_activation_threshold
 
+from ._core import clip
+
 __all__ = ["ThresholdActivation"]
 
 
@@ -19,7 +21,8 @@ class ThresholdActivation(nn.Module):
 
     Gradient convention (identical in :class:`tf_impl.layers.ThresholdActivation`): 1 on the
     closed interval ``[0, t]`` — inputs exactly at 0 or at ``t`` pass the gradient (the identity
-    branch, as ``torch.clamp`` and ``tf.clip_by_value`` both do) — and 0 outside. In float32 (and
+    branch, as ``tf.clip_by_value`` does; written out with ``where``, since ``torch.clamp``'s gradient
+    at a bound changed in torch 2.14) — and 0 outside. In float32 (and
     half precision) the bound ``t`` is rounded to the input's dtype.
 
     This caps magnitudes; it does not reduce how many activations exceed a threshold (seed 000's
@@ -34,7 +37,7 @@ class ThresholdActivation(nn.Module):
         self.threshold = check_activation_threshold(threshold)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return torch.clamp(input, 0.0, self.threshold)
+        return clip(input, 0.0, self.threshold)
 
     def extra_repr(self) -> str:
         return f"threshold={self.threshold!r}"

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from spec.numerics import P_MIN
 
-from ._core import apply, mean_nonbatch, reduce, with_total
+from ._core import apply, clip, mean_nonbatch, reduce, with_total
 
 __all__ = ["categorical_crossentropy", "sparse_categorical_crossentropy", "cost_sensitive_cce"]
 
@@ -26,7 +26,7 @@ def _log_q(x: torch.Tensor, from_logits: bool) -> torch.Tensor:
     probabilities."""
     if from_logits:
         return F.log_softmax(x, dim=-1)
-    return torch.log(torch.clamp(x, min=P_MIN))
+    return torch.log(clip(x, P_MIN))
 
 
 def _rows(x: torch.Tensor) -> torch.Tensor:

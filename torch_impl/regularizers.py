@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from spec.core import REQUIRED
 
-from ._core import apply, const, mean_nonbatch, one_minus, reduce, with_total
+from ._core import apply, clip, const, mean_nonbatch, one_minus, reduce, with_total
 from .distributed import sync_sum
 from .multiclass import _log_q
 
@@ -157,11 +157,11 @@ def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weigh
         # count = N >= 1: per unit the batch means of a and of 1 - a (exact near a = 1: saturated
         # units keep their digits); no empty-batch branch, no products with ones
         n, lo, hi = const(float(a.shape[0]), a), const(epsilon, a), const(1.0 - epsilon, a)
-        q = torch.clamp(a.sum(dim=0).div_(n), lo, hi)
-        q_c = torch.clamp(one_minus(a).sum(dim=0).div_(n), lo, hi)
+        q = clip(a.sum(dim=0).div_(n), lo, hi)
+        q_c = clip(one_minus(a).sum(dim=0).div_(n), lo, hi)
     else:
         # per unit, the batch sums of a and of 1 - a, and the sample count; the clamp's bounds take
-        # the identity branch (torch.clamp passes the gradient at equality); with no weighted
+        # the identity branch (`clip`: the gradient passes at equality); with no weighted
         # sample the means are set to ρ and 1 - ρ: KL 0, gradient 0
         if sample_weight is None:
             stats = torch.cat([a.sum(dim=0), (1.0 - a).sum(dim=0), a.new_full((1,), a.shape[0])])
@@ -173,8 +173,8 @@ def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weigh
         count = stats[-1]
         has = count > 0
         safe = torch.where(has, count, 1.0)
-        q = torch.where(has, torch.clamp(stats[:m] / safe, epsilon, 1.0 - epsilon), rho)
-        q_c = torch.where(has, torch.clamp(stats[m:2 * m] / safe, epsilon, 1.0 - epsilon), rho_c)
+        q = torch.where(has, clip(stats[:m] / safe, epsilon, 1.0 - epsilon), rho)
+        q_c = torch.where(has, clip(stats[m:2 * m] / safe, epsilon, 1.0 - epsilon), rho_c)
     kl = (torch.rsub(torch.log(q), const(log_rho, q)).mul_(const(rho, q))
           .add_(torch.rsub(torch.log(q_c), const(log_rho_c, q)), alpha=rho_c))
     total = kl.sum()
