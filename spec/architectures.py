@@ -2,7 +2,7 @@
 
 One plan, three users: ``torch_impl.lightning.unet.UNet`` and ``tf_impl.unet.build_unet`` build
 their layers from it (names, channels, kernel sizes, weight order), and
-``scripts.scenarios.unet.UNet`` draws the shared initial weights from it. Plain Python, no NumPy.
+``lossparity.scenarios.unet.UNet`` draws the shared initial weights from it. Plain Python, no NumPy.
 """
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ because all three call the checks of this module.
     ``negatives_c / positives_c`` for each column ``c`` (last axis) of a 0/1 label array ``y`` of
     shape ``(N, ..., C)``, counted over every other axis; a 1-D ``y`` (one binary output) gives a
     scalar. The result is directly the ``pos_weight=`` of ``weighted_bce``: it makes the positive
-    and negative terms of each column weigh the same in total (seed 001's hand-picked 27 is this
+    and negative terms of each column weigh the same in total (the hand-picked 27 of the sparse-multilabel problem is this
     ratio for its ~1/30 positive rate: 29). Columns with no positive (infinite weight) or no
     negative (weight 0, which ``weighted_bce`` rejects) raise a ``ValueError`` naming them.
 """

@@ -165,8 +165,8 @@ WEIGHTED_BCE = register(LossSpec(
         PeerNote("torch.nn.functional.binary_cross_entropy", "p (1-p) < 1e-12",
                  "torch's backward uses (p-y)/max(p(1-p), 1e-12), not the derivative of its forward"),
     ),
-    references=("seed 001 (weighted_cross_entropy_with_logits for sparse multilabel)",),
-    trap=("Seed 001 applies a sigmoid output and then wants logits; it also hand-picks 27 "
+    references=("sparse multilabel (docs/problems.md): weighted_cross_entropy_with_logits for 30 sparse labels",),
+    trap=("The sparse-multilabel problem applies a sigmoid output and then wants logits; it also hand-picks 27 "
           "(≈ negatives/positives). We take logits by default and provide pos_weight_from_labels."),
     torch_class="WeightedBCELoss",
     keras_class="WeightedBCE",
@@ -295,7 +295,7 @@ BINARY_FOCAL = register(LossSpec(
                  "NaN gradient (pow of 0 to a power < 1); ours is finite and equal to the reference"),
     ),
     references=("Lin et al., Focal Loss for Dense Object Detection, ICCV 2017",
-                "seed 003 (ship segmentation, focal with high gamma)"),
+                "segmentation overlap losses (docs/problems.md): ship segmentation, focal with high gamma"),
     trap="(1-p_t)**gamma has an infinite derivative at 0 for gamma < 1: naive code returns NaN.",
     torch_class="BinaryFocalLoss",
     keras_class="BinaryFocal",

@@ -187,13 +187,13 @@ class PeerNote:
 
 @dataclasses.dataclass(frozen=True)
 class PerformanceNote:
-    """Why benchmark rows of this loss miss their speed target (issue 7, ``BENCHMARKS.md``), and up
+    """Why benchmark rows of this loss miss their speed target (``BENCHMARKS.md``), and up
     to which measured ratio the reason covers.
 
-    A row of ``scripts.bench`` misses its target when it is an eager ``fwd+bwd`` row more than
+    A row of ``lossparity.bench`` misses its target when it is an eager ``fwd+bwd`` row more than
     ``EAGER_NOISE`` (1.1) times the fastest peer of the same configuration, or a fused row
     (``torch compile``, ``keras jit``) of an elementwise loss above 0.6 of the fastest eager peer
-    (``scripts.bench.target_misses``). ``parity_tests/test_bench.py`` checks that every miss of the
+    (``lossparity.bench.target_misses``). ``parity_tests/test_bench.py`` checks that every miss of the
     committed run (``docs/benchmarks/bench_cpu.json``) is covered by a note: same ``framework``,
     ``impl`` matching the ``fnmatch`` pattern, shape kind in ``shapes``, ratio ``<= up_to``; and
     that every note covers at least one row (a fixed cause leaves no stale note behind)."""

@@ -16,7 +16,7 @@ max, ``c*`` one argmax): the ``log1p`` keeps full relative accuracy for the tiny
 correct predictions, where ``log(Σ exp)`` rounds them to 0 (the frameworks' log-softmax is within
 their absolute tolerance there). Probabilities (``from_logits=False``) use the library's one clamp
 ``log(max(p, 2**-126))`` (:mod:`spec.numerics`) and must be rows summing to 1: rows that do not
-are rejected, never silently renormalized (seed 002: a sigmoid head feeding a softmax loss).
+are rejected, never silently renormalized (the MNIST problem, docs/problems.md: a sigmoid head feeding a softmax loss).
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from .performance import TORCH_CONTRACT, note
 #: row rounded to bfloat16 (and possibly cast back to float32 before the loss) has its sum moved by
 #: up to 2**-9 ≈ 0.002 by the rounding alone, and by several times that when the softmax itself
 #: ran in bfloat16; the tolerance widens further to 4 eps for half-precision inputs. Still far
-#: from what it must catch: rows of C sigmoids sum to about C/2 at initialization (seed 002).
+#: from what it must catch: rows of C sigmoids sum to about C/2 at initialization (the MNIST problem).
 ROW_SUM_TOL = 1e-2
 
 
@@ -415,7 +415,7 @@ CATEGORICAL_CROSSENTROPY = register(LossSpec(
                  "rejects rows not summing to 1 and uses log(max(p, 2**-126)), the true loss down "
                  "to 2**-126"),
     ),
-    references=("seed 002 (softmax losses fed by a sigmoid head)",
+    references=("MNIST thresholding and data selection (docs/problems.md): softmax losses fed by a sigmoid head",
                 "Szegedy et al., Rethinking the Inception Architecture (label smoothing), CVPR 2016"),
     trap=("log(softmax(x)) or log(p) overflows/underflows to inf/NaN and Keras' probability clip "
           "caps the loss at 16.12: we take logits by default (log-sum-exp) and clamp probabilities "
@@ -471,7 +471,7 @@ def _sparse_cases():
 def _sparse_invalid():
     p = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -3.0]])
     labels = np.array([2, 0], np.int64)
-    # seed 002: Dense(10, activation='sigmoid') + sparse_categorical_crossentropy
+    # the MNIST problem: Dense(10, activation='sigmoid') + sparse_categorical_crossentropy
     sigmoid_head = np.array([[0.9, 0.8, 0.1], [0.2, 0.7, 0.6]])
     return [
         InvalidCase("from-logits-not-bool", {"from_logits": "false"}),
@@ -523,7 +523,7 @@ SPARSE_CATEGORICAL_CROSSENTROPY = register(LossSpec(
                  "raise there on CPU (device assert on CUDA); ours rejects them with the spec message"),
         PeerNote("keras SparseCategoricalCrossentropy", "from_logits=False (its default)",
                  "Keras clips p to [1e-7, 1 - 1e-7] and applies a softmax to log p, i.e. divides by "
-                 "the row sum: seed 002's sigmoid head trains on σ/Σσ without any warning; ours "
+                 "the row sum: the MNIST problem's sigmoid head trains on σ/Σσ without any warning; ours "
                  "raises ValueError naming the sigmoid head. Keras also squeezes a trailing target "
                  "axis of size 1; ours requires shape prediction.shape[:-1] (pass y[..., 0])"),
         PeerNote("keras SparseCategoricalCrossentropy", "tf.function without data checks",
@@ -531,8 +531,8 @@ SPARSE_CATEGORICAL_CROSSENTROPY = register(LossSpec(
                  "validation skipped, selects nothing (one-hot of an invalid index is 0): loss 0 for "
                  "that row. Labels are checked eagerly (validate=True)."),
     ),
-    references=("seed 002 (MNIST, Dense(10, activation='sigmoid') + 'sparse_categorical_crossentropy')",),
-    trap=("Seed 002 feeds a sigmoid head into sparse_categorical_crossentropy: Keras silently "
+    references=("MNIST thresholding and data selection (docs/problems.md): Dense(10, activation='sigmoid') + 'sparse_categorical_crossentropy'",),
+    trap=("The MNIST problem feeds a sigmoid head into sparse_categorical_crossentropy: Keras silently "
           "renormalizes. Here from_logits=True is the default, and with from_logits=False rows that "
           "do not sum to 1 (tolerance 1e-2) raise a ValueError naming the likely cause."),
     torch_class="SparseCategoricalCELoss",
@@ -671,7 +671,7 @@ COST_SENSITIVE_CCE = register(LossSpec(
     name="cost_sensitive_cce",
     family="multiclass",
     summary=("Categorical cross-entropy times a misclassification cost read from a (true, predicted) "
-             "cost matrix (seed 003's w_categorical_crossentropy, fixed)."),
+             "cost matrix (the cost-sensitive problem's w_categorical_crossentropy, fixed)."),
     formula=(r"\ell = \frac{1}{R}\sum_r \mathrm{CE}(x_r, y_r)\, m_r,\quad "
              r"m_r = \sum_{p:\,x_{rp}=\max_c x_{rc}}\ \sum_t C_{tp}\,y_{rt}\ \text{(argmax)},\quad "
              r"m_r = \sum_t y_{rt}\sum_p C_{tp}\,\mathrm{softmax}(x_r)_p\ \text{(soft)}"),
@@ -680,11 +680,11 @@ COST_SENSITIVE_CCE = register(LossSpec(
               "a (C, C) array of finite values >= 0 with C >= 2 (required; cost_matrix[t, p] is the "
               "cost of predicting class p when the truth is t)",
               _check_cost_matrix, required=True,
-              doc="Rows: true class, columns: predicted class (seed 003's weights[c_t, c_p]). Ones on "
+              doc="Rows: true class, columns: predicted class (the cost-sensitive problem's weights[c_t, c_p]). Ones on "
                   "the diagonal keep plain CE on correct predictions; a zero diagonal stops learning "
                   "from them. Binary problems: 2 columns and a 2x2 matrix."),
         Param("mode", "argmax", "one of 'argmax', 'soft'", v.choice("argmax", "soft"),
-              doc="'argmax': m from the predicted class (seed 003; ties summed; m is a constant for "
+              doc="'argmax': m from the predicted class (the cost-sensitive problem; ties summed; m is a constant for "
                   "the gradient). 'soft': m from the softmax probabilities (differentiable)."),
         FROM_LOGITS,
     ),
@@ -702,7 +702,7 @@ COST_SENSITIVE_CCE = register(LossSpec(
         "(stop_gradient / detach): d/dx = m dCE/dx everywhere, at ties too. Tie convention: the mask "
         "is [x_p == max_c x_c] by an exact equality test on the prediction as given (logits, or "
         "probabilities when from_logits=False), so every class tied at the max counts and their "
-        "costs are summed (seed 003's K.equal mask); both frameworks compute the same mask. "
+        "costs are summed (the cost-sensitive problem's K.equal mask); both frameworks compute the same mask. "
         "mode='soft': smooth, d/dx = m dCE/dx + CE s ⊙ (a - m) with a = y C, s = softmax(x) (logits), "
         "or m dCE/dp + CE a (probabilities). dCE as in categorical_crossentropy."),
     stability=("CE from the log-softmax of categorical_crossentropy (logits) or the 2**-126 clamp "
@@ -711,19 +711,19 @@ COST_SENSITIVE_CCE = register(LossSpec(
                "d/dx_k = ... - CE q_k Σ_p q_p (a_p - a_k) keeps the small terms a saturated softmax "
                "would round away (m = a_k in float32), which CE ~ 1e4 makes visible."),
     peer_notes=(
-        PeerNote("seed 003 w_categorical_crossentropy", "Keras >= 2",
+        PeerNote("w_categorical_crossentropy (cost-sensitive problem)", "Keras >= 2",
                  "it calls K.categorical_crossentropy(y_pred, y_true), Keras 1's (output, target) "
-                 "order; Keras 2 swapped it to (target, output), so the seed computes "
+                 "order; Keras 2 swapped it to (target, output), so the problem's code computes "
                  "-Σ y_pred log(clip(y_true)): large and wrong. Ours computes CE(target, prediction) "
                  "by keyword in both frameworks"),
-        PeerNote("seed 003 w_categorical_crossentropy", "from_logits=False, any row",
+        PeerNote("w_categorical_crossentropy (cost-sensitive problem)", "from_logits=False, any row",
                  "same mask (K.equal(y_pred, max), ties summed, no gradient through it) and the same "
                  "product with CE; ours also takes logits (the mask of the logits equals that of "
                  "their softmax up to rounding ties) and inputs of rank > 2"),
     ),
-    references=("seed 003 (w_categorical_crossentropy, imbalanced binary text classification)",
+    references=("cost-sensitive / class-weighted (docs/problems.md): w_categorical_crossentropy, imbalanced binary text classification",
                 "Elkan, The Foundations of Cost-Sensitive Learning, IJCAI 2001"),
-    trap=("Seed 003 passes (y_pred, y_true) in Keras 1 order to K.categorical_crossentropy (wrong "
+    trap=("The cost-sensitive problem passes (y_pred, y_true) in Keras 1 order to K.categorical_crossentropy (wrong "
           "under Keras 2+), and its question is a binary problem: here the arguments are fixed by "
           "the contract and 2-column binary problems with a 2x2 matrix are tested cases."),
     torch_class="CostSensitiveCCELoss",

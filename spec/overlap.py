@@ -405,7 +405,7 @@ SOFT_DICE = register(LossSpec(
     performance_notes=_SOFT_DICE_PERFORMANCE,
     peer_notes=DICE_PEERS,
     references=("Milletari et al., V-Net, 3DV 2016 (soft Dice)",
-                "seed 003 (Airbus ship segmentation: masks collapse to all-zero)"),
+                "segmentation overlap losses (docs/problems.md): Airbus ship segmentation, masks collapse to all-zero"),
     trap=EMPTY_TRAP,
     torch_class="SoftDiceLoss",
     keras_class="SoftDice",
@@ -447,7 +447,7 @@ SOFT_JACCARD = register(LossSpec(
     stability=STABILITY,
     performance_notes=_SOFT_JACCARD_PERFORMANCE,
     peer_notes=(
-        PeerNote("seed 003 iouloss (Keras)", "empty masks (Σy = 0) with a prediction that underflows",
+        PeerNote("iouloss of the segmentation problem (Keras)", "empty masks (Σy = 0) with a prediction that underflows",
                  "no smoothing: intersection/(sum - intersection) is 0/0 = NaN and poisons training; "
                  "ours is defined (smooth = 1 by default; smooth = 0 follows the family convention)"),
         PeerNote("segmentation_models_pytorch JaccardLoss", "every batch; empty masks",
@@ -455,8 +455,8 @@ SOFT_JACCARD = register(LossSpec(
                  "clamped at eps, classes without positives zeroed; ours is one ratio per sample"),
     ),
     references=("Rahman & Wang, Optimizing Intersection-Over-Union in Deep Neural Networks, ISVC 2016",
-                "seed 003 (iouloss of the Airbus ship segmentation notebook)"),
-    trap=("Seed 003's iouloss has no smoothing: an empty mask with an underflowed prediction is 0/0 "
+                "segmentation overlap losses (docs/problems.md): iouloss of the Airbus ship segmentation notebook"),
+    trap=("The segmentation problem's iouloss has no smoothing: an empty mask with an underflowed prediction is 0/0 "
           "= NaN. Ours: smooth = 1 by default, and the smooth = 0 empty case is loss 1, gradient 0."),
     torch_class="SoftJaccardLoss",
     keras_class="SoftJaccard",
@@ -612,7 +612,7 @@ def _fbeta_invalid():
 
 _SOFT_FBETA_PERFORMANCE = (
     note("torch", "torch eager*", ("cls", "seg"), 1.4,
-         "the peer is seed 003's F-beta code (one sigmoid, three products); the closed-form pass of ours meets "
+         "the peer is the segmentation problem's F-beta code (one sigmoid, three products); the closed-form pass of ours meets "
          "the target at `seg` without validation", TORCH_CONTRACT, TORCH_VALIDATION),
 )
 
@@ -665,7 +665,7 @@ SOFT_FBETA = register(LossSpec(
     ),
     performance_notes=_SOFT_FBETA_PERFORMANCE,
     peer_notes=(
-        PeerNote("seed 003 soft F-beta (torch)", "beta != 1",
+        PeerNote("soft F-beta of the segmentation problem (torch)", "beta != 1",
                  "it names Σ(1-p) y 'FP' and Σ p (1-y) 'FN', so β² multiplies the false positives: it "
                  "computes F_{1/β}, not F_β; it then clamps F to [ε, 1-ε], which zeroes the gradient of "
                  "every sample whose F reaches the clamp. Ours: β² FN, no clamp."),
@@ -676,8 +676,8 @@ SOFT_FBETA = register(LossSpec(
                  "zero_division value (ours: F = 0, loss 1)"),
     ),
     references=("van Rijsbergen, Information Retrieval (1979), F_β",
-                "seed 003 (How to use F-score as error function to train neural networks?)"),
-    trap=("Seed 003's torch soft F-beta swaps FP and FN (it computes F_{1/β}) and clamps F to [ε, 1-ε], "
+                "segmentation overlap losses (docs/problems.md): How to use F-score as error function to train neural networks?"),
+    trap=("The segmentation problem's torch soft F-beta swaps FP and FN (it computes F_{1/β}) and clamps F to [ε, 1-ε], "
           "which zeroes gradients. Ours: β² weights FN, ε only in the ratio, no clamp."),
     torch_class="SoftFBetaLoss",
     keras_class="SoftFBeta",

@@ -1,9 +1,9 @@
-"""Why benchmark rows miss issue 7's speed targets: the causes several entries share.
+"""Why benchmark rows miss their speed targets (``BENCHMARKS.md``): the causes several entries share.
 
 Each entry's ``performance_notes`` (:class:`spec.PerformanceNote`) names the rows of the committed
 benchmark run (``docs/benchmarks/bench_cpu.json``) that miss their target and the ratio its
 reason covers; ``parity_tests/test_bench.py`` checks that no miss is left unexplained and that no
-note is stale, and ``python -m scripts.docs`` renders them into ``BENCHMARKS.md``. The texts
+note is stale, and ``python -m lossparity.docs`` renders them into ``BENCHMARKS.md``. The texts
 below are the causes that recur; an entry's note adds its own.
 """
 from __future__ import annotations
@@ -40,13 +40,13 @@ SECOND_SIGMOID = (
     "two transcendentals an element where the fastest peers take one: FN = Σ y σ(-x) and the gradient's "
     "σ(x)σ(-x) need σ(-x) itself, because 1 - σ(x) rounds to 0 for x > 17 in float32 (the loss of a "
     "near-perfect mask and the gradient of confident pixels would be lost); the peers (plain torch, MONAI, "
-    "Keras' Dice/Tversky on sigmoid, seed 003's code) take one sigmoid and form 1 - (2TP + s)/(Σy + Σp + s), "
+    "Keras' Dice/Tversky on sigmoid, the segmentation problem's code) take one sigmoid and form 1 - (2TP + s)/(Σy + Σp + s), "
     "which cancels for near-perfect masks (see the peer notes). One sigmoid pass is about a third of the "
-    "peer's whole fwd+bwd call at `seg` on this CPU. Since issue 7 phase 2 the counts, the ratio and the "
+    "peer's whole fwd+bwd call at `seg` on this CPU. Since the closed-form overlap pass the counts, the ratio and the "
     "gradient are one closed-form pass (one saved buffer)")
 #: the count penalties: a hard count that stays on the autograd graph
 COUNT_ON_GRAPH = (
-    "seed 000's hard count is a cast that is not on the autograd graph (its backward skips it, and a NaN "
+    "the count-above-a-threshold problem's hard count is a cast that is not on the autograd graph (its backward skips it, and a NaN "
     "prediction counts as 0); ours keeps the count on the graph with an exact zero gradient and NaN "
     "propagation (+ 0·sign(x)), so that backward() works on a penalty made of counts only and a NaN is "
     "never hidden: three input-sized ops more forward and one backward")

@@ -88,7 +88,7 @@ MEAN_SQUARED_ERROR = register(LossSpec(
                  "gives the same mean; its reduction='none' keeps every axis but the last, ours one "
                  "value per sample"),
     ),
-    references=("seed 000 (the base loss of the count-penalty recipe)",),
+    references=("count above a threshold (docs/problems.md): the base loss of the count-penalty recipe",),
     trap="Targets are real numbers: no [0, 1] range check (the classification losses have one).",
     torch_class="MeanSquaredErrorLoss",
     keras_class="MeanSquaredError",
@@ -114,7 +114,7 @@ def _asym_exact(prediction, target):
 
 
 def _asym_cases():
-    # ŷ - y up to 80 (e^80 = 5.5e34 is finite in float32) and y - ŷ up to 1e4, past seed 003's
+    # ŷ - y up to 80 (e^80 = 5.5e34 is finite in float32) and y - ŷ up to 1e4, past the cost-sensitive problem's
     # intermediate overflow at 88.7 (float32) and 709 (float64)
     return regression_cases("asymmetric_exponential",
                             gaps=(-80.0, -20.0, -1.0, -2.0 ** -20, 0.0, 2.0 ** -20, 1.0, 20.0, 88.0, 709.0, 1e4))
@@ -122,7 +122,7 @@ def _asym_cases():
 
 _ASYMMETRIC_EXPONENTIAL_PERFORMANCE = (
     note("keras", "keras eager*", ("cls", "seg", "large"), 1.8,
-         "seed 003's custom_loss is exp(ŷ - y) - 1 and an abs, as cheap as ours (expm1 and abs); the gap is the "
+         "the cost-sensitive problem's custom_loss is exp(ŷ - y) - 1 and an abs, as cheap as ours (expm1 and abs); the gap is the "
          "contract's ops", KERAS_EAGER),
 )
 
@@ -130,7 +130,7 @@ ASYMMETRIC_EXPONENTIAL = register(LossSpec(
     name="asymmetric_exponential",
     family="regression",
     summary=("|1 - exp(-(y - ŷ))|: over-prediction costs exponentially (e^{ŷ-y} - 1), "
-             "under-prediction at most 1 (seed 003)."),
+             "under-prediction at most 1 (the cost-sensitive problem)."),
     formula=r"\ell = \frac{1}{M}\sum_j \left|1 - e^{-(y_j - \hat y_j)}\right| = \frac{1}{M}\sum_j \left|\mathrm{expm1}(\hat y_j - y_j)\right|",
     params=(),
     reference=_asym_reference,
@@ -141,19 +141,19 @@ ASYMMETRIC_EXPONENTIAL = register(LossSpec(
     target_domain=None,
     grad_convention=("d/dŷ = sign(ŷ - y) e^{ŷ - y} / M. At y = ŷ (the kink of |·|) the subgradient is "
                      "exactly 0: torch.abs and tf.abs both backpropagate sign(0) = 0."),
-    stability=("|expm1(ŷ - y)| instead of seed 003's |1 - exp(-log(exp(y - ŷ)))|: no cancellation near "
+    stability=("|expm1(ŷ - y)| instead of the cost-sensitive problem's |1 - exp(-log(exp(y - ŷ)))|: no cancellation near "
                "y = ŷ and no intermediate exp(y - ŷ), which overflows for y - ŷ > 709 (float64) / 88.7 "
                "(float32) and makes the gradient inf/inf = NaN there. The value itself overflows only "
                "where the true loss does: ŷ - y > 709.8 (float64), > 88.7 (float32)."),
     performance_notes=_ASYMMETRIC_EXPONENTIAL_PERFORMANCE,
     peer_notes=(
-        PeerNote("seed 003 custom_loss (Keras backend)", "y - ŷ > 88.7 in float32 (> 709 in float64)",
+        PeerNote("custom_loss of the cost-sensitive problem (Keras backend)", "y - ŷ > 88.7 in float32 (> 709 in float64)",
                  "exp(y - ŷ) overflows, log(inf) = inf and exp(-inf) = 0 give the value 1 (right) with a "
                  "NaN gradient; near y = ŷ, 1 - exp(-d) loses its relative precision; ours is exact "
                  "there and finite"),
     ),
-    references=("seed 003 (asymmetric cost: Type I errors costlier than Type II)",),
-    trap=("Seed 003 writes exp(-log(exp(d))), d = y - ŷ: exp(d) overflows for d > 709 (float32: 88.7) "
+    references=("cost-sensitive / class-weighted (docs/problems.md): asymmetric cost, Type I errors costlier than Type II",),
+    trap=("The cost-sensitive problem writes exp(-log(exp(d))), d = y - ŷ: exp(d) overflows for d > 709 (float32: 88.7) "
           "and the gradient becomes NaN; we use -expm1(-d), with subgradient 0 at d = 0."),
     torch_class="AsymmetricExponentialLoss",
     keras_class="AsymmetricExponential",

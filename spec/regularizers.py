@@ -7,11 +7,11 @@ between a target firing rate and the batch-mean activation of each coding unit).
 
 The count and its relaxation (one rule for the three count entries)
 -------------------------------------------------------------------
-``count(x) = Σ_j c(x_j)`` with ``c(x) = 1[x > t]`` for ``temperature = 0`` (seed 000; strict
+``count(x) = Σ_j c(x_j)`` with ``c(x) = 1[x > t]`` for ``temperature = 0`` (the count-above-a-threshold problem, docs/problems.md; strict
 ``>``, so ``x = t`` is not counted) and ``c(x) = σ((x - t) / τ)`` for ``temperature = τ > 0``.
 The hard count is piecewise constant: its gradient is 0 everywhere it exists. Added to a loss, it
-changes the reported value and never the weights — as a training objective it does nothing (seed
-000 presents it as a way to *minimize* the count). Both frameworks return an exact-zero gradient
+changes the reported value and never the weights — as a training objective it does nothing (the
+count-above-a-threshold problem presents it as a way to *minimize* the count). Both frameworks return an exact-zero gradient
 for it (the output stays on the autodiff graph: ``cast(x > t) + 0·sign(x)``, ``sign' = 0``) and
 ``temperature > 0`` gives the sigmoid relaxation, which does move the weights (``τ → 0`` recovers
 the hard count). Comparisons are made in the compute dtype: in float32 the threshold is rounded
@@ -68,10 +68,10 @@ THRESHOLD = Param(
     doc="Elements strictly above it are counted. Required: there is no sensible default.")
 FACTOR = Param(
     "factor", 1.0, "a finite float >= 0", v.real(lo=0.0),
-    doc="Weight of the count (seed 000's regularization_factor).")
+    doc="Weight of the count (regularization_factor in the count-above-a-threshold problem).")
 TEMPERATURE = Param(
     "temperature", 0.0, "a finite float >= 0", v.real(lo=0.0),
-    doc="0: the hard count 1[x > t] (seed 000), whose gradient is exactly 0: it cannot train "
+    doc="0: the hard count 1[x > t] (the count-above-a-threshold problem), whose gradient is exactly 0: it cannot train "
         "anything. > 0: the sigmoid relaxation σ((x - t)/temperature), which can (smaller is closer "
         "to the count).")
 COUNT_PARAMS = (THRESHOLD, FACTOR, TEMPERATURE)
@@ -107,13 +107,13 @@ def _spread_sum_cotangent(cotangent, shape):
 COUNT_GRAD = ("temperature = 0: the count is piecewise constant and its gradient is exactly 0 "
               "everywhere (x = t included), in both frameworks. temperature = τ > 0: "
               "d c/dx = σ(z) σ(-z) / τ, z = (x - t)/τ, smooth.")
-COUNT_TRAP = ("Seed 000's count cast(y_pred > threshold) has zero gradient everywhere: added to a "
+COUNT_TRAP = ("The count-above-a-threshold problem's count cast(y_pred > threshold) has zero gradient everywhere: added to a "
               "loss it changes the reported value but never the weights, so as a training objective "
               "it does nothing. temperature > 0 gives the sigmoid relaxation, which does.")
 COUNT_STABILITY = ("σ((x - t)/τ) by the frameworks' stable sigmoid (exp(log σ) in the reference): "
                    "no overflow for any finite x and τ; the hard count is an exact comparison.")
 COUNT_PEER = PeerNote(
-    "seed 000 count (tf.greater + cast)", "every input",
+    "count of the count-above-a-threshold problem (tf.greater + cast)", "every input",
     "equal values for temperature = 0 (for 2-D inputs; it sums over the last axis only, ours over "
     "every non-batch axis); its gradient is None in TensorFlow, exactly 0 here")
 
@@ -218,7 +218,7 @@ COUNT_PENALTY = register(LossSpec(
     grad_convention=COUNT_GRAD,
     stability=COUNT_STABILITY,
     peer_notes=(COUNT_PEER,),
-    references=("seed 000 (How do I minimize element counts above a threshold with Keras?)",),
+    references=("count above a threshold (docs/problems.md): How do I minimize element counts above a threshold with Keras?",),
     trap=COUNT_TRAP,
     torch_class="CountPenalty",
     keras_class="CountPenalty",
@@ -279,7 +279,7 @@ MSE_COUNT_PENALTY = register(LossSpec(
     name="mse_count_penalty",
     family="regularizers",
     summary=("Mean squared error plus factor × the number of predictions above a threshold per "
-             "sample (seed 000's CountBasedRegularizationLoss), hard or sigmoid-relaxed."),
+             "sample (CountBasedRegularizationLoss of the count-above-a-threshold problem), hard or sigmoid-relaxed."),
     formula=(r"\ell = \frac{1}{M}\sum_j (y_j - \hat y_j)^2 + \mathrm{factor}\sum_j c(\hat y_j),\quad "
              r"c(x) = \mathbb{1}[x > t]\ (\tau = 0),\ \sigma((x - t)/\tau)\ (\tau > 0)"),
     params=COUNT_PARAMS,
@@ -299,14 +299,14 @@ MSE_COUNT_PENALTY = register(LossSpec(
     ),
     performance_notes=_MSE_COUNT_PENALTY_PERFORMANCE,
     peer_notes=(
-        PeerNote("seed 000 CountBasedRegularizationLoss (Keras)", "every input",
+        PeerNote("CountBasedRegularizationLoss of the count problem (Keras)", "every input",
                  "it adds factor × the batch mean of the counts to every sample's MSE, so its "
                  "reduction='mean' value equals ours (2-D inputs); with sample weights or "
                  "reduction='sum' it adds the batch count to each sample, ours adds each sample's "
                  "own count"),
         COUNT_PEER,
     ),
-    references=("seed 000 (first recipe: CountBasedRegularizationLoss)",),
+    references=("count above a threshold (docs/problems.md): first recipe, CountBasedRegularizationLoss",),
     trap=COUNT_TRAP,
     torch_class="MSECountPenaltyLoss",
     keras_class="MSECountPenalty",
@@ -416,7 +416,7 @@ CCE_COUNT_PENALTY = register(LossSpec(
     name="cce_count_penalty",
     family="regularizers",
     summary=("Softmax cross-entropy plus factor × the number of classes whose probability is above "
-             "a threshold (seed 000's sparse_prediction_loss), hard or sigmoid-relaxed; classes last."),
+             "a threshold (sparse_prediction_loss of the count-above-a-threshold problem), hard or sigmoid-relaxed; classes last."),
     formula=(r"\ell = \frac{1}{R}\sum_r\Big[-\sum_c y_{rc}\log p_{rc} + \mathrm{factor}\sum_c c(p_{rc})\Big],"
              r"\ p_r = \mathrm{softmax}(x_r),\ c(p) = \mathbb{1}[p > t]\ (\tau = 0),\ "
              r"\sigma((p - t)/\tau)\ (\tau > 0)"),
@@ -447,12 +447,12 @@ CCE_COUNT_PENALTY = register(LossSpec(
     ),
     performance_notes=_CCE_COUNT_PENALTY_PERFORMANCE,
     peer_notes=(
-        PeerNote("seed 000 sparse_prediction_loss (Keras)", "every input",
+        PeerNote("sparse_prediction_loss of the count problem (Keras)", "every input",
                  "on a softmax output it equals ours with from_logits=False (its crossentropy clips p at "
                  "1e-7, ours at 2**-126); it adds the batch mean of the counts to every sample"),
         COUNT_PEER,
     ),
-    references=("seed 000 (third recipe: sparse_prediction_loss)",),
+    references=("count above a threshold (docs/problems.md): third recipe, sparse_prediction_loss",),
     trap=COUNT_TRAP + " The count runs over probabilities (softmax of the logits), never over logits.",
     torch_class="CCECountPenaltyLoss",
     keras_class="CCECountPenalty",
@@ -577,9 +577,9 @@ def _kl_invalid():
     ]
 
 
-#: why kl_sparsity is ~2x seed 004's kl_divergence (its performance notes)
+#: why kl_sparsity is ~2x the KL-sparsity problem's kl_divergence (its performance notes)
 KL_STATISTICS = (
-    "seed 004 computes ρ log(ρ/q) + (1-ρ) log((1-ρ)/(1-q)) from q = mean(a) alone; ours also sums 1 - a "
+    "the KL-sparsity problem's code computes ρ log(ρ/q) + (1-ρ) log((1-ρ)/(1-q)) from q = mean(a) alone; ours also sums 1 - a "
     "(1 - q as a difference loses the digits of saturated units, which the log(1 - q) term needs), clamps to "
     "[ε, 1-ε] with the identity gradient at the bounds and handles weighted, empty and synced batches: ~12 "
     "ops on (units,) vectors against ~5, and at this benchmark's shapes the unit count is the input's whole "
@@ -601,12 +601,12 @@ KL_SPARSITY = register(LossSpec(
              r"\bar q_j = \mathrm{clip}\!\left(\frac{\sum_i s_i (1 - a_{ij})}{\sum_i s_i}, \epsilon, 1-\epsilon\right)"),
     params=(
         Param("target", 0.1, "a float in (0, 1)", v.real(lo=0.0, hi=1.0, lo_open=True, hi_open=True),
-              doc="Target firing rate ρ (seed 004's sparsity_target)."),
+              doc="Target firing rate ρ (sparsity_target in the KL-sparsity problem)."),
         Param("weight", 1.0, "a finite float >= 0", v.real(lo=0.0),
-              doc="Multiplies the summed KL (seed 004's sparsity_weight)."),
+              doc="Multiplies the summed KL (sparsity_weight in the KL-sparsity problem)."),
         Param("epsilon", 1e-7, "a float in [0, 0.5)", v.real(lo=0.0, hi=0.5, hi_open=True),
               doc="The batch means are clamped to [ε, 1 - ε], so dead (q = 0) and saturated (q = 1) "
-                  "units give a finite penalty with gradient 0 (seed 004: NaN/inf). 0: no clamp, the "
+                  "units give a finite penalty with gradient 0 (the KL-sparsity problem's code: NaN/inf). 0: no clamp, the "
                   "true KL, infinite at q ∈ {0, 1}."),
         Param("sync", False, "a bool", v.boolean(),
               doc="Sum the per-unit batch sums (of a and of 1 - a) and the sample count over data-parallel replicas "
@@ -640,16 +640,16 @@ KL_SPARSITY = register(LossSpec(
         "|q - ρ| ~ 1e-12 (the frameworks' absolute error is ~1 ulp of the terms)."),
     performance_notes=_KL_SPARSITY_PERFORMANCE,
     peer_notes=(
-        PeerNote("seed 004 kl_divergence (TensorFlow 1)", "q_j ∈ {0, 1} or activations outside [0, 1]",
+        PeerNote("kl_divergence of the KL-sparsity problem (TensorFlow 1)", "q_j ∈ {0, 1} or activations outside [0, 1]",
                  "inf / NaN (log of 0 or of a negative ratio); ours clamps q and rejects activations "
                  "outside [0, 1] with a ValueError"),
         PeerNote("keras activity_regularizer=KLSparsity(...)", "Keras layers",
                  "Keras divides an activity regularizer's value by the batch size (its convention for "
                  "sum-type regularizers such as L1): the model loss gains P / N, not P"),
     ),
-    references=("seed 004 (Géron, sparse autoencoders: KL sparsity loss)",
+    references=("KL sparsity for autoencoders (docs/problems.md): Géron, sparse autoencoders, KL sparsity loss",
                 "Ng, Sparse autoencoder, CS294A lecture notes (2011)"),
-    trap=("Seed 004's KL is NaN/inf when a unit's batch mean is 0 or 1 (dead or saturated units) and "
+    trap=("The KL-sparsity problem's KL is NaN/inf when a unit's batch mean is 0 or 1 (dead or saturated units) and "
           "for activations outside [0, 1] (e.g. ReLU): we clamp q to [ε, 1 - ε] (gradient 0 where it "
           "binds) and reject activations outside [0, 1]."),
     torch_class="KLSparsity",

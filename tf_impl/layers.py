@@ -14,12 +14,12 @@ __all__ = ["ThresholdActivation"]
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class ThresholdActivation(keras.layers.Layer):
-    r"""Clip activations to ``[0, threshold]`` (seed 000's ``threshold_activation_layer``, as a
+    r"""Clip activations to ``[0, threshold]`` (``threshold_activation_layer`` of the count-above-a-threshold problem, docs/problems.md, as a
     registered layer instead of a ``Lambda``, so models that use it save and load).
 
     .. math:: f(x) = \min(\max(x, 0), t)
 
-    Seed 000 applies a ReLU after the clip; on values in ``[0, t]`` it is the identity, so it is
+    The count-above-a-threshold problem applies a ReLU after the clip; on values in ``[0, t]`` it is the identity, so it is
     left out (its only trace would be a gradient of 0 instead of 1 at exactly ``x = 0``).
 
     Gradient convention (identical in :class:`torch_impl.layers.ThresholdActivation`): 1 on the
@@ -27,7 +27,7 @@ class ThresholdActivation(keras.layers.Layer):
     branch, as ``tf.clip_by_value`` and ``torch.clamp`` both do) — and 0 outside. ``t`` is
     rounded to the layer's compute dtype.
 
-    This caps magnitudes; it does not reduce how many activations exceed a threshold (seed 000's
+    This caps magnitudes; it does not reduce how many activations exceed a threshold (the count-above-a-threshold problem's
     own caveat): for that, see :class:`tf_impl.CountPenalty` with ``temperature > 0``.
 
     Args:

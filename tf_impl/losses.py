@@ -215,7 +215,7 @@ class AsymmetricExponential(SpecLoss):
 # ---------------------------------------------------------------- family: regularizers
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class MSECountPenalty(SpecLoss):
-    """Keras form of :func:`tf_impl.regularizers.mse_count_penalty` (seed 000's first recipe)."""
+    """Keras form of :func:`tf_impl.regularizers.mse_count_penalty` (the count-above-a-threshold problem's first recipe)."""
 
     spec_name = "mse_count_penalty"
     per_sample = staticmethod(regularizers._mse_count_penalty_per_sample)

@@ -189,7 +189,7 @@ class Recall(_StatScoresMetric):
 
     Args:
         threshold: positive when ``p > threshold`` (``x > logit(threshold)`` for logits).
-        from_logits: predictions are logits (seed 001's ``Recall(from_logits)`` workaround, built
+        from_logits: predictions are logits (the sparse-multilabel problem's ``Recall(from_logits)`` workaround, built
             in: no sigmoid is computed).
         average: ``"micro"``, ``"macro"`` or ``"none"`` over the last axis (classes).
         num_classes: size of the last axis; required for ``"macro"``/``"none"``.

@@ -113,7 +113,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, *, from_logits=True, sample_
 
     ``y_true``: class indices in ``[0, C-1]`` of shape ``y_pred.shape[:-1]`` (integer dtype, or
     floats holding whole numbers). With ``from_logits=False`` the rows must sum to 1: a sigmoid
-    head (seed 002) raises a ValueError instead of being renormalized as in Keras.
+    head (the MNIST problem) raises a ValueError instead of being renormalized as in Keras.
     """
     return apply("sparse_categorical_crossentropy", _sparse_categorical_crossentropy_per_sample, y_true,
                  y_pred, sample_weight, {"from_logits": from_logits}, reduction, validate)
@@ -146,7 +146,7 @@ def _cost_sensitive_cce_per_sample(x, y, *, cost_matrix, mode, from_logits):
 
 def cost_sensitive_cce(y_true, y_pred, *, cost_matrix=None, mode="argmax", from_logits=True, sample_weight=None,
                        reduction="mean", validate=True):
-    r"""Categorical cross-entropy times a misclassification cost (seed 003, fixed); classes on
+    r"""Categorical cross-entropy times a misclassification cost (the cost-sensitive problem's loss, fixed); classes on
     the last axis (``y_pred`` and one-hot / soft ``y_true`` of shape ``(N, ..., C)``).
 
     .. math::
@@ -157,7 +157,7 @@ def cost_sensitive_cce(y_true, y_pred, *, cost_matrix=None, mode="argmax", from_
     ``cost_matrix[t, p]``: cost of predicting ``p`` when the truth is ``t`` (required, ``(C, C)``,
     >= 0). ``mode="argmax"``: ties at the max all count (costs summed), ``m`` under
     ``tf.stop_gradient``. ``mode="soft"``: differentiable. CE is computed as CE(y_true, y_pred),
-    not seed 003's Keras-1 order ``categorical_crossentropy(y_pred, y_true)``. Stability: CE from
+    not the cost-sensitive problem's Keras-1 order ``categorical_crossentropy(y_pred, y_true)``. Stability: CE from
     ``tf.nn.log_softmax``.
     """
     return apply("cost_sensitive_cce", _cost_sensitive_cce_per_sample, y_true, y_pred, sample_weight,

@@ -55,7 +55,7 @@ def count_penalty(x, *, threshold=REQUIRED, factor=1.0, temperature=0.0, sample_
         P = \frac{\mathrm{factor}}{N}\sum_i \sum_j c(x_{ij}),\quad
         c(x) = \mathbb{1}[x > t]\ (\tau = 0),\quad c(x) = \sigma\big((x - t)/\tau\big)\ (\tau > 0)
 
-    With ``temperature=0`` (seed 000's count) the gradient is exactly 0 everywhere: the penalty
+    With ``temperature=0`` (the count-above-a-threshold problem's count) the gradient is exactly 0 everywhere: the penalty
     changes the reported loss but never the weights. ``temperature > 0`` is the sigmoid relaxation
     (``tf.math.sigmoid``, stable for every finite input). Same contract as the torch twin.
     """
@@ -88,7 +88,7 @@ def _mse_count_penalty_per_sample(x, y, *, threshold, factor, temperature):
 def mse_count_penalty(y_true, y_pred, *, threshold=REQUIRED, factor=1.0, temperature=0.0, sample_weight=None,
                       reduction="mean", validate=True):
     r"""Mean squared error plus factor × the number of predictions above ``threshold``, per sample
-    (seed 000's ``CountBasedRegularizationLoss``).
+    (``CountBasedRegularizationLoss`` of the count-above-a-threshold problem).
 
     .. math::
         \ell_i = \frac{1}{M}\sum_j (y_{ij} - \hat y_{ij})^2 + \mathrm{factor}\sum_j c(\hat y_{ij})
@@ -126,7 +126,7 @@ def _cce_count_penalty_per_sample(x, y, *, threshold, factor, temperature, from_
 def cce_count_penalty(y_true, y_pred, *, threshold=REQUIRED, factor=1.0, temperature=0.0, from_logits=True,
                       sample_weight=None, reduction="mean", validate=True):
     r"""Softmax cross-entropy plus factor × the number of classes whose probability is above
-    ``threshold`` (seed 000's ``sparse_prediction_loss``); classes on the last axis.
+    ``threshold`` (``sparse_prediction_loss`` of the count-above-a-threshold problem); classes on the last axis.
 
     .. math::
         \ell_i = \frac{1}{R}\sum_r\Big[-\sum_c y_{rc}\log p_{rc}
@@ -197,7 +197,7 @@ def _log_constants(target: float, dtype) -> tuple[float, float]:
 
 def kl_sparsity(x, *, target=0.1, weight=1.0, epsilon=1e-7, sync=False, sample_weight=None,
                 reduction="mean", validate=True):
-    r"""Sparse-autoencoder penalty (seed 004): weight × Σ_j KL(ρ ‖ q_j), ``q_j`` the batch mean of
+    r"""Sparse-autoencoder penalty (the KL-sparsity problem, docs/problems.md): weight × Σ_j KL(ρ ‖ q_j), ``q_j`` the batch mean of
     unit ``j`` (every non-batch position is a unit), clamped to ``[ε, 1 - ε]``. One value per batch.
 
     .. math::
@@ -205,7 +205,7 @@ def kl_sparsity(x, *, target=0.1, weight=1.0, epsilon=1e-7, sync=False, sample_w
         q_j = \mathrm{clip}\Big(\frac{\sum_i s_i a_{ij}}{\sum_i s_i}, \epsilon, 1 - \epsilon\Big)
 
     Stability: the clamp keeps dead (q = 0) and saturated (q = 1) units finite with gradient 0
-    (seed 004 gives inf/NaN); ``1 - q`` is the batch mean of ``1 - a`` (exact for saturated
+    (the KL-sparsity problem's code gives inf/NaN); ``1 - q`` is the batch mean of ``1 - a`` (exact for saturated
     units); activations outside [0, 1] are rejected. ``sync=True`` sums the per-unit sums and the
     sample count over ``tf.distribute`` replicas before dividing.
     """

@@ -1,6 +1,6 @@
 """Keras twins of :mod:`torch_impl.lightning`: the same network, optimizer, metrics and batch order.
 
-One plain description drives both frameworks (a scenario of ``scripts/scenarios``):
+One plain description drives both frameworks (a scenario of ``lossparity/scenarios``):
 
 * :func:`build_mlp` — ``Dense`` blocks named ``hidden_0 …``, an ``output`` layer and the same heads
   as ``torch_impl.lightning.MLP`` (``"linear"`` logits, ``"sigmoid"``, ``"sigmoid_normalized"``

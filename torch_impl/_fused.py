@@ -1,5 +1,5 @@
 """Closed-form ``torch.autograd.Function``s: the fast path of the losses whose gradient has a
-cheap closed form (issue 7).
+cheap closed form (the speed targets of ``BENCHMARKS.md``).
 
 A closed form ``fn(x, *args, need_grad) -> (loss, elementwise gradient or None)`` computes the
 loss and, when asked, ``d(Σ loss)/dx`` in one forward pass; ``loss`` is elementwise (x's shape:

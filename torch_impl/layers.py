@@ -12,11 +12,11 @@ __all__ = ["ThresholdActivation"]
 
 
 class ThresholdActivation(nn.Module):
-    r"""Clip activations to ``[0, threshold]`` (seed 000's ``threshold_activation_layer``).
+    r"""Clip activations to ``[0, threshold]`` (``threshold_activation_layer`` of the count-above-a-threshold problem, docs/problems.md).
 
     .. math:: f(x) = \min(\max(x, 0), t)
 
-    Seed 000 applies a ReLU after the clip; on values in ``[0, t]`` it is the identity, so it is
+    The count-above-a-threshold problem applies a ReLU after the clip; on values in ``[0, t]`` it is the identity, so it is
     left out (its only trace would be a gradient of 0 instead of 1 at exactly ``x = 0``).
 
     Gradient convention (identical in :class:`tf_impl.layers.ThresholdActivation`): 1 on the
@@ -25,7 +25,7 @@ class ThresholdActivation(nn.Module):
     at a bound changed in torch 2.14) — and 0 outside. In float32 (and
     half precision) the bound ``t`` is rounded to the input's dtype.
 
-    This caps magnitudes; it does not reduce how many activations exceed a threshold (seed 000's
+    This caps magnitudes; it does not reduce how many activations exceed a threshold (the count-above-a-threshold problem's
     own caveat): for that, see :class:`torch_impl.CountPenalty` with ``temperature > 0``.
 
     Args:

@@ -244,7 +244,7 @@ class CountPenalty(SpecLoss):
 
 
 class MSECountPenaltyLoss(SpecLoss):
-    """Module form of :func:`torch_impl.regularizers.mse_count_penalty` (seed 000's first recipe)."""
+    """Module form of :func:`torch_impl.regularizers.mse_count_penalty` (the count-above-a-threshold problem's first recipe)."""
 
     spec_name = "mse_count_penalty"
     per_sample = staticmethod(regularizers._mse_count_penalty_per_sample)

@@ -126,7 +126,7 @@ def sparse_categorical_crossentropy(input, target, *, from_logits=True, sample_w
         \ell_i = -\frac{1}{R}\sum_r \log \mathrm{softmax}(x_r)_{y_r}
 
     Stability: ``F.log_softmax`` then a gather of the labelled entry. With ``from_logits=False`` the
-    rows must sum to 1: a sigmoid head (seed 002) is rejected with a ValueError, not renormalized.
+    rows must sum to 1: a sigmoid head (the MNIST problem) is rejected with a ValueError, not renormalized.
 
     Args:
         input: logits (or probabilities), shape ``(N, ..., C)``, classes LAST.
@@ -163,7 +163,7 @@ def _cost_sensitive_cce_per_sample(x, y, *, cost_matrix, mode, from_logits):
 
 def cost_sensitive_cce(input, target, *, cost_matrix=None, mode="argmax", from_logits=True, sample_weight=None,
                        reduction="mean", validate=True):
-    r"""Categorical cross-entropy times a misclassification cost (seed 003, fixed); classes on
+    r"""Categorical cross-entropy times a misclassification cost (the cost-sensitive problem's loss, fixed); classes on
     the last axis (``input`` and one-hot / soft ``target`` of shape ``(N, ..., C)``).
 
     .. math::

@@ -66,14 +66,14 @@ def _asymmetric_exponential_per_sample(x, y):
 
 
 def asymmetric_exponential(input, target, *, sample_weight=None, reduction="mean", validate=True):
-    r"""Asymmetric exponential loss (seed 003): over-prediction costs ``e^{ŷ-y} - 1``,
+    r"""Asymmetric exponential loss (the cost-sensitive problem, docs/problems.md): over-prediction costs ``e^{ŷ-y} - 1``,
     under-prediction at most 1.
 
     .. math::
         \ell_i = \frac{1}{M}\sum_j \left|1 - e^{-(y_{ij} - \hat y_{ij})}\right|
                = \frac{1}{M}\sum_j \left|\mathrm{expm1}(\hat y_{ij} - y_{ij})\right|
 
-    Stability: ``torch.expm1`` — no cancellation near ``y = ŷ`` and none of seed 003's
+    Stability: ``torch.expm1`` — no cancellation near ``y = ŷ`` and none of the cost-sensitive problem's
     ``exp(-log(exp(d)))`` intermediate overflow (NaN gradient for ``d > 88.7`` in float32). The
     value overflows only where the true loss does (``ŷ - y > 88.7`` in float32, ``> 709.8`` in
     float64). Gradient ``sign(ŷ - y) e^{ŷ - y} / M``, exactly 0 at ``y = ŷ``.

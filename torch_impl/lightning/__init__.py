@@ -5,7 +5,7 @@
 * :class:`ArrayDataModule` — in-memory arrays, epoch-seeded batch order (resume-exact);
 * :class:`KerasAdam` / :func:`build_optimizer` — optimizers that step exactly like Keras';
 * :class:`EpochHistory` — per-epoch logged values;
-* :mod:`torch_impl.lightning.cli` — ``LossParityCLI`` (``python -m scripts.lightning_cli``).
+* :mod:`torch_impl.lightning.cli` — ``LossParityCLI`` (``python -m lossparity.lightning_cli``).
 """
 from .callbacks import EpochHistory
 from .datamodules import ArrayDataModule, EpochShuffleSampler, epoch_permutation, import_object

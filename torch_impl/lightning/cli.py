@@ -1,7 +1,7 @@
 """``LossParityCLI``: ``LightningCLI`` for :class:`LossModule` + :class:`ArrayDataModule`.
 
-    python -m scripts.lightning_cli fit --config scripts/configs/multilabel.yaml [--out DIR]
-    python -m scripts.lightning_cli test --config scripts/configs/multilabel.yaml --ckpt_path DIR/…/last.ckpt
+    python -m lossparity.lightning_cli fit --config lossparity/configs/multilabel.yaml [--out DIR]
+    python -m lossparity.lightning_cli test --config lossparity/configs/multilabel.yaml --ckpt_path DIR/…/last.ckpt
 
 Everything is in the YAML config (``model``: the network by ``class_path``, the loss, metrics and
 optimizer; ``data``: the scenario's data function by import path; ``trainer``; ``seed_everything``).

@@ -1,7 +1,7 @@
 """``ArrayDataModule``: a ``LightningDataModule`` over in-memory NumPy arrays.
 
 The arrays come from ``arrays=`` (a mapping) or from ``source=``, the import path of a function
-returning one (``"scripts.scenarios.multilabel:lightning_data"``, called with ``source_args``), which
+returning one (``"lossparity.scenarios.multilabel:lightning_data"``, called with ``source_args``), which
 is how the Lightning CLI configs name a scenario's data. Keys: ``x_train``, ``y_train``, ``x_test``,
 ``y_test`` and optionally ``x_val``, ``y_val`` (default: the test split) and ``w_train``: per-sample
 training weights ``(N_train,)``; with them the training batches are ``(x, y, w)`` and

@@ -3,8 +3,8 @@
 :class:`MLP` is ``Linear → activation`` blocks and a ``Linear`` output, followed by an optional
 head: ``"linear"`` (logits, what our losses want), ``"sigmoid"``, ``"sigmoid_normalized"``
 (sigmoids divided by their row sum: what Keras' ``sparse_categorical_crossentropy`` silently does
-to a sigmoid head, seed 002, made explicit) or ``"threshold"`` (outputs clipped to ``[0, threshold]``
-by :class:`torch_impl.layers.ThresholdActivation`, seed 000). ``activity_regularizer`` names a
+to a sigmoid head, the MNIST problem, made explicit) or ``"threshold"`` (outputs clipped to ``[0, threshold]``
+by :class:`torch_impl.layers.ThresholdActivation`, the count-above-a-threshold problem). ``activity_regularizer`` names a
 single-input penalty (``{"name": "kl_sparsity", "target": 0.1, "weight": 0.2}``) of the last hidden
 layer's activations: :class:`ActivityPenalty` records its value on every forward pass and
 ``LossModule`` adds it to the loss — the twin of Keras' ``add_loss`` (``tf_impl.training.ActivityLoss``). Initialization is Keras' (Glorot-uniform weights, zero

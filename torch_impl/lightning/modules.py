@@ -1,7 +1,7 @@
 """``LossModule``: a ``LightningModule`` training any network with any of our losses.
 
 Everything is described by plain values, so the same description drives the scenario runner
-(``scripts/run.py``), the Lightning CLI (``scripts/configs/*.yaml``) and the Keras twin
+(``lossparity/run.py``), the Lightning CLI (``lossparity/configs/*.yaml``) and the Keras twin
 (``tf_impl.training``):
 
 * ``loss`` / ``loss_params``: a registered loss name and its parameters (``torch_impl.get_loss``).
@@ -29,7 +29,7 @@ weighted by batch size, averaged over processes under DDP), ``val_loss``, ``val_
 Cost: ``self.log`` goes through Lightning's result collection (tens of microseconds of Python a
 call); calling it for the step value on every batch, as ``self.log(on_step=True, on_epoch=True)``
 does, cost 1-1.6 ms a step and made the loop 1.1-1.6x slower than a hand-written one for the
-scenario MLPs (``scripts/bench_loop.py``). The epoch mean is therefore kept as a running tensor
+scenario MLPs (``lossparity/bench_loop.py``). The epoch mean is therefore kept as a running tensor
 sum (one small in-place op a step, no host sync) and logged once, on the epoch's last batch; the
 step value is logged only on the steps a logger writes.
 """
