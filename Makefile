@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml | $(VPY)
 	@touch $@
 
 demo: $(STAMP)
-	@$(VPY) -m scripts.demo
+	@$(VPY) -m lossparity.demo
 
 # The whole suite (slow/ddp included). pytest's exit code 5 ("no tests ran") is a failure.
 test: $(STAMP)
@@ -37,30 +37,30 @@ test-fast: $(STAMP)
 	$(VPY) -m pytest -m "not slow and not ddp" $(PYTEST_ARGS)
 
 golden: $(STAMP)
-	$(VPY) -m scripts.make_golden
+	$(VPY) -m lossparity.make_golden
 
 golden-check: $(STAMP)
-	$(VPY) -m scripts.make_golden --check
+	$(VPY) -m lossparity.make_golden --check
 
 docs: $(STAMP)
-	$(VPY) -m scripts.docs
+	$(VPY) -m lossparity.docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
 
 # Speed/memory of every loss against its peers (BENCHMARKS.md); MONAI peers need `pip install --no-deps monai`.
 bench: $(STAMP)
-	$(VPY) -m scripts.bench --quick --fused --json out/bench.json
-	$(VPY) -m scripts.bench_loop --quick --json out/bench_loop.json
+	$(VPY) -m lossparity.bench --quick --fused --json out/bench.json
+	$(VPY) -m lossparity.bench_loop --quick --json out/bench_loop.json
 
-# Scenario report (scripts/report.py): every scenario in both frameworks, mean ± std over seeds,
+# Scenario report (lossparity/report.py): every scenario in both frameworks, mean ± std over seeds,
 # written to $(REPORT_OUT)/report.md with its plots. Quick runs by default (~1 min per scenario,
 # framework and seed on 2 CPU cores); the seeds' full runs: make report REPORT_ARGS="--seeds 5"
 REPORT_OUT ?= build/report
 REPORT_ARGS ?= --quick --seeds 5
 .PHONY: report
 report: $(STAMP)
-	$(VPY) -m scripts.report --out $(REPORT_OUT) $(REPORT_ARGS)
+	$(VPY) -m lossparity.report --out $(REPORT_OUT) $(REPORT_ARGS)
 
 # The tested version matrix (noxfile.py, docs/versions.md): every session builds its own virtualenv
 # under .matrix/envs and runs the whole suite as `make test` does. SESSION=lowest|newest|newest-torch

@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     parser.add_argument("--case", nargs="+", help="case ids (as printed in a failure report)")
     parser.add_argument("--dtype", choices=("float32", "float64"))
     parser.add_argument("--device", default="cpu", help="torch device of the golden check")
-    parser.add_argument("--golden-dir", help="golden vectors made by python -m scripts.make_golden --module")
+    parser.add_argument("--golden-dir", help="golden vectors made by python -m lossparity.make_golden --module")
     parser.add_argument("--golden-only", action="store_true",
                         help="only torch vs the golden vectors (for a TF-less or GPU-only job)")
     parser.add_argument("--junit-xml")

@@ -43,7 +43,7 @@ def device(request):
 
 
 # ---------------------------------------------------------------- the quick scenario report
-# `python -m scripts.report --quick --seeds 1` (minutes) feeds the slow scenario tests. It starts
+# `python -m lossparity.report --quick --seeds 1` (minutes) feeds the slow scenario tests. It starts
 # in the background as soon as collection shows a test that needs it, so it runs beside the other
 # tests instead of after them; under pytest-xdist exactly one worker starts it (an O_EXCL marker
 # file in the directory the workers share) and every worker waits for the same result.
@@ -64,7 +64,7 @@ def pytest_collection_finish(session):
     except FileExistsError:
         return  # another worker started it
     os.close(marker)
-    report = [sys.executable, "-m", "scripts.report", "--out", str(folder / "report"), "--quick", "--seeds", "1"]
+    report = [sys.executable, "-m", "lossparity.report", "--out", str(folder / "report"), "--quick", "--seeds", "1"]
     # the exit code lands in a file any worker can read (only the starting one could wait() on it)
     wrapper = (f"import subprocess, sys; rc = subprocess.call({report!r}, stdout=sys.stdout, stderr=sys.stdout); "
                f"open({str(folder / 'exit_code')!r}, 'w').write(str(rc))")
@@ -86,7 +86,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(scope="session")
 def quick_report(pytestconfig):
-    """``python -m scripts.report --quick --seeds 1`` (one quick ``scripts.run`` per scenario and
+    """``python -m lossparity.report --quick --seeds 1`` (one quick ``lossparity.run`` per scenario and
     framework, then the report), started at collection; waits for it. The scenario modules read
     their quick runs from ``<out>/runs/<scenario>/<framework>/seed0``."""
     folder = _quick_report_dir(pytestconfig)

@@ -78,7 +78,7 @@ def check(entries: Iterable[spec.LossSpec], out: pathlib.Path = GOLDEN_DIR) -> l
     for entry in entries:
         path = out / f"{entry.name}.npz"
         if not path.exists():
-            problems.append(f"{path.name}: missing (run python -m scripts.make_golden)")
+            problems.append(f"{path.name}: missing (run python -m lossparity.make_golden)")
             continue
         fresh = build(entry)
         with np.load(path) as stored:

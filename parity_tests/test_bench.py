@@ -1,4 +1,4 @@
-"""The benchmark harness (``scripts/bench.py``): its measurements and its JSON contract."""
+"""The benchmark harness (``lossparity/bench.py``): its measurements and its JSON contract."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import spec
-from scripts import bench
+from lossparity import bench
 from spec.validation import NumpyOps, check_inputs
 
 pytestmark = pytest.mark.project
@@ -62,7 +62,7 @@ def test_layouts_of_known_entries():
 
 def _run_bench(tmp_path, *args):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "-m", "scripts.bench", "--tiny", "--json", str(out), *args],
+    proc = subprocess.run([sys.executable, "-m", "lossparity.bench", "--tiny", "--json", str(out), *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads(out.read_text()), proc.stdout
@@ -227,7 +227,7 @@ def test_target_misses_are_eager_fwd_bwd_over_the_noise_and_fused_over_the_targe
 
 def _committed_run():
     path = Path(bench.COMMITTED_RUN)
-    assert path.exists(), f"{path} missing: python -m scripts.bench --quick --fused --threads 1 --json {path}"
+    assert path.exists(), f"{path} missing: python -m lossparity.bench --quick --fused --threads 1 --json {path}"
     return json.loads(path.read_text())
 
 
@@ -261,17 +261,17 @@ def test_every_performance_note_explains_a_row_of_the_committed_run():
 
 
 def test_unknown_loss_is_rejected(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "scripts.bench", "--tiny", "--only", "no_such_loss",
+    proc = subprocess.run([sys.executable, "-m", "lossparity.bench", "--tiny", "--only", "no_such_loss",
                            "--json", str(tmp_path / "x.json")], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode != 0 and "no_such_loss" in proc.stderr
 
 
 def test_loop_bench_runs_the_same_steps_in_both_loops(tmp_path):
-    """``scripts.bench_loop``: the hand loop and the three Lightning loops end at bit-identical weights
+    """``lossparity.bench_loop``: the hand loop and the three Lightning loops end at bit-identical weights
     (the comparison is one of loops, not of computations) and the JSON holds every column."""
     pytest.importorskip("lightning")
-    from scripts import bench_loop
+    from lossparity import bench_loop
 
     out = tmp_path / "loop.json"
     assert bench_loop.main(["--steps", "3", "--repeats", "1", "--only", "multilabel-auto", "--json", str(out)]) == 0
@@ -286,7 +286,7 @@ def test_loop_bench_runs_the_same_steps_in_both_loops(tmp_path):
 def test_loop_bench_weights_differ_when_the_loops_differ(monkeypatch):
     """The equality check can fail: a hand loop with another learning rate ends elsewhere."""
     pytest.importorskip("lightning")
-    from scripts import bench_loop
+    from lossparity import bench_loop
 
     case = bench_loop._case("multilabel", "multilabel-auto")
     _, reference = bench_loop.hand_loop(case, 5, 1)

@@ -8,7 +8,7 @@ import pytest
 
 import spec
 from parity_tests import harness, selection
-from scripts.bench import FUSED_LOSSES
+from lossparity.bench import FUSED_LOSSES
 
 
 def _tensors(entry, case):
@@ -82,7 +82,7 @@ def _fused_cases(entry):
 @pytest.mark.parametrize("name", [n for n in selection.names() if n in FUSED_LOSSES])
 def test_fused_path_matches_the_reference(name):
     """The fused path of the elementwise losses (issue 7: ``torch.compile`` with inductor, what
-    ``scripts.bench --fused`` times) against the float64 NumPy reference within the spec's float32
+    ``lossparity.bench --fused`` times) against the float64 NumPy reference within the spec's float32
     tolerances (the training dtype, where a compiler's vectorized exp/log approximations would
     show), values and gradients: every fused case with reduction "mean", the first also with
     "none". ``fullgraph=True``: a graph break raises instead of running eager code; hitting the

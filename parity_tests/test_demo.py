@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_demo_output_starts_with_the_table_header_and_has_no_framework_log_lines():
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's shell
-    proc = subprocess.run([sys.executable, "-m", "scripts.demo", "--only", "mean_squared_error"], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "lossparity.demo", "--only", "mean_squared_error"], cwd=ROOT,
                           capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     lines = (proc.stdout + proc.stderr).splitlines()

@@ -16,7 +16,7 @@ import pytest
 
 import spec
 from parity_tests import selection
-from scripts import bench
+from lossparity import bench
 from spec.validation import expected_message
 
 torch = pytest.importorskip("torch")

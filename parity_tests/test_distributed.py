@@ -142,7 +142,7 @@ def test_lightning_cli_fits_with_ddp_on_two_cpu_processes(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
-    cmd = [sys.executable, "-m", "scripts.lightning_cli", "fit", "--config", "scripts/configs/multilabel.yaml",
+    cmd = [sys.executable, "-m", "lossparity.lightning_cli", "fit", "--config", "lossparity/configs/multilabel.yaml",
            "--out", str(tmp_path), "--trainer.max_epochs", "1", "--data.source_args", "{quick: true}",
            "--data.batch_size", "100", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
            "--trainer.strategy", "ddp", "--trainer.enable_progress_bar", "false"]

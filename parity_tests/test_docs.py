@@ -2,7 +2,7 @@
 registry and must be current."""
 import pytest
 
-from scripts import docs
+from lossparity import docs
 
 pytestmark = pytest.mark.project
 
@@ -11,7 +11,7 @@ pytestmark = pytest.mark.project
 def test_generated_sections_are_current(path):
     current = path.read_text()
     assert docs.render(current, docs.DOCUMENTS[path], path.name) == current, (
-        f"{path.name} is stale: run python -m scripts.docs")
+        f"{path.name} is stale: run python -m lossparity.docs")
 
 
 def test_readme_starts_with_the_two_commands():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import spec
-from scripts import bench
+from lossparity import bench
 from spec.validation import check_inputs
 
 pytestmark = pytest.mark.project

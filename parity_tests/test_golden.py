@@ -44,7 +44,7 @@ def test_torch_matches_golden(path, device):
 def test_golden_files_match_the_registry():
     problems = golden.check(spec.all_specs())
     stale = sorted({p.stem for p in golden.GOLDEN_DIR.glob("*.npz")} - set(spec.names()))
-    assert not problems and not stale, "\n".join(problems + stale) + "\nrun: python -m scripts.make_golden"
+    assert not problems and not stale, "\n".join(problems + stale) + "\nrun: python -m lossparity.make_golden"
 
 
 BLOCK_TF = (

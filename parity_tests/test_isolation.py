@@ -22,7 +22,7 @@ CHECK = (
     ("tf_impl", ("torch", "lightning", "torchmetrics")),
     ("spec", ("torch", "tensorflow", "keras")),
     ("parity_tests.harness", ("torch", "tensorflow")),
-    ("scripts.scenarios.base", ("torch", "tensorflow")),
+    ("lossparity.scenarios.base", ("torch", "tensorflow")),
 ])
 def test_import_isolation(mod, forbidden):
     proc = subprocess.run([sys.executable, "-c", CHECK.format(mod=mod, forbidden=forbidden)],

@@ -10,8 +10,8 @@ import os
 import numpy as np
 import pytest
 
-from scripts.scenarios import count_penalty as cp
-from scripts.scenarios.base import Job, RunConfig
+from lossparity.scenarios import count_penalty as cp
+from lossparity.scenarios.base import Job, RunConfig
 
 pytestmark = pytest.mark.project
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -49,7 +49,7 @@ def test_lightning_config_is_the_scenarios_soft_count_job():
     assert net == cp.MODEL.kwargs()
     loss = cp.count_loss(0.1)
     assert config["model"]["loss"] == loss.name and config["model"]["loss_params"] == loss.kwargs()
-    assert config["data"]["source"] == "scripts.scenarios.count_penalty:lightning_data"
+    assert config["data"]["source"] == "lossparity.scenarios.count_penalty:lightning_data"
     assert config["data"]["batch_size"] == cp.BATCH_SIZE and config["trainer"]["max_epochs"] == cp.EPOCHS
 
 
@@ -124,7 +124,7 @@ def _backend(framework):
         pytest.importorskip("lightning.pytorch")
     else:
         pytest.importorskip("keras")
-    from scripts.scenarios.backends import make_backend
+    from lossparity.scenarios.backends import make_backend
 
     return make_backend(framework, threads=None)  # no global thread changes in the test process
 
@@ -140,7 +140,7 @@ def _restore_torch_flags():
 @pytest.mark.slow
 @pytest.mark.parametrize("framework", ["torch", "keras"])
 def test_quick_run_hard_count_is_bit_identical_and_soft_count_reduces_it(quick_report, framework):
-    """The report's ``scripts.run count_penalty --quick`` run (conftest ``quick_report``)."""
+    """The report's ``lossparity.run count_penalty --quick`` run (conftest ``quick_report``)."""
     folder = quick_report / "runs" / "count_penalty" / framework / "seed0"
     m = json.loads((folder / "metrics.json").read_text())
     histories = json.loads((folder / "history.json").read_text())

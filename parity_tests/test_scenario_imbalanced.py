@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scripts.scenarios import ensemble
-from scripts.scenarios import imbalanced as im
-from scripts.scenarios.base import RunConfig
-from scripts.scenarios.data import DataFormatError
+from lossparity.scenarios import ensemble
+from lossparity.scenarios import imbalanced as im
+from lossparity.scenarios.base import RunConfig
+from lossparity.scenarios.data import DataFormatError
 
 pytestmark = pytest.mark.project
 
@@ -343,7 +343,7 @@ def test_parity_cases_cover_every_loss_and_a_weighted_case():
 # --------------------------------------------------------------------------- public commands (slow)
 @pytest.fixture(scope="module")
 def quick_runs(quick_report):
-    """The report's ``scripts.run imbalanced --quick`` runs (conftest ``quick_report``)."""
+    """The report's ``lossparity.run imbalanced --quick`` runs (conftest ``quick_report``)."""
     folders = {f: quick_report / "runs" / "imbalanced" / f / "seed0" for f in ("torch", "keras")}
     return {f: json.loads((d / "metrics.json").read_text()) for f, d in folders.items()}, folders
 
@@ -353,7 +353,7 @@ def quick_runs(quick_report):
 def test_quick_run(quick_runs, framework):
     runs, out = quick_runs
     m = runs[framework]
-    # the one-minute budget of --quick is a speed target: scripts.report flags runs over it (no timed test)
+    # the one-minute budget of --quick is a speed target: lossparity.report flags runs over it (no timed test)
     assert m["seconds"] > 0
     for key in im.SCENARIO.headline:
         assert isinstance(m.get(key), float), key
@@ -388,11 +388,11 @@ def test_frameworks_agree_in_quick_runs(quick_runs):
 @pytest.mark.slow
 def test_lightning_cli_config_and_its_documented_variant(tmp_path):
     """The committed config (balanced class weights as per-sample weights) and the cost-sensitive
-    variant its comment documents both fit through ``python -m scripts.lightning_cli``; the
+    variant its comment documents both fit through ``python -m lossparity.lightning_cli``; the
     generic fit + test of every config is ``test_scenarios.py::test_lightning_cli_fit``."""
     config = im.SCENARIO.config_path()
     assert "weighting: balanced" in config.read_text()
-    base = [sys.executable, "-m", "scripts.lightning_cli", "fit", "--config", str(config), "--trainer.max_epochs", "1",
+    base = [sys.executable, "-m", "lossparity.lightning_cli", "fit", "--config", str(config), "--trainer.max_epochs", "1",
             "--trainer.enable_progress_bar", "false"]
     variants = {
         "balanced": ["--data.source_args", "{quick: true}"],

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scripts.scenarios import segmentation as seg
-from scripts.scenarios.base import RunConfig
-from scripts.scenarios.unet import UNet, layer_plan
+from lossparity.scenarios import segmentation as seg
+from lossparity.scenarios.base import RunConfig
+from lossparity.scenarios.unet import UNet, layer_plan
 
 pytestmark = pytest.mark.project
 
@@ -221,7 +221,7 @@ def test_backends_build_the_same_unet_from_the_description(torch_mod):
     """``TorchBackend.module`` / ``KerasBackend.model`` dispatch on the description: both start
     from ``UNet.init_weights(seed)`` and predict alike (float32)."""
     torch = torch_mod
-    from scripts.scenarios.backends import KerasBackend, TorchBackend
+    from lossparity.scenarios.backends import KerasBackend, TorchBackend
 
     cfg = RunConfig(out=Path("."), quick=True)
     job = seg.SCENARIO.job("soft_dice", cfg)
@@ -255,7 +255,7 @@ def test_overlap_loss_collapses_with_empty_images_and_learns_without(torch_mod):
     while the same loss on the images with ships only starts finding them (2 epochs: 126 and 62
     steps; the full run's curves: IoU 0 for 10 epochs vs 0.35 after 2)."""
     L = pytest.importorskip("lightning.pytorch")
-    from scripts.scenarios.backends import TorchBackend
+    from lossparity.scenarios.backends import TorchBackend
 
     backend = TorchBackend(threads=None)
     cfg = RunConfig(out=Path("."), quick=True, progress=False)
@@ -279,7 +279,7 @@ def test_overlap_loss_collapses_with_empty_images_and_learns_without(torch_mod):
 
 @pytest.mark.slow
 def test_quick_runs_agree_across_frameworks(quick_report):
-    """``scripts.run segmentation --quick`` in both frameworks (the report's runs): same metrics up
+    """``lossparity.run segmentation --quick`` in both frameworks (the report's runs): same metrics up
     to float32 rounding (same weights, same batches), the plots and the example predictions written."""
     metrics = {}
     for framework in ("torch", "keras"):

@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from scripts.scenarios import sparse_autoencoder as sa
+from lossparity.scenarios import sparse_autoencoder as sa
 
 pytestmark = pytest.mark.project
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -24,7 +24,7 @@ def test_data_are_digits_in_unit_range_reconstructing_themselves():
     np.testing.assert_array_equal(data.x_train, data.y_train)
     np.testing.assert_array_equal(data.x_test, data.y_test)
     assert data.y_train is not data.x_train  # the targets are a copy: nothing aliases the inputs
-    from scripts.scenarios.data import load_digits_split
+    from lossparity.scenarios.data import load_digits_split
 
     np.testing.assert_array_equal(data.x_test * 16, load_digits_split()["x_test"].reshape(360, 64))
 
@@ -54,7 +54,7 @@ def test_lightning_config_is_the_scenarios_kl_job():
                                                                           "weight": 0.2}
     assert config["model"]["loss"] == sa.LOSS.name and not config["model"].get("loss_params")
     assert config["model"]["optimizer"]["lr"] == sa.LR and config["data"]["batch_size"] == sa.BATCH_SIZE
-    assert config["data"]["source"] == "scripts.scenarios.sparse_autoencoder:lightning_data"
+    assert config["data"]["source"] == "lossparity.scenarios.sparse_autoencoder:lightning_data"
 
 
 # --------------------------------------------------------------------------- one objective (fast)
@@ -141,7 +141,7 @@ def test_keras_model_with_the_penalty_saves_and_loads(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("framework", ["torch", "keras"])
 def test_quick_run_puts_the_units_mean_activation_at_the_target(quick_report, framework):
-    """The report's ``scripts.run sparse_autoencoder --quick`` run (conftest ``quick_report``)."""
+    """The report's ``lossparity.run sparse_autoencoder --quick`` run (conftest ``quick_report``)."""
     folder = quick_report / "runs" / "sparse_autoencoder" / framework / "seed0"
     m = json.loads((folder / "metrics.json").read_text())
     histories = json.loads((folder / "history.json").read_text())

@@ -1,5 +1,5 @@
-"""The scenario framework (``scripts/scenarios``, ``scripts.run``, ``scripts.report``,
-``scripts.lightning_cli``): data fidelity to the seeds, the MNIST loader, batch order and
+"""The scenario framework (``lossparity/scenarios``, ``lossparity.run``, ``lossparity.report``,
+``lossparity.lightning_cli``): data fidelity to the seeds, the MNIST loader, batch order and
 checkpoint-resume identity, Keras save/load, and (marked ``slow``) quick runs of every scenario in
 both frameworks through the public commands.
 
@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scripts import scenarios
-from scripts.scenarios import data as sdata
-from scripts.scenarios import digits, multilabel
-from scripts.scenarios.base import RunConfig
+from lossparity import scenarios
+from lossparity.scenarios import data as sdata
+from lossparity.scenarios import digits, multilabel
+from lossparity.scenarios.base import RunConfig
 
 pytestmark = pytest.mark.project
 
@@ -166,8 +166,8 @@ def test_registry_lists_the_scenarios_and_their_configs():
 
 @pytest.mark.parametrize("framework,forbidden", [("keras", ("torch", "lightning")), ("torch", ("tensorflow", "keras"))])
 def test_runner_imports_one_framework(framework, forbidden):
-    code = (f"import sys; from scripts.scenarios.backends import make_backend; make_backend({framework!r}); "
-            f"import scripts.run, scripts.scenarios.digits as d; d.SCENARIO.data(d.RunConfig(out='.')); "
+    code = (f"import sys; from lossparity.scenarios.backends import make_backend; make_backend({framework!r}); "
+            f"import lossparity.run, lossparity.scenarios.digits as d; d.SCENARIO.data(d.RunConfig(out='.')); "
             f"bad = [m for m in {forbidden!r} if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
@@ -420,7 +420,7 @@ def test_keras_model_saves_and_loads_with_our_custom_objects(tmp_path):
 
 def test_sigmoid_head_is_rejected_with_a_clear_error_in_both_frameworks():
     """Seed 002: a sigmoid head feeding sparse categorical cross-entropy on probabilities."""
-    from scripts.scenarios.backends import KerasBackend, TorchBackend
+    from lossparity.scenarios.backends import KerasBackend, TorchBackend
 
     cfg = RunConfig(out=Path("."))
     data = digits.SCENARIO.data(cfg)
@@ -448,7 +448,7 @@ def test_quick_run(quick_report, name, framework):
     folder = quick_report / "runs" / name / framework / "seed0"
     m = _metrics(quick_report, name, framework)
     assert m["scenario"] == name and m["framework"] == framework and m["quick"] is True
-    # the one-minute budget of --quick is a speed target: scripts.report flags runs over it (no timed test)
+    # the one-minute budget of --quick is a speed target: lossparity.report flags runs over it (no timed test)
     assert m["seconds"] > 0
     for key in scenarios.get(name).headline:
         assert isinstance(m.get(key), float), key
@@ -502,7 +502,7 @@ def test_report_is_written(quick_report):
 @pytest.mark.parametrize("name", scenarios.names())
 def test_lightning_cli_fit(tmp_path, name):
     config = scenarios.get(name).config_path()
-    cmd = [sys.executable, "-m", "scripts.lightning_cli", "fit", "--config", str(config), "--out", str(tmp_path),
+    cmd = [sys.executable, "-m", "lossparity.lightning_cli", "fit", "--config", str(config), "--out", str(tmp_path),
            "--trainer.max_epochs", "1", "--data.source_args", "{quick: true}", "--trainer.enable_progress_bar", "false"]
     stray = [ROOT / "lightning_logs", ROOT / "build" / "lightning_cli"]
 
@@ -517,7 +517,7 @@ def test_lightning_cli_fit(tmp_path, name):
     assert ckpts, sorted(str(p) for p in tmp_path.rglob("*"))
     assert list(tmp_path.glob("logs/version_*/metrics.csv")) and list(tmp_path.glob("logs/version_*/config.yaml"))
     # the checkpoint tests through the same CLI
-    cmd_test = [sys.executable, "-m", "scripts.lightning_cli", "test", "--config", str(config), "--out", str(tmp_path),
+    cmd_test = [sys.executable, "-m", "lossparity.lightning_cli", "test", "--config", str(config), "--out", str(tmp_path),
                 "--data.source_args", "{quick: true}", "--ckpt_path", str(ckpts[0]),
                 "--trainer.enable_progress_bar", "false"]
     proc = subprocess.run(cmd_test, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
@@ -526,8 +526,8 @@ def test_lightning_cli_fit(tmp_path, name):
 
 
 def test_report_flags_quick_runs_over_the_budget():
-    """The one-minute budget of ``--quick`` is reported by ``scripts.report``, not timed in a test."""
-    from scripts import report
+    """The one-minute budget of ``--quick`` is reported by ``lossparity.report``, not timed in a test."""
+    from lossparity import report
 
     runs = {"digits": {"torch": {"metrics": [{"quick": True, "seed": 0, "seconds": 12.0}]},
                        "keras": {"metrics": [{"quick": True, "seed": 0, "seconds": report.QUICK_BUDGET_S + 1}]}},
@@ -538,8 +538,8 @@ def test_report_flags_quick_runs_over_the_budget():
 def test_report_checks_agreement_within_the_seed_to_seed_spread():
     """report.md's agreement column: |Δ mean| ≤ the larger std over seeds (+ a rounding floor), only
     with two seeds or more a side; the scenario line counts the headline metrics within."""
-    from scripts import report
-    from scripts.scenarios.base import Stat
+    from lossparity import report
+    from lossparity.scenarios.base import Stat
 
     table = {"torch": {"a": Stat(0.50, 0.02, 3), "b": Stat(0.50, 0.0, 3), "c": Stat(0.9, 0.01, 3),
                        "d": Stat(0.1, 0.0, 1)},
@@ -559,7 +559,7 @@ def test_report_checks_agreement_within_the_seed_to_seed_spread():
 def test_full_reports_run_the_seeds_a_scenario_asks_for():
     """digits asks for accuracy over 5 seeds: a full report runs 5 even with --seeds 3; quick
     reports (CI) run what is asked."""
-    from scripts import report
+    from lossparity import report
 
     full = report.parse_args(["--out", "x", "--seeds", "3"])
     quick = report.parse_args(["--out", "x", "--seeds", "1", "--quick"])

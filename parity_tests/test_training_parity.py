@@ -1,4 +1,4 @@
-"""Training-step parity, driven by the scenario registry (``scripts/scenarios``).
+"""Training-step parity, driven by the scenario registry (``lossparity/scenarios``).
 
 For every scenario's parity cases (its networks and losses, on its own data) and for SGD and Adam
 with the same hyperparameters: build the network in torch, copy its initial weights into the Keras
@@ -30,8 +30,8 @@ L = pytest.importorskip("lightning.pytorch")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 keras = pytest.importorskip("keras")
 
-from scripts import scenarios  # noqa: E402
-from scripts.scenarios.base import Optimizer  # noqa: E402
+from lossparity import scenarios  # noqa: E402
+from lossparity.scenarios.base import Optimizer  # noqa: E402
 from tf_impl import training as kt  # noqa: E402
 from torch_impl import lightning as tl  # noqa: E402
 

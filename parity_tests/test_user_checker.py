@@ -74,10 +74,10 @@ def test_installed_packages_register_through_entry_points(tmp_path):
 
 def test_golden_vectors_for_a_user_module(tmp_path):
     out = tmp_path / "golden"
-    proc = _run(["-m", "scripts.make_golden", "--module", "user_loss.loss_specs", "--out", str(out)], EXAMPLE)
+    proc = _run(["-m", "lossparity.make_golden", "--module", "user_loss.loss_specs", "--out", str(out)], EXAMPLE)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "squared_hinge.npz").exists()
-    check = _run(["-m", "scripts.make_golden", "--module", "user_loss.loss_specs", "--out", str(out), "--check"], EXAMPLE)
+    check = _run(["-m", "lossparity.make_golden", "--module", "user_loss.loss_specs", "--out", str(out), "--check"], EXAMPLE)
     assert check.returncode == 0, check.stdout
     proc = _run(["-m", "parity_tests.check", "--module", "user_loss.loss_specs", "--golden-dir", str(out),
                  "--golden-only"], EXAMPLE)

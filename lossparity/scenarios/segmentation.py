@@ -164,7 +164,7 @@ def ships_only(data: Arrays) -> Arrays:
 
 
 def lightning_data(quick: bool = False, ships_only_training: bool = False) -> dict[str, np.ndarray]:
-    """The arrays for ``ArrayDataModule(source="scripts.scenarios.segmentation:lightning_data")``."""
+    """The arrays for ``ArrayDataModule(source="lossparity.scenarios.segmentation:lightning_data")``."""
     data = split(quick)
     return (ships_only(data) if ships_only_training else data).as_dict()
 
@@ -259,7 +259,7 @@ class Segmentation(Scenario):
 
     def plot_report(self, table: Table, curves, out: Path) -> list[Path]:
         paths = super().plot_report(table, curves, out)
-        # the report's runs (scripts.report layout: out/runs/<scenario>/<framework>/seed0)
+        # the report's runs (lossparity.report layout: out/runs/<scenario>/<framework>/seed0)
         files = {f: out / "runs" / self.name / f / "seed0" / EXAMPLES_FILE for f in sorted(table)}
         grid = examples_grid({f: p for f, p in files.items() if p.is_file()}, out / "segmentation_examples.png")
         return paths + ([grid] if grid else [])

@@ -1,9 +1,9 @@
 """Run every scenario in both frameworks over several seeds and write a report.
 
-    python -m scripts.report --out DIR [--quick] [--seeds 5] [--scenarios NAME ...]
+    python -m lossparity.report --out DIR [--quick] [--seeds 5] [--scenarios NAME ...]
                              [--frameworks torch keras] [--data PATH] [--reuse]
 
-Each (scenario, framework, seed) is one ``python -m scripts.run`` process (so torch and TensorFlow
+Each (scenario, framework, seed) is one ``python -m lossparity.run`` process (so torch and TensorFlow
 never share a process), writing to ``DIR/runs/<scenario>/<framework>/seed<N>/`` (its log in
 ``run.log``). Then ``DIR/report.md`` gets, per scenario, the seed question it reproduces, the
 data, a side-by-side table of the key metrics (mean ± std over seeds, torch | Keras | difference),
@@ -30,15 +30,15 @@ import sys
 import time
 from pathlib import Path
 
-from scripts import scenarios
-from scripts.scenarios import plotting
-from scripts.scenarios.base import Stat, Table, aggregate
+from lossparity import scenarios
+from lossparity.scenarios import plotting
+from lossparity.scenarios.base import Stat, Table, aggregate
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m scripts.report", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m lossparity.report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--quick", action="store_true", help="quick runs (small subsets, 2 epochs)")
@@ -74,7 +74,7 @@ def run_one(args, scenario: str, framework: str, seed: int) -> Path:
         print(f"  reuse  {scenario} {framework} seed {seed}", flush=True)
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "scripts.run", scenario, "--framework", framework, "--seed", str(seed),
+    cmd = [sys.executable, "-m", "lossparity.run", scenario, "--framework", framework, "--seed", str(seed),
            "--out", str(folder), "--quiet"]
     if args.quick:
         cmd.append("--quick")
@@ -223,7 +223,7 @@ def write_report(args, tables: dict[str, Table], runs: dict, plots: dict[str, li
     lines = [
         "# Scenario report",
         "",
-        f"Generated {_dt.datetime.now().isoformat(timespec='seconds')} by `python -m scripts.report "
+        f"Generated {_dt.datetime.now().isoformat(timespec='seconds')} by `python -m lossparity.report "
         f"--out {args.out}{' --quick' if args.quick else ''} --seeds {args.seeds}` in {seconds / 60:.1f} min "
         f"on {platform.platform()} ({os.cpu_count()} CPUs); {versions()}.",
         "",
@@ -287,7 +287,7 @@ def write_report(args, tables: dict[str, Table], runs: dict, plots: dict[str, li
     return path
 
 
-#: speed target of ``scripts.run --quick`` on 2 CPU cores (issue 5); checked here, not by a timed test
+#: speed target of ``lossparity.run --quick`` on 2 CPU cores (issue 5); checked here, not by a timed test
 QUICK_BUDGET_S = 60.0
 
 

@@ -1,6 +1,6 @@
 """The parity table: every registered loss, every case, float32 and float64, every reduction.
 
-    python -m scripts.demo [--only NAME ...] [--no-keras]
+    python -m lossparity.demo [--only NAME ...] [--no-keras]
 
 For each loss and dtype it prints the largest absolute and relative error of the value and of
 the gradient, torch vs reference, Keras vs reference and torch vs Keras, and whether all are

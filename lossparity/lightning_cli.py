@@ -1,11 +1,11 @@
 """The Lightning CLI of the scenarios.
 
-    python -m scripts.lightning_cli fit --config scripts/configs/SCENARIO.yaml [--out DIR]
-    python -m scripts.lightning_cli fit --config scripts/configs/multilabel.yaml \\
+    python -m lossparity.lightning_cli fit --config lossparity/configs/SCENARIO.yaml [--out DIR]
+    python -m lossparity.lightning_cli fit --config lossparity/configs/multilabel.yaml \\
         --model.loss_params '{pos_weight: auto}' --trainer.max_epochs 3
-    python -m scripts.lightning_cli test --config scripts/configs/digits.yaml --ckpt_path DIR/logs/version_0/checkpoints/last.ckpt
+    python -m lossparity.lightning_cli test --config lossparity/configs/digits.yaml --ckpt_path DIR/logs/version_0/checkpoints/last.ckpt
 
-One committed config per scenario (``scripts/configs/<name>.yaml``): the scenario's main job as a
+One committed config per scenario (``lossparity/configs/<name>.yaml``): the scenario's main job as a
 ``LossModule`` + ``ArrayDataModule``. See :mod:`torch_impl.lightning.cli`.
 """
 from __future__ import annotations

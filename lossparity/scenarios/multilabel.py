@@ -84,7 +84,7 @@ def split(quick: bool = False) -> Arrays:
 
 
 def lightning_data(quick: bool = False) -> dict[str, np.ndarray]:
-    """The arrays for ``ArrayDataModule(source="scripts.scenarios.multilabel:lightning_data")``."""
+    """The arrays for ``ArrayDataModule(source="lossparity.scenarios.multilabel:lightning_data")``."""
     return split(quick).as_dict()
 
 

@@ -13,7 +13,7 @@ several repeats:
   returns the loss, ``configure_optimizers``; nothing logged, no hook): Lightning's own cost a
   step, which no ``LightningModule`` can go below. ``lightning / bare`` is what ``LossModule``
   adds (its ``self.log`` bookkeeping), ``bare / hand`` is Lightning's loop;
-* ``lightning+io``: as ``scripts.run`` trains (``CSVLogger``, ``ModelCheckpoint(save_last)`` at
+* ``lightning+io``: as ``lossparity.run`` trains (``CSVLogger``, ``ModelCheckpoint(save_last)`` at
   the end of each epoch, progress bar when ``--progress``).
 
 Timing covers the optimizer steps after 10 warm-up steps (a ``Callback`` reads the clock at the
@@ -27,7 +27,7 @@ Target (issue 7): ``lightning / hand`` ≤ 1.05. Lightning adds a fixed cost per
 is that cost over the step's compute, so it is met by steps of ≳ 25 ms (the U-Net's on one
 thread) and not by the small MLPs' 3-5 ms steps even with the bare module.
 
-    python -m scripts.bench_loop [--quick] [--threads 1] [--json out/bench_loop.json]
+    python -m lossparity.bench_loop [--quick] [--threads 1] [--json out/bench_loop.json]
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def _quiet():
 
 
 def _case(scenario: str, case_id: str):
-    from scripts import scenarios
+    from lossparity import scenarios
 
     return next(c for c in scenarios.get(scenario).parity_cases() if c.id == case_id)
 

@@ -41,7 +41,7 @@ Here, in both frameworks from the same initial weights and batches:
   while it is predicted negative; ``cost_soft`` uses the expected cost under the softmax. Focal
   loss (γ = 2, no α) down-weights *easy* examples, not the minority, so it barely moves recall.
 * ensemble: the held-out probabilities of the seven models, weights by ``differential_evolution``
-  maximizing the F1 of their weighted average (:mod:`scripts.scenarios.ensemble`), scored two ways
+  maximizing the F1 of their weighted average (:mod:`lossparity.scenarios.ensemble`), scored two ways
   on the same 5 stratified outer folds: the seed's (tuned and scored on the same fold,
   ``ensemble/biased_f1``) and nested (tuned on the other folds, ``ensemble/nested_f1``);
   ``ensemble/bias`` = biased − nested is the optimism of the seed's number, ``ensemble/equal_f1``
@@ -287,7 +287,7 @@ def job_arrays(data: Arrays, columns: int, weighting: str | None) -> Arrays:
 
 def lightning_data(quick: bool = False, data: str | None = None, weighting: str | None = "balanced",
                    columns: int = 1) -> dict[str, np.ndarray]:
-    """The arrays for ``ArrayDataModule(source="scripts.scenarios.imbalanced:lightning_data")``;
+    """The arrays for ``ArrayDataModule(source="lossparity.scenarios.imbalanced:lightning_data")``;
     by default the config's job: balanced class weights as ``w_train``."""
     return job_arrays(split(quick, data), int(columns), weighting).as_dict()
 

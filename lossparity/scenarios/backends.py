@@ -1,6 +1,6 @@
 """The two backends of the scenario framework: Lightning (torch) and Keras.
 
-Each imports its framework on construction only, so ``scripts.run --framework keras`` never loads
+Each imports its framework on construction only, so ``lossparity.run --framework keras`` never loads
 torch and ``--framework torch`` never loads TensorFlow.
 
 * :class:`TorchBackend` — ``torch_impl.lightning.LossModule`` + ``ArrayDataModule`` fitted by a

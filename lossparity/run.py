@@ -1,6 +1,6 @@
 """Train one scenario in one framework.
 
-    python -m scripts.run SCENARIO --framework {torch,keras} [--quick] [--seed N] --out DIR
+    python -m lossparity.run SCENARIO --framework {torch,keras} [--quick] [--seed N] --out DIR
                           [--data PATH] [--epochs N] [--quiet]
 
 Writes ``DIR/metrics.json`` (a flat dict of the final held-out metrics, ``"<job>/<metric>"``, plus
@@ -27,12 +27,12 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from scripts import scenarios  # noqa: E402
-from scripts.scenarios.base import RunConfig, write_json  # noqa: E402
+from lossparity import scenarios  # noqa: E402
+from lossparity.scenarios.base import RunConfig, write_json  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m scripts.run", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m lossparity.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scenario", choices=scenarios.names())
     parser.add_argument("--framework", required=True, choices=scenarios.FRAMEWORKS)
@@ -61,7 +61,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace, start: float | None = None) -> dict:
     """Run ``args.scenario`` and write the outputs; return the metrics written."""
-    from scripts.scenarios.backends import make_backend
+    from lossparity.scenarios.backends import make_backend
 
     start = time.perf_counter() if start is None else start
     scenario = scenarios.get(args.scenario)
@@ -84,13 +84,13 @@ def run(args: argparse.Namespace, start: float | None = None) -> dict:
 
 
 def main(argv=None) -> int:
-    from scripts.scenarios.data import DataFormatError
+    from lossparity.scenarios.data import DataFormatError
 
     args = parse_args(argv)
     try:
         metrics = run(args, _START if argv is None else None)
     except (DataFormatError, FileNotFoundError) as err:
-        print(f"python -m scripts.run: error: {err}", file=sys.stderr)
+        print(f"python -m lossparity.run: error: {err}", file=sys.stderr)
         return 2
     print(f"{metrics['scenario']} [{metrics['framework']}] seed {metrics['seed']}: "
           f"{metrics['seconds']:.1f} s -> {args.out / 'metrics.json'}", file=sys.stderr)

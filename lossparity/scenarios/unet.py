@@ -1,13 +1,13 @@
 """Framework-neutral description of a small U-Net (the ``segmentation`` scenario's network).
 
 :class:`UNet` is to ``torch_impl.lightning.unet.UNet`` and ``tf_impl.unet.build_unet`` what
-:class:`~scripts.scenarios.base.MLP` is to the MLPs: plain values, NumPy initial weights, and the
+:class:`~lossparity.scenarios.base.MLP` is to the MLPs: plain values, NumPy initial weights, and the
 builders of both frameworks (``base.NetworkBuilders``: ``torch_module``, ``keras_model``,
 ``set_keras_weights``, ``keras_weights``, as the MLP's, so the backends (``backends.py``) and the
 training-step parity test build any network the same way).
 
 Data layout: images are ``(N, H, W)`` arrays (one channel, no channel axis) in
-:class:`~scripts.scenarios.base.Arrays`, masks ``(N, H, W)`` of 0/1, and the networks return one
+:class:`~lossparity.scenarios.base.Arrays`, masks ``(N, H, W)`` of 0/1, and the networks return one
 logit per pixel ``(N, H, W)``. The channel axis exists only inside the networks: torch adds it at
 axis 1 (``NCHW``), Keras at the end (``NHWC``). So both frameworks get the very same arrays and
 batches, and the losses (sums over every non-batch axis) and metrics (pixels pooled with samples)

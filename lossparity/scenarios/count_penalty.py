@@ -101,7 +101,7 @@ def split(quick: bool = False) -> Arrays:
 
 
 def lightning_data(quick: bool = False) -> dict[str, np.ndarray]:
-    """The arrays for ``ArrayDataModule(source="scripts.scenarios.count_penalty:lightning_data")``."""
+    """The arrays for ``ArrayDataModule(source="lossparity.scenarios.count_penalty:lightning_data")``."""
     return split(quick).as_dict()
 
 

@@ -82,7 +82,7 @@ def images() -> Arrays:
 
 
 def lightning_data(quick: bool = False) -> dict[str, np.ndarray]:
-    """The arrays for ``ArrayDataModule(source="scripts.scenarios.sparse_autoencoder:lightning_data")``
+    """The arrays for ``ArrayDataModule(source="lossparity.scenarios.sparse_autoencoder:lightning_data")``
     (``quick`` is accepted for the CLI's uniform ``source_args``: the data are small either way)."""
     return images().as_dict()
 

@@ -1,9 +1,9 @@
 """Speed and memory of every registered loss against the best peer of the same math.
 
-    python -m scripts.bench [--quick | --tiny] [--device cpu|cuda] [--only NAME ...]
+    python -m lossparity.bench [--quick | --tiny] [--device cpu|cuda] [--only NAME ...]
                             [--frameworks torch keras] [--repeats N] [--threads N]
                             --json FILE [--markdown FILE]
-    python -m scripts.bench --render FILE.json        # Markdown tables of a previous run
+    python -m lossparity.bench --render FILE.json        # Markdown tables of a previous run
 
 For every loss of ``spec.names()`` (parameters: the entry's first case), every benchmark shape and
 dtype, it times forward+backward (``mode="fwd+bwd"``: the gradient w.r.t. the prediction) and

@@ -1,8 +1,8 @@
 """Regenerate the document sections that come from the registry: README.md's catalog and error
 contract, BENCHMARKS.md's performance notes (why rows miss their speed target).
 
-    python -m scripts.docs          # rewrite the documents between the markers
-    python -m scripts.docs --check  # exit 1 when one is stale
+    python -m lossparity.docs          # rewrite the documents between the markers
+    python -m lossparity.docs --check  # exit 1 when one is stale
 """
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
         fresh = render(current, sections, path.name)
         if args.check:
             if fresh != current:
-                print(f"{path.name} is stale: run python -m scripts.docs")
+                print(f"{path.name} is stale: run python -m lossparity.docs")
                 stale = 1
             else:
                 print(f"{path.name} is current")

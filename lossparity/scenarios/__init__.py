@@ -1,12 +1,12 @@
 """The scenario registry: one module per scenario, each exposing ``SCENARIO``.
 
->>> from scripts import scenarios
+>>> from lossparity import scenarios
 >>> scenarios.names()
 ['multilabel', 'digits']
 
-``scripts.run``, ``scripts.report``, ``scripts.lightning_cli`` configs and
+``lossparity.run``, ``lossparity.report``, ``lossparity.lightning_cli`` configs and
 ``parity_tests/test_training_parity.py`` iterate this list; adding a scenario is adding a module
-here (see :mod:`scripts.scenarios.base` for what it declares).
+here (see :mod:`lossparity.scenarios.base` for what it declares).
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ A scenario (one module of this package) declares, with plain values and NumPy on
 * its plots, for one run and for the report (mean ± std over seeds, per framework);
 * the cases of the training-step parity test (``parity_cases``).
 
-A :class:`Backend` (``scripts/scenarios/backends.py``: Lightning, Keras) turns a job into a trained
+A :class:`Backend` (``lossparity/scenarios/backends.py``: Lightning, Keras) turns a job into a trained
 model. Both backends start from the same initial weights (:meth:`MLP.init_weights`, NumPy,
 Glorot-uniform like Keras' default) and see the same batches in the same order, so a torch run and
 a Keras run of one seed differ only by floating-point rounding.
@@ -215,7 +215,7 @@ class Job:
 
 @dataclass
 class RunConfig:
-    """What ``scripts.run`` passes to a scenario."""
+    """What ``lossparity.run`` passes to a scenario."""
 
     out: Path
     quick: bool = False

@@ -29,7 +29,7 @@ Here, with the same steps in both frameworks:
 * selection: a 756-128 model is trained on everything (``select_all``), its 128 penultimate
   features give each training image a squared distance to its class mean (averaged over the
   features, the seed's "mse"), and a fresh 756-128 model is trained on the images below each
-  quantile. ``scripts.report`` repeats the run over seeds (mean ± std; 5 seeds by default, as
+  quantile. ``lossparity.report`` repeats the run over seeds (mean ± std; 5 seeds by default, as
   the seed).
 """
 from __future__ import annotations
@@ -93,7 +93,7 @@ def normalized(cfg: RunConfig) -> Arrays:
 
 
 def lightning_data(data: str | None = None, quick: bool = False) -> dict[str, np.ndarray]:
-    """The arrays for ``ArrayDataModule(source="scripts.scenarios.digits:lightning_data")``."""
+    """The arrays for ``ArrayDataModule(source="lossparity.scenarios.digits:lightning_data")``."""
     cfg = RunConfig(out=Path("."), quick=quick, data=None if data is None else Path(data))
     return normalized(cfg).as_dict()
 

@@ -1,8 +1,8 @@
 """Write or check the golden vectors.
 
-    python -m scripts.make_golden            # (re)write parity_tests/golden/*.npz
-    python -m scripts.make_golden --check    # exit 1 when the files and the registry disagree
-    python -m scripts.make_golden --module my_pkg.loss_specs --out golden/   # a user's entries
+    python -m lossparity.make_golden            # (re)write parity_tests/golden/*.npz
+    python -m lossparity.make_golden --check    # exit 1 when the files and the registry disagree
+    python -m lossparity.make_golden --module my_pkg.loss_specs --out golden/   # a user's entries
 """
 from __future__ import annotations
 

@@ -1,0 +1,2 @@
+"""The ``lossparity`` tooling: golden vectors, the demo parity table, scenarios, benchmarks and the
+Lightning CLI (``python -m lossparity.<module>``)."""

@@ -1,1 +1,0 @@
-"""Command-line scripts: golden vectors, the demo parity table, scenarios, benchmarks."""
