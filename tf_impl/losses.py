@@ -285,6 +285,18 @@ def get_functional(name: str):
     return derived
 
 
+def _document() -> None:
+    """Every class, regularizer and functional form of the catalog gets its docstring from its spec entry."""
+    from spec.docstrings import builtin_entries, document_all
+
+    from . import functional
+
+    document_all("keras", IMPLEMENTATIONS.classes(), functional, builtin_entries(),
+                 kind_of=lambda cls: "regularizer" if issubclass(cls, regularizers.SpecRegularizer) else "class")
+
+
+_document()
+
 __all__ = ["SpecLoss", "get_loss", "get_functional", "register_impl", "loss_classes",
            *sorted(name for name, obj in list(globals().items())
                    if isinstance(obj, type) and obj is not SpecLoss

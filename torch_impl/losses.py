@@ -320,6 +320,17 @@ def get_functional(name: str):
     return derived
 
 
+def _document() -> None:
+    """Every class and functional form of the catalog gets its docstring from its spec entry."""
+    from spec.docstrings import builtin_entries, document_all
+
+    from . import functional
+
+    document_all("torch", IMPLEMENTATIONS.classes(), functional, builtin_entries())
+
+
+_document()
+
 __all__ = ["SpecLoss", "get_loss", "get_functional", "register_impl", "loss_classes",
            *sorted(name for name, obj in list(globals().items())
                    if isinstance(obj, type) and issubclass(obj, SpecLoss) and obj is not SpecLoss)]

@@ -1,0 +1,342 @@
+r"""Docstrings of the framework implementations, written from their spec entry.
+
+Every public loss of :mod:`torch_impl` and :mod:`tf_impl` (functional form, ``nn.Module`` /
+``keras.losses.Loss`` class, Keras regularizer) carries the same sections, rendered here from its
+:class:`spec.LossSpec` when the framework module is imported (:func:`document`):
+
+* the entry's one-line summary, then the hand-written framework note the object had, if any;
+* the formula as ``.. math::``;
+* ``Args:`` — the inputs in the framework's order (torch: prediction first; Keras: truth first),
+  every parameter with its default and domain (the entry's :class:`spec.Param`), ``sample_weight``,
+  ``reduction`` and ``validate``;
+* ``Returns:`` — what the reduction gives;
+* ``Gradient convention:`` and ``Stability:``;
+* ``References:`` — the problems (``docs/problems.md``) and papers behind the loss, and its ``Trap:``;
+* ``Example:`` — one runnable ``>>>`` example whose printed value is the spec reference's, rounded
+  (``parity_tests/test_doctests.py`` runs it for every entry in both frameworks).
+
+Only NumPy: the examples are text; the frameworks run them.
+
+>>> import spec
+>>> from spec.docstrings import render_docstring
+>>> doc = render_docstring(spec.get("mean_squared_error"), "keras", "function")
+>>> doc.splitlines()[0] == spec.get("mean_squared_error").summary
+True
+>>> "import numpy as np, tf_impl" in doc[doc.index("Example:"):]
+True
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import re
+import textwrap
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from .core import REQUIRED, LossSpec
+
+#: the framework names and, per framework, the prediction / truth argument names and order
+FRAMEWORKS = {
+    "torch": {"module": "torch_impl", "prediction": "input", "target": "target", "single": "input",
+              "truth_first": False},
+    "keras": {"module": "tf_impl", "prediction": "y_pred", "target": "y_true", "single": "x",
+              "truth_first": True},
+}
+#: what a rendered docstring holds (the test of every public loss asks for each)
+SECTIONS = (".. math::", "Args:", "Returns:", "Gradient convention:", "Stability:", "Example:", ">>> ")
+KINDS = ("function", "class", "regularizer")
+_WIDTH = 96
+
+
+def missing_sections(doc: str | None, entry: LossSpec) -> list[str]:
+    """The generated sections (and parameter lines) that ``doc`` lacks: [] for a rendered docstring."""
+    doc = doc or ""
+    missing = [s for s in SECTIONS if s not in doc]
+    if not doc.startswith(entry.summary):
+        missing.append("summary")
+    missing += [f"parameter {p.name}" for p in entry.params if f"    {p.name} (default " not in doc]
+    return missing
+
+
+# --------------------------------------------------------------------------- the example
+_EXAMPLES: dict[str, tuple] = {}
+
+
+def _round_inputs(a: np.ndarray, decimals: int) -> np.ndarray:
+    return a if a.dtype.kind in "iub" else np.round(a, decimals)
+
+
+def example_inputs(entry: LossSpec) -> tuple[dict, np.ndarray, np.ndarray | None, float]:
+    """``(params, prediction, target, value)``: two samples of the entry's first typical case,
+    rounded to two decimals where the entry accepts that (else four), and the reference's value of
+    the default "mean" reduction. Cached per entry."""
+    hit = _EXAMPLES.get(entry.name)
+    if hit is not None and hit[0] is entry:
+        return hit[1]
+    from .validation import NumpyOps, check_inputs
+
+    case = next(c for c in entry.cases() if c.kind == "typical")
+    params = {k: (np.asarray(v) if isinstance(v, (list, tuple)) else v) for k, v in case.params.items()}
+    full, _, _ = entry.validate_config(params)
+    for decimals in (2, 4, 17):
+        x = _round_inputs(np.asarray(case.prediction)[:2], decimals)
+        y = None if case.target is None else _round_inputs(np.asarray(case.target)[:2], decimals)
+        try:
+            check_inputs(entry, full, x, y, None, NumpyOps())
+        except ValueError:
+            continue
+        break
+    value = float(entry.reference_reduced(x, y, **params))
+    out = (params, x, y, value)
+    _EXAMPLES[entry.name] = (entry, out)
+    return out
+
+
+def _printed(value: float) -> tuple[str, int]:
+    """``(text, digits)``: the value as ``round(v, digits)`` prints it, with the fewest digits from 4
+    down whose rounding a float32 computation cannot flip (not within 1e-2 of a half step)."""
+    for digits in (4, 3, 2, 1):
+        scaled = value * 10 ** digits
+        margin = 1e-2 * max(1.0, abs(value))
+        if abs(scaled - math.floor(scaled) - 0.5) > margin:
+            return repr(round(value, digits)), digits
+    return repr(round(value, 0)), 0
+
+
+def _literal(a: np.ndarray) -> str:
+    if a.dtype.kind in "iub":
+        return repr(a.astype(int).tolist())
+    return repr([float(v) for v in a.ravel()]) if a.ndim == 1 else \
+        "[" + ", ".join(_literal(row) for row in a) + "]"
+
+
+def _param_literal(value) -> str:
+    if isinstance(value, np.ndarray):
+        return _literal(value)
+    return repr(value)
+
+
+def _example(entry: LossSpec, framework: str, kind: str, obj_name: str) -> list[str]:
+    params, x, y, value = example_inputs(entry)
+    text, digits = _printed(value)
+    args = ", ".join(f"{k}={_param_literal(v)}" for k, v in params.items())
+    fw = FRAMEWORKS[framework]
+    lines = []
+    if framework == "torch":
+        lines.append(">>> import torch, torch_impl")
+        tensor = "torch.tensor({})"
+        names = ("input",) if y is None else ("input", "target")
+    else:
+        lines.append(">>> import numpy as np, tf_impl")
+        tensor = "np.array({}, dtype='float32')"
+        names = ("x",) if y is None else ("y_true", "y_pred")
+    values = {"input": x, "x": x, "y_pred": x, "target": y, "y_true": y}
+    for name in names:
+        arr = values[name]
+        lit = _literal(arr)
+        made = ("np.array({})" if framework == "keras" else "torch.tensor({})") if arr.dtype.kind in "iu" else tensor
+        lines.append(f">>> {name} = {made.format(lit)}")
+    if kind == "function":
+        call = f"{fw['module']}.functional.{entry.name}({', '.join(names)}{', ' if args else ''}{args})"
+        lines.append(f">>> round(float({call}), {digits})")
+    else:
+        var = "penalty" if entry.single_input else "loss_fn"
+        lines.append(f">>> {var} = {fw['module']}.{obj_name}({args})")
+        lines.append(f">>> round(float({var}({', '.join(names)})), {digits})")
+    lines.append(text)
+    return lines
+
+
+# --------------------------------------------------------------------------- sections
+def _fill(text: str, indent: str, hanging: bool = False) -> list[str]:
+    """``text`` wrapped at ``indent``; the continuation lines of a list item (``hanging``) indented
+    four more."""
+    return textwrap.wrap(" ".join(text.split()), _WIDTH, initial_indent=indent,
+                         subsequent_indent=indent + ("    " if hanging else ""), break_on_hyphens=False)
+
+
+def _interval(domain) -> str:
+    lo, hi = domain
+    return f"in [{lo:g}, {hi:g}]"
+
+
+def _input_args(entry: LossSpec, framework: str) -> list[tuple[str, str]]:
+    fw = FRAMEWORKS[framework]
+    defaults = entry.defaults()
+    p_domain = entry.prediction_domain(defaults)
+    if entry.single_input:
+        what = "activations or predictions, shape ``(N, ...)``"
+        if p_domain is not None:
+            what += f", values {_interval(p_domain)}"
+        return [(fw["single"], what)]
+    if "from_logits" in entry.param_names:
+        pred = ("logits, shape ``(N, ...)`` (probabilities in [0, 1] with ``from_logits=False``)"
+                if p_domain is None else f"probabilities {_interval(p_domain)}, shape ``(N, ...)``")
+    else:
+        pred = "the prediction, shape ``(N, ...)``" + ("" if p_domain is None else f", values {_interval(p_domain)}")
+    if entry.target_shape is not None:
+        target = "integer class labels, shape ``prediction.shape[:-1]`` (classes on the last axis)"
+    else:
+        target = "the truth, same shape as the prediction"
+        if entry.target_domain is not None:
+            target += f", values {_interval(entry.target_domain)}"
+        else:
+            target += ", any real values"
+    pred_arg = (fw["prediction"], pred)
+    target_arg = (fw["target"], target)
+    return [target_arg, pred_arg] if fw["truth_first"] else [pred_arg, target_arg]
+
+
+def _default_text(p) -> str:
+    if p.required or p.default is REQUIRED:
+        return "required"
+    return repr(p.default)
+
+
+def _reduction_text(entry: LossSpec) -> str:
+    if entry.single_input or (entry.batch_statistic is True):
+        return ('"mean" only: the value is one number per batch.')
+    text = ('"mean" (Σᵢ wᵢ ℓᵢ / N, Keras\' ``sum_over_batch_size``), "sum" (Σᵢ wᵢ ℓᵢ) or "none" '
+            '(wᵢ ℓᵢ, one value per sample).')
+    if callable(entry.batch_statistic):
+        text += " Configurations whose value couples the samples (one value per batch) accept \"mean\" only."
+    return text
+
+
+def _returns_text(entry: LossSpec) -> str:
+    if entry.single_input or entry.batch_statistic is True:
+        return "A scalar tensor (float64 for float64 inputs, float32 otherwise)."
+    return ("A scalar tensor for \"mean\"/\"sum\", shape ``(N,)`` for \"none\"; float64 for float64 "
+            "predictions, float32 for every other dtype (also under autocast / mixed precision).")
+
+
+def render_docstring(entry: LossSpec, framework: str, kind: str, *, note: str = "", obj_name: str = "") -> str:
+    """The docstring of ``entry``'s ``kind`` ("function", "class", "regularizer") in ``framework``
+    ("torch", "keras"); ``note`` is kept after the summary (a hand-written, framework-specific
+    remark); ``obj_name`` is the class name used by the example (default the entry's class)."""
+    if framework not in FRAMEWORKS or kind not in KINDS:
+        raise ValueError(f"unknown framework/kind {framework!r}/{kind!r}")
+    obj_name = obj_name or (entry.torch_class if framework == "torch" else entry.keras_class)
+    fw = FRAMEWORKS[framework]
+    out = [entry.summary, ""]
+    if note.strip():
+        out += [note.strip("\n"), ""]
+    out += [".. math::", "", "    " + entry.formula, ""]
+    # call form and argument order
+    inputs = _input_args(entry, framework)
+    names = [n for n, _ in inputs]
+    if kind == "function":
+        sig = ", ".join(names) + ", *, " + ", ".join(f"{p.name}=..." for p in entry.params)
+        out += _fill(f"Called ``{entry.name}({sig}, sample_weight=None, reduction=\"mean\", validate=True)`` "
+                     f"({'Keras order: truth first' if fw['truth_first'] else 'torch order: prediction first'}).", "")
+    elif kind == "regularizer":
+        out += _fill(f"A ``keras.regularizers.Regularizer``: ``penalty = {obj_name}(...)``, then ``penalty(x)`` "
+                     "or ``activity_regularizer=penalty`` (Keras divides an activity regularizer by the batch "
+                     "size).", "")
+    else:
+        var = "penalty" if entry.single_input else "loss_fn"
+        order = "Keras order: truth first" if fw["truth_first"] else "torch order: prediction first"
+        out += _fill(f"Configured once (parameters are checked at construction), then called "
+                     f"``{var}({', '.join(names)}, sample_weight=None)`` ({order}).", "")
+    out += ["", "Args:"]
+    if kind == "function":
+        for name, text in inputs:
+            out += _fill(f"{name}: {text}.", "    ", hanging=True)
+    for p in entry.params:
+        text = f"{p.name} (default {_default_text(p)}): {p.domain}."
+        if p.doc:
+            text += " " + p.doc
+        if p.differentiable:
+            text += " May be a tensor requiring grad (the gradient flows to it)."
+        out += _fill(text, "    ", hanging=True)
+    if kind != "regularizer":
+        out += _fill("reduction (default \"mean\"): " + _reduction_text(entry), "    ", hanging=True)
+    out += _fill("validate (default True): check data values (NaN/inf, domains, labels) where reading them "
+                 "waits for no device; shapes are always checked. Invalid values raise ``ValueError`` with "
+                 "the same message in torch and Keras.", "    ", hanging=True)
+    if kind != "regularizer":
+        where = "default None" if kind == "function" else "call argument, default None"
+        out += _fill(f"sample_weight ({where}): ``(N,)`` non-negative weights wᵢ of the samples (1 each "
+                     "when omitted).", "    ", hanging=True)
+    if kind == "class" and framework == "keras":
+        out += _fill("name (default None): the loss's name (Keras; default the entry's name).", "    ", hanging=True)
+    if kind != "function":
+        out += ["", "Call arguments:"]
+        for name, text in inputs:
+            out += _fill(f"{name}: {text}.", "    ", hanging=True)
+    out += ["", "Returns:"] + _fill(_returns_text(entry), "    ")
+    out += ["", "Gradient convention:"] + _fill(entry.grad_convention, "    ")
+    out += ["", "Stability:"] + _fill(entry.stability, "    ")
+    if entry.references:
+        out += ["", "References:"]
+        for ref in entry.references:
+            out += _fill("- " + ref, "    ", hanging=True)
+    if entry.trap:
+        out += ["", "Trap:"] + _fill(entry.trap, "    ")
+    out += ["", "Example:"] + ["    " + line for line in _example(entry, framework, kind, obj_name)]
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- applying it
+_FORM_OF = re.compile(r"^(Module|Keras|Keras regularizer) form of :func:`[^`]+`\s*(\(see its docstring\))?[;,.]?\s*",
+                      re.S)
+
+
+def hand_written_note(doc: str | None, kind: str) -> str:
+    """What a hand-written docstring adds to the generated one: for a class, the text after its
+    "Module form of :func:`…`" opening (a parenthesis is unwrapped); for a function, its text
+    without the summary line and the ``Args:`` section (the generated ones replace them)."""
+    if not doc:
+        return ""
+    doc = inspect.cleandoc(doc)
+    if kind != "function":
+        rest = " ".join(_FORM_OF.sub("", doc).split())
+        if rest.startswith("("):  # "(remark); more" → "remark; more"
+            depth = 0
+            for i, ch in enumerate(rest):
+                depth += {"(": 1, ")": -1}.get(ch, 0)
+                if depth == 0:
+                    break
+            after = rest[i + 1:].lstrip(";,. ")
+            rest = rest[1:i] + ("; " + after if after else "")
+        if not rest:
+            return ""
+        return "\n".join(textwrap.wrap(rest[0].upper() + rest[1:] + ("" if rest.endswith(".") else "."), _WIDTH))
+    paragraphs = doc.split("\n\n")[1:]
+    kept = [p for p in paragraphs if not p.lstrip().startswith(("Args:", ".. math::"))]
+    return "\n\n".join(kept).strip()
+
+
+def document(obj: Any, entry: LossSpec, framework: str, kind: str) -> Any:
+    """Give ``obj`` (a functional form or class) its docstring rendered from ``entry``, keeping its
+    hand-written note. Idempotent: a rendered docstring is left as it is."""
+    doc = obj.__doc__
+    if doc and doc.startswith(entry.summary) and "Example:" in doc:
+        return obj
+    note = hand_written_note(doc, kind)
+    obj.__doc__ = render_docstring(entry, framework, kind, note=note,
+                                   obj_name="" if kind == "function" else obj.__name__)
+    return obj
+
+
+def document_all(framework: str, classes: Mapping[str, type], functional: Any,
+                 entries: Iterable[LossSpec], *, kind_of=lambda cls: "class") -> None:
+    """:func:`document` the class and the functional form of each of ``entries`` (ours: the ones
+    registered by :mod:`spec`'s own modules)."""
+    for entry in entries:
+        cls = classes.get(entry.name)
+        if cls is not None:
+            document(cls, entry, framework, kind_of(cls))
+        fn = getattr(functional, entry.name, None)
+        if fn is not None:
+            document(fn, entry, framework, "function")
+
+
+def builtin_entries() -> list[LossSpec]:
+    """The catalog's entries (registered by ``spec``'s own modules), without loading plugins."""
+    from . import core
+
+    return [e for n, e in sorted(core._REGISTRY.items()) if core.origin(n).startswith("spec.")]
