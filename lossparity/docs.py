@@ -1,13 +1,29 @@
-"""Regenerate the document sections that come from the registry: README.md's catalog and error
-contract, BENCHMARKS.md's performance notes (why rows miss their speed target).
+"""Generate the documentation that comes from the registry and the committed benchmark run.
 
-    python -m lossparity.docs          # rewrite the documents between the markers
-    python -m lossparity.docs --check  # exit 1 when one is stale
+    python -m lossparity.docs          # rewrite every generated page, section and plot
+    python -m lossparity.docs --check  # exit 1 when one is stale (the plots: when one is missing)
+
+What it writes:
+
+* ``docs/losses/<name>.md``, one page per registered loss (formula, parameters with defaults and
+  domains, gradient convention, the problem it solves and its trap, torch and Keras usage, its
+  errors, peers and performance), and ``docs/losses/index.md`` (the catalog);
+* the sections between ``<!-- NAME:start -->`` / ``<!-- NAME:end -->`` markers: README.md's short
+  catalog, the error table of ``docs/contract.md``, the performance notes of
+  ``docs/benchmarks.md`` and the ratio summary of ``BENCHMARKS.md`` and ``docs/benchmarks.md``;
+* ``docs/benchmarks/*.png``: the plots of ``docs/benchmarks/bench_cpu.json``.
+
+The module is also the site's MkDocs hook (``mkdocs.yml``: ``hooks``): on the benchmark page it
+replaces ``<!-- lossparity:bench-tables -->`` with every table of the committed run, rendered from
+the JSON when the site is built (so the tables are never committed twice).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
+import re
+import statistics
 import sys
 
 import spec
@@ -16,29 +32,113 @@ from spec.validation import expected_message
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 BENCHMARKS = ROOT / "BENCHMARKS.md"
+DOCS = ROOT / "docs"
+LOSSES = DOCS / "losses"
+CONTRACT = DOCS / "contract.md"
+BENCH_PAGE = DOCS / "benchmarks.md"
+BENCH_JSON = DOCS / "benchmarks" / "bench_cpu.json"
+PLOTS = {"family": DOCS / "benchmarks" / "ratios_by_family.png",
+         "percall": DOCS / "benchmarks" / "per_call_cls.png"}
+
+#: the problems of docs/problems.md (anchor, name) each loss answers, first the main one
+PROBLEMS = {
+    "sparse-multilabel": "sparse multilabel",
+    "count-above-a-threshold": "count above a threshold",
+    "cost-sensitive": "cost-sensitive / class-weighted",
+    "segmentation-overlap-losses": "segmentation overlap losses",
+    "kl-sparsity": "KL sparsity for autoencoders",
+    "mnist-thresholding": "MNIST thresholding and data selection",
+}
+LOSS_PROBLEMS = {
+    "weighted_bce": ("sparse-multilabel", "cost-sensitive"),
+    "binary_focal": ("segmentation-overlap-losses", "cost-sensitive"),
+    "categorical_crossentropy": ("mnist-thresholding", "cost-sensitive"),
+    "sparse_categorical_crossentropy": ("mnist-thresholding",),
+    "cost_sensitive_cce": ("cost-sensitive",),
+    "asymmetric_exponential": ("cost-sensitive",),
+    "soft_dice": ("segmentation-overlap-losses",),
+    "soft_jaccard": ("segmentation-overlap-losses",),
+    "tversky": ("segmentation-overlap-losses",),
+    "soft_fbeta": ("segmentation-overlap-losses", "cost-sensitive"),
+    "mean_squared_error": ("count-above-a-threshold",),
+    "count_penalty": ("count-above-a-threshold",),
+    "mse_count_penalty": ("count-above-a-threshold",),
+    "cce_count_penalty": ("count-above-a-threshold",),
+    "kl_sparsity": ("kl-sparsity",),
+}
+#: the benchmark's peer labels name the question their code comes from by its number in the
+#: project's notes ("seed 003 iouloss"); the pages say "the question's iouloss" (docs/problems.md)
+_PEER_ORIGIN = re.compile(r"\(seed \d{3}\)|[Ss]eed \d{3}(?:'s)?:? ?")
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _words(text: str, prefix: str = "../") -> str:
+    """Benchmark peer labels name the question their code comes from by a file number; the
+    pages say which problem instead (see docs/problems.md), and link that page."""
+    text = text.replace("(docs/problems.md)", f"([problems]({prefix}problems.md))")
+    return _PEER_ORIGIN.sub(lambda m: "(the question's answer)" if m.group(0).startswith("(") else "the question's ",
+                            text)
+
+
+def _default(p) -> str:
+    return "required" if getattr(p, "required", False) else f"`{p.default!r}`"
 
 
 def _param_text(entry) -> str:
-    parts = []
-    for p in entry.params:
-        default = "required" if getattr(p, "required", False) else repr(p.default)
-        parts.append(f"`{p.name}={default}`" if default != "required" else f"`{p.name}` (required)")
+    parts = [f"`{p.name}` (required)" if getattr(p, "required", False) else f"`{p.name}={p.default!r}`"
+             for p in entry.params]
     return ", ".join(parts) or "—"
 
 
-def catalog() -> str:
-    lines = ["| name | formula | parameters (defaults) | torch class | Keras class | seed trap avoided |",
-             "|---|---|---|---|---|---|"]
+def _problem_links(entry, prefix: str) -> str:
+    keys = LOSS_PROBLEMS.get(entry.name, ())
+    return ", ".join(f"[{PROBLEMS[k]}]({prefix}problems.md#{k})" for k in keys) or "—"
+
+
+# --------------------------------------------------------------------------- catalog tables
+def readme_catalog() -> str:
+    """README's short catalog: name (linking to its page) → summary."""
+    lines = ["| loss | what it is | torch / Keras class |", "|---|---|---|"]
     for entry in spec.all_specs():
-        lines.append("| " + " | ".join([
-            f"`{entry.name}`", f"${_cell(entry.formula)}$", _cell(_param_text(entry)),
-            f"`torch_impl.{entry.torch_class}`", f"`tf_impl.{entry.keras_class}`", _cell(entry.trap or "—"),
-        ]) + " |")
+        lines.append(f"| [`{entry.name}`](docs/losses/{entry.name}.md) | {_cell(entry.summary)} "
+                     f"| `{entry.torch_class}` / `{entry.keras_class}` |")
     return "\n".join(lines)
+
+
+def losses_index() -> str:
+    lines = ["# Losses", "",
+             "Every loss of the registry, generated from its spec entry (`python -m lossparity.docs`). "
+             "Each page has the formula, the parameters with their defaults and domains, the gradient "
+             "convention, the problem it answers and the trap it avoids, torch and Keras usage, the "
+             "errors it raises and its benchmark figures.", ""]
+    for family in dict.fromkeys(e.family for e in spec.all_specs()):
+        lines += [f"## {family}", "", "| loss | summary | parameters (defaults) | problem |", "|---|---|---|---|"]
+        for entry in spec.all_specs():
+            if entry.family == family:
+                lines.append(f"| [`{entry.name}`]({entry.name}.md) | {_cell(entry.summary)} "
+                             f"| {_cell(_param_text(entry))} | {_problem_links(entry, '../')} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- errors
+def _error_rows(entry, with_shared: bool) -> list[str]:
+    own = list(entry.invalid_cases())
+    rows = [(case, f"`{entry.name}`") for case in own]
+    if with_shared and not entry.single_input:
+        own_ids = {c.id for c in own}
+        shared = [c for c in entry.all_invalid_cases() if c.id not in own_ids]
+        rows = [(case, f"every loss (e.g. `{entry.name}`)") for case in shared] + rows
+    out = []
+    for case, label in rows:
+        params = ", ".join(f"{k}={spec.messages.format_value(v)}" for k, v in case.params.items()) or "defaults"
+        where = "call" if case.prediction is not None else "construction"
+        out.append(f"| {label} | {case.id} ({where}) | {_cell(params)} | "
+                   f"`` {_cell(expected_message(entry, case))} `` |")
+    return out
 
 
 def errors() -> str:
@@ -47,18 +147,9 @@ def errors() -> str:
     lines = ["| loss | case | parameters | message (identical in torch and Keras) |", "|---|---|---|---|"]
     shared_shown = False
     for entry in spec.all_specs():
-        own = list(entry.invalid_cases())
-        rows = [(case, f"`{entry.name}`") for case in own]
-        if not shared_shown and not entry.single_input:
-            own_ids = {c.id for c in own}
-            shared = [c for c in entry.all_invalid_cases() if c.id not in own_ids]
-            rows = [(case, "every loss (e.g. " + f"`{entry.name}`)") for case in shared] + rows
-            shared_shown = True
-        for case, label in rows:
-            params = ", ".join(f"{k}={spec.messages.format_value(v)}" for k, v in case.params.items()) or "defaults"
-            where = "call" if case.prediction is not None else "construction"
-            lines.append(f"| {label} | {case.id} ({where}) | {_cell(params)} | "
-                         f"`` {_cell(expected_message(entry, case))} `` |")
+        show = not shared_shown and not entry.single_input
+        lines += _error_rows(entry, show)
+        shared_shown = shared_shown or show
     return "\n".join(lines)
 
 
@@ -68,16 +159,263 @@ def performance() -> str:
     lines = ["| loss | framework | impl | shapes | ratio up to | why |", "|---|---|---|---|---:|---|"]
     for entry in spec.all_specs():
         for n in entry.performance_notes:
-            lines.append(f"| `{entry.name}` | {n.framework} | `{n.impl}` | {', '.join(n.shapes)} | {n.up_to:.2f} "
-                         f"| {_cell(n.reason)} |")
+            lines.append(f"| [`{entry.name}`](losses/{entry.name}.md) | {n.framework} | `{n.impl}` "
+                         f"| {', '.join(n.shapes)} | {n.up_to:.2f} | {_cell(_words(n.reason, ''))} |")
     return "\n".join(lines)
 
 
-SECTIONS = {"catalog": catalog, "errors": errors}
-DOCUMENTS = {README: SECTIONS, BENCHMARKS: {"performance": performance}}
+# --------------------------------------------------------------------------- benchmark figures
+def bench_rows() -> list[dict]:
+    with open(BENCH_JSON) as f:
+        return json.load(f)
 
 
-def render(text: str, sections=SECTIONS, name: str = "README.md") -> str:
+def _impl_kind(impl: str) -> str:
+    if "compile" in impl or "jit" in impl:
+        return "fused"
+    return "eager, validate=False" if "validate=False" in impl else "eager"
+
+
+def _configs(rows, mode="fwd+bwd") -> dict[tuple, float]:
+    """Ratio against the fastest peer per configuration (loss, framework, impl, shape, dtype)."""
+    out: dict[tuple, float] = {}
+    for r in rows:
+        if r.get("mode") != mode or r.get("ratio") is None:
+            continue
+        key = (r["loss"], r["framework"], r["impl"], r["shape"], r["dtype"])
+        out[key] = max(out.get(key, 0.0), r["ratio"])
+    return out
+
+
+def family_ratios(rows) -> list[dict]:
+    families = {e.name: e.family for e in spec.all_specs()}
+    groups: dict[tuple, list[float]] = {}
+    for (loss, framework, impl, _shape, _dtype), ratio in _configs(rows).items():
+        groups.setdefault((families.get(loss, "?"), framework, _impl_kind(impl)), []).append(ratio)
+    order = list(dict.fromkeys(e.family for e in spec.all_specs()))
+    kinds = ["eager", "eager, validate=False", "fused"]
+    out = []
+    for key in sorted(groups, key=lambda k: (order.index(k[0]) if k[0] in order else 99, k[1], kinds.index(k[2]))):
+        vals = groups[key]
+        out.append({"family": key[0], "framework": key[1], "impl": key[2], "configs": len(vals),
+                    "median": statistics.median(vals), "min": min(vals), "max": max(vals),
+                    "within": sum(v <= 1.1 for v in vals)})
+    return out
+
+
+def ratio_summary() -> str:
+    """Median ratio ours / fastest peer (forward+backward) per loss family and implementation."""
+    lines = ["| family | framework | ours | configurations | median ratio | range | ≤ 1.1 |",
+             "|---|---|---|---:|---:|---:|---:|"]
+    for g in family_ratios(bench_rows()):
+        lines.append(f"| {g['family']} | {g['framework']} | {g['impl']} | {g['configs']} | {g['median']:.2f} "
+                     f"| {g['min']:.2f}–{g['max']:.2f} | {g['within']} of {g['configs']} |")
+    return "\n".join(lines)
+
+
+def _loss_bench(entry) -> str:
+    configs = {k: v for k, v in _configs(bench_rows()).items() if k[0] == entry.name}
+    if not configs:
+        return "No row of the committed benchmark run has a peer for this loss."
+    cols = list(dict.fromkeys(f"{k[3]} {k[4]}" for k in configs))
+    impls = list(dict.fromkeys((k[1], k[2]) for k in configs))
+    lines = ["| framework | ours | " + " | ".join(cols) + " |", "|---|---|" + "---:|" * len(cols)]
+    for framework, impl in impls:
+        cells = [configs.get((entry.name, framework, impl, *c.split(" "))) for c in cols]
+        lines.append(f"| {framework} | {impl} | " + " | ".join("" if v is None else f"{v:.2f}" for v in cells) + " |")
+    return "\n".join(lines)
+
+
+def write_plots() -> list[pathlib.Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = bench_rows()
+    groups = family_ratios(rows)
+    kinds = ["eager", "eager, validate=False", "fused"]
+    labels = list(dict.fromkeys(f"{g['family']}\n{g['framework']}" for g in groups))
+    fig, ax = plt.subplots(figsize=(10, 4.2))
+    width = 0.27
+    for i, kind in enumerate(kinds):
+        xs, ys, lo, hi = [], [], [], []
+        for g in groups:
+            if g["impl"] == kind:
+                x = labels.index(f"{g['family']}\n{g['framework']}") + (i - 1) * width
+                xs.append(x), ys.append(g["median"]), lo.append(g["median"] - g["min"]), hi.append(g["max"] - g["median"])
+        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=kind)
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.set_yscale("log")
+    ticks = [0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0]
+    ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+    ax.set_xticks(range(len(labels)), labels, fontsize=8)
+    ax.set_ylabel("ours / fastest peer (fwd+bwd)")
+    ax.set_title("Median ratio per loss family (bars: min–max over shapes and dtypes); below 1: ours is faster")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(PLOTS["family"], dpi=110, metadata={"Software": None})
+    plt.close(fig)
+
+    cls = {}
+    for r in rows:
+        if r.get("mode") == "fwd+bwd" and r.get("shape_kind") == "cls" and r["dtype"] == "float32" \
+                and r["impl"] in ("torch eager", "keras eager") and r.get("peer_ms") is not None:
+            key = (r["loss"], r["framework"])
+            ours, peer = cls.get(key, (r["ours_ms"], r["peer_ms"]))
+            cls[key] = (r["ours_ms"], min(peer, r["peer_ms"]))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5), sharey=True)
+    losses = sorted({k[0] for k in cls})
+    for ax, framework in zip(axes, ("torch", "keras")):
+        ys = range(len(losses))
+        ours = [cls.get((n, framework), (float("nan"),) * 2)[0] for n in losses]
+        peer = [cls.get((n, framework), (float("nan"),) * 2)[1] for n in losses]
+        ax.barh([y + 0.2 for y in ys], ours, 0.4, label="ours (validate=True)")
+        ax.barh([y - 0.2 for y in ys], peer, 0.4, label="fastest peer")
+        ax.set_yticks(list(ys), losses, fontsize=8)
+        ax.set_xlabel("ms per call, fwd+bwd, 4096 x 30 float32")
+        ax.set_title(f"{framework} eager")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(PLOTS["percall"], dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return list(PLOTS.values())
+
+
+# --------------------------------------------------------------------------- one page per loss
+def _example_params(entry) -> str:
+    required = [p.name for p in entry.params if getattr(p, "required", False)]
+    if not required:
+        return ""
+    params = entry.cases()[0].params
+    parts = []
+    for name in required:
+        value = params[name]
+        text = repr(value.tolist()) if hasattr(value, "tolist") else repr(value)
+        parts.append(f"{name}={text}")
+    return ", ".join(parts)
+
+
+def _usage(entry) -> str:
+    args = _example_params(entry)
+    sep = ", " if args else ""
+    if entry.single_input:
+        return "\n".join([
+            "=== \"PyTorch\"", "",
+            "    ```python", "    import torch_impl", "",
+            f"    penalty = torch_impl.get_loss(\"{entry.name}\"{sep}{args})   # torch_impl.{entry.torch_class}",
+            "    loss = task_loss + penalty(activations)          # one tensor: (batch, ...) activations",
+            "    ```", "",
+            "=== \"Keras\"", "",
+            "    ```python", "    import keras, tf_impl", "",
+            f"    layer = keras.layers.Dense(64, activation=\"sigmoid\",",
+            f"                               activity_regularizer=tf_impl.{entry.keras_class}({args}))",
+            f"    penalty = tf_impl.get_loss(\"{entry.name}\"{sep}{args})(activations)   # or called directly",
+            "    ```", ""])
+    return "\n".join([
+        "=== \"PyTorch\"", "",
+        "    ```python", "    import torch_impl", "",
+        f"    loss_fn = torch_impl.get_loss(\"{entry.name}\"{sep}{args})   # torch_impl.{entry.torch_class}",
+        "    loss = loss_fn(prediction, target, sample_weight=None)   # torch order: prediction first",
+        f"    loss = torch_impl.functional.{entry.name}(prediction, target{sep}{args})",
+        "    ```", "",
+        "=== \"Keras\"", "",
+        "    ```python", "    import tf_impl", "",
+        f"    model.compile(optimizer=\"adam\", loss=tf_impl.{entry.keras_class}({args}))",
+        f"    loss = tf_impl.get_loss(\"{entry.name}\"{sep}{args})(y_true, y_pred)   # Keras order: truth first",
+        f"    loss = tf_impl.functional.{entry.name}(y_true, y_pred{sep}{args})",
+        "    ```", ""])
+
+
+def _domain(interval) -> str:
+    if interval is None:
+        return "any real"
+    lo, hi = interval
+    return f"[{lo:g}, {hi:g}]"
+
+
+def loss_page(entry) -> str:
+    reductions = ", ".join(f'`"{r}"`' for r in entry.reductions(entry.defaults() if not any(
+        getattr(p, "required", False) for p in entry.params) else dict(entry.cases()[0].params)))
+    lines = [f"# `{entry.name}`", "", "<!-- generated by python -m lossparity.docs from spec.get("
+             f"\"{entry.name}\"): edit the spec entry, not this page -->", "",
+             entry.summary, "",
+             "| | |", "|---|---|",
+             f"| family | {entry.family} |",
+             f"| torch | `torch_impl.{entry.torch_class}`, `torch_impl.functional.{entry.name}` |",
+             f"| Keras | `tf_impl.{entry.keras_class}`, `tf_impl.functional.{entry.name}`, "
+             f"`\"{entry.name}\"` after `import tf_impl` |",
+             f"| reductions | {reductions} |",
+             f"| inputs | {'one tensor (a penalty of activations)' if entry.single_input else 'prediction, target, optional sample_weight of shape (N,)'} |",
+             f"| target values | {'—' if entry.single_input else _domain(entry.target_domain)} |",
+             f"| problem | {_problem_links(entry, '../')} |",
+             "", "## Formula", "", "$$", entry.formula, "$$", "",
+             "## Parameters", ""]
+    if entry.params:
+        lines += ["| name | default | domain | meaning |", "|---|---|---|---|"]
+        for p in entry.params:
+            diff = " Differentiable: a tensor or variable receives a gradient." if p.differentiable else ""
+            lines.append(f"| `{p.name}` | {_default(p)} | {_cell(p.domain)} | {_cell(p.doc)}{diff} |")
+    else:
+        lines.append("None besides `reduction` and `validate`.")
+    lines += ["", "Every loss also takes `reduction` (`\"mean\"`, `\"sum\"`, `\"none\"`; see "
+              "[the contract](../contract.md)) and `validate=True` (the data checks).", "",
+              "## Gradient convention", "", entry.grad_convention, "",
+              "## Numerical stability", "", entry.stability, "",
+              "## The problem and its trap", "",
+              f"Answers {_problem_links(entry, '../')}.", ""]
+    if entry.trap:
+        lines += [f"!!! warning \"The trap\"", "    " + _words(entry.trap), ""]
+    lines += ["## Usage", "", _usage(entry)]
+    if entry.identities:
+        lines += ["## Identities", "", "Checked on the reference, torch and Keras by `test_identities.py`:", ""]
+        for ident in entry.identities:
+            own = ", ".join(f"{k}={v!r}" for k, v in ident.params.items()) or "defaults"
+            other = ", ".join(f"{k}={v!r}" for k, v in ident.other_params.items()) or "defaults"
+            doc = f" — {_words(ident.doc)}" if ident.doc else ""
+            lines.append(f"- `{entry.name}({own})` = `{ident.other}({other})`{doc}")
+        lines.append("")
+    if entry.peer_notes:
+        lines += ["## Peers", "", "| peer | where | what the spec says |", "|---|---|---|"]
+        lines += [f"| `{_cell(n.peer)}` | {_cell(n.where)} | {_cell(_words(n.spec_says))} |" for n in entry.peer_notes]
+        lines.append("")
+    lines += ["## Errors", "", "Its own rejections (the ones every loss shares are on [the contract page]"
+              "(../contract.md#error-messages)):", ""]
+    own = _error_rows(entry, with_shared=False)
+    lines += (["| loss | case | parameters | message (identical in torch and Keras) |", "|---|---|---|---|"] + own
+              if own else ["None beyond the shared ones."])
+    lines += ["", "## Performance", "",
+              "Ratio ours / fastest peer, forward+backward, in the committed CPU run "
+              "([benchmarks](../benchmarks.md)); 1.00 is parity, below is faster:", "", _loss_bench(entry), ""]
+    if entry.performance_notes:
+        lines += ["Rows above their target, and why:", "", "| framework | impl | shapes | ratio up to | why |",
+                  "|---|---|---|---:|---|"]
+        lines += [f"| {n.framework} | `{n.impl}` | {', '.join(n.shapes)} | {n.up_to:.2f} | {_cell(_words(n.reason))} |"
+                  for n in entry.performance_notes]
+        lines.append("")
+    if entry.references:
+        lines += ["## References", ""] + [f"- {_words(r)}" for r in entry.references] + [""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def pages() -> dict[pathlib.Path, str]:
+    out = {LOSSES / "index.md": losses_index() + "\n"}
+    for entry in spec.all_specs():
+        out[LOSSES / f"{entry.name}.md"] = loss_page(entry)
+    return out
+
+
+# --------------------------------------------------------------------------- marked sections
+DOCUMENTS = {
+    README: {"catalog": readme_catalog},
+    BENCHMARKS: {"summary": ratio_summary},
+    CONTRACT: {"errors": errors},
+    BENCH_PAGE: {"summary": ratio_summary, "performance": performance},
+}
+
+
+def render(text: str, sections, name: str = "README.md") -> str:
     for key, fn in sections.items():
         start, end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
         if start not in text or end not in text:
@@ -88,25 +426,100 @@ def render(text: str, sections=SECTIONS, name: str = "README.md") -> str:
     return text
 
 
+def stale() -> list[str]:
+    """Generated files and sections that differ from what the registry and the JSON give."""
+    out = []
+    for path, sections in DOCUMENTS.items():
+        current = path.read_text()
+        if render(current, sections, path.name) != current:
+            out.append(str(path.relative_to(ROOT)))
+    for path, text in pages().items():
+        if not path.exists() or path.read_text() != text:
+            out.append(str(path.relative_to(ROOT)))
+    expected = {f"{e.name}.md" for e in spec.all_specs()} | {"index.md"}
+    out += [str(p.relative_to(ROOT)) + " (no such loss)" for p in sorted(LOSSES.glob("*.md")) if p.name not in expected]
+    out += [str(p.relative_to(ROOT)) + " (missing)" for p in PLOTS.values() if not p.exists()]
+    return out
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true")
+    parser = argparse.ArgumentParser(prog="python -m lossparity.docs", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="exit 1 when a generated file is stale")
     args = parser.parse_args(argv)
-    stale = 0
+    if args.check:
+        found = stale()
+        for path in found:
+            print(f"{path} is stale: run python -m lossparity.docs")
+        if not found:
+            print("generated documentation is current")
+        return 1 if found else 0
+    LOSSES.mkdir(parents=True, exist_ok=True)
     for path, sections in DOCUMENTS.items():
         current = path.read_text()
         fresh = render(current, sections, path.name)
-        if args.check:
-            if fresh != current:
-                print(f"{path.name} is stale: run python -m lossparity.docs")
-                stale = 1
-            else:
-                print(f"{path.name} is current")
-        elif fresh != current:
+        if fresh != current:
             path.write_text(fresh)
-            print(f"updated {path}")
-    return stale
+            print(f"updated {path.relative_to(ROOT)}")
+    for path, text in pages().items():
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+            print(f"updated {path.relative_to(ROOT)}")
+    for path in write_plots():
+        print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+# --------------------------------------------------------------------------- MkDocs hook
+BENCH_TABLES = "<!-- lossparity:bench-tables -->"
+
+
+def on_page_markdown(markdown, page=None, config=None, files=None, **kwargs):
+    """MkDocs hook: the benchmark page's full tables, rendered from the committed JSON."""
+    if BENCH_TABLES not in markdown:
+        return markdown
+    from lossparity import bench
+
+    return markdown.replace(BENCH_TABLES, _words(bench.render_markdown(bench_rows()), ""))
 
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --------------------------------------------------------------------------- griffe extension
+def fence_doctests(text: str) -> str:
+    """Docstrings' ``>>>`` examples outside a Google "Examples:" section as ``pycon`` code blocks
+    (Markdown would read ``[:3]`` and the list after it as a reference link)."""
+    out, block, indent = [], [], ""
+    for line in text.split("\n") + [""]:
+        stripped = line.strip()
+        if block and stripped and line.startswith(indent):
+            block.append(line[len(indent):])
+            continue
+        if block:
+            out += [f"{indent}```pycon"] + [indent + b for b in block] + [f"{indent}```"]
+            block = []
+        if stripped.startswith(">>>"):
+            indent = line[:len(line) - len(line.lstrip())]
+            block = [line[len(indent):]]
+        else:
+            out.append(line)
+    return "\n".join(out[:-1])
+
+
+try:  # only the site build (mkdocstrings) has griffe
+    import griffe
+except ImportError:  # pragma: no cover
+    griffe = None
+
+if griffe is not None:
+    class DoctestFences(griffe.Extension):
+        """mkdocstrings-python extension (``mkdocs.yml``): :func:`fence_doctests` on every
+        docstring read from the sources."""
+
+        def on_instance(self, *, obj, **kwargs) -> None:
+            doc = obj.docstring
+            if doc is not None and ">>>" in doc.value and "```" not in doc.value and "Examples:" not in doc.value:
+                doc.value = fence_doctests(doc.value)
+

@@ -1,7 +1,13 @@
-"""README's catalog and error tables and BENCHMARKS.md's performance notes are generated from the
-registry and must be current."""
+"""The documentation generated from the registry and the committed benchmark run is current (one
+page per loss, README's catalog, the error table, the benchmark summaries and plots), the site's
+navigation lists every loss page, and README stays a short landing page. The site itself is
+built with warnings as errors by ``make docs-site`` (CI: ``.ci/run``)."""
+import re
+import subprocess
+
 import pytest
 
+import spec
 from lossparity import docs
 
 pytestmark = pytest.mark.project
@@ -14,6 +20,52 @@ def test_generated_sections_are_current(path):
         f"{path.name} is stale: run python -m lossparity.docs")
 
 
-def test_readme_starts_with_the_two_commands():
-    head = docs.README.read_text()[:1500]
+def test_generated_pages_are_current():
+    assert docs.stale() == [], "run python -m lossparity.docs"
+
+
+def test_every_loss_has_a_page_in_the_navigation():
+    nav = (docs.ROOT / "mkdocs.yml").read_text()
+    missing = [name for name in spec.names() if f"losses/{name}.md" not in nav]
+    assert not missing, f"add these loss pages to the nav of mkdocs.yml: {missing}"
+
+
+def test_problem_links_point_at_anchors_of_the_problems_page():
+    page = (docs.DOCS / "problems.md").read_text()
+    anchors = set(re.findall(r"\{#([a-z0-9-]+)\}", page))
+    assert set(docs.PROBLEMS) <= anchors
+    assert {k for keys in docs.LOSS_PROBLEMS.values() for k in keys} <= set(docs.PROBLEMS)
+    for path in list(docs.DOCS.rglob("*.md")) + [docs.README, docs.BENCHMARKS]:
+        for anchor in re.findall(r"problems\.md#([a-z0-9-]+)", path.read_text()):
+            assert anchor in anchors, f"{path.name} links problems.md#{anchor}, which does not exist"
+
+
+def test_readme_is_a_short_landing_page_starting_with_the_two_commands():
+    text = docs.README.read_text()
+    assert len(text.encode()) < 10_000, f"README.md is {len(text.encode())} bytes; move details into docs/"
+    head = text[:1500]
     assert "make demo" in head and "make test" in head
+
+
+def test_history_is_named_by_commits_or_versions_not_by_tracker_numbers():
+    """Outside the page that describes the problems, the documentation names the problem, a
+    commit or a version, never a numbered question or a tracker entry (material a user of the
+    package does not have)."""
+    pattern = re.compile(r"seed 0[0-9]{2}|issue [0-9]+|stop [0-9]+")
+    paths = [docs.README, docs.BENCHMARKS, *docs.DOCS.rglob("*.md"), *(docs.ROOT / "examples").rglob("*.md")]
+    skip = {"problems.md", "versions.md"}
+    found = [f"{p.relative_to(docs.ROOT)}:{i}" for p in paths if p.name not in skip
+             for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not found, found
+
+
+def test_doctest_examples_become_code_blocks_in_the_api_reference():
+    text = "Intro.\n\n>>> import spec\n>>> spec.names()[:1]\n['asymmetric_exponential']\n\nAfter."
+    assert docs.fence_doctests(text) == (
+        "Intro.\n\n```pycon\n>>> import spec\n>>> spec.names()[:1]\n['asymmetric_exponential']\n```\n\nAfter.")
+
+
+def test_the_docs_check_command_passes():
+    out = subprocess.run([docs.sys.executable, "-m", "lossparity.docs", "--check"], cwd=docs.ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
