@@ -12,7 +12,7 @@ TORCH_PIN ?= $(shell if [ "$$(uname -s)" = Linux ] && ! command -v nvidia-smi >/
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?= $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS))
 
-.PHONY: demo test test-fast golden golden-check docs clean install bench
+.PHONY: demo test test-fast golden golden-check docs docs-site clean install bench
 
 install: $(STAMP)
 
@@ -42,8 +42,18 @@ golden: $(STAMP)
 golden-check: $(STAMP)
 	$(VPY) -m lossparity.make_golden --check
 
+# The generated pages, README's catalog, the benchmark summaries and plots (--check: CI's test_docs.py)
 docs: $(STAMP)
 	$(VPY) -m lossparity.docs
+
+# The documentation site (mkdocs.yml) into build/site, warnings as errors; installs the `docs` extra.
+DOCS_STAMP := $(VENV)/.lossparity-docs-installed
+$(DOCS_STAMP): pyproject.toml | $(STAMP)
+	$(VPY) -m pip install -q -e ".[docs]"
+	@touch $@
+
+docs-site: $(DOCS_STAMP)
+	$(VPY) -m mkdocs build --strict -d build/site
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
