@@ -241,7 +241,7 @@ def test_committed_run_covers_every_registered_loss_in_both_frameworks():
 
 
 def test_every_missed_target_of_the_committed_run_is_explained_by_its_spec_entry():
-    """Issue 7: every row meets its target, or the spec entry explains why it cannot
+    """The speed targets: every row meets its target, or the spec entry explains why it cannot
     (``spec.PerformanceNote``: framework, impl pattern, shapes, the ratio it covers, the reason)."""
     rows = _committed_run()
     unexplained = [m for m in bench.target_misses(rows) if bench.covering_note(m, spec.get(m["loss"])) is None]

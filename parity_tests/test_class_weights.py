@@ -180,7 +180,7 @@ def test_pos_weight_is_negatives_over_positives(impl, shape):
 
 
 def test_pos_weight_of_seed_001_labels():
-    """Seed 001: 30 sparse labels with positive rate 1/30; the answer hand-picks 27. The ratio is
+    """The sparse multilabel problem: 30 sparse labels with positive rate 1/30; the answer hand-picks 27. The ratio is
     (1 - 1/30) / (1/30) = 29 per column in expectation; we compute it from the labels."""
     rng = np.random.default_rng(0)
     y = (rng.random((30000, 30)) <= 1 / 30).astype(int)

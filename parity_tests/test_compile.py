@@ -81,7 +81,7 @@ def _fused_cases(entry):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n in selection.names() if n in FUSED_LOSSES])
 def test_fused_path_matches_the_reference(name):
-    """The fused path of the elementwise losses (issue 7: ``torch.compile`` with inductor, what
+    """The fused path of the elementwise losses (the speed work: ``torch.compile`` with inductor, what
     ``lossparity.bench --fused`` times) against the float64 NumPy reference within the spec's float32
     tolerances (the training dtype, where a compiler's vectorized exp/log approximations would
     show), values and gradients: every fused case with reduction "mean", the first also with

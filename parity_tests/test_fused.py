@@ -1,4 +1,4 @@
-"""The fast paths of issue 7: closed-form backward of the logit losses (torch ``autograd.Function``,
+"""The fast paths of the speed work: closed-form backward of the logit losses (torch ``autograd.Function``,
 Keras ``tf.custom_gradient``), the framework-fused cross-entropy kernels, and the one-pass input
 validation. Their values and gradients are checked by the generic parity suite like any other
 implementation; these tests pin what makes them fast (which path runs, what backward keeps, how

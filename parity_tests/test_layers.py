@@ -1,6 +1,6 @@
 """Layers and layer-level use of the single-input penalties, in both frameworks.
 
-* ``ThresholdActivation`` (seed 000): values and gradients equal in torch and Keras, inputs exactly
+* ``ThresholdActivation`` (count above a threshold): values and gradients equal in torch and Keras, inputs exactly
   at 0 and at the threshold included; the shared invalid-threshold message; Keras config, Keras
   serialization and a saved ``.keras`` model round trip; torch state/repr/pickle.
 * The Keras regularizers as ``activity_regularizer=``: what Keras adds to the model loss, saved
@@ -91,8 +91,8 @@ def test_threshold_activation_keras_compiled_same_convention(compiled):
 
 
 def test_threshold_activation_seed_relu_is_a_value_no_op():
-    """Seed 000 applies relu after the clip: same values; the relu would only zero the gradient
-    at exactly x = 0, which our layer (documented) passes. At x = t the seed's gradient is
+    """The count-penalty answer applies relu after the clip: same values; the relu would only zero the gradient
+    at exactly x = 0, which our layer (documented) passes. At x = t the answer's gradient is
     torch.clamp's at a bound (1 up to torch 2.13, 0 from 2.14); ours is 1 on every torch."""
     import torch
 
@@ -216,7 +216,7 @@ def test_keras_activity_regularizer_adds_the_penalty_over_the_batch_size(tmp_pat
 
 @pytest.mark.parametrize("temperature", [0.0, 0.5])
 def test_hard_count_gives_the_weights_exactly_zero_gradient(temperature):
-    """Seed 000's count does nothing to the weights (temperature 0): exactly-zero parameter
+    """The count-above-a-threshold answer's count does nothing to the weights (temperature 0): exactly-zero parameter
     gradients in torch and Keras; the relaxation (temperature > 0) moves them."""
     import tensorflow as tf
     import torch

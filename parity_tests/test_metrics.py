@@ -207,7 +207,7 @@ def test_torchmetrics_forward_and_merge_state():
 
 
 def test_logit_threshold_is_exact_without_sigmoid():
-    """Seed 001's workaround applied ``sigmoid`` before a probability threshold. In float32
+    """The sparse multilabel answer's workaround applied ``sigmoid`` before a probability threshold. In float32
     ``sigmoid(20) == sigmoid(21) == 1.0``, so a threshold of ``1 - 1e-9`` sees two positives; the
     truth is σ(20) = 1 - 2.1e-9 (negative) and σ(21) = 1 - 7.6e-10 (positive). Comparing
     ``x > logit(t)`` (float64) decides both correctly."""

@@ -1,5 +1,5 @@
-"""Scenario ``count_penalty`` (seed 000): its data, its committed Lightning config, the threshold
-head in both frameworks, and the seed's trap — a hard count has a gradient of exactly 0, so the
+"""Scenario ``count_penalty`` (count above a threshold): its data, its committed Lightning config, the threshold
+head in both frameworks, and the question's trap — a hard count has a gradient of exactly 0, so the
 model trained with it has the plain-MSE model's weights bit for bit (in torch and in Keras), while
 the soft count trains fewer outputs above the threshold. Runs that train are marked ``slow``."""
 from __future__ import annotations
@@ -34,7 +34,7 @@ def test_data_is_a_sparse_regression_with_targets_above_the_threshold():
 
 def test_count_helpers_are_strict_and_inclusive():
     values = np.array([[0.5, 0.51, 0.2], [np.float32(0.5), 1.0, -1.0]], np.float32)
-    assert cp.count_above(values) == 1.0  # strictly above (the seed's tf.greater)
+    assert cp.count_above(values) == 1.0  # strictly above (the question's tf.greater)
     assert cp.count_at_least(values) == 2.0
     a = [(np.ones((2, 3)), np.zeros(2))]
     b = [(np.ones((2, 3)), np.array([0.0, 2.5]))]
@@ -118,7 +118,7 @@ def test_threshold_head_in_both_frameworks_and_keras_round_trip(tmp_path):
             build(**{**cp.MODEL.kwargs(), "threshold": 0.5})
 
 
-# --------------------------------------------------------------------------- the seed's trap (slow)
+# --------------------------------------------------------------------------- the question's trap (slow)
 def _backend(framework):
     if framework == "torch":
         pytest.importorskip("lightning.pytorch")

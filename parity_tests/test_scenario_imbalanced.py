@@ -1,4 +1,4 @@
-"""Scenario ``imbalanced`` (seed 003): its data and local-table loader, the per-sample weight path
+"""Scenario ``imbalanced`` (cost-sensitive problem): its data and local-table loader, the per-sample weight path
 (Lightning and Keras), the NumPy evaluation, the ensemble's nested-vs-biased estimate, and (marked
 ``slow``) quick runs in both frameworks and the Lightning CLI config.
 
@@ -239,7 +239,7 @@ def test_seed_estimate_is_biased_upward_and_nested_is_not():
         fresh.append(ensemble.ensemble_f1(probs[new], y[new], w))
         assert np.mean(est.biased >= est.nested) >= 0.6  # fold by fold, mostly
     assert np.mean(biases) > 0.03, biases
-    # the seed's estimate overshoots fresh data; nested CV does not (by much)
+    # the question's estimate overshoots fresh data; nested CV does not (by much)
     assert np.mean(biased) - np.mean(fresh) > 0.03
     assert np.mean(nested) - np.mean(fresh) < 0.5 * (np.mean(biased) - np.mean(fresh))
 
@@ -299,7 +299,7 @@ def test_datamodule_batches_carry_weights_and_the_module_uses_them(torch_env):
 
 
 def test_keras_sample_weight_equals_keras_class_weight():
-    """Our per-sample path in Keras is exactly Keras' own ``class_weight=`` (the seed's answer):
+    """Our per-sample path in Keras is exactly Keras' own ``class_weight=`` (the question's answer):
     the same weights after an epoch."""
     kt = pytest.importorskip("tf_impl.training")
     d = im.split(quick=True)
@@ -363,13 +363,13 @@ def test_quick_run(quick_runs, framework):
         assert m[f"{key}/tp"] + m[f"{key}/fn"] == round(m["data/positive_rate_test"] * m["data/n_test"])
         if im.JOBS[key][1] == 1:  # our framework metrics agree with the NumPy evaluation
             assert m[f"{key}/framework_recall"] == pytest.approx(m[f"{key}/recall"], abs=1e-9)
-    # the seed's observations: plain BCE misses most of the minority; reweighting finds more
+    # the question's observations: plain BCE misses most of the minority; reweighting finds more
     assert m["bce/recall"] < 0.5
     for key in ("balanced", "pos_weight", "cost_soft", "fbeta"):
         assert m[f"{key}/recall"] > m["bce/recall"] + 0.2, key
     assert m["balanced/agreement_with_pos_weight"] > 0.95
     assert 2.5 < m["pos_weight/value"] < 3.3
-    # the seed's ensemble estimate is optimistic
+    # the question's ensemble estimate is optimistic
     assert m["ensemble/biased_f1"] > m["ensemble/nested_f1"]
 
 

@@ -1,7 +1,7 @@
-"""Scenario ``segmentation`` (seed 003, ship detection): the synthetic ship generator, the U-Net
+"""Scenario ``segmentation`` (segmentation problem, ships): the synthetic ship generator, the U-Net
 twins (one architecture, torch ``NCHW`` and Keras ``NHWC`` inside, ``(N, H, W)`` outside), the
 torch → Keras weight copy (identical float64 forward passes), the collapse statistics, and (slow)
-the seed's observation: a per-image overlap loss drives every logit negative on data with empty
+the question's observation: a per-image overlap loss drives every logit negative on data with empty
 images, and learns the ships on images with ships only.
 """
 from __future__ import annotations
@@ -246,10 +246,10 @@ def test_parity_cases_cover_every_loss():
         assert case.y[: 10 * case.batch_size].sum() > 0  # ships in the ten training batches
 
 
-# --------------------------------------------------------------------------- the seed's observation
+# --------------------------------------------------------------------------- the question's observation
 @pytest.mark.slow
 def test_overlap_loss_collapses_with_empty_images_and_learns_without(torch_mod):
-    """The mechanism behind the seed's all-zero masks, in a short torch run of the real
+    """The mechanism behind the question's all-zero masks, in a short torch run of the real
     ``LossModule``: soft Dice per image on data where half the images are empty drives every
     logit below 0 (an empty image's loss Σp/(Σp+1) is minimized by p → 0, then σ'(x) vanishes),
     while the same loss on the images with ships only starts finding them (2 epochs: 126 and 62

@@ -1,4 +1,4 @@
-"""Scenario ``sparse_autoencoder`` (seed 004): its data, its committed Lightning config, the one
+"""Scenario ``sparse_autoencoder`` (KL sparsity problem): its data, its committed Lightning config, the one
 objective of both frameworks (reconstruction MSE + ``kl_sparsity`` of the coding layer, undivided —
 not Keras' ``activity_regularizer`` value divided by the batch size), the Keras model's round trip,
 and (``slow``) quick runs in which the penalty puts the coding units' mean activations at 0.1."""

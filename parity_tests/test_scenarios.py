@@ -1,5 +1,5 @@
 """The scenario framework (``lossparity/scenarios``, ``lossparity.run``, ``lossparity.report``,
-``lossparity.lightning_cli``): data fidelity to the seeds, the MNIST loader, batch order and
+``lossparity.lightning_cli``): data fidelity to the questions of docs/problems.md, the MNIST loader, batch order and
 checkpoint-resume identity, Keras save/load, and (marked ``slow``) quick runs of every scenario in
 both frameworks through the public commands.
 
@@ -77,7 +77,7 @@ def test_selection_rule_is_the_seeds():
     rng = np.random.default_rng(1)
     feats, labels = rng.normal(size=(60, 5)), rng.integers(0, 3, size=60)
     dist = digits.class_mean_sq_distance(feats, labels)
-    for i in range(60):  # the seed's compute_mse, one row at a time
+    for i in range(60):  # the question's compute_mse, one row at a time
         mean = feats[labels == labels[i]].mean(axis=0)
         assert dist[i] == pytest.approx(np.mean((feats[i] - mean) ** 2), rel=1e-12)
     kept = digits.select(dist, 0.9)
@@ -419,7 +419,7 @@ def test_keras_model_saves_and_loads_with_our_custom_objects(tmp_path):
 
 
 def test_sigmoid_head_is_rejected_with_a_clear_error_in_both_frameworks():
-    """Seed 002: a sigmoid head feeding sparse categorical cross-entropy on probabilities."""
+    """The MNIST problem: a sigmoid head feeding sparse categorical cross-entropy on probabilities."""
     from lossparity.scenarios.backends import KerasBackend, TorchBackend
 
     cfg = RunConfig(out=Path("."))
@@ -460,7 +460,7 @@ def test_quick_run(quick_report, name, framework):
     else:
         assert list((folder / "keras").glob("*.keras"))
     if name == "multilabel":
-        # the seed's observations: pos_weight 1 → (near) zero recall, 1000 → (nearly) all ones
+        # the question's observations: pos_weight 1 → (near) zero recall, 1000 → (nearly) all ones
         assert m["pos_weight_1/recall"] < 0.15
         assert m["pos_weight_1000/positive_rate"] > 0.95 and m["pos_weight_1000/recall"] > 0.95
         assert 20 < m["pos_weight_auto/value_mean"] < 40
