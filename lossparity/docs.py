@@ -71,6 +71,20 @@ LOSS_PROBLEMS = {
 _PEER_ORIGIN = re.compile(r"\(seed \d{3}\)|[Ss]eed \d{3}(?:'s)?:? ?")
 
 
+#: spec names Keras already defines: the string keeps Keras' meaning and ours is "lossparity>Class"
+#: (tf_impl.keras_names; test_docs.py checks this set against it)
+KERAS_BUILT_IN = frozenset({"categorical_crossentropy", "mean_squared_error", "sparse_categorical_crossentropy",
+                            "tversky"})
+
+
+def _keras_string(entry) -> str:
+    if entry.name in KERAS_BUILT_IN:
+        return (f"`\"lossparity>{entry.keras_class}\"` after `import tf_impl` (`\"{entry.name}\"` is Keras' "
+                "own loss)")
+    use = "`activity_regularizer=`" if entry.single_input else "`loss=`"
+    return f"`\"{entry.name}\"` as {use} after `import tf_impl`"
+
+
 def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -344,8 +358,7 @@ def loss_page(entry) -> str:
              "| | |", "|---|---|",
              f"| family | {entry.family} |",
              f"| torch | `torch_impl.{entry.torch_class}`, `torch_impl.functional.{entry.name}` |",
-             f"| Keras | `tf_impl.{entry.keras_class}`, `tf_impl.functional.{entry.name}`, "
-             f"`\"{entry.name}\"` after `import tf_impl` |",
+             f"| Keras | `tf_impl.{entry.keras_class}`, `tf_impl.functional.{entry.name}`, {_keras_string(entry)} |",
              f"| reductions | {reductions} |",
              f"| inputs | {'one tensor (a penalty of activations)' if entry.single_input else 'prediction, target, optional sample_weight of shape (N,)'} |",
              f"| target values | {'—' if entry.single_input else _domain(entry.target_domain)} |",

@@ -69,3 +69,11 @@ def test_the_docs_check_command_passes():
     out = subprocess.run([docs.sys.executable, "-m", "lossparity.docs", "--check"], cwd=docs.ROOT,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_keras_string_names_on_the_loss_pages_follow_tf_impl():
+    pytest.importorskip("keras")
+    from tf_impl import keras_names
+
+    built_in = keras_names.BUILT_IN["losses"] | keras_names.BUILT_IN["regularizers"]
+    assert docs.KERAS_BUILT_IN == {name for name in spec.names() if name in built_in}
