@@ -31,7 +31,7 @@ def test_import_isolation(mod, forbidden):
 
 
 def test_every_entry_names_exported_classes():
-    """The README's catalog names ``torch_impl.<torch_class>`` / ``tf_impl.<keras_class>``."""
+    """The loss pages (docs/losses/) name ``torch_impl.<torch_class>`` / ``tf_impl.<keras_class>``."""
     import spec
     import tf_impl
     import torch_impl
