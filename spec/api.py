@@ -188,6 +188,94 @@ def define(*, name: str, formula: str, elementwise: Callable[..., np.ndarray],
     return register(entry)
 
 
+# --------------------------------------------------------------------------- each framework's front door
+def framework_functions(impls, *, module: str, functional: str, apply: Callable, base: type, truth_first: bool,
+                        returns: str):
+    """``get_loss``, ``register_impl``, ``loss_classes`` and ``get_functional`` of one framework,
+    written once: ``impls`` is its :class:`spec.Implementations` table, ``module`` the module that
+    exports them, ``functional`` the module of its functional forms, ``apply`` its functional call
+    (:meth:`spec.validation.CallPlans.apply`), ``base`` its ``SpecLoss``; ``truth_first``: Keras'
+    argument order. Every configuration error is the spec's message (the same in both frameworks)."""
+    framework = impls.framework
+
+    def get_loss(name: str, **config: Any):
+        return impls.create(name, **config)
+
+    def register_impl(name: str, cls: type) -> type:
+        return impls.register(name, cls)
+
+    def loss_classes() -> dict[str, type]:
+        return impls.classes()
+
+    def get_functional(name: str):
+        import_pending(framework.lower())
+        fn = getattr(importlib.import_module(functional), name, None)
+        if fn is not None:
+            return fn
+        cls = impls.classes().get(name)
+        if cls is None or not issubclass(cls, base):
+            raise NotImplementedError(f"{name!r} has no {framework} functional form")
+        per_sample = cls.per_sample
+        if truth_first:
+            def derived(y_true, y_pred=None, *, sample_weight=None, reduction="mean", validate=True, **params):
+                return apply(name, per_sample, y_true, y_pred, sample_weight, params, reduction, validate)
+        else:
+            def derived(input, target=None, *, sample_weight=None, reduction="mean", validate=True, **params):
+                return apply(name, per_sample, input, target, sample_weight, params, reduction, validate)
+        derived.__name__ = derived.__qualname__ = name
+        return derived
+
+    order = "y_true, y_pred" if truth_first else "input, target"
+    get_loss.__doc__ = (f"``get_loss(\"weighted_bce\", pos_weight=3.0, reduction=\"sum\")`` → {returns}.\n\n"
+                        "The configuration is checked against the spec entry first: an unknown name raises "
+                        "``KeyError``, an invalid parameter ``ValueError``, with the same message in torch and Keras.")
+    register_impl.__doc__ = (f"Register ``cls`` as the {framework} implementation of the spec entry ``name`` for "
+                             f"``get_loss`` (a ``{base.__name__}`` subclass registers itself).")
+    loss_classes.__doc__ = f"``{{name: class}}`` of the registered {framework} implementations."
+    get_functional.__doc__ = (f"The functional form ``fn({order}, *, sample_weight=None, reduction=\"mean\", "
+                              f"validate=True, **params)``: ours from :mod:`{functional}`, or derived from a "
+                              f"registered ``{base.__name__}`` subclass (users' losses).")
+    for fn in (get_loss, register_impl, loss_classes, get_functional):
+        fn.__module__ = module
+    return get_loss, register_impl, loss_classes, get_functional
+
+
+# --------------------------------------------------------------------------- "auto" parameters
+AUTO = "auto"
+
+
+def _auto_pos_weight(labels):
+    from .class_weights import pos_weight_from_labels
+
+    return pos_weight_from_labels(np.asarray(labels))
+
+
+#: loss parameters that may be given as ``"auto"``: computed (float64 NumPy) from the training labels
+AUTO_PARAMS: dict[str, Callable[[Any], Any]] = {"pos_weight": _auto_pos_weight}
+
+
+def has_auto(params: Mapping[str, Any]) -> bool:
+    """Whether a loss configuration has a parameter given as ``"auto"``."""
+    return any(isinstance(v, str) and v == AUTO for v in params.values())
+
+
+def resolve_auto_params(params: Mapping[str, Any], train_targets=None) -> dict[str, Any]:
+    """Replace every ``"auto"`` parameter by its value computed from ``train_targets`` (the training
+    labels): ``pos_weight="auto"`` is negatives / positives per column. The torch Lightning module
+    and the Keras training helpers both call this (same values, same messages)."""
+    from . import messages
+
+    out = dict(params)
+    for key, value in params.items():
+        if isinstance(value, str) and value == AUTO:
+            if key not in AUTO_PARAMS:
+                raise ValueError(messages.auto_unavailable(key, AUTO_PARAMS))
+            if train_targets is None:
+                raise ValueError(messages.auto_needs_labels(key))
+            out[key] = AUTO_PARAMS[key](train_targets)
+    return out
+
+
 def registered_by(module: str) -> list[str]:
     """Import ``module`` and return the names of the entries it registered."""
     from .core import names
@@ -198,5 +286,6 @@ def registered_by(module: str) -> list[str]:
 
 
 __all__: Iterable[str] = ["define", "entry_point_failures", "implementations", "import_object", "import_pending",
-                          "load_entry_points",
+                          "load_entry_points", "framework_functions", "AUTO", "AUTO_PARAMS", "has_auto",
+                          "resolve_auto_params",
                           "registered_by", "ENTRY_POINT_GROUP"]

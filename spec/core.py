@@ -417,10 +417,9 @@ def get(name: str) -> LossSpec:
         return _with_plugins()[name]
     except KeyError:
         from .api import entry_point_failures
+        from .messages import unknown_loss
 
-        failed = entry_point_failures()
-        hint = f"; plugins that failed to load: {'; '.join(f'{k} ({v})' for k, v in failed.items())}" if failed else ""
-        raise KeyError(f"unknown loss {name!r}; registered: {', '.join(names())}{hint}") from None
+        raise KeyError(unknown_loss(name, names(), entry_point_failures())) from None
 
 
 def all_specs() -> Sequence[LossSpec]:

@@ -88,6 +88,25 @@ def negative_weight(loss: str, vmin: float) -> str:
     return f"{loss}: sample_weight must be >= 0; got minimum {_num(vmin)}{VALIDATE_HINT}"
 
 
+def unknown_loss(name, registered, failed_plugins=None) -> str:
+    """``get_loss`` / ``spec.get`` of a name no entry has (a ``KeyError`` in both frameworks)."""
+    hint = (f"; plugins that failed to load: {'; '.join(f'{k} ({v})' for k, v in failed_plugins.items())}"
+            if failed_plugins else "")
+    return f"unknown loss {name!r}; registered: {', '.join(registered)}{hint}"
+
+
+def auto_unavailable(key: str, available) -> str:
+    """A loss parameter given as ``"auto"`` that is not computed from the training labels."""
+    return f"loss parameter {key!r}: 'auto' is only available for {sorted(available)}"
+
+
+def auto_needs_labels(key: str) -> str:
+    """An ``"auto"`` parameter without the training labels to compute it from."""
+    return (f"loss parameter {key}='auto' needs the training labels: pass `train_targets` (torch: a "
+            f"datamodule with a `train_targets` attribute, e.g. ArrayDataModule; Keras: "
+            f"tf_impl.training.build_loss(..., train_targets=y))")
+
+
 def _num(x: float) -> str:
     x = float(x)
     if x == float("inf"):

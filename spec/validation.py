@@ -204,14 +204,42 @@ class CheckedCall:
     def as_vector(value):
         return value
 
+    def rebuilt(self, reduction: str, validate: bool):
+        """This configuration with ``reduction`` and ``validate`` (checked: the spec's messages);
+        ``self`` when they are unchanged (a loss object whose attribute was reassigned)."""
+        if reduction == self.reduction and validate is self.validate:
+            return self
+        params, reduction, validate = self.entry.validate_config(dict(self.params, reduction=reduction,
+                                                                      validate=validate))
+        return type(self)(self.entry, self.per_sample, params, reduction, validate)
+
 
 class CallPlans:
     """The checked configurations of functional calls, one per :func:`config_key` (at most
     ``limit``, then cleared): ``make(entry, per_sample, params, reduction, validate)`` is the
-    framework's ``LossCall``. A configuration that has no key is built and checked each call."""
+    framework's ``LossCall``. A configuration that has no key is built and checked each call.
 
-    def __init__(self, make, limit: int = 512):
+    :meth:`apply` is each framework's functional call (``torch_impl._core.apply``,
+    ``tf_impl._core.apply``): parameters given as framework tensors (``tensor_types``) are split by
+    ``split(params) -> (plain, tensors)`` (:func:`split_params`: the plain view is checked, the
+    tensors are computed with, so gradients flow to them)."""
+
+    def __init__(self, make, limit: int = 512, *, tensor_types: tuple[type, ...] = (), split=None):
         self._make, self._limit, self._plans = make, limit, {}
+        self._tensor_types, self._split = tensor_types, split
+
+    def apply(self, name: str, per_sample, first, second, sample_weight, params, reduction, validate):
+        """One functional call under the contract: the configuration checked once per plain
+        configuration (:meth:`get`), then the framework's ``LossCall`` with the inputs in the
+        framework's order (``first, second``: torch ``input, target``; Keras ``y_true, y_pred``).
+        Parameters given as tensors are checked through their host view on every call (one read
+        each): pass constants as numbers or arrays, or use the loss object, which checks its
+        parameters once, at construction."""
+        tensors = None
+        types = self._tensor_types
+        if types and any(isinstance(v, types) for v in params.values()):
+            params, tensors = self._split(params)
+        return self.get(name, per_sample, params, reduction, validate)(first, second, sample_weight, tensors)
 
     def get(self, name: str, per_sample, plain, reduction, validate):
         from . import core

@@ -221,16 +221,10 @@ class LossCall(CheckedCall):
 
 
 #: the checked configuration of each functional call's plain parameters (checked once)
-_PLANS = CallPlans(LossCall)
+_PLANS = CallPlans(LossCall, tensor_types=(tf.Tensor, tf.Variable), split=split_params)
 
-
-def apply(name: str, per_sample: Callable, y_true, y_pred, sample_weight, params: Mapping[str, Any],
-          reduction: str, validate: bool) -> tf.Tensor:
-    """Run one functional call under the contract: parameters checked (once per configuration of
-    plain values), then :class:`LossCall`. Parameters given as tensors or variables are checked
-    through their values on every call (placeholders of their shape in graph mode)."""
-    tensors = None
-    if any(isinstance(v, (tf.Tensor, tf.Variable)) for v in params.values()):
-        params, tensors = split_params(params)
-    plan = _PLANS.get(name, per_sample, params, reduction, validate)
-    return plan(y_true, y_pred, sample_weight, tensors)
+#: ``apply(name, per_sample, y_true, y_pred, sample_weight, params, reduction, validate)``: one
+#: functional call under the contract (:meth:`spec.validation.CallPlans.apply`); parameters given
+#: as tensors or variables are checked through their values on every call (placeholders of their
+#: shape in graph mode)
+apply = _PLANS.apply

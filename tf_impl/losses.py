@@ -45,10 +45,7 @@ class SpecLoss(keras.losses.Loss):
     def _call_plan(self, reduction: str) -> LossCall:
         plan = self._loss_call
         if plan.reduction != reduction or plan.validate is not self.validate:
-            entry = _spec.get(self.spec_name)
-            params, reduction, validate = entry.validate_config(dict(self.params, reduction=reduction,
-                                                                     validate=self.validate))
-            plan = LossCall(entry, type(self).per_sample, params, reduction, validate)
+            plan = plan.rebuilt(reduction, self.validate)
             if reduction == self.reduction:
                 self._loss_call = plan
         return plan
@@ -248,41 +245,9 @@ keras_names.register(CountPenalty, "count_penalty", "regularizers")  # activity_
 keras_names.register(KLSparsity, "kl_sparsity", "regularizers")
 
 
-def get_loss(name: str, **config: Any) -> SpecLoss:
-    """``get_loss("weighted_bce", pos_weight=3.0, reduction="sum")`` → a registered ``keras.losses.Loss``."""
-    return IMPLEMENTATIONS.create(name, **config)
-
-
-def register_impl(name: str, cls: type) -> type:
-    """Register a non-``SpecLoss`` implementation (e.g. a single-input regularizer) for ``get_loss``."""
-    return IMPLEMENTATIONS.register(name, cls)
-
-
-def loss_classes() -> dict[str, type]:
-    return IMPLEMENTATIONS.classes()
-
-
-def get_functional(name: str):
-    """The functional form ``fn(y_true, y_pred, *, sample_weight=None, reduction="mean",
-    validate=True, **params)``: ours from :mod:`tf_impl.functional`, or derived from a
-    registered ``SpecLoss`` subclass (users' losses)."""
-    from spec.api import import_pending
-
-    from . import functional
-
-    import_pending("keras")
-    fn = getattr(functional, name, None)
-    if fn is not None:
-        return fn
-    cls = IMPLEMENTATIONS.classes().get(name)
-    if cls is None or not issubclass(cls, SpecLoss):
-        raise NotImplementedError(f"{name!r} has no Keras functional form")
-
-    def derived(y_true, y_pred=None, *, sample_weight=None, reduction="mean", validate=True, **params):
-        return apply(name, cls.per_sample, y_true, y_pred, sample_weight, params, reduction, validate)
-
-    derived.__name__ = name
-    return derived
+get_loss, register_impl, loss_classes, get_functional = _spec.api.framework_functions(
+    IMPLEMENTATIONS, module=__name__, functional="tf_impl.functional", apply=apply, base=SpecLoss,
+    truth_first=True, returns="a registered ``keras.losses.Loss`` called ``loss(y_true, y_pred, sample_weight=None)``")
 
 
 def _document() -> None:

@@ -247,10 +247,7 @@ class SpecRegularizer(keras.regularizers.Regularizer):
     def _call_plan(self) -> LossCall:
         plan = self._loss_call
         if plan.reduction != self.reduction or plan.validate is not self.validate:
-            entry = _spec.get(self.spec_name)
-            params, reduction, validate = entry.validate_config(dict(self.params, reduction=self.reduction,
-                                                                     validate=self.validate))
-            plan = self._loss_call = LossCall(entry, type(self).per_sample, params, reduction, validate)
+            plan = self._loss_call = plan.rebuilt(self.reduction, self.validate)
         return plan
 
     def __call__(self, x, y_pred=None):

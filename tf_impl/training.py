@@ -18,7 +18,8 @@ One plain description drives both frameworks (a scenario of ``lossparity/scenari
   metrics (:mod:`tf_impl.metrics`), ``accuracy`` is ``keras.metrics.SparseCategoricalAccuracy``,
   ``mse`` is ``keras.metrics.MeanSquaredError``.
 * :func:`build_loss` — ``tf_impl.get_loss`` with ``"auto"`` parameters computed from the
-  training labels (``pos_weight`` → ``tf_impl.pos_weight_from_labels``).
+  training labels by :func:`spec.api.resolve_auto_params` (``pos_weight`` → negatives / positives per column), as in
+  ``torch_impl.lightning``.
 * :class:`ArrayBatches` — a ``keras.utils.PyDataset`` giving the batches of
   ``torch_impl.lightning.ArrayDataModule`` in the same order
   (``numpy.random.default_rng([seed, epoch]).permutation(n)``), its epoch set by
@@ -45,8 +46,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from spec.api import AUTO, AUTO_PARAMS, resolve_auto_params  # noqa: F401  (the spec resolves "auto" parameters)
+
 from . import metrics as _ours
-from .class_weights import pos_weight_from_labels
 from .layers import ThresholdActivation
 from .losses import PACKAGE, get_loss
 
@@ -73,7 +75,6 @@ def floatx(dtype: str) -> Iterator[None]:
 OPTIMIZERS = ("adam", "sgd")
 METRIC_KINDS = ("recall", "precision", "fbeta", "iou", "accuracy", "mse")
 KERAS_ADAM_DEFAULTS = {"lr": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
-AUTO = "auto"
 
 
 # --------------------------------------------------------------------------- network
@@ -253,25 +254,6 @@ def build_metric(description: Mapping[str, Any], *, name: str = "") -> keras.met
             raise ValueError(f"metric {name or kind!r}: mse takes no arguments; got {sorted(params)}")
         return keras.metrics.MeanSquaredError(name=name or kind)
     raise ValueError(f"metric {name!r}: unknown kind {kind!r}; expected one of {list(METRIC_KINDS)}")
-
-
-#: loss parameters that may be given as ``"auto"``: computed from the training labels
-AUTO_PARAMS = {
-    "pos_weight": lambda labels: pos_weight_from_labels(np.asarray(labels), dtype="float64").numpy(),
-}
-
-
-def resolve_auto_params(params: Mapping[str, Any], train_targets=None) -> dict[str, Any]:
-    """Replace every ``"auto"`` parameter by its value computed from ``train_targets``."""
-    out = dict(params)
-    for key, value in params.items():
-        if isinstance(value, str) and value == AUTO:
-            if key not in AUTO_PARAMS:
-                raise ValueError(f"loss parameter {key!r}: 'auto' is only available for {sorted(AUTO_PARAMS)}")
-            if train_targets is None:
-                raise ValueError(f"loss parameter {key}='auto' needs the training labels")
-            out[key] = AUTO_PARAMS[key](train_targets)
-    return out
 
 
 def build_loss(name: str, params: Mapping[str, Any] | None = None, train_targets=None) -> keras.losses.Loss:

@@ -342,7 +342,7 @@ class LossCall(CheckedCall):
             out[key] = value.to(device=x.device, dtype=x.dtype)
         return out
 
-    def __call__(self, input, target, sample_weight, vectors=None, tensors=None) -> torch.Tensor:
+    def __call__(self, input, target, sample_weight, tensors=None, vectors=None) -> torch.Tensor:
         if not isinstance(input, torch.Tensor):
             input = as_tensor(input)
         if target is not None and not isinstance(target, torch.Tensor):
@@ -377,17 +377,8 @@ class LossCall(CheckedCall):
 
 
 #: the checked configuration of each functional call's plain parameters (checked once)
-_PLANS = CallPlans(LossCall)
+_PLANS = CallPlans(LossCall, tensor_types=(torch.Tensor,), split=split_params)
 
-
-def apply(name: str, per_sample: Callable, input, target, sample_weight, params: Mapping[str, Any],
-          reduction: str, validate: bool) -> torch.Tensor:
-    """Run one functional call under the contract: parameters checked (once per configuration of
-    plain values), then :class:`LossCall`. Parameters given as tensors are checked through their
-    host view on every call (one read each): pass constants as numbers or arrays, or use the
-    module form, which checks its parameters once, at construction."""
-    tensors = None
-    if any(isinstance(v, torch.Tensor) for v in params.values()):
-        params, tensors = split_params(params)
-    plan = _PLANS.get(name, per_sample, params, reduction, validate)
-    return plan(input, target, sample_weight, None, tensors)
+#: ``apply(name, per_sample, input, target, sample_weight, params, reduction, validate)``: one
+#: functional call under the contract (:meth:`spec.validation.CallPlans.apply`)
+apply = _PLANS.apply

@@ -54,11 +54,8 @@ class SpecLoss(nn.Module):
 
     def _rebuild(self, **change):
         params, reduction, validate = self._config
-        entry = _spec.get(self.spec_name)
-        config = dict(params, reduction=change.get("reduction", reduction), validate=change.get("validate", validate))
-        params, reduction, validate = entry.validate_config(config)
-        self._config = (params, reduction, validate)
-        self._call = LossCall(entry, type(self).per_sample, params, reduction, validate)
+        self._call = self._call.rebuilt(change.get("reduction", reduction), change.get("validate", validate))
+        self._config = (params, self._call.reduction, self._call.validate)
 
     @property
     def reduction(self) -> str:
@@ -93,7 +90,7 @@ class SpecLoss(nn.Module):
 
     def forward(self, input, target=None, sample_weight=None):
         vectors = {k: self._buffers[k] for k in self._vector_names} if self._vector_names else None
-        return self._call(input, target, sample_weight, vectors)
+        return self._call(input, target, sample_weight, None, vectors)
 
     def extra_repr(self) -> str:
         parts = [f"{k}={v!r}" for k, v in self._scalar_params.items()]
@@ -283,41 +280,9 @@ class KLSparsity(SpecLoss):
 
 
 
-def get_loss(name: str, **config: Any) -> SpecLoss:
-    """``get_loss("weighted_bce", pos_weight=3.0, reduction="sum")`` → an ``nn.Module``."""
-    return IMPLEMENTATIONS.create(name, **config)
-
-
-def register_impl(name: str, cls: type) -> type:
-    """Register a non-``SpecLoss`` implementation (e.g. a single-input regularizer) for ``get_loss``."""
-    return IMPLEMENTATIONS.register(name, cls)
-
-
-def loss_classes() -> dict[str, type]:
-    return IMPLEMENTATIONS.classes()
-
-
-def get_functional(name: str):
-    """The functional form ``fn(input, target, *, sample_weight=None, reduction="mean",
-    validate=True, **params)``: ours from :mod:`torch_impl.functional`, or derived from a
-    registered ``SpecLoss`` subclass (users' losses)."""
-    from spec.api import import_pending
-
-    from . import functional
-
-    import_pending("torch")
-    fn = getattr(functional, name, None)
-    if fn is not None:
-        return fn
-    cls = IMPLEMENTATIONS.classes().get(name)
-    if cls is None or not issubclass(cls, SpecLoss):
-        raise NotImplementedError(f"{name!r} has no torch functional form")
-
-    def derived(input, target=None, *, sample_weight=None, reduction="mean", validate=True, **params):
-        return apply(name, cls.per_sample, input, target, sample_weight, params, reduction, validate)
-
-    derived.__name__ = name
-    return derived
+get_loss, register_impl, loss_classes, get_functional = _spec.api.framework_functions(
+    IMPLEMENTATIONS, module=__name__, functional="torch_impl.functional", apply=apply, base=SpecLoss,
+    truth_first=False, returns="an ``nn.Module`` called ``loss(input, target, sample_weight=None)``")
 
 
 def _document() -> None:

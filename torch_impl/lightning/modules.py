@@ -43,36 +43,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..class_weights import pos_weight_from_labels
+from spec.api import AUTO, AUTO_PARAMS, has_auto, resolve_auto_params
+
 from ..losses import get_loss
 from .metrics import build_metric
 from .models import activity_losses
 from .optim import build_optimizer
 
-AUTO = "auto"
-
-#: loss parameters that may be given as ``"auto"``: computed from the training labels
-AUTO_PARAMS = {
-    "pos_weight": lambda labels: pos_weight_from_labels(torch.as_tensor(np.asarray(labels)), dtype=torch.float64),
-}
-
-
-def resolve_auto_params(params: Mapping[str, Any], train_targets) -> dict[str, Any]:
-    """Replace every ``"auto"`` parameter by its value computed from ``train_targets``."""
-    out = dict(params)
-    for key, value in params.items():
-        if isinstance(value, str) and value == AUTO:
-            if key not in AUTO_PARAMS:
-                raise ValueError(f"loss parameter {key!r}: 'auto' is only available for {sorted(AUTO_PARAMS)}")
-            if train_targets is None:
-                raise ValueError(f"loss parameter {key}='auto' needs the training labels: use a datamodule "
-                                 f"with a `train_targets` attribute (e.g. ArrayDataModule)")
-            out[key] = AUTO_PARAMS[key](train_targets)
-    return out
-
-
-def _has_auto(params: Mapping[str, Any]) -> bool:
-    return any(isinstance(v, str) and v == AUTO for v in params.values())
+#: ``"auto"`` loss parameters (computed from the training labels) are resolved by the spec, the
+#: same way (and with the same messages) as in ``tf_impl.training``
+_has_auto = has_auto
 
 
 def _plain(value):
