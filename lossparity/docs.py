@@ -66,9 +66,16 @@ LOSS_PROBLEMS = {
     "cce_count_penalty": ("count-above-a-threshold",),
     "kl_sparsity": ("kl-sparsity",),
 }
-#: the benchmark's peer labels name the question their code comes from by its number in the
-#: project's notes ("seed 003 iouloss"); the pages say "the question's iouloss" (docs/problems.md)
+#: peer labels of older benchmark runs named the question their code comes from by its number in
+#: the project's notes; the pages name the problem (docs/problems.md) instead
+PEER_ORIGINS = {
+    "seed 000": "count-above-a-threshold answer", "seed 001": "sparse multilabel answer",
+    "seed 002": "MNIST answer", "seed 004": "KL-sparsity answer",
+    "seed 003 F-beta": "soft F-beta answer", "seed 003 custom_loss": "asymmetric-cost answer",
+    "seed 003 iouloss": "segmentation answer", "seed 003 w_categorical": "cost-sensitive answer",
+}
 _PEER_ORIGIN = re.compile(r"\(seed \d{3}\)|[Ss]eed \d{3}(?:'s)?:? ?")
+_PEER_LABEL = re.compile(r"^(seed \d{3}) (.*?)( \(transcribed\)| \(tf\))?(:.*)?$")
 
 
 #: spec names Keras already defines: the string keeps Keras' meaning and ours is "lossparity>Class"
@@ -83,6 +90,20 @@ def _keras_string(entry) -> str:
                 "own loss)")
     use = "`activity_regularizer=`" if entry.single_input else "`loss=`"
     return f"`\"{entry.name}\"` as {use} after `import tf_impl`"
+
+
+def relabel_peer(label: str) -> str:
+    """``"seed 003 iouloss (transcribed)"`` → ``"iouloss (segmentation answer, transcribed)"``."""
+    m = _PEER_LABEL.match(label)
+    if m is None:
+        for key, name in PEER_ORIGINS.items():
+            label = label.replace(f"({key})", f"({name})")
+        return label
+    number, what, suffix, rest = m.groups()
+    origin = next((name for key, name in PEER_ORIGINS.items() if f"{number} {what}".startswith(key)),
+                  PEER_ORIGINS.get(number, "answer"))
+    suffix = f", {suffix.strip()[1:-1]}" if suffix else ""
+    return f"{what} ({origin}{suffix}){rest or ''}"
 
 
 def _cell(text: str) -> str:
@@ -493,7 +514,8 @@ def on_page_markdown(markdown, page=None, config=None, files=None, **kwargs):
         return markdown
     from lossparity import bench
 
-    return markdown.replace(BENCH_TABLES, _words(bench.render_markdown(bench_rows()), ""))
+    rows = [dict(r, peer=relabel_peer(r["peer"]) if r.get("peer") else r.get("peer")) for r in bench_rows()]
+    return markdown.replace(BENCH_TABLES, _words(bench.render_markdown(rows), ""))
 
 
 if __name__ == "__main__":
