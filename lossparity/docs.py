@@ -393,7 +393,7 @@ def loss_page(entry) -> str:
             lines.append(f"| `{p.name}` | {_default(p)} | {_cell(p.domain)} | {_cell(p.doc)}{diff} |")
     else:
         lines.append("None besides `reduction` and `validate`.")
-    lines += ["", "Every loss also takes `reduction` (`\"mean\"`, `\"sum\"`, `\"none\"`; see "
+    lines += ["", "Every loss also takes `reduction` (the values in the table above; see "
               "[the contract](../contract.md)) and `validate=True` (the data checks).", "",
               "## Gradient convention", "", entry.grad_convention, "",
               "## Numerical stability", "", entry.stability, "",
