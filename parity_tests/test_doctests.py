@@ -84,3 +84,30 @@ def test_every_public_loss_has_the_generated_sections(framework):
             if missing:
                 lacking[f"{name} {kind} {obj.__qualname__}"] = missing
     assert not lacking, lacking
+
+
+def _metric_forms(framework):
+    import spec.metrics
+
+    module = importlib.import_module(spec.docstrings.FRAMEWORKS[framework]["module"] + ".metrics")
+    for metric in spec.metrics.METRICS.values():
+        cls = getattr(module, spec.docstrings.obj_name(metric, framework))
+        yield metric, [("class", cls), ("function", getattr(module, metric.name))]
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_metric_docstrings_are_rendered_and_their_examples_run(framework):
+    """The metrics (classes and functions) carry the sections rendered from their
+    ``spec.metrics.MetricSpec`` and their examples print the spec reference's value."""
+    import spec.docstrings
+
+    parser, runner = doctest.DocTestParser(), doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for metric, forms in _metric_forms(framework):
+        for kind, obj in forms:
+            doc = obj.__doc__ or ""
+            missing = [s for s in spec.docstrings.METRIC_SECTIONS if s not in doc]
+            missing += [p.name for p in metric.params if f"    {p.name} (default " not in doc]
+            assert doc.startswith(metric.summary) and not missing, (metric.name, kind, missing)
+            result = runner.run(parser.get_doctest(doc, {}, f"{framework}.{metric.name}.{kind}", None, 0),
+                                out=lambda s: None)
+            assert result.failed == 0, f"{framework} {metric.name} {kind}: the example failed:\n{doc}"

@@ -119,26 +119,38 @@ def _param_literal(value) -> str:
     return repr(value)
 
 
+_IMPORT = {"torch": ">>> import torch, torch_impl", "keras": ">>> import numpy as np, tf_impl"}
+
+
+def _example_names(framework: str, single: bool) -> tuple[str, ...]:
+    if framework == "torch":
+        return ("input",) if single else ("input", "target")
+    return ("x",) if single else ("y_true", "y_pred")
+
+
+def _input_lines(framework: str, names, prediction: np.ndarray, target: np.ndarray | None) -> list[str]:
+    """The ``>>>`` lines making the example's inputs: float32 tensors / arrays, integer labels as
+    integers."""
+    values = {"input": prediction, "x": prediction, "y_pred": prediction, "target": target, "y_true": target}
+    lines = []
+    for name in names:
+        arr = values[name]
+        if framework == "torch":
+            made = "torch.tensor({})"
+        else:
+            made = "np.array({})" if arr.dtype.kind in "iu" else "np.array({}, dtype='float32')"
+        lines.append(f">>> {name} = {made.format(_literal(arr))}")
+    return lines
+
+
 def _example(entry: LossSpec, framework: str, kind: str, obj_name: str) -> list[str]:
     params, x, y, value = example_inputs(entry)
     text, digits = _printed(value)
     args = ", ".join(f"{k}={_param_literal(v)}" for k, v in params.items())
     fw = FRAMEWORKS[framework]
-    lines = []
-    if framework == "torch":
-        lines.append(">>> import torch, torch_impl")
-        tensor = "torch.tensor({})"
-        names = ("input",) if y is None else ("input", "target")
-    else:
-        lines.append(">>> import numpy as np, tf_impl")
-        tensor = "np.array({}, dtype='float32')"
-        names = ("x",) if y is None else ("y_true", "y_pred")
-    values = {"input": x, "x": x, "y_pred": x, "target": y, "y_true": y}
-    for name in names:
-        arr = values[name]
-        lit = _literal(arr)
-        made = ("np.array({})" if framework == "keras" else "torch.tensor({})") if arr.dtype.kind in "iu" else tensor
-        lines.append(f">>> {name} = {made.format(lit)}")
+    names = _example_names(framework, y is None)
+    lines = [_IMPORT[framework]]
+    lines += _input_lines(framework, names, x, y)
     if kind == "function":
         call = f"{fw['module']}.functional.{entry.name}({', '.join(names)}{', ' if args else ''}{args})"
         lines.append(f">>> round(float({call}), {digits})")
@@ -196,6 +208,19 @@ def _default_text(p) -> str:
     return repr(p.default)
 
 
+def _param_lines(params) -> list[str]:
+    """The ``Args:`` lines of spec parameters: name, default, domain, doc."""
+    out = []
+    for p in params:
+        text = f"{p.name} (default {_default_text(p)}): {p.domain}."
+        if p.doc:
+            text += " " + p.doc
+        if p.differentiable:
+            text += " May be a tensor requiring grad (the gradient flows to it)."
+        out += _fill(text, "    ", hanging=True)
+    return out
+
+
 def _reduction_text(entry: LossSpec) -> str:
     if entry.single_input or (entry.batch_statistic is True):
         return ('"mean" only: the value is one number per batch.')
@@ -245,13 +270,7 @@ def render_docstring(entry: LossSpec, framework: str, kind: str, *, note: str = 
     if kind == "function":
         for name, text in inputs:
             out += _fill(f"{name}: {text}.", "    ", hanging=True)
-    for p in entry.params:
-        text = f"{p.name} (default {_default_text(p)}): {p.domain}."
-        if p.doc:
-            text += " " + p.doc
-        if p.differentiable:
-            text += " May be a tensor requiring grad (the gradient flows to it)."
-        out += _fill(text, "    ", hanging=True)
+    out += _param_lines(entry.params)
     if kind != "regularizer":
         out += _fill("reduction (default \"mean\"): " + _reduction_text(entry), "    ", hanging=True)
     out += _fill("validate (default True): check data values (NaN/inf, domains, labels) where reading them "
@@ -278,6 +297,92 @@ def render_docstring(entry: LossSpec, framework: str, kind: str, *, note: str = 
         out += ["", "Trap:"] + _fill(entry.trap, "    ")
     out += ["", "Example:"] + ["    " + line for line in _example(entry, framework, kind, obj_name)]
     return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- metrics
+#: the example of every metric: probabilities of 2 samples x 3 labels and their 0/1 targets
+_METRIC_PREDICTION = np.array([[0.9, 0.2, 0.6], [0.4, 0.8, 0.1]])
+_METRIC_TARGET = np.array([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0]])
+METRIC_SECTIONS = (".. math::", "Args:", "Returns:", "Example:", ">>> ")
+
+
+def render_metric_docstring(metric, framework: str, kind: str, *, note: str = "") -> str:
+    """The docstring of a thresholded metric (a :class:`spec.metrics.MetricSpec`): its functional
+    form (``kind="function"``) or its streaming class (``"class"``: torchmetrics ``Metric`` /
+    ``keras.metrics.Metric``)."""
+    from .metrics import reference
+
+    fw = FRAMEWORKS[framework]
+    module = fw["module"] + ".metrics"
+    names = _example_names(framework, False)
+    out = [metric.summary, ""]
+    if note.strip():
+        out += [note.strip("\n"), ""]
+    out += [".. math::", "", "    " + metric.formula + r"\qquad (0/0 \to 0)", ""]
+    order = "Keras order: truth first" if fw["truth_first"] else "torch order: prediction first"
+    if kind == "function":
+        out += _fill(f"Called ``{metric.name}({', '.join(names)}, *, ..., sample_weight=None)`` ({order}): the "
+                     "metric of one batch.", "")
+    else:
+        update, result = ("update", "compute") if framework == "torch" else ("update_state", "result")
+        out += _fill(f"Streamed: ``{update}({', '.join(names)}, sample_weight=None)`` ({order}) adds a batch's "
+                     f"float64 statistics tp, fp, fn; ``{result}()`` gives the metric of every batch so far "
+                     f"(under DDP / tf.distribute, of every replica's batches).", "")
+    out += ["", "Args:"]
+    if kind == "function":
+        out += _fill(f"{fw['prediction']}: probabilities in [0, 1] (logits with ``from_logits=True``), shape "
+                     "``(N, ..., C)``: classes on the last axis, middle axes pooled with the samples.", "    ",
+                     hanging=True)
+        out += _fill(f"{fw['target']}: 0/1 labels, same shape.", "    ", hanging=True)
+    out += _param_lines(metric.params)
+    out += _fill("sample_weight (default None): ``(N,)`` non-negative weights of the samples, broadcast over "
+                 "the non-batch axes.", "    ", hanging=True)
+    if kind == "class":
+        extra = ("torchmetrics ``Metric`` options (``sync_on_compute``, ...)" if framework == "torch"
+                 else "``name`` (default the metric's name) and ``dtype`` as Keras metrics take them")
+        out += _fill(f"**kwargs: {extra}.", "    ", hanging=True)
+    out += ["", "Returns:"] + _fill("A float64 scalar (average 'micro' or 'macro'), or the ``(C,)`` per-class "
+                                   "scores (average 'none'; a scalar when C = 1). A score whose denominator is "
+                                   f"0 is 0.0 (scikit-learn's ``{metric.sklearn}(zero_division=0)``).", "    ")
+    out += ["", "Gradient convention:"] + _fill("None: a metric of thresholded predictions (not differentiable; "
+                                               "train with a loss).", "    ")
+    value = float(reference(metric.name, [(_METRIC_PREDICTION, _METRIC_TARGET)]))
+    text, digits = _printed(value)
+    lines = [_IMPORT[framework], f">>> import {module}"]
+    lines += _input_lines(framework, names, _METRIC_PREDICTION, _METRIC_TARGET)
+    if kind == "function":
+        lines.append(f">>> round(float({module}.{metric.name}({', '.join(names)})), {digits})")
+    else:
+        update, result = ("update", "compute") if framework == "torch" else ("update_state", "result")
+        lines += [f">>> metric = {module}.{obj_name(metric, framework)}()",
+                  f">>> metric.{update}({', '.join(names)})", f">>> round(float(metric.{result}()), {digits})"]
+    out += ["", "Example:"] + ["    " + line for line in lines + [text]]
+    return "\n".join(out) + "\n"
+
+
+def obj_name(metric, framework: str) -> str:
+    return metric.torch_class if framework == "torch" else metric.keras_class
+
+
+def document_metrics(framework: str, namespace: Mapping[str, Any]) -> None:
+    """Give the metric classes and functions of ``namespace`` (a framework's metrics module) their
+    docstrings rendered from :data:`spec.metrics.METRICS`, keeping their hand-written notes."""
+    from .metrics import METRICS
+
+    for metric in METRICS.values():
+        for kind, obj in (("class", namespace.get(obj_name(metric, framework))),
+                          ("function", namespace.get(metric.name))):
+            doc = obj.__doc__ or ""
+            if doc.startswith(metric.summary) and "Example:" in doc:
+                continue
+            obj.__doc__ = render_metric_docstring(metric, framework, kind, note=_metric_note(doc))
+
+
+def _metric_note(doc: str) -> str:
+    """A hand-written metric docstring without its ``Args:`` section and math (rendered from the spec)."""
+    paragraphs = inspect.cleandoc(doc).split("\n\n")[1:] if doc else []  # [0]: the hand-written summary
+    kept = [p for p in paragraphs if not p.lstrip().startswith(("Args:", ".. math::"))]
+    return "\n\n".join(kept).strip()
 
 
 # --------------------------------------------------------------------------- applying it

@@ -247,4 +247,13 @@ class IoU(_StatScoresMetric):
                                      num_classes=num_classes, validate=validate), name=name)
 
 
+def _document() -> None:
+    """The metric classes and functions get their docstrings from :data:`spec.metrics.METRICS`."""
+    from spec.docstrings import document_metrics
+
+    document_metrics('keras', globals())
+
+
+_document()
+
 __all__ = ["Recall", "Precision", "FBeta", "IoU", "recall", "precision", "fbeta", "iou"]
