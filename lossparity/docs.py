@@ -67,15 +67,15 @@ LOSS_PROBLEMS = {
     "kl_sparsity": ("kl-sparsity",),
 }
 #: peer labels of older benchmark runs named the question their code comes from by its number in
-#: the project's notes; the pages name the problem (docs/problems.md) instead
-PEER_ORIGINS = {
-    "seed 000": "count-above-a-threshold answer", "seed 001": "sparse multilabel answer",
-    "seed 002": "MNIST answer", "seed 004": "KL-sparsity answer",
-    "seed 003 F-beta": "soft F-beta answer", "seed 003 custom_loss": "asymmetric-cost answer",
-    "seed 003 iouloss": "segmentation answer", "seed 003 w_categorical": "cost-sensitive answer",
-}
+#: the project's notes ("seed", three digits, the code's name); the pages name the answer instead
+#: (docs/problems.md): by the code's name, else by the question's number
+PEER_ORIGIN_BY_CODE = {"F-beta": "soft F-beta answer", "custom_loss": "asymmetric-cost answer",
+                       "iouloss": "segmentation answer", "w_categorical": "cost-sensitive answer"}
+PEER_ORIGIN_BY_NUMBER = {"000": "count-above-a-threshold answer", "001": "sparse multilabel answer",
+                         "002": "MNIST answer", "004": "KL-sparsity answer"}
 _PEER_ORIGIN = re.compile(r"\(seed \d{3}\)|[Ss]eed \d{3}(?:'s)?:? ?")
-_PEER_LABEL = re.compile(r"^(seed \d{3}) (.*?)( \(transcribed\)| \(tf\))?(:.*)?$")
+_PEER_LABEL = re.compile(r"^seed (\d{3}) (.*?)( \(transcribed\)| \(tf\))?(:.*)?$")
+_PEER_SUFFIX = re.compile(r"\(seed (\d{3})\)")
 
 
 #: spec names Keras already defines: the string keeps Keras' meaning and ours is "lossparity>Class"
@@ -93,15 +93,14 @@ def _keras_string(entry) -> str:
 
 
 def relabel_peer(label: str) -> str:
-    """``"seed 003 iouloss (transcribed)"`` → ``"iouloss (segmentation answer, transcribed)"``."""
+    """An older run's peer label as the pages name it: the numbered question's ``iouloss
+    (transcribed)`` becomes ``iouloss (segmentation answer, transcribed)``."""
     m = _PEER_LABEL.match(label)
     if m is None:
-        for key, name in PEER_ORIGINS.items():
-            label = label.replace(f"({key})", f"({name})")
-        return label
+        return _PEER_SUFFIX.sub(lambda n: f"({PEER_ORIGIN_BY_NUMBER.get(n.group(1), 'answer')})", label)
     number, what, suffix, rest = m.groups()
-    origin = next((name for key, name in PEER_ORIGINS.items() if f"{number} {what}".startswith(key)),
-                  PEER_ORIGINS.get(number, "answer"))
+    origin = next((name for code, name in PEER_ORIGIN_BY_CODE.items() if what.startswith(code)),
+                  PEER_ORIGIN_BY_NUMBER.get(number, "answer"))
     suffix = f", {suffix.strip()[1:-1]}" if suffix else ""
     return f"{what} ({origin}{suffix}){rest or ''}"
 

@@ -77,3 +77,10 @@ def test_keras_string_names_on_the_loss_pages_follow_tf_impl():
 
     built_in = keras_names.BUILT_IN["losses"] | keras_names.BUILT_IN["regularizers"]
     assert docs.KERAS_BUILT_IN == {name for name in spec.names() if name in built_in}
+
+
+def test_older_benchmark_peer_labels_are_named_by_their_answer():
+    numbered = "seed {} {}".format  # an older run's label: the question's number, then the code's name
+    assert docs.relabel_peer(numbered("003", "iouloss (transcribed)")) == "iouloss (segmentation answer, transcribed)"
+    assert docs.relabel_peer(numbered("004", "kl_divergence")) == "kl_divergence (KL-sparsity answer)"
+    assert docs.relabel_peer("F.mse_loss") == "F.mse_loss"
