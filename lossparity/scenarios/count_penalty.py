@@ -1,4 +1,4 @@
-"""Scenario ``count_penalty`` (seed 000): minimizing how many outputs exceed a threshold.
+"""Scenario ``count_penalty`` (problem: count above a threshold): minimizing how many outputs exceed a threshold.
 
 The seed's question: "how do I minimize element counts above a threshold with Keras?". Its answer
 adds ``factor · mean(count(y_pred > threshold))`` to the mean squared error
@@ -230,7 +230,7 @@ class CountPenaltyScenario(Scenario):
         ax.grid(alpha=0.3)
         same = [table[f].get("hard_vs_plain/max_abs_weight_diff") for f in frameworks]
         text = ", ".join(f"{f}: {s.mean:g}" for f, s in zip(frameworks, same) if s is not None)
-        fig.suptitle(f"count_penalty (seed 000) — {subtitle}; hard count vs plain: max |Δweights| = {text}")
+        fig.suptitle(f"count_penalty — {subtitle}; hard count vs plain: max |Δweights| = {text}")
         fig.tight_layout()
         paths = [plotting.save(fig, out / "count_penalty_tradeoff.png")]
         paths.append(self._histogram(curves, out, subtitle))

@@ -31,7 +31,7 @@ def keras_normalize(x, axis: int = -1, order: int = 2) -> np.ndarray:
     """``keras.utils.normalize(x, axis, order)`` for NumPy input, in NumPy.
 
     ``x / ||x||_order`` along ``axis`` (the norm broadcast back over that axis), with zero norms
-    replaced by 1 so that all-zero slices stay zero. On MNIST's ``(N, 28, 28)`` images, seed 002's
+    replaced by 1 so that all-zero slices stay zero. On MNIST's ``(N, 28, 28)`` images, the MNIST question's
     ``axis=1`` normalizes every pixel *column* of every image (the norm runs over the 28 rows),
     not each image: that is what the seed trained on, and what the ``digits`` scenario reproduces.
     """

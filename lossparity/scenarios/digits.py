@@ -1,4 +1,4 @@
-"""Scenario ``digits`` (seed 002): MNIST preprocessing, the softmax-loss head, data selection.
+"""Scenario ``digits`` (problem: MNIST thresholding): MNIST preprocessing, the softmax-loss head, data selection.
 
 The seed's notebook trains ``Flatten → Dense(128, relu) → Dense(128, relu) → Dense(10, sigmoid)``
 with ``sparse_categorical_crossentropy`` on ``keras.utils.normalize(x, axis=1)`` images (3 epochs,

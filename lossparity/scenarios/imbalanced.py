@@ -1,4 +1,4 @@
-"""Scenario ``imbalanced`` (seed 003): a ~15k vs ~5k binary problem, seven ways to weigh the minority.
+"""Scenario ``imbalanced`` (problem: cost-sensitive): a ~15k vs ~5k binary problem, seven ways to weigh the minority.
 
 The seed's question: ~20,000 texts, ~5,000 true vs ~15,000 false, F1 "not bad" but only ~40 % of
 the true samples found; scikit-learn's balanced ``class_weight`` "did not work very well since the

@@ -1,4 +1,4 @@
-"""Scenario ``multilabel`` (seed 001): 30 sparse binary labels, ``weighted_bce`` on logits.
+"""Scenario ``multilabel`` (problem: sparse multilabel): 30 sparse binary labels, ``weighted_bce`` on logits.
 
 The seed's question: a 30-label problem with ~1 positive per row; with ``binary_crossentropy``
 the model predicts all zeros ("accuracy high, recall awful"). The answer: drop the sigmoid, train
@@ -78,7 +78,7 @@ def split(quick: bool = False) -> Arrays:
     if quick:
         train, test = slice(0, QUICK_TRAIN), slice(len(x) - QUICK_TEST, None)
     x, y = x.astype(np.float32), y.astype(np.float32)
-    info = {"source": "seed 001 generator (numpy seed 0)", "n_train": int(len(x[train])),
+    info = {"source": "the question's generator (numpy seed 0)", "n_train": int(len(x[train])),
             "n_test": int(len(x[test])), "features": OUTPUT_NODES, "labels": OUTPUT_NODES}
     return Arrays(x[train], y[train], x[test], y[test], info)
 
@@ -180,7 +180,7 @@ class Multilabel(Scenario):
             for ax in axes:
                 ax.axvline(crit.mean, color="gray", linestyle=":", label=f"Bayes switch ≈ {crit.mean:.1f}")
         axes[0].legend(fontsize=8)
-        fig.suptitle(f"multilabel (seed 001): held-out metrics vs pos_weight — {subtitle}")
+        fig.suptitle(f"multilabel: held-out metrics vs pos_weight — {subtitle}")
         fig.tight_layout()
         paths = [plotting.save(fig, out / "multilabel_sweep.png")]
         paths.append(plotting.curves(curves, ["pos_weight_1", "pos_weight_27", "pos_weight_1000"],

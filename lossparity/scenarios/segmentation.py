@@ -1,4 +1,4 @@
-"""Scenario ``segmentation`` (seed 003, ship detection): which losses let a U-Net find tiny ships?
+"""Scenario ``segmentation`` (problem: segmentation overlap losses): which losses let a U-Net find tiny ships?
 
 The seed's question (Kaggle Airbus ship detection): a plain U-Net "always predicts under
 probability 0.5 for all pixels"; after dropping the images without ships and trying an IoU loss,
@@ -301,7 +301,7 @@ class Segmentation(Scenario):
             ax.set_xticklabels(labels, rotation=35, ha="right", fontsize=8)
             ax.grid(axis="y", alpha=0.3)
             ax.legend(fontsize=8)
-        fig.suptitle(f"segmentation (seed 003): tiny ships, ~0.7 % positive pixels, half the images empty — {subtitle}")
+        fig.suptitle(f"segmentation: tiny ships, ~0.7 % positive pixels, half the images empty — {subtitle}")
         fig.tight_layout()
         paths = [plotting.save(fig, out / "segmentation_iou.png")]
         curve = plotting.curves(curves, ["bce", "focal_g8", "soft_dice", "soft_dice_ships_only"],

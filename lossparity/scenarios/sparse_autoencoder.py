@@ -1,4 +1,4 @@
-"""Scenario ``sparse_autoencoder`` (seed 004): a KL sparsity penalty on a sigmoid coding layer.
+"""Scenario ``sparse_autoencoder`` (problem: KL sparsity): a KL sparsity penalty on a sigmoid coding layer.
 
 The seed (a textbook's sparse autoencoder): measure each coding unit's mean activation ``q_j`` over
 the training batch and add ``sparsity_weight · Σ_j KL(p ‖ q_j)`` (target sparsity ``p = 0.1``,
@@ -203,7 +203,7 @@ class SparseAutoencoder(Scenario):
             ax.set_title(f"{framework}: per-unit means")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
-        fig.suptitle(f"sparse_autoencoder (seed 004): mean activation per coding unit — {subtitle}", fontsize=10)
+        fig.suptitle(f"sparse_autoencoder: mean activation per coding unit — {subtitle}", fontsize=10)
         fig.tight_layout()
         return plotting.save(fig, out / "sparse_autoencoder_units.png")
 
