@@ -405,8 +405,10 @@ def hand_written_note(doc: str | None, kind: str) -> str:
                 depth += {"(": 1, ")": -1}.get(ch, 0)
                 if depth == 0:
                     break
-            after = rest[i + 1:].lstrip(";,. ")
-            rest = rest[1:i] + ("; " + after if after else "")
+            after = rest[i + 1:].strip()
+            sep = ". " if after.startswith(".") else "; "
+            after = after.lstrip(";,. ")
+            rest = rest[1:i] + (sep + after if after else "")
         if not rest:
             return ""
         return "\n".join(textwrap.wrap(rest[0].upper() + rest[1:] + ("" if rest.endswith(".") else "."), _WIDTH))

@@ -267,7 +267,7 @@ class SpecRegularizer(keras.regularizers.Regularizer):
 
 
 class CountPenalty(SpecRegularizer):
-    """Keras regularizer form of :func:`count_penalty` (``activity_regularizer=``). With
+    """Keras regularizer form of :func:`count_penalty`, for ``activity_regularizer=``. With
     ``temperature=0`` its gradient is exactly 0: it cannot train anything."""
 
     spec_name = "count_penalty"
