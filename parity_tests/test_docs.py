@@ -2,8 +2,10 @@
 page per loss, README's catalog, the error table, the benchmark summaries and plots), the site's
 navigation lists every loss page, and README stays a short landing page. The site itself is
 built with warnings as errors by ``make docs-site`` (CI: ``.ci/run``)."""
+import os
 import re
 import subprocess
+import sys
 
 import pytest
 
@@ -66,7 +68,7 @@ def test_doctest_examples_become_code_blocks_in_the_api_reference():
 
 
 def test_the_docs_check_command_passes():
-    out = subprocess.run([docs.sys.executable, "-m", "lossparity.docs", "--check"], cwd=docs.ROOT,
+    out = subprocess.run([sys.executable, "-m", "lossparity.docs", "--check"], cwd=docs.ROOT,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
 
@@ -84,3 +86,16 @@ def test_older_benchmark_peer_labels_are_named_by_their_answer():
     assert docs.relabel_peer(numbered("003", "iouloss (transcribed)")) == "iouloss (segmentation answer, transcribed)"
     assert docs.relabel_peer(numbered("004", "kl_divergence")) == "kl_divergence (KL-sparsity answer)"
     assert docs.relabel_peer("F.mse_loss") == "F.mse_loss"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", ["README.md", "docs/index.md"])
+def test_the_first_examples_run(page):
+    """README's and the getting-started page's PyTorch and Keras examples run as written."""
+    pytest.importorskip("torch")
+    pytest.importorskip("keras")
+    blocks = re.findall(r"```python\n(.*?)```", (docs.ROOT / page).read_text(), re.S)
+    assert len(blocks) >= 2
+    out = subprocess.run([sys.executable, "-c", "\n".join(blocks)], cwd=docs.ROOT, capture_output=True,
+                         text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 0, out.stderr[-3000:]
