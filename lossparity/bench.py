@@ -1293,8 +1293,8 @@ def render_fused(summary: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv=None, prog=None) -> int:
+    ap = argparse.ArgumentParser(prog=prog or "python -m lossparity.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
                     help="fewer repeats, no 'large' shape, bf16 and XLA on 'seg' only (XLA float32 only)")
     ap.add_argument("--tiny", action="store_true", help="tiny shapes, one repeat (smoke test of the harness)")

@@ -229,8 +229,8 @@ def format_row(r: dict) -> str:
             f"{r['overhead_us_per_step']:>9.0f} {r['setup_ms']:>9.0f} {r['max_weight_diff']:>8.1e}")
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv=None, prog=None) -> int:
+    ap = argparse.ArgumentParser(prog=prog or "python -m lossparity.bench_loop", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps and repeats (~1 min on 2 cores)")
     ap.add_argument("--steps", type=int, help="timed steps per run (default 200; --quick 60)")
     ap.add_argument("--repeats", type=int, help="runs of each loop, median taken (default 5; --quick 3)")

@@ -52,8 +52,8 @@ def rows(names, with_keras=True):
             yield [name, dtype, str(runs), *cells, "ok" if not failures else "MISMATCH"], failures
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv=None, prog=None) -> int:
+    parser = argparse.ArgumentParser(prog=prog or "python -m lossparity.demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*")
     parser.add_argument("--no-keras", action="store_true", help="torch vs reference only")
     args = parser.parse_args(argv)

@@ -5,8 +5,12 @@
         --model.loss_params '{pos_weight: auto}' --trainer.max_epochs 3
     python -m lossparity.lightning_cli test --config lossparity/configs/digits.yaml --ckpt_path DIR/logs/version_0/checkpoints/last.ckpt
 
-One committed config per scenario (``lossparity/configs/<name>.yaml``): the scenario's main job as a
-``LossModule`` + ``ArrayDataModule``. See :mod:`torch_impl.lightning.cli`.
+    lossparity fit --config multilabel [--out DIR]     # the console command: a packaged config by name
+
+One committed config per scenario (``lossparity/configs/<name>.yaml``, shipped with the package): the
+scenario's main job as a ``LossModule`` + ``ArrayDataModule``. ``lossparity fit`` finds a config by
+its scenario name from any directory (:func:`lossparity.paths.config_path`); outputs go under the
+current directory. See :mod:`torch_impl.lightning.cli`.
 """
 from __future__ import annotations
 

@@ -14,8 +14,8 @@ import spec
 from parity_tests import golden
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv=None, prog=None) -> int:
+    parser = argparse.ArgumentParser(prog=prog or "python -m lossparity.make_golden", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=pathlib.Path, default=golden.GOLDEN_DIR)
     parser.add_argument("--only", nargs="*", help="loss names (default: every registered loss)")
     parser.add_argument("--check", action="store_true", help="compare instead of writing")

@@ -32,13 +32,13 @@ from pathlib import Path
 
 from lossparity import scenarios
 from lossparity.scenarios import plotting
+from lossparity.paths import repo_root
 from lossparity.scenarios.base import Stat, Table, aggregate
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m lossparity.report", description=__doc__,
+def parse_args(argv=None, prog=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=prog or "python -m lossparity.report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--quick", action="store_true", help="quick runs (small subsets, 2 epochs)")
@@ -82,8 +82,11 @@ def run_one(args, scenario: str, framework: str, seed: int) -> Path:
         cmd += ["--data", str(args.data)]
     start = time.perf_counter()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+    root = repo_root()  # a source checkout: its packages first; an installed package: as installed
+    if root is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
     with open(folder / "run.log", "w") as log:
-        proc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     if proc.returncode != 0:
         tail = (folder / "run.log").read_text()[-3000:]
         raise RuntimeError(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n{tail}")
@@ -307,8 +310,8 @@ def seeds_of(args, name: str) -> int:
     return args.seeds if args.quick else max(args.seeds, scenarios.get(name).full_seeds)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def main(argv=None, prog=None) -> int:
+    args = parse_args(argv, prog)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     for name in args.scenarios:

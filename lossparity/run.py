@@ -30,9 +30,11 @@ from pathlib import Path  # noqa: E402
 from lossparity import scenarios  # noqa: E402
 from lossparity.scenarios.base import RunConfig, write_json  # noqa: E402
 
+PROG = "python -m lossparity.run"
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m lossparity.run", description=__doc__,
+
+def parse_args(argv=None, prog=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=prog or PROG, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scenario", choices=scenarios.names())
     parser.add_argument("--framework", required=True, choices=scenarios.FRAMEWORKS)
@@ -83,14 +85,14 @@ def run(args: argparse.Namespace, start: float | None = None) -> dict:
     return metrics
 
 
-def main(argv=None) -> int:
+def main(argv=None, prog=None) -> int:
     from lossparity.scenarios.data import DataFormatError
 
-    args = parse_args(argv)
+    args = parse_args(argv, prog)
     try:
         metrics = run(args, _START if argv is None else None)
     except (DataFormatError, FileNotFoundError) as err:
-        print(f"python -m lossparity.run: error: {err}", file=sys.stderr)
+        print(f"{prog or PROG}: error: {err}", file=sys.stderr)
         return 2
     print(f"{metrics['scenario']} [{metrics['framework']}] seed {metrics['seed']}: "
           f"{metrics['seconds']:.1f} s -> {args.out / 'metrics.json'}", file=sys.stderr)

@@ -44,8 +44,8 @@ def build_pytest_args(args) -> list[str]:
     return out
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m parity_tests.check", description=__doc__,
+def main(argv=None, prog=None) -> int:
+    parser = argparse.ArgumentParser(prog=prog or "python -m parity_tests.check", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--module", action="append", required=True,
                         help="module that registers the entries (repeatable)")

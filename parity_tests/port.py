@@ -822,8 +822,8 @@ def check_port(keras_fn: Callable | str, torch_fn: Callable | str, *, prediction
 
 
 # ---------------------------------------------------------------------------------- CLI
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog or PROG, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keras", metavar="PKG.MOD:FN", help="the Keras loss, called fn(y_true, y_pred)")
     parser.add_argument("--torch", metavar="PKG.MOD:FN", help="the torch port, called fn(input, target)")
@@ -843,8 +843,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)  # a usage error exits with status 2
     try:
         if args.list_cases:
@@ -859,7 +859,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             shape=args.shape, reference=args.reference, seed=args.seed, cases=args.case,
                             dtypes=[args.dtype] if args.dtype else None)
     except PortUsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
     print(report.format())
     if args.json:

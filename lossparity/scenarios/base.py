@@ -336,7 +336,9 @@ class Scenario(ABC):
 
     def config_path(self) -> Path:
         """The committed Lightning CLI config of this scenario."""
-        return Path(__file__).resolve().parents[1] / "configs" / f"{self.name}.yaml"
+        from lossparity.paths import config_path
+
+        return config_path(self.name)
 
 
 # --------------------------------------------------------------------------- aggregation
