@@ -331,35 +331,69 @@ def _example_params(entry) -> str:
     return ", ".join(parts)
 
 
+def _example_inputs(entry) -> tuple[list[str], list[str]]:
+    """Lines that make example inputs of the shapes and domains of the entry's first case:
+    ``(torch lines, NumPy lines)`` defining ``prediction``/``target`` and ``y_pred``/``y_true``."""
+    import numpy as np
+
+    case = entry.cases()[0]
+    shape = tuple(case.prediction.shape)
+    bounded = entry.prediction_domain(entry.validate_params(dict(case.params))) is not None
+    torch_lines = [f"prediction = torch.{'rand' if bounded else 'randn'}{shape}"
+                   f"{'' if entry.single_input else '.requires_grad_()'}   # "
+                   f"{'activations in [0, 1]' if bounded else 'logits' if 'from_logits' in entry.param_names else 'real values'}"]
+    np_lines = [f"y_pred = rng.{'random' if bounded else 'normal'}(size={shape}).astype(\"float32\")"]
+    target = case.target
+    if target is not None:
+        classes = shape[-1]
+        if np.issubdtype(target.dtype, np.integer) or target.shape != case.prediction.shape:
+            torch_lines.append(f"target = torch.randint(0, {classes}, {tuple(target.shape)})   # class labels")
+            np_lines.append(f"y_true = rng.integers(0, {classes}, size={tuple(target.shape)})")
+        elif np.isin(target, [0, 1]).all() and np.allclose(target.sum(-1), 1):
+            torch_lines.append(f"target = torch.nn.functional.one_hot(torch.randint(0, {classes}, {shape[:-1]}), "
+                               f"{classes}).float()   # one-hot rows")
+            np_lines.append(f"y_true = np.eye({classes}, dtype=\"float32\")[rng.integers(0, {classes}, size={shape[:-1]})]")
+        elif np.isin(target, [0, 1]).all():
+            torch_lines.append(f"target = (torch.rand{shape} < 0.3).float()   # binary labels")
+            np_lines.append(f"y_true = (rng.random(size={shape}) < 0.3).astype(\"float32\")")
+        else:
+            torch_lines.append(f"target = torch.randn{shape}   # real targets")
+            np_lines.append(f"y_true = rng.normal(size={shape}).astype(\"float32\")")
+    return torch_lines, np_lines
+
+
+def _tab(title: str, lines: list[str]) -> list[str]:
+    return [f"=== \"{title}\"", "", "    ```python"] + [f"    {line}".rstrip() for line in lines] + ["    ```", ""]
+
+
 def _usage(entry) -> str:
+    """Runnable examples in both frameworks (``test_docs.py`` runs them)."""
     args = _example_params(entry)
     sep = ", " if args else ""
+    torch_inputs, np_inputs = _example_inputs(entry)
     if entry.single_input:
-        return "\n".join([
-            "=== \"PyTorch\"", "",
-            "    ```python", "    import torch_impl", "",
-            f"    penalty = torch_impl.get_loss(\"{entry.name}\"{sep}{args})   # torch_impl.{entry.torch_class}",
-            "    loss = task_loss + penalty(activations)          # one tensor: (batch, ...) activations",
-            "    ```", "",
-            "=== \"Keras\"", "",
-            "    ```python", "    import keras, tf_impl", "",
-            f"    layer = keras.layers.Dense(64, activation=\"sigmoid\",",
-            f"                               activity_regularizer=tf_impl.{entry.keras_class}({args}))",
-            f"    penalty = tf_impl.get_loss(\"{entry.name}\"{sep}{args})(activations)   # or called directly",
-            "    ```", ""])
-    return "\n".join([
-        "=== \"PyTorch\"", "",
-        "    ```python", "    import torch_impl", "",
-        f"    loss_fn = torch_impl.get_loss(\"{entry.name}\"{sep}{args})   # torch_impl.{entry.torch_class}",
-        "    loss = loss_fn(prediction, target, sample_weight=None)   # torch order: prediction first",
-        f"    loss = torch_impl.functional.{entry.name}(prediction, target{sep}{args})",
-        "    ```", "",
-        "=== \"Keras\"", "",
-        "    ```python", "    import tf_impl", "",
-        f"    model.compile(optimizer=\"adam\", loss=tf_impl.{entry.keras_class}({args}))",
-        f"    loss = tf_impl.get_loss(\"{entry.name}\"{sep}{args})(y_true, y_pred)   # Keras order: truth first",
-        f"    loss = tf_impl.functional.{entry.name}(y_true, y_pred{sep}{args})",
-        "    ```", ""])
+        torch_inputs = [line.replace("prediction =", "activations =") for line in torch_inputs]
+        np_inputs = [line.replace("y_pred =", "activations =") for line in np_inputs]
+        torch_code = ["import torch", "import torch_impl", "", *torch_inputs, "",
+                      f"penalty = torch_impl.get_loss(\"{entry.name}\"{sep}{args})   # torch_impl.{entry.torch_class}",
+                      "value = penalty(activations)   # add it to the task loss of the model that made them"]
+        keras_code = ["import keras", "import numpy as np", "import tf_impl", "", "rng = np.random.default_rng(0)",
+                      *np_inputs, "",
+                      f"value = tf_impl.get_loss(\"{entry.name}\"{sep}{args})(activations)",
+                      f"layer = keras.layers.Dense(16, activation=\"sigmoid\",",
+                      f"                           activity_regularizer=tf_impl.{entry.keras_class}({args}))"]
+        return "\n".join(_tab("PyTorch", torch_code) + _tab("Keras", keras_code))
+    torch_code = ["import torch", "import torch_impl", "", *torch_inputs, "",
+                  f"loss_fn = torch_impl.get_loss(\"{entry.name}\"{sep}{args})   # torch_impl.{entry.torch_class}",
+                  "loss = loss_fn(prediction, target)   # torch order: prediction first",
+                  "loss.backward()",
+                  f"same = torch_impl.functional.{entry.name}(prediction, target{sep}{args})"]
+    keras_code = ["import numpy as np", "import tf_impl", "", "rng = np.random.default_rng(0)", *np_inputs, "",
+                  f"loss_fn = tf_impl.get_loss(\"{entry.name}\"{sep}{args})   # tf_impl.{entry.keras_class}",
+                  "loss = loss_fn(y_true, y_pred)   # Keras order: truth first",
+                  f"same = tf_impl.functional.{entry.name}(y_true, y_pred{sep}{args})",
+                  f"# model.compile(optimizer=\"adam\", loss=tf_impl.{entry.keras_class}({args}))"]
+    return "\n".join(_tab("PyTorch", torch_code) + _tab("Keras", keras_code))
 
 
 def _domain(interval) -> str:

@@ -99,3 +99,21 @@ def test_the_first_examples_run(page):
     out = subprocess.run([sys.executable, "-c", "\n".join(blocks)], cwd=docs.ROOT, capture_output=True,
                          text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert out.returncode == 0, out.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_the_loss_pages_examples_run():
+    """Every loss page's PyTorch and Keras examples (generated from the spec entry) run as written."""
+    pytest.importorskip("torch")
+    pytest.importorskip("keras")
+    code = []
+    for name in spec.names():
+        page = (docs.LOSSES / f"{name}.md").read_text()
+        for block in re.findall(r"    ```python\n(.*?)    ```", page, re.S):
+            body = "\n".join(line[4:] for line in block.splitlines())
+            code.append(f"try:\n    exec({body!r}, {{}})\nexcept Exception as e:\n"
+                        f"    raise SystemExit(f'{name}: {{type(e).__name__}}: {{e}}')")
+    assert len(code) == 2 * len(spec.names())
+    out = subprocess.run([sys.executable, "-c", "\n".join(code)], cwd=docs.ROOT, capture_output=True, text=True,
+                         timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 0, out.stderr[-3000:]
