@@ -396,6 +396,21 @@ def _usage(entry) -> str:
     return "\n".join(_tab("PyTorch", torch_code) + _tab("Keras", keras_code))
 
 
+def _prediction_text(entry) -> str:
+    if "from_logits" in entry.param_names:
+        return "logits (`from_logits=True`, the default) or probabilities in [0, 1] (`from_logits=False`)"
+    interval = entry.prediction_domain(entry.validate_params(dict(entry.cases()[0].params)))
+    return "values in " + _domain(interval) if interval is not None else "any real values"
+
+
+def _target_text(entry) -> str:
+    if entry.single_input:
+        return "— (one input)"
+    if entry.target_shape is not None:
+        return "integer class labels in [0, C), one per row (C: the size of the prediction's last axis)"
+    return "values in " + _domain(entry.target_domain) if entry.target_domain is not None else "any real values"
+
+
 def _domain(interval) -> str:
     if interval is None:
         return "any real"
@@ -415,7 +430,8 @@ def loss_page(entry) -> str:
              f"| Keras | `tf_impl.{entry.keras_class}`, `tf_impl.functional.{entry.name}`, {_keras_string(entry)} |",
              f"| reductions | {reductions} |",
              f"| inputs | {'one tensor (a penalty of activations)' if entry.single_input else 'prediction, target, optional sample_weight of shape (N,)'} |",
-             f"| target values | {'—' if entry.single_input else _domain(entry.target_domain)} |",
+             f"| prediction | {_prediction_text(entry)} |",
+             f"| target | {_target_text(entry)} |",
              f"| problem | {_problem_links(entry, '../')} |",
              "", "## Formula", "", "$$", entry.formula, "$$", "",
              "## Parameters", ""]
