@@ -117,3 +117,9 @@ def test_the_loss_pages_examples_run():
     out = subprocess.run([sys.executable, "-c", "\n".join(code)], cwd=docs.ROOT, capture_output=True, text=True,
                          timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert out.returncode == 0, out.stderr[-3000:]
+
+
+def test_the_site_hook_renders_every_table_of_the_committed_run():
+    page = docs.on_page_markdown(f"# Benchmarks\n\n{docs.BENCH_TABLES}\n")
+    assert docs.BENCH_TABLES not in page and "Every row" in page
+    assert "segmentation answer" in page  # peers named by their answer
