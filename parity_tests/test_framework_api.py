@@ -75,8 +75,9 @@ def test_auto_parameters_resolve_once_in_spec():
 
 
 def test_functional_call_is_the_spec_call_plan(frameworks):
-    """One functional call pipeline: each framework's ``apply`` is ``spec.validation.CallPlans.apply``
-    of its ``LossCall``; a changed reduction or ``validate`` rebuilds a loss object's checked
+    """One call pipeline: each framework's ``apply`` is ``spec.validation.CallPlans.apply`` of its
+    ``LossCall``, whose end (batch statistic, reduced form, weights and reduction) is
+    ``CheckedCall.finish`` with the framework's tensor ops; a changed reduction or ``validate`` rebuilds a loss object's checked
     configuration through ``CheckedCall.rebuilt`` (the spec's messages)."""
     from spec.validation import CallPlans, CheckedCall
 
@@ -85,7 +86,7 @@ def test_functional_call_is_the_spec_call_plan(frameworks):
 
     for core in (torch_core, tf_core):
         assert isinstance(core._PLANS, CallPlans) and core.apply == core._PLANS.apply
-        assert issubclass(core.LossCall, CheckedCall)
+        assert issubclass(core.LossCall, CheckedCall) and core.LossCall.finish is CheckedCall.finish
     torch_impl, tf_impl = frameworks
     errors = []
     for module in frameworks:

@@ -204,6 +204,24 @@ class CheckedCall:
     def as_vector(value):
         return value
 
+    # the framework's ops :meth:`finish` uses (each LossCall sets them, as static methods):
+    # ``reduce(per_sample, sample_weight, reduction)``, ``num_elements(x)`` (0 or None: no reduced
+    # form) and ``cast(sample_weight, dtype)``
+    reduce = num_elements = cast = None
+
+    def finish(self, x, y, sample_weight, kwargs):
+        """The framework-neutral end of a call, after the checks and the casts to the compute
+        dtype: a batch statistic takes the (cast) ``sample_weight`` itself; "mean"/"sum" without
+        sample weights use the loss's reduced form (``per_sample.total``) for a non-empty input of
+        known size; everything else is the per-sample loss, weighted and reduced."""
+        if self.batch_statistic:
+            w = None if sample_weight is None else self.cast(sample_weight, x.dtype)
+            return self.per_sample(x, y, sample_weight=w, **kwargs)
+        reduction = self.reduction
+        if sample_weight is None and reduction != "none" and self.total is not None and self.num_elements(x):
+            return self.total(x, y, reduction == "mean", **kwargs)
+        return self.reduce(self.per_sample(x, y, **kwargs), sample_weight, reduction)
+
     def rebuilt(self, reduction: str, validate: bool):
         """This configuration with ``reduction`` and ``validate`` (checked: the spec's messages);
         ``self`` when they are unchanged (a loss object whose attribute was reassigned)."""

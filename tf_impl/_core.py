@@ -209,15 +209,13 @@ class LossCall(CheckedCall):
         y = y_true
         if y_true is not None and y_true.dtype != dtype and not (self.class_targets and y_true.dtype.is_integer):
             y = tf.cast(y_true, dtype)
-        kwargs = self.kwargs(dtype, tensors)
-        if self.batch_statistic:
-            w = None if sample_weight is None else tf.cast(sample_weight, dtype)
-            return self.per_sample(x, y, sample_weight=w, **kwargs)
-        reduction = self.reduction
-        if sample_weight is None and reduction != "none" and self.total is not None:
-            if x.shape.num_elements():  # a static, non-empty shape: the reduced form
-                return self.total(x, y, reduction == "mean", **kwargs)
-        return reduce(self.per_sample(x, y, **kwargs), sample_weight, reduction)
+        return self.finish(x, y, sample_weight, self.kwargs(dtype, tensors))
+
+    # the tensor ops of :meth:`spec.validation.CheckedCall.finish`; the reduced form needs a
+    # static, non-empty shape (``num_elements`` is None for an unknown one)
+    reduce = staticmethod(reduce)
+    num_elements = staticmethod(lambda x: x.shape.num_elements())
+    cast = staticmethod(tf.cast)
 
 
 #: the checked configuration of each functional call's plain parameters (checked once)

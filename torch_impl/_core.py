@@ -350,14 +350,6 @@ class LossCall(CheckedCall):
         if sample_weight is not None and not isinstance(sample_weight, torch.Tensor):
             sample_weight = as_tensor(sample_weight, input.device)
         self.check(input, target, sample_weight, OPS, self.validate)
-        device_type = "cpu" if input.is_cpu else input.device.type
-        if torch.is_autocast_enabled(device_type):
-            # autocast off inside the loss (entering the context costs ~20 µs: only when it is on)
-            with torch.autocast(device_type=device_type, enabled=False):
-                return self._compute(input, target, sample_weight, vectors, tensors)
-        return self._compute(input, target, sample_weight, vectors, tensors)
-
-    def _compute(self, input, target, sample_weight, vectors, tensors) -> torch.Tensor:
         dtype = input.dtype
         if dtype is not torch.float32 and dtype is not torch.float64:
             dtype = torch.float32
@@ -367,13 +359,17 @@ class LossCall(CheckedCall):
             y = target.to(dtype)
         kwargs = self.scalars if vectors is None and tensors is None and not self.vectors else \
             self.kwargs(input, vectors, tensors)
-        if self.batch_statistic:
-            w = None if sample_weight is None else sample_weight.to(dtype)
-            return self.per_sample(input, y, sample_weight=w, **kwargs)
-        reduction = self.reduction
-        if sample_weight is None and reduction != "none" and self.total is not None and input.numel():
-            return self.total(input, y, reduction == "mean", **kwargs)
-        return reduce(self.per_sample(input, y, **kwargs), sample_weight, reduction)
+        device_type = "cpu" if input.is_cpu else input.device.type
+        if torch.is_autocast_enabled(device_type):
+            # autocast off inside the loss (entering the context costs ~20 µs: only when it is on)
+            with torch.autocast(device_type=device_type, enabled=False):
+                return self.finish(input, y, sample_weight, kwargs)
+        return self.finish(input, y, sample_weight, kwargs)
+
+    # the tensor ops of :meth:`spec.validation.CheckedCall.finish`
+    reduce = staticmethod(reduce)
+    num_elements = staticmethod(torch.Tensor.numel)
+    cast = staticmethod(torch.Tensor.to)
 
 
 #: the checked configuration of each functional call's plain parameters (checked once)
