@@ -209,7 +209,8 @@ class LossCall(CheckedCall):
         y = y_true
         if y_true is not None and y_true.dtype != dtype and not (self.class_targets and y_true.dtype.is_integer):
             y = tf.cast(y_true, dtype)
-        return self.finish(x, y, sample_weight, self.kwargs(dtype, tensors))
+        kwargs = self.scalars if tensors is None and not self.vectors else self.kwargs(dtype, tensors)
+        return self.finish(x, y, sample_weight, kwargs)
 
     # the tensor ops of :meth:`spec.validation.CheckedCall.finish`; the reduced form needs a
     # static, non-empty shape (``num_elements`` is None for an unknown one)
