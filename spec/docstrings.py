@@ -375,14 +375,7 @@ def document_metrics(framework: str, namespace: Mapping[str, Any]) -> None:
             doc = obj.__doc__ or ""
             if doc.startswith(metric.summary) and "Example:" in doc:
                 continue
-            obj.__doc__ = render_metric_docstring(metric, framework, kind, note=_metric_note(doc))
-
-
-def _metric_note(doc: str) -> str:
-    """A hand-written metric docstring without its ``Args:`` section and math (rendered from the spec)."""
-    paragraphs = inspect.cleandoc(doc).split("\n\n")[1:] if doc else []  # [0]: the hand-written summary
-    kept = [p for p in paragraphs if not p.lstrip().startswith(("Args:", ".. math::"))]
-    return "\n\n".join(kept).strip()
+            obj.__doc__ = render_metric_docstring(metric, framework, kind, note=hand_written_note(doc, "function"))
 
 
 # --------------------------------------------------------------------------- applying it
@@ -391,9 +384,10 @@ _FORM_OF = re.compile(r"^(Module|Keras|Keras regularizer) form of :func:`[^`]+`\
 
 
 def hand_written_note(doc: str | None, kind: str) -> str:
-    """What a hand-written docstring adds to the generated one: for a class, the text after its
-    "Module form of :func:`…`" opening (a parenthesis is unwrapped); for a function, its text
-    without the summary line and the ``Args:`` section (the generated ones replace them)."""
+    """What a hand-written docstring adds to the generated one: for a loss class, the text after its
+    "Module form of :func:`…`" opening (a parenthesis is unwrapped); otherwise (functions, metrics)
+    its text without the summary line, the math and the ``Args:`` section (the generated ones
+    replace them)."""
     if not doc:
         return ""
     doc = inspect.cleandoc(doc)

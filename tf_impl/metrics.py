@@ -221,8 +221,7 @@ class Precision(_StatScoresMetric):
 class FBeta(_StatScoresMetric):
     r"""F-beta ``(1+β²) tp / ((1+β²) tp + β² fn + fp)`` of thresholded predictions, streamed.
 
-    ``beta`` (>= 0, default 1: F1) weighs recall; ``beta=0`` is precision. Other arguments:
-    :class:`Recall`.
+    ``beta`` (>= 0, default 1: F1) weighs recall; ``beta=0`` is precision.
     """
 
     metric_name = "fbeta"
