@@ -498,11 +498,39 @@ def test_report_is_written(quick_report):
     assert summary["multilabel"]["torch"]["pos_weight_1000/positive_rate"][2] == 1  # n seeds
 
 
+# Several ``python -m lossparity.lightning_cli`` command lines in one interpreter, one after the other:
+# each goes through the module's ``__main__`` with its own ``sys.argv`` (exactly as on the command
+# line), and torch + Lightning are imported once instead of once per command (their import is most
+# of a quick command's time). Each command's output follows a ``=== CLI <n>`` line.
+CLI_COMMANDS = (
+    "import json, runpy, sys\n"
+    "for n, argv in enumerate(json.loads(sys.argv[1])):\n"
+    "    print(f'=== CLI {n}', flush=True)\n"
+    "    sys.argv = ['lossparity.lightning_cli', *argv]\n"
+    "    runpy.run_module('lossparity.lightning_cli', run_name='__main__', alter_sys=True)\n"
+    "    sys.stdout.flush()\n"
+)
+
+
+def run_cli_commands(commands, timeout=600):
+    """``(proc, [stdout of each command])``: ``commands`` (argument lists after
+    ``python -m lossparity.lightning_cli``) run in one subprocess, in order; a failing one stops it."""
+    proc = subprocess.run([sys.executable, "-c", CLI_COMMANDS, json.dumps(commands)], cwd=ROOT, env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
+    parts = proc.stdout.split("=== CLI ")[1:]
+    return proc, [part.split("\n", 1)[1] if "\n" in part else "" for part in parts]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", scenarios.names())
 def test_lightning_cli_fit(tmp_path, name):
+    """The committed config fits one quick epoch through ``python -m lossparity.lightning_cli fit``
+    (checkpoint, CSV metrics and the saved config under ``--out``, nothing written elsewhere), and
+    its last checkpoint tests through ``... test --ckpt_path``. Both commands run in one subprocess
+    (:func:`run_cli_commands`: the same ``__main__`` and argument parsing, one framework import);
+    the test command only reads the checkpoint file the fit wrote."""
     config = scenarios.get(name).config_path()
-    cmd = [sys.executable, "-m", "lossparity.lightning_cli", "fit", "--config", str(config), "--out", str(tmp_path),
+    fit = ["fit", "--config", str(config), "--out", str(tmp_path),
            "--trainer.max_epochs", "1", "--data.source_args", "{quick: true}", "--trainer.enable_progress_bar", "false"]
     stray = [ROOT / "lightning_logs", ROOT / "build" / "lightning_cli"]
 
@@ -510,19 +538,19 @@ def test_lightning_cli_fit(tmp_path, name):
         return {p for d in stray for p in d.rglob("*")}
 
     before = snapshot()
-    proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    ckpt = tmp_path / "logs" / "version_0" / "checkpoints" / "last.ckpt"  # a fresh --out: the first version
+    # the checkpoint tests through the same CLI
+    test = ["test", "--config", str(config), "--out", str(tmp_path),
+            "--data.source_args", "{quick: true}", "--ckpt_path", str(ckpt),
+            "--trainer.enable_progress_bar", "false"]
+    proc, outputs = run_cli_commands([fit, test])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert len(outputs) == 2, proc.stdout[-3000:]
     assert snapshot() == before, "the CLI wrote outside --out"
     ckpts = list(tmp_path.glob("logs/version_*/checkpoints/last.ckpt"))
-    assert ckpts, sorted(str(p) for p in tmp_path.rglob("*"))
+    assert ckpt in ckpts, sorted(str(p) for p in tmp_path.rglob("*"))
     assert list(tmp_path.glob("logs/version_*/metrics.csv")) and list(tmp_path.glob("logs/version_*/config.yaml"))
-    # the checkpoint tests through the same CLI
-    cmd_test = [sys.executable, "-m", "lossparity.lightning_cli", "test", "--config", str(config), "--out", str(tmp_path),
-                "--data.source_args", "{quick: true}", "--ckpt_path", str(ckpts[0]),
-                "--trainer.enable_progress_bar", "false"]
-    proc = subprocess.run(cmd_test, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "test_loss" in proc.stdout
+    assert "test_loss" not in outputs[0] and "test_loss" in outputs[1]
 
 
 def test_report_flags_quick_runs_over_the_budget():
