@@ -111,19 +111,20 @@ LIGHTNING_CONFIGS = [c for c in CONFIGS if not __import__("spec").get(c[0]).sing
 @pytest.mark.parametrize("i", range(len(LIGHTNING_CONFIGS)), ids=[f"{n}-{p}" for n, p, _ in LIGHTNING_CONFIGS])
 def test_lightning_ddp_step_and_logged_loss_equal_the_global_batch(tmp_path, i):
     """Lightning's ddp_spawn (2 CPU processes): the weights after one step and the logged loss
-    equal the single-process step on the global batch (float64)."""
+    equal the single-process step on the global batch (float64). Both trainers run in one
+    subprocess (one import of torch and Lightning), the ddp_spawn one first: its two workers are
+    fresh spawned interpreters, and the one-device step after it is a separate ``Trainer``."""
     import subprocess
     import sys
 
     name, params, classes = LIGHTNING_CONFIGS[i]
-    results = {}
+    code = "from parity_tests.distributed_checks import lightning_ddp_step\n"
     for devices in (2, 1):
         out = tmp_path / f"d{devices}.npy"
-        code = ("from parity_tests.distributed_checks import lightning_ddp_step; "
-                f"lightning_ddp_step({name!r}, {params!r}, {classes}, {str(out)!r}, devices={devices})")
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stderr[-4000:]
-        results[devices] = np.load(out, allow_pickle=True).item()
+        code += f"lightning_ddp_step({name!r}, {params!r}, {classes}, {str(out)!r}, devices={devices})\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = {devices: np.load(tmp_path / f"d{devices}.npy", allow_pickle=True).item() for devices in (2, 1)}
     ref_value, _ = dc.torch_grads(name, params, classes)
     np.testing.assert_allclose(results[1]["logged"], ref_value, rtol=1e-12)
     np.testing.assert_allclose(results[2]["logged"], ref_value, rtol=1e-12)
