@@ -627,8 +627,9 @@ KL_SPARSITY = register(LossSpec(
         "dP/da_ij = w (-ρ/q_j + (1-ρ)/q̄_j) · s_i/Σs = w (q_j - ρ)/(q_j (1 - q_j)) · s_i/Σs, with "
         "q̄_j = 1 - q_j the batch mean of 1 - a; each of q_j, q̄_j is clamped to [ε, 1 - ε] and its term "
         "passes the gradient inside the clamp, bounds included (a mean exactly at ε or 1 - ε takes "
-        "the identity branch, as torch.clamp and tf.clip_by_value both do), and 0 where the clamp "
-        "binds. In float32 the bounds are ε and 1 - ε rounded to float32. All sample weights 0: no "
+        "the identity branch, as tf.clip_by_value does; torch_impl writes it out, since torch.clamp's "
+        "gradient at a bound changed in torch 2.14), and 0 where the clamp binds (a mean strictly "
+        "outside [ε, 1 - ε]). In float32 the bounds are ε and 1 - ε rounded to float32. All sample weights 0: no "
         "statistic, penalty 0, gradient 0. ε = 0 and q_j ∈ {0, 1}: the true KL, +inf, with an "
         "infinite gradient."),
     stability=(
@@ -650,8 +651,8 @@ KL_SPARSITY = register(LossSpec(
     references=("KL sparsity for autoencoders (docs/problems.md): Géron, sparse autoencoders, KL sparsity loss",
                 "Ng, Sparse autoencoder, CS294A lecture notes (2011)"),
     trap=("The KL-sparsity problem's KL is NaN/inf when a unit's batch mean is 0 or 1 (dead or saturated units) and "
-          "for activations outside [0, 1] (e.g. ReLU): we clamp q to [ε, 1 - ε] (gradient 0 where it "
-          "binds) and reject activations outside [0, 1]."),
+          "for activations outside [0, 1] (e.g. ReLU): we clamp q to [ε, 1 - ε] (gradient 0 for a mean "
+          "strictly outside, passed at the bounds themselves) and reject activations outside [0, 1]."),
     torch_class="KLSparsity",
     keras_class="KLSparsity",
 ))

@@ -171,7 +171,7 @@ def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weigh
             stats = sync_sum(stats)  # global-batch sums and count (with gradients) before dividing
         count = stats[-1]
         # the clamp's bounds take the identity branch (tf.clip_by_value passes the gradient at
-        # equality, as torch.clamp does); with no weighted sample the means are set to ρ and 1 - ρ
+        # equality; torch_impl._core.clip does the same); with no weighted sample the means are set to ρ and 1 - ρ
         has = count > 0
         safe = tf.where(has, count, tf.ones_like(count))
         q = tf.where(has, tf.clip_by_value(stats[:m] / safe, epsilon, 1.0 - epsilon), tf.constant(rho, a.dtype))
