@@ -8,9 +8,6 @@ Training-step parity of its seven model/loss pairs (the sample-weighted one incl
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -21,11 +18,9 @@ from lossparity.scenarios import ensemble
 from lossparity.scenarios import imbalanced as im
 from lossparity.scenarios.base import RunConfig
 from lossparity.scenarios.data import DataFormatError
+from parity_tests.lightning_cli_runs import run_cli_commands
 
 pytestmark = pytest.mark.project
-
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 # --------------------------------------------------------------------------- data (fast)
@@ -388,12 +383,13 @@ def test_frameworks_agree_in_quick_runs(quick_runs):
 @pytest.mark.slow
 def test_lightning_cli_config_and_its_documented_variant(tmp_path):
     """The committed config (balanced class weights as per-sample weights) and the cost-sensitive
-    variant its comment documents both fit through ``python -m lossparity.lightning_cli``; the
-    generic fit + test of every config is ``test_scenarios.py::test_lightning_cli_fit``."""
+    variant its comment documents both fit through ``python -m lossparity.lightning_cli`` (the two
+    command lines in one interpreter, each through the module's ``__main__`` with its own arguments:
+    :func:`parity_tests.lightning_cli_runs.run_cli_commands`); the generic fit + test of every
+    config is ``test_scenarios.py::test_lightning_cli_fit``."""
     config = im.SCENARIO.config_path()
     assert "weighting: balanced" in config.read_text()
-    base = [sys.executable, "-m", "lossparity.lightning_cli", "fit", "--config", str(config), "--trainer.max_epochs", "1",
-            "--trainer.enable_progress_bar", "false"]
+    base = ["fit", "--config", str(config), "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"]
     variants = {
         "balanced": ["--data.source_args", "{quick: true}"],
         "cost_argmax": ["--data.source_args", "{quick: true, weighting: null, columns: 2}",
@@ -401,11 +397,11 @@ def test_lightning_cli_config_and_its_documented_variant(tmp_path):
                         "--model.loss_params", "{cost_matrix: [[1, 1], [5, 1]], mode: argmax}", "--model.metrics", "{}",
                         "--trainer.callbacks.monitor", "val_loss", "--trainer.callbacks.mode", "min"],
     }
-    for name, extra in variants.items():
+    proc, outputs = run_cli_commands([base + ["--out", str(tmp_path / name)] + extra for name, extra in variants.items()])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert len(outputs) == len(variants), proc.stdout[-3000:]
+    for name in variants:
         out = tmp_path / name
-        proc = subprocess.run(base + ["--out", str(out)] + extra, cwd=ROOT, env=ENV, capture_output=True, text=True,
-                              timeout=600)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert list(out.glob("logs/version_*/checkpoints/last.ckpt"))
         header = next(out.glob("logs/version_*/metrics.csv")).read_text().splitlines()[0]
         assert ("val_recall" in header) == (name == "balanced") and "val_loss" in header

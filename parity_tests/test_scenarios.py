@@ -22,6 +22,7 @@ from lossparity import scenarios
 from lossparity.scenarios import data as sdata
 from lossparity.scenarios import digits, multilabel
 from lossparity.scenarios.base import RunConfig
+from parity_tests.lightning_cli_runs import run_cli_commands
 
 pytestmark = pytest.mark.project
 
@@ -496,29 +497,6 @@ def test_report_is_written(quick_report):
         assert f"]({png})" in text
     summary = json.loads((quick_report / "summary.json").read_text())
     assert summary["multilabel"]["torch"]["pos_weight_1000/positive_rate"][2] == 1  # n seeds
-
-
-# Several ``python -m lossparity.lightning_cli`` command lines in one interpreter, one after the other:
-# each goes through the module's ``__main__`` with its own ``sys.argv`` (exactly as on the command
-# line), and torch + Lightning are imported once instead of once per command (their import is most
-# of a quick command's time). Each command's output follows a ``=== CLI <n>`` line.
-CLI_COMMANDS = (
-    "import json, runpy, sys\n"
-    "for n, argv in enumerate(json.loads(sys.argv[1])):\n"
-    "    print(f'=== CLI {n}', flush=True)\n"
-    "    sys.argv = ['lossparity.lightning_cli', *argv]\n"
-    "    runpy.run_module('lossparity.lightning_cli', run_name='__main__', alter_sys=True)\n"
-    "    sys.stdout.flush()\n"
-)
-
-
-def run_cli_commands(commands, timeout=600):
-    """``(proc, [stdout of each command])``: ``commands`` (argument lists after
-    ``python -m lossparity.lightning_cli``) run in one subprocess, in order; a failing one stops it."""
-    proc = subprocess.run([sys.executable, "-c", CLI_COMMANDS, json.dumps(commands)], cwd=ROOT, env=ENV,
-                          capture_output=True, text=True, timeout=timeout)
-    parts = proc.stdout.split("=== CLI ")[1:]
-    return proc, [part.split("\n", 1)[1] if "\n" in part else "" for part in parts]
 
 
 @pytest.mark.slow
