@@ -39,10 +39,22 @@ def test_torch_matches_golden(path, device):
     assert not failures, "\n".join(failures[:20])
 
 
+@pytest.fixture(scope="module")
+def fresh_vectors():
+    """Per loss, ``golden.build`` of the registry and its spread under perturbed elementary
+    functions: what ``golden.check`` computes for each file (deterministic), computed once for the
+    tests of this module that check every file."""
+    out = {}
+    for entry in spec.all_specs():
+        arrays = golden.build(entry)
+        out[entry.name] = arrays, conditioning.spread(lambda: golden.build(entry), baseline=arrays)
+    return out
+
+
 @pytest.mark.golden
 @pytest.mark.project
-def test_golden_files_match_the_registry():
-    problems = golden.check(spec.all_specs())
+def test_golden_files_match_the_registry(fresh_vectors):
+    problems = golden.check(spec.all_specs(), computed=fresh_vectors)
     stale = sorted({p.stem for p in golden.GOLDEN_DIR.glob("*.npz")} - set(spec.names()))
     assert not problems and not stale, "\n".join(problems + stale) + "\nrun: python -m lossparity.make_golden"
 
@@ -120,22 +132,22 @@ def _smallest_checkable(arrays, spread):
 
 
 @pytest.mark.project
-def test_golden_check_catches_a_stored_gradient_moved_by_1e_9(tmp_path):
+def test_golden_check_catches_a_stored_gradient_moved_by_1e_9(tmp_path, fresh_vectors):
     """In every file, the smallest checkable gradient element of the extreme and edge cases (down to
     1e-300 and below), and the confident-correct CE element of the report that made the check
-    portable, moved by 1e-9 of itself: each file reports that key."""
+    portable, moved by 1e-9 of itself: each file reports that key. (The fresh vectors and their
+    spread, that pick the element, are the check's own: it is given them, ``fresh_vectors``.)"""
     out = _copy_golden(tmp_path)
     moved = {}
     for entry in spec.all_specs():
-        arrays = golden.build(entry)
-        picked = _smallest_checkable(arrays, conditioning.spread(lambda: golden.build(entry), baseline=arrays))
+        picked = _smallest_checkable(*fresh_vectors[entry.name])
         assert picked is not None, entry.name
         size, key, index = picked
         moved[entry.name] = key
         _rewrite(out / f"{entry.name}.npz", key, index, 1 + 1e-9)
     confident = "argmax-3-edge-confident-correct::float64::mean::grad"
     _rewrite(out / "cost_sensitive_cce.npz", confident, (0, 1), 1 + 1e-9)
-    problems = golden.check(spec.all_specs(), out)
+    problems = golden.check(spec.all_specs(), out, computed=fresh_vectors)
     for name, key in moved.items():
         assert any(p.startswith(f"{name}.npz: {key} ") for p in problems), (name, key, problems)
     assert any(p.startswith(f"cost_sensitive_cce.npz: {confident} ") for p in problems), problems
