@@ -55,6 +55,12 @@ $(DOCS_STAMP): pyproject.toml | $(STAMP)
 docs-site: $(DOCS_STAMP)
 	$(VPY) -m mkdocs build --strict -d build/site
 
+# The wheel as a user gets it (.ci/wheel_smoke.sh, ~5 min): built, then installed into fresh
+# [torch]-only, [tf]-only and [all] virtualenvs outside the repository and smoke-tested there.
+.PHONY: wheel-smoke
+wheel-smoke: $(STAMP)
+	PY="$(PY)" BUILD_PY="$(VPY)" TORCH_PIN="$(TORCH_PIN)" .ci/wheel_smoke.sh
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
 

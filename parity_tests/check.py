@@ -15,12 +15,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-import pytest
-
-from parity_tests import plugin
-
 
 def build_pytest_args(args) -> list[str]:
+    from parity_tests import plugin  # pytest: imported when the check runs, not for --help
+
     files = [str(plugin.SUITE_DIR / f) for f in plugin.GENERIC_FILES]
     out = ["-p", "parity_tests.plugin", "-p", "no:cacheprovider", "-o", "addopts=", "-q", "-rf",
            "-W", "ignore::pytest.PytestAssertRewriteWarning",
@@ -59,6 +57,8 @@ def main(argv=None, prog=None) -> int:
     parser.add_argument("--junit-xml")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
+    import pytest
+
     rc = int(pytest.main(build_pytest_args(args)))
     if rc == 0:
         return 0
