@@ -1,4 +1,4 @@
-"""The benchmark harness (``lossparity/bench.py``): its measurements and its JSON contract."""
+"""The benchmark harness (``lossparity/bench/``): its measurements and its JSON contract."""
 from __future__ import annotations
 
 import json

@@ -1,0 +1,63 @@
+"""The performance targets: the fused paths against the fastest eager peer, the configurations that
+miss a target, and the spec's performance note that covers a miss."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .settings import EAGER_NOISE, FUSED_LOSSES, FUSED_TARGET, TORCH_COMPILED
+
+
+def fused_summary(rows: list[dict]) -> list[dict]:
+    """Issue 7's fused-path target: for each elementwise loss and configuration, our fused
+    implementations (``torch compile``, ``keras jit``) against the fastest *eager* peer of the same
+    framework, shape, dtype and mode (``ratio`` ≤ FUSED_TARGET is the target)."""
+    eager_peer: dict[tuple, float] = {}
+    for r in rows:
+        if r["peer_ms"] is not None and "eager" in r["impl"]:
+            key = (r["loss"], r["framework"], r["shape"], r["dtype"], r["mode"])
+            eager_peer[key] = min(eager_peer.get(key, math.inf), r["peer_ms"])
+    out, seen = [], set()
+    for r in rows:
+        key = (r["loss"], r["framework"], r["shape"], r["dtype"], r["mode"])
+        if r["loss"] not in FUSED_LOSSES or r["impl"] not in (TORCH_COMPILED, "keras jit") or key not in eager_peer:
+            continue
+        if (key, r["impl"]) in seen:
+            continue
+        seen.add((key, r["impl"]))
+        out.append({"loss": r["loss"], "framework": r["framework"], "impl": r["impl"], "shape": r["shape"],
+                    "shape_kind": r.get("shape_kind"), "dtype": r["dtype"], "mode": r["mode"],
+                    "fused_ms": r["ours_ms"], "eager_peer_ms": eager_peer[key],
+                    "ratio": round(r["ours_ms"] / eager_peer[key], 4),
+                    "meets_target": r["ours_ms"] / eager_peer[key] <= FUSED_TARGET})
+    return out
+
+
+def target_misses(rows: list[dict]) -> list[dict]:
+    """The configurations that miss issue 7's targets: eager ``fwd+bwd`` more than
+    :data:`EAGER_NOISE` × the fastest peer (``target`` 1.0), and the fused paths of
+    :data:`FUSED_LOSSES` above :data:`FUSED_TARGET` × the fastest eager peer (:func:`fused_summary`).
+    One dict per configuration: loss, framework, impl, shape_kind, dtype, mode, ratio, target."""
+    worst: dict[tuple, float] = {}  # per configuration, the ratio to the fastest peer
+    for r in rows:
+        if r["ratio"] is None or "eager" not in r["impl"] or r["mode"] != "fwd+bwd":
+            continue
+        key = (r["loss"], r["framework"], r["impl"], r.get("shape_kind") or r["shape"], r["dtype"], r["mode"])
+        worst[key] = max(worst.get(key, 0.0), r["ratio"])
+    keys = ("loss", "framework", "impl", "shape_kind", "dtype", "mode")
+    out = [dict(zip(keys, key), ratio=ratio, target=1.0) for key, ratio in worst.items() if ratio > EAGER_NOISE]
+    out += [{**{k: r[k] for k in keys if k != "shape_kind"}, "shape_kind": r.get("shape_kind") or r["shape"],
+             "ratio": r["ratio"], "target": FUSED_TARGET} for r in fused_summary(rows) if not r["meets_target"]]
+    return out
+
+
+def covering_note(miss: dict, entry) -> Any:
+    """The entry's :class:`spec.PerformanceNote` that explains ``miss`` (a :func:`target_misses`
+    dict), or None."""
+    import fnmatch
+
+    for n in entry.performance_notes:
+        if (n.framework == miss["framework"] and fnmatch.fnmatchcase(miss["impl"], n.impl)
+                and miss["shape_kind"] in n.shapes and miss["ratio"] <= n.up_to):
+            return n
+    return None
