@@ -11,17 +11,23 @@ import pathlib
 import sys
 
 import spec
+from lossparity.paths import output_root, repo_root
 from parity_tests import golden
 
 
 def main(argv=None, prog=None) -> int:
-    parser = argparse.ArgumentParser(prog=prog or "python -m lossparity.make_golden", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=pathlib.Path, default=golden.GOLDEN_DIR)
+    parser = argparse.ArgumentParser(prog=prog or "python -m lossparity.make_golden", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=pathlib.Path, default=None,
+                        help="folder of the .npz files (default: parity_tests/golden in a source checkout and "
+                             "for --check; ./golden when writing with an installed package)")
     parser.add_argument("--only", nargs="*", help="loss names (default: every registered loss)")
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
     parser.add_argument("--module", action="append", default=[],
                         help="module registering the entries to use (default: our catalog)")
     args = parser.parse_args(argv)
+    if args.out is None:  # an installed package's golden data are read, never rewritten in place
+        args.out = golden.GOLDEN_DIR if args.check or repo_root() is not None else output_root() / "golden"
     from parity_tests import selection
 
     names = selection.configure(args.module, args.only or ()) if (args.module or args.only) else spec.names()
