@@ -42,46 +42,80 @@ def device(request):
     return dev
 
 
-# ---------------------------------------------------------------- the quick scenario report
-# `python -m lossparity.report --quick --seeds 1` (minutes) feeds the slow scenario tests. It starts
-# in the background as soon as collection shows a test that needs it, so it runs beside the other
-# tests instead of after them; under pytest-xdist exactly one worker starts it (an O_EXCL marker
-# file in the directory the workers share) and every worker waits for the same result.
-def _quick_report_dir(config) -> Path:
+# ---------------------------------------------------------------- background runs of the slow tests
+# `python -m lossparity.report --quick --seeds 1` (minutes) feeds the slow scenario tests, and the
+# quick Lightning CLI fit + test of every scenario config (``lightning_cli_runs``: one interpreter)
+# feeds ``test_scenarios.py::test_lightning_cli_fit``. Each starts in the background as soon as
+# collection shows a test that needs it, so it runs beside the other tests instead of after them;
+# under pytest-xdist exactly one worker starts it (an O_EXCL marker file in the directory the
+# workers share) and every worker waits for the same result.
+def _shared_dir(config, name: str) -> Path:
     base = config._tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):  # popen-gwN/ → the run's directory, shared by the workers
         base = base.parent
-    return base / "quick_report"
+    return base / name
 
 
-def pytest_collection_finish(session):
-    if session.config.option.collectonly or not any("quick_report" in getattr(item, "fixturenames", ()) for item in session.items):
-        return
-    folder = _quick_report_dir(session.config)
+def _quick_report_dir(config) -> Path:
+    return _shared_dir(config, "quick_report")
+
+
+def _start_once(session, folder: Path, command) -> None:
+    """Run ``command()`` (the argument list, made once the folder is ours) in the background unless
+    another worker has; its output goes to ``folder/log.txt``, its exit code to ``folder/exit_code``."""
     folder.mkdir(parents=True, exist_ok=True)
     try:
         marker = os.open(folder / "started", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
         return  # another worker started it
     os.close(marker)
-    report = [sys.executable, "-m", "lossparity.report", "--out", str(folder / "report"), "--quick", "--seeds", "1"]
+    args = command()
     # the exit code lands in a file any worker can read (only the starting one could wait() on it)
-    wrapper = (f"import subprocess, sys; rc = subprocess.call({report!r}, stdout=sys.stdout, stderr=sys.stdout); "
+    wrapper = (f"import subprocess, sys; rc = subprocess.call({args!r}, stdout=sys.stdout, stderr=sys.stdout); "
                f"open({str(folder / 'exit_code')!r}, 'w').write(str(rc))")
     with open(folder / "log.txt", "w") as log:
-        session.config._quick_report_proc = subprocess.Popen(
-            [sys.executable, "-c", wrapper], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        proc = subprocess.Popen([sys.executable, "-c", wrapper], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    session.config._background_procs = [*getattr(session.config, "_background_procs", []), proc]
+
+
+def _wait_for(folder: Path, what: str) -> tuple[str, str]:
+    """``(exit code, log)`` of the background run in ``folder``, once it has finished."""
+    exit_code = folder / "exit_code"
+    deadline = time.monotonic() + 1800
+    while not exit_code.is_file():
+        assert (folder / "started").is_file(), f"{what} was not started at collection"
+        assert time.monotonic() < deadline, f"{what} did not finish within 30 minutes"
+        time.sleep(1.0)
+    time.sleep(0.1)  # the exit code is written in one call; let it land
+    log = (folder / "log.txt").read_text() if (folder / "log.txt").is_file() else ""
+    return exit_code.read_text().strip(), log
+
+
+def pytest_collection_finish(session):
+    if session.config.option.collectonly:
+        return
+    if any("quick_report" in getattr(item, "fixturenames", ()) for item in session.items):
+        folder = _quick_report_dir(session.config)
+        _start_once(session, folder, lambda: [sys.executable, "-m", "lossparity.report", "--out", str(folder / "report"),
+                                              "--quick", "--seeds", "1"])
+    names = sorted({item.callspec.params["name"] for item in session.items
+                    if "lightning_cli_fits" in getattr(item, "fixturenames", ()) and hasattr(item, "callspec")})
+    if names:
+        from parity_tests import lightning_cli_runs
+
+        folder = _shared_dir(session.config, "lightning_cli_fits")
+        _start_once(session, folder, lambda: lightning_cli_runs.background_command(names, folder))
 
 
 def pytest_sessionfinish(session, exitstatus):
-    proc = getattr(session.config, "_quick_report_proc", None)
-    if proc is None or proc.poll() is not None:
-        return
-    if exitstatus == pytest.ExitCode.INTERRUPTED:
-        proc.terminate()
-    else:  # other workers may still be waiting for it
-        proc.wait()
+    for proc in getattr(session.config, "_background_procs", []):
+        if proc.poll() is not None:
+            continue
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            proc.terminate()
+        else:  # other workers may still be waiting for it
+            proc.wait()
 
 
 @pytest.fixture(scope="session")
@@ -90,16 +124,34 @@ def quick_report(pytestconfig):
     framework, then the report), started at collection; waits for it. The scenario modules read
     their quick runs from ``<out>/runs/<scenario>/<framework>/seed0``."""
     folder = _quick_report_dir(pytestconfig)
-    exit_code = folder / "exit_code"
-    deadline = time.monotonic() + 1800
-    while not exit_code.is_file():
-        assert (folder / "started").is_file(), "the quick report was not started at collection"
-        assert time.monotonic() < deadline, "the quick report did not finish within 30 minutes"
-        time.sleep(1.0)
-    time.sleep(0.1)  # the exit code is written in one call; let it land
-    log = (folder / "log.txt").read_text() if (folder / "log.txt").is_file() else ""
-    assert exit_code.read_text().strip() == "0", log[-6000:]
+    code, log = _wait_for(folder, "the quick report")
+    assert code == "0", log[-6000:]
     return folder / "report"
+
+
+@pytest.fixture(scope="session")
+def lightning_cli_fits(pytestconfig):
+    """Per scenario (of the collected ``test_lightning_cli_fit`` cases): ``{"out": its --out folder,
+    "fit" / "test": (outcome: None or the traceback, output, files written outside --out)}`` of
+    :func:`parity_tests.lightning_cli_runs.scenario_commands`, run one after the other in one
+    interpreter, started at collection; waits for them."""
+    import json
+
+    from parity_tests import lightning_cli_runs
+
+    folder = _shared_dir(pytestconfig, "lightning_cli_fits")
+    code, log = _wait_for(folder, "the quick Lightning CLI runs")
+    assert code == "0" and (folder / "outcomes.json").is_file(), log[-6000:]
+    names = json.loads((folder / "commands.json").read_text())["names"]
+    recorded = json.loads((folder / "outcomes.json").read_text())
+    outputs = lightning_cli_runs.split_output(log)
+    runs = {}
+    for k, name in enumerate(names):
+        runs[name] = {"out": folder / name}
+        for j, stage in enumerate(("fit", "test")):
+            n = 2 * k + j
+            runs[name][stage] = (recorded["outcomes"][n], outputs[n], recorded["stray"][n])
+    return runs
 
 
 def case_params(kinds=("typical", "extreme", "edge")):

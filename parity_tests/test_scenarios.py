@@ -22,7 +22,6 @@ from lossparity import scenarios
 from lossparity.scenarios import data as sdata
 from lossparity.scenarios import digits, multilabel
 from lossparity.scenarios.base import RunConfig
-from parity_tests.lightning_cli_runs import run_cli_commands
 
 pytestmark = pytest.mark.project
 
@@ -501,34 +500,24 @@ def test_report_is_written(quick_report):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", scenarios.names())
-def test_lightning_cli_fit(tmp_path, name):
+def test_lightning_cli_fit(lightning_cli_fits, name):
     """The committed config fits one quick epoch through ``python -m lossparity.lightning_cli fit``
     (checkpoint, CSV metrics and the saved config under ``--out``, nothing written elsewhere), and
-    its last checkpoint tests through ``... test --ckpt_path``. Both commands run in one subprocess
-    (:func:`run_cli_commands`: the same ``__main__`` and argument parsing, one framework import);
-    the test command only reads the checkpoint file the fit wrote."""
-    config = scenarios.get(name).config_path()
-    fit = ["fit", "--config", str(config), "--out", str(tmp_path),
-           "--trainer.max_epochs", "1", "--data.source_args", "{quick: true}", "--trainer.enable_progress_bar", "false"]
-    stray = [ROOT / "lightning_logs", ROOT / "build" / "lightning_cli"]
-
-    def snapshot():
-        return {p for d in stray for p in d.rglob("*")}
-
-    before = snapshot()
-    ckpt = tmp_path / "logs" / "version_0" / "checkpoints" / "last.ckpt"  # a fresh --out: the first version
+    its last checkpoint tests through ``... test --ckpt_path``. The commands of every scenario run
+    one after the other in one interpreter started at collection (``conftest.lightning_cli_fits``:
+    each through the module's ``__main__`` with its own arguments, torch and Lightning imported
+    once); this test reads its scenario's outcomes, outputs and stray files."""
+    run = lightning_cli_fits[name]
+    out = run["out"]
+    for stage in ("fit", "test"):
+        error, output, stray = run[stage]
+        assert error is None, f"{stage}:\n{error}\n{output[-3000:]}"
+        assert not stray, f"the CLI wrote outside --out during {stage}: {stray[:10]}"
+    ckpts = list(out.glob("logs/version_*/checkpoints/last.ckpt"))
+    assert out / "logs" / "version_0" / "checkpoints" / "last.ckpt" in ckpts, sorted(str(p) for p in out.rglob("*"))
+    assert list(out.glob("logs/version_*/metrics.csv")) and list(out.glob("logs/version_*/config.yaml"))
     # the checkpoint tests through the same CLI
-    test = ["test", "--config", str(config), "--out", str(tmp_path),
-            "--data.source_args", "{quick: true}", "--ckpt_path", str(ckpt),
-            "--trainer.enable_progress_bar", "false"]
-    proc, outputs = run_cli_commands([fit, test])
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert len(outputs) == 2, proc.stdout[-3000:]
-    assert snapshot() == before, "the CLI wrote outside --out"
-    ckpts = list(tmp_path.glob("logs/version_*/checkpoints/last.ckpt"))
-    assert ckpt in ckpts, sorted(str(p) for p in tmp_path.rglob("*"))
-    assert list(tmp_path.glob("logs/version_*/metrics.csv")) and list(tmp_path.glob("logs/version_*/config.yaml"))
-    assert "test_loss" not in outputs[0] and "test_loss" in outputs[1]
+    assert "test_loss" in run["test"][1]
 
 
 def test_report_flags_quick_runs_over_the_budget():
