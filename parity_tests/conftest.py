@@ -100,7 +100,8 @@ def pytest_collection_finish(session):
         _start_once(session, folder, lambda: [sys.executable, "-m", "lossparity.report", "--out", str(folder / "report"),
                                               "--quick", "--seeds", "1"])
     names = sorted({item.callspec.params["name"] for item in session.items
-                    if "lightning_cli_fits" in getattr(item, "fixturenames", ()) and hasattr(item, "callspec")})
+                    if "lightning_cli_fits" in getattr(item, "fixturenames", ())
+                    and "name" in getattr(getattr(item, "callspec", None), "params", {})})
     if names:
         from parity_tests import lightning_cli_runs
 
