@@ -1,5 +1,5 @@
-"""Regression losses: ``mean_squared_error`` and ``asymmetric_exponential`` (real predictions and
-real targets: ``target_domain=None``)."""
+"""Regression losses: ``mean_squared_error``, ``asymmetric_exponential``, ``mean_absolute_error``,
+``huber`` and ``log_cosh`` (real predictions and real targets: ``target_domain=None``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,12 +10,15 @@ from .numerics import exact_elementwise_mean, mean_nonbatch, mp, spread_cotangen
 from .performance import KERAS_EAGER, TORCH_CONTRACT, note
 
 
-def regression_cases(name: str, *, gaps: tuple[float, ...]) -> list[Case]:
+def regression_cases(name: str, *, gaps: tuple[float, ...], kink_at_zero: bool = False) -> list[Case]:
     """Typical / extreme / edge cases with real targets (≤ 40 elements each).
 
     ``gaps`` are the values of ``d = y - ŷ`` of the extreme grid: whole numbers and powers of two
-    on whole-number targets, so that ``d`` is exact in float32 too.
+    on whole-number targets, so that ``d`` is exact in float32 too. ``kink_at_zero``: the loss has
+    a kink at ``d = 0`` (``|d|``), so the cases with an element at ``d = 0`` are ``smooth=False``
+    (their subgradient is the entry's convention, checked against the frameworks).
     """
+    smooth = not kink_at_zero
     rng = rng_for(name)
     d = np.asarray(gaps, np.float64)
     y_grid = np.tile(np.array([-3.0, 0.0, 2.5]), (d.size, 1))
@@ -25,11 +28,12 @@ def regression_cases(name: str, *, gaps: tuple[float, ...]) -> list[Case]:
              rng.uniform(0.2, 2.0, size=6)),
         Case("typical-3d", "typical", {}, rng.normal(0.0, 2.0, size=(2, 3, 4)), rng.normal(size=(2, 3, 4)),
              note="the per-sample loss is the mean over every non-batch axis"),
-        Case("extreme-gaps", "extreme", {}, y_grid - d[:, None], y_grid,
-             note="d = y - ŷ over the grid, through 0 (the kink of asymmetric_exponential)"),
+        Case("extreme-gaps", "extreme", {}, y_grid - d[:, None], y_grid, smooth=smooth or 0.0 not in gaps,
+             note="d = y - ŷ over the grid, through 0 (the kink of |·|: asymmetric_exponential, mean_absolute_error)"),
         Case("extreme-weights", "extreme", {}, rng.normal(size=(3, 4)), rng.normal(size=(3, 4)),
              np.array([1e6, 1e-6, 0.0]), note="huge, tiny and zero sample weights"),
-        Case("edge-exact-fit", "edge", {}, fit, fit.copy(), note="ŷ = y everywhere: loss 0, gradient 0"),
+        Case("edge-exact-fit", "edge", {}, fit, fit.copy(), smooth=smooth,
+             note="ŷ = y everywhere: loss 0, gradient 0"),
         Case("edge-batch1", "edge", {}, rng.normal(size=(1, 4)), rng.normal(size=(1, 4))),
         Case("edge-1d", "edge", {}, rng.normal(size=(5,)), rng.normal(size=(5,)),
              note="1-D input: each element is a sample"),
@@ -159,4 +163,52 @@ ASYMMETRIC_EXPONENTIAL = register(LossSpec(
     keras_class="AsymmetricExponential",
 ))
 
-__all__ = ["MEAN_SQUARED_ERROR", "ASYMMETRIC_EXPONENTIAL", "regression_cases"]
+
+# =========================================================================== mean_absolute_error
+def _mae_reference(prediction, target):
+    return mean_nonbatch(np.abs(np.asarray(target, np.float64) - prediction))
+
+
+def _mae_vjp(prediction, target, cotangent):
+    # d/dŷ |ŷ - y| = sign(ŷ - y); sign(0) = 0 is the stated subgradient
+    return np.sign(prediction - np.asarray(target, np.float64)) * spread_cotangent(cotangent, np.shape(prediction))
+
+
+def _mae_exact(prediction, target):
+    return exact_elementwise_mean(lambda x, y: abs(x - y), prediction, target)
+
+
+MEAN_ABSOLUTE_ERROR = register(LossSpec(
+    name="mean_absolute_error",
+    family="regression",
+    summary="Mean absolute error, averaged over every non-batch axis of a sample.",
+    formula=r"\ell = \frac{1}{M}\sum_j \left|y_j - \hat y_j\right|",
+    params=(),
+    reference=_mae_reference,
+    reference_vjp=_mae_vjp,
+    exact=_mae_exact,
+    cases=lambda: regression_cases("mean_absolute_error", kink_at_zero=True,
+                                   gaps=(-1e4, -709.0, -88.0, -1.0, -2.0 ** -20, 0.0, 2.0 ** -20, 1.0, 88.0, 1e4)),
+    invalid_cases=lambda: [],
+    target_domain=None,
+    grad_convention=("d/dŷ = sign(ŷ - y) / M. At ŷ = y (the kink of |·|) the subgradient is exactly 0: "
+                     "torch.nn.functional.l1_loss, torch.abs and tf.abs all backpropagate sign(0) = 0 "
+                     "(so do torch.nn.L1Loss and keras.losses.MeanAbsoluteError)."),
+    stability="|y - ŷ| directly: exact but for the rounding of the subtraction; finite for every finite input.",
+    peer_notes=(
+        PeerNote("torch.nn.L1Loss / torch.nn.functional.l1_loss", "every input",
+                 "equal values and gradients (subgradient 0 at ŷ = y too); its reduction='mean' averages every "
+                 "element of the batch (ours: per-sample means, then Σ w ℓ / N: the same without sample weights)"),
+        PeerNote("keras.losses.MeanAbsoluteError", "float64 inputs; rank > 2 inputs",
+                 "equal in float32 (value and gradient, 0 at ŷ = y); Keras computes in its floatx (float32) unless "
+                 "built with dtype='float64', ours keeps float64; its reduction='none' keeps every axis but the "
+                 "last, ours one value per sample"),
+    ),
+    references=("Keras MeanAbsoluteError, torch L1Loss: the L1 regression loss",),
+    trap="Not differentiable at ŷ = y: the subgradient there is 0 in both frameworks (pinned by the peer tests).",
+    torch_class="MeanAbsoluteErrorLoss",
+    keras_class="MeanAbsoluteError",
+))
+
+
+__all__ = ["MEAN_SQUARED_ERROR", "ASYMMETRIC_EXPONENTIAL", "MEAN_ABSOLUTE_ERROR", "regression_cases"]

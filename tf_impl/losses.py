@@ -209,6 +209,17 @@ class AsymmetricExponential(SpecLoss):
         super().__init__(reduction=reduction, validate=validate, name=name)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MeanAbsoluteError(SpecLoss):
+    """Keras form of :func:`tf_impl.regression.mean_absolute_error` (real targets)."""
+
+    spec_name = "mean_absolute_error"
+    per_sample = staticmethod(regression._mean_absolute_error_per_sample)
+
+    def __init__(self, *, reduction="mean", validate=True, name=None):
+        super().__init__(reduction=reduction, validate=validate, name=name)
+
+
 # ---------------------------------------------------------------- family: regularizers
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class MSECountPenalty(SpecLoss):

@@ -1,5 +1,5 @@
-"""Regression losses, TensorFlow twins of :mod:`spec.regression`: ``mean_squared_error`` and
-``asymmetric_exponential``. Argument order is Keras': ``(y_true, y_pred)``; targets are real.
+"""Regression losses, TensorFlow twins of :mod:`spec.regression`: ``mean_squared_error``,
+``asymmetric_exponential``, ``mean_absolute_error``, ``huber`` and ``log_cosh``. Argument order is Keras': ``(y_true, y_pred)``; targets are real.
 """
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from ._core import apply, mean_nonbatch, with_total
 
-__all__ = ["mean_squared_error", "asymmetric_exponential"]
+__all__ = ["mean_squared_error", "asymmetric_exponential", "mean_absolute_error"]
 
 
 def _elementwise_total(elementwise: tf.Tensor, mean: bool) -> tf.Tensor:
@@ -67,3 +67,28 @@ def asymmetric_exponential(y_true, y_pred, *, sample_weight=None, reduction="mea
     """
     return apply("asymmetric_exponential", _asymmetric_exponential_per_sample, y_true, y_pred, sample_weight,
                  {}, reduction, validate)
+
+
+def _mean_absolute_error_total(x, y, mean):
+    return _elementwise_total(tf.abs(x - y), mean)
+
+
+@with_total(_mean_absolute_error_total)
+def _mean_absolute_error_per_sample(x, y):
+    # tf.abs backpropagates sign(0) = 0 at ŷ = y (the spec's subgradient)
+    return mean_nonbatch(tf.abs(x - y))
+
+
+def mean_absolute_error(y_true, y_pred, *, sample_weight=None, reduction="mean", validate=True):
+    r"""Mean absolute error, averaged over every non-batch axis of a sample.
+
+    .. math::
+        \ell_i = \frac{1}{M}\sum_j \left|y_{ij} - \hat y_{ij}\right|
+
+    Same contract as the torch twin, with Keras' argument order; equal to
+    ``keras.losses.MeanAbsoluteError()`` for ``reduction="mean"``. Gradient ``sign(ŷ - y) / M``,
+    exactly 0 at ``ŷ = y``.
+    """
+    return apply("mean_absolute_error", _mean_absolute_error_per_sample, y_true, y_pred, sample_weight, {},
+                 reduction, validate)
+

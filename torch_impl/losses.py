@@ -223,6 +223,16 @@ class AsymmetricExponentialLoss(SpecLoss):
         super().__init__(reduction=reduction, validate=validate)
 
 
+class MeanAbsoluteErrorLoss(SpecLoss):
+    """Module form of :func:`torch_impl.regression.mean_absolute_error` (real targets)."""
+
+    spec_name = "mean_absolute_error"
+    per_sample = staticmethod(regression._mean_absolute_error_per_sample)
+
+    def __init__(self, *, reduction="mean", validate=True):
+        super().__init__(reduction=reduction, validate=validate)
+
+
 # ---------------------------------------------------------------- family: regularizers
 class CountPenalty(SpecLoss):
     """Module form of :func:`torch_impl.regularizers.count_penalty`, called ``penalty(x)`` (one

@@ -1,5 +1,5 @@
-"""Regression losses, torch twins of :mod:`spec.regression`: ``mean_squared_error`` and
-``asymmetric_exponential``. Argument order is torch's: ``(input, target)``; targets are real.
+"""Regression losses, torch twins of :mod:`spec.regression`: ``mean_squared_error``,
+``asymmetric_exponential``, ``mean_absolute_error``, ``huber`` and ``log_cosh``. Argument order is torch's: ``(input, target)``; targets are real.
 """
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ._core import apply, const, mean_nonbatch, with_total
 
-__all__ = ["mean_squared_error", "asymmetric_exponential"]
+__all__ = ["mean_squared_error", "asymmetric_exponential", "mean_absolute_error"]
 
 
 def _elementwise_total(elementwise: torch.Tensor, mean: bool) -> torch.Tensor:
@@ -82,3 +82,33 @@ def asymmetric_exponential(input, target, *, sample_weight=None, reduction="mean
     """
     return apply("asymmetric_exponential", _asymmetric_exponential_per_sample, input, target, sample_weight,
                  {}, reduction, validate)
+
+
+def _mean_absolute_error_total(x, y, mean):
+    # "mean": F.l1_loss's own mean over every element (= Σ_i ℓ_i / N, one kernel each way)
+    if mean:
+        return F.l1_loss(x, y)
+    return _elementwise_total(F.l1_loss(x, y, reduction="none"), False)
+
+
+@with_total(_mean_absolute_error_total)
+def _mean_absolute_error_per_sample(x, y):
+    # ATen's l1 kernel: |x - y| forward, sign(x - y) g backward (sign(0) = 0: the spec's subgradient)
+    return mean_nonbatch(F.l1_loss(x, y, reduction="none"))
+
+
+def mean_absolute_error(input, target, *, sample_weight=None, reduction="mean", validate=True):
+    r"""Mean absolute error, averaged over every non-batch axis of a sample.
+
+    .. math::
+        \ell_i = \frac{1}{M}\sum_j \left|y_{ij} - \hat y_{ij}\right|
+
+    Computed by ``F.l1_loss(input, target, reduction="none")``, so equal to ``torch.nn.L1Loss()``
+    for ``reduction="mean"`` without sample weights. Gradient ``sign(ŷ - y) / M``, exactly 0 at
+    ``ŷ = y``.
+
+    Args: as :func:`mean_squared_error`.
+    """
+    return apply("mean_absolute_error", _mean_absolute_error_per_sample, input, target, sample_weight, {},
+                 reduction, validate)
+
