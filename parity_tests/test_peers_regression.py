@@ -15,6 +15,8 @@ pytestmark = pytest.mark.project
 #: spec name → (params of the cases, the torch.nn peer built from them, the Keras peer built from them)
 PEERS = {
     "mean_absolute_error": (lambda nn, p: nn.L1Loss(), lambda losses, p, dtype: losses.MeanAbsoluteError(dtype=dtype)),
+    "huber": (lambda nn, p: nn.HuberLoss(delta=p["delta"]),
+              lambda losses, p, dtype: losses.Huber(delta=p["delta"], dtype=dtype)),
 }
 DTYPES = ("float32", "float64")
 
@@ -129,3 +131,53 @@ def test_keras_mean_absolute_error_computes_float64_inputs_in_float32_by_default
     ours = tf_impl.get_loss("mean_absolute_error")(y, p)
     assert ours.dtype == "float64" and float(ours) == 0.1
 
+
+# ---------------------------------------------------------------- huber
+@pytest.mark.parametrize("case", [c for c in spec.get("huber").cases() if c.sample_weight is None],
+                         ids=lambda c: c.id)
+def test_torch_smooth_l1_is_huber_divided_by_beta(case):
+    """PeerNote of huber: torch.nn.SmoothL1Loss(beta) = huber(delta=beta) / beta, values and gradients."""
+    import torch
+
+    import torch_impl
+
+    delta = spec.get("huber").validate_params(case.params)["delta"]
+    x_peer = torch.tensor(case.prediction, requires_grad=True)
+    x_ours = torch.tensor(case.prediction, requires_grad=True)
+    y = torch.tensor(case.target)
+    peer = torch.nn.SmoothL1Loss(beta=delta)(x_peer, y)
+    ours = torch_impl.get_loss("huber", delta=delta)(x_ours, y) / delta
+    peer.backward()
+    ours.backward()
+    _assert_close("huber", "float64", "value", ours.detach().numpy(), peer.detach().numpy())
+    _assert_close("huber", "float64", "grad", x_ours.grad.numpy(), x_peer.grad.numpy())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_huber_at_the_boundary_both_branches_agree_exactly(dtype):
+    """grad_convention of huber: at |d| = δ torch's kernel (linear branch) and the Keras twin
+    (quadratic branch, as keras.losses.Huber) give the same value δ²/2 and gradient ±δ, bit for bit."""
+    import tf_impl
+
+    import keras
+    import tensorflow as tf
+    import torch
+
+    import torch_impl
+
+    delta = 0.25
+    pred = np.array([[0.25, -0.25, 1.25, 0.75]])
+    target = np.array([[0.0, 0.0, 1.0, 1.0]])  # d = ±δ exactly, in float32 too
+    x = torch.tensor(pred, dtype=getattr(torch, dtype), requires_grad=True)
+    t_value = torch_impl.get_loss("huber", delta=delta, reduction="sum")(x, torch.tensor(target, dtype=x.dtype))
+    t_value.backward()
+    xt = tf.constant(pred, dtype=dtype)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(xt)
+        k_value = tf_impl.get_loss("huber", delta=delta, reduction="sum")(tf.constant(target, dtype=dtype), xt)
+        peer = keras.losses.Huber(delta=delta, reduction="sum", dtype=dtype)(tf.constant(target, dtype=dtype), xt)
+    expected_grad = np.array([[0.25, -0.25, 0.25, -0.25]]) / 4
+    assert t_value.item() == float(k_value) == float(peer) == 0.03125  # one sample: δ²/2 per element, mean of 4
+    np.testing.assert_array_equal(x.grad.numpy(), expected_grad)
+    np.testing.assert_array_equal(tape.gradient(k_value, xt).numpy(), expected_grad)
+    np.testing.assert_array_equal(tape.gradient(peer, xt).numpy(), expected_grad)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import validation as v
 from .cases import rng_for
-from .core import Case, LossSpec, PeerNote, register
+from .core import Case, InvalidCase, LossSpec, Param, PeerNote, register
 from .numerics import exact_elementwise_mean, mean_nonbatch, mp, spread_cotangent
 from .performance import KERAS_EAGER, TORCH_CONTRACT, note
 
@@ -211,4 +212,109 @@ MEAN_ABSOLUTE_ERROR = register(LossSpec(
 ))
 
 
-__all__ = ["MEAN_SQUARED_ERROR", "ASYMMETRIC_EXPONENTIAL", "MEAN_ABSOLUTE_ERROR", "regression_cases"]
+# =========================================================================== huber
+def _huber_reference(prediction, target, delta):
+    d = prediction - np.asarray(target, np.float64)
+    a = np.abs(d)
+    with np.errstate(over="ignore"):  # d² of the linear branch's elements may overflow; not selected
+        return mean_nonbatch(np.where(a <= delta, 0.5 * d * d, delta * (a - 0.5 * delta)))
+
+
+def _huber_vjp(prediction, target, cotangent, delta):
+    # d/dŷ = d for |d| <= δ, δ sign(d) beyond: clip(d, -δ, δ), continuous (C¹ loss)
+    d = prediction - np.asarray(target, np.float64)
+    return np.clip(d, -delta, delta) * spread_cotangent(cotangent, np.shape(prediction))
+
+
+def _huber_elem(x, y, delta):
+    a = abs(x - y)
+    return a * a / 2 if a <= delta else delta * (a - delta / 2)
+
+
+def _huber_exact(prediction, target, delta):
+    return exact_elementwise_mean(_huber_elem, prediction, target, vector_params=("delta",), delta=delta)
+
+
+def _huber_cases():
+    name = "huber"
+    rng = rng_for(name, 1)
+    y_grid = np.array([-3.0, 0.0, 2.5])
+
+    def at(gaps):
+        d = np.asarray(gaps, np.float64)
+        y = np.tile(y_grid, (d.size, 1))
+        return y - d[:, None], y
+
+    # δ = 1: d = ±1 (the boundary) on the grid with the others
+    cases = regression_cases(name, gaps=(-1e4, -709.0, -88.0, -1.5, -1.0, -2.0 ** -20, 0.0, 2.0 ** -20, 1.0,
+                                          1.0 + 2.0 ** -20, 88.0, 1e4))
+    quarter = (-0.5, -0.25, -0.25 + 2.0 ** -20, -0.125, 0.0, 0.125, 0.25, 0.25 + 2.0 ** -20, 0.5, 1e4)
+    big = (-1e4, -88.0, -2.5 - 2.0 ** -18, -2.5, -1.0, 0.0, 1.0, 2.5, 2.5 + 2.0 ** -18, 88.0)
+    cases += [
+        Case("delta-0.25-typical", "typical", {"delta": 0.25}, rng.normal(size=(6, 3)), rng.normal(size=(6, 3)),
+             rng.uniform(0.2, 2.0, size=6), note="most elements on the linear branch"),
+        Case("delta-0.25-boundary", "edge", {"delta": 0.25}, *at(quarter),
+             note="|d| = δ exactly (both frameworks: value δ²/2, gradient ±δ) and one float32 ulp of 0.25 beyond"),
+        Case("delta-2.5-boundary", "extreme", {"delta": 2.5}, *at(big),
+             note="|d| = δ = 2.5 exactly and just beyond, huge |d| on the linear branch"),
+        Case("delta-tiny-typical", "typical", {"delta": 2.0 ** -10}, rng.normal(size=(2, 3, 4)),
+             rng.normal(size=(2, 3, 4)), note="δ = 2**-10: every element linear, δ |d| - δ²/2"),
+        Case("delta-large-typical", "typical", {"delta": 1e4}, rng.normal(0.0, 3.0, size=(4, 5)),
+             rng.normal(size=(4, 5)), note="δ = 1e4: every element quadratic, d²/2"),
+    ]
+    return cases
+
+
+DELTA = Param("delta", 1.0, "a finite float > 0", v.real(lo=0.0, lo_open=True),
+              doc="Where the loss turns from quadratic (|d| <= delta) to linear; the gradient's magnitude "
+                  "is capped at delta. torch's SmoothL1Loss(beta) is huber(delta=beta) / beta.")
+
+HUBER = register(LossSpec(
+    name="huber",
+    family="regression",
+    summary="Huber loss: d²/2 for |d| <= delta, delta (|d| - delta/2) beyond (d = ŷ - y), averaged over every "
+            "non-batch axis of a sample.",
+    formula=(r"\ell = \frac{1}{M}\sum_j h_\delta(\hat y_j - y_j),\quad "
+             r"h_\delta(d) = \begin{cases} \tfrac12 d^2 & |d| \le \delta \\ "
+             r"\delta\left(|d| - \tfrac12\delta\right) & |d| > \delta \end{cases}"),
+    params=(DELTA,),
+    reference=_huber_reference,
+    reference_vjp=_huber_vjp,
+    exact=_huber_exact,
+    cases=_huber_cases,
+    invalid_cases=lambda: [
+        InvalidCase("delta-zero", {"delta": 0.0}),
+        InvalidCase("delta-negative", {"delta": -1.0}),
+        InvalidCase("delta-nan", {"delta": float("nan")}),
+        InvalidCase("delta-inf", {"delta": float("inf")}),
+        InvalidCase("delta-bool", {"delta": True}),
+        InvalidCase("delta-string", {"delta": "1.0"}),
+    ],
+    target_domain=None,
+    grad_convention=("C¹: d/dŷ = clip(ŷ - y, -δ, δ) / M, continuous at |ŷ - y| = δ. Exactly at |d| = δ the spec and "
+                     "the Keras twin take the quadratic branch (|d| <= δ, as keras.losses.Huber), torch's "
+                     "huber_loss kernel (our torch twin, torch.nn.HuberLoss) the linear one (|d| < δ is "
+                     "quadratic); both give the same value δ²/2 and gradient ±δ there."),
+    stability=("The linear branch is δ (|d| - δ/2) (no cancellation: |d| - δ/2 >= δ/2 there); the quadratic "
+               "branch's d² of an unselected element may overflow but is never selected and its gradient "
+               "is 0. delta is rounded to the compute dtype (float32: choose a float32 number, e.g. 0.25)."),
+    peer_notes=(
+        PeerNote("torch.nn.HuberLoss(delta) / torch.nn.functional.huber_loss", "every input",
+                 "equal values and gradients (ours calls its kernel; at |d| = δ it takes the linear branch, "
+                 "with the same value and gradient); its reduction='mean' averages every element of the batch "
+                 "(ours: per-sample means, then Σ w ℓ / N: the same without sample weights)"),
+        PeerNote("torch.nn.SmoothL1Loss(beta)", "every input",
+                 "SmoothL1Loss(beta) = huber(delta=beta) / beta (d²/(2β) for |d| < β, |d| - β/2 beyond): "
+                 "divide our loss by delta, or multiply a smooth-L1 learning rate by beta"),
+        PeerNote("keras.losses.Huber(delta)", "float64 inputs; rank > 2 inputs",
+                 "equal in float32 (it writes the linear branch δ|d| - δ²/2, the same up to rounding); Keras "
+                 "computes in its floatx (float32) unless built with dtype='float64', ours keeps float64; its "
+                 "reduction='none' keeps every axis but the last, ours one value per sample"),
+    ),
+    references=("P. J. Huber, Robust Estimation of a Location Parameter (1964); Keras Huber, torch HuberLoss",),
+    trap="torch's SmoothL1Loss is not Huber: it is Huber divided by beta (equal only for beta = delta = 1).",
+    torch_class="HuberLoss",
+    keras_class="Huber",
+))
+
+__all__ = ["MEAN_SQUARED_ERROR", "ASYMMETRIC_EXPONENTIAL", "MEAN_ABSOLUTE_ERROR", "HUBER", "regression_cases"]

@@ -220,6 +220,17 @@ class MeanAbsoluteError(SpecLoss):
         super().__init__(reduction=reduction, validate=validate, name=name)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Huber(SpecLoss):
+    """Keras form of :func:`tf_impl.regression.huber` (real targets)."""
+
+    spec_name = "huber"
+    per_sample = staticmethod(regression._huber_per_sample)
+
+    def __init__(self, *, delta=1.0, reduction="mean", validate=True, name=None):
+        super().__init__(delta=delta, reduction=reduction, validate=validate, name=name)
+
+
 # ---------------------------------------------------------------- family: regularizers
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class MSECountPenalty(SpecLoss):

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from ._core import apply, mean_nonbatch, with_total
 
-__all__ = ["mean_squared_error", "asymmetric_exponential", "mean_absolute_error"]
+__all__ = ["mean_squared_error", "asymmetric_exponential", "mean_absolute_error", "huber"]
 
 
 def _elementwise_total(elementwise: tf.Tensor, mean: bool) -> tf.Tensor:
@@ -92,3 +92,35 @@ def mean_absolute_error(y_true, y_pred, *, sample_weight=None, reduction="mean",
     return apply("mean_absolute_error", _mean_absolute_error_per_sample, y_true, y_pred, sample_weight, {},
                  reduction, validate)
 
+
+def _huber_elementwise(x, y, delta):
+    # |d| <= δ: d²/2 (keras.losses.Huber's branch at |d| = δ); beyond: δ (|d| - δ/2), no cancellation. An
+    # unselected d² may overflow: tf.where sends it a zero cotangent and Square's gradient 2 d · 0 is 0
+    d = x - y
+    a = tf.abs(d)
+    delta = tf.constant(delta, x.dtype)
+    return tf.where(a <= delta, 0.5 * tf.square(d), delta * (a - 0.5 * delta))
+
+
+def _huber_total(x, y, mean, *, delta):
+    return _elementwise_total(_huber_elementwise(x, y, delta), mean)
+
+
+@with_total(_huber_total)
+def _huber_per_sample(x, y, *, delta):
+    return mean_nonbatch(_huber_elementwise(x, y, delta))
+
+
+def huber(y_true, y_pred, *, delta=1.0, sample_weight=None, reduction="mean", validate=True):
+    r"""Huber loss, averaged over every non-batch axis of a sample (``d = ŷ - y``).
+
+    .. math::
+        \ell_i = \frac{1}{M}\sum_j h_\delta(\hat y_{ij} - y_{ij}),\quad
+        h_\delta(d) = \begin{cases} \tfrac12 d^2 & |d| \le \delta \\
+        \delta\left(|d| - \tfrac12\delta\right) & |d| > \delta \end{cases}
+
+    Same contract as the torch twin, with Keras' argument order; equal to
+    ``keras.losses.Huber(delta=delta)`` for ``reduction="mean"``. Gradient ``clip(ŷ - y, -δ, δ) / M``
+    (continuous).
+    """
+    return apply("huber", _huber_per_sample, y_true, y_pred, sample_weight, {"delta": delta}, reduction, validate)

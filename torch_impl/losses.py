@@ -233,6 +233,16 @@ class MeanAbsoluteErrorLoss(SpecLoss):
         super().__init__(reduction=reduction, validate=validate)
 
 
+class HuberLoss(SpecLoss):
+    """Module form of :func:`torch_impl.regression.huber` (real targets)."""
+
+    spec_name = "huber"
+    per_sample = staticmethod(regression._huber_per_sample)
+
+    def __init__(self, *, delta=1.0, reduction="mean", validate=True):
+        super().__init__(delta=delta, reduction=reduction, validate=validate)
+
+
 # ---------------------------------------------------------------- family: regularizers
 class CountPenalty(SpecLoss):
     """Module form of :func:`torch_impl.regularizers.count_penalty`, called ``penalty(x)`` (one

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ._core import apply, const, mean_nonbatch, with_total
 
-__all__ = ["mean_squared_error", "asymmetric_exponential", "mean_absolute_error"]
+__all__ = ["mean_squared_error", "asymmetric_exponential", "mean_absolute_error", "huber"]
 
 
 def _elementwise_total(elementwise: torch.Tensor, mean: bool) -> torch.Tensor:
@@ -112,3 +112,36 @@ def mean_absolute_error(input, target, *, sample_weight=None, reduction="mean", 
     return apply("mean_absolute_error", _mean_absolute_error_per_sample, input, target, sample_weight, {},
                  reduction, validate)
 
+
+def _huber_total(x, y, mean, *, delta):
+    # "mean": F.huber_loss's own mean over every element (= Σ_i ℓ_i / N, one kernel each way)
+    if mean:
+        return F.huber_loss(x, y, delta=delta)
+    return _elementwise_total(F.huber_loss(x, y, reduction="none", delta=delta), False)
+
+
+@with_total(_huber_total)
+def _huber_per_sample(x, y, *, delta):
+    # ATen's huber kernel: |d| < δ quadratic, else δ (|d| - δ/2); backward clip(d, -δ, δ) g (at |d| = δ
+    # the linear branch: the same value δ²/2 and gradient ±δ as the spec's quadratic one)
+    return mean_nonbatch(F.huber_loss(x, y, reduction="none", delta=delta))
+
+
+def huber(input, target, *, delta=1.0, sample_weight=None, reduction="mean", validate=True):
+    r"""Huber loss, averaged over every non-batch axis of a sample (``d = ŷ - y``).
+
+    .. math::
+        \ell_i = \frac{1}{M}\sum_j h_\delta(\hat y_{ij} - y_{ij}),\quad
+        h_\delta(d) = \begin{cases} \tfrac12 d^2 & |d| \le \delta \\
+        \delta\left(|d| - \tfrac12\delta\right) & |d| > \delta \end{cases}
+
+    Computed by ``F.huber_loss(input, target, reduction="none", delta=delta)``, so equal to
+    ``torch.nn.HuberLoss(delta=delta)`` for ``reduction="mean"`` without sample weights;
+    ``torch.nn.SmoothL1Loss(beta)`` is this loss with ``delta=beta``, divided by ``beta``. Gradient
+    ``clip(ŷ - y, -δ, δ) / M`` (continuous).
+
+    Args:
+        delta: a finite float > 0, where the loss turns from quadratic to linear.
+        others: as :func:`mean_squared_error`.
+    """
+    return apply("huber", _huber_per_sample, input, target, sample_weight, {"delta": delta}, reduction, validate)

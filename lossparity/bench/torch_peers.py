@@ -265,6 +265,9 @@ def _torch_peers():
     def l1(p, shape):
         return lambda x, y: F.l1_loss(f32(x), y)
 
+    def huber(p, shape):
+        return lambda x, y: F.huber_loss(f32(x), y, delta=p.get("delta", 1.0))
+
     def seed003_asym(p, shape):
         def fn(x, y):  # seed 003: K.mean(abs(1 - exp(-log(exp(y_true - y_pred)))))
             return torch.mean(torch.abs(1 - torch.exp(-torch.log(torch.exp(y - f32(x))))))
@@ -334,6 +337,7 @@ def _torch_peers():
         "soft_fbeta": [("seed 003 F-beta torch code", seed003_fbeta)],
         "mean_squared_error": [("F.mse_loss", mse)],
         "mean_absolute_error": [("F.l1_loss", l1)],
+        "huber": [("F.huber_loss", huber)],
         "asymmetric_exponential": [("seed 003 custom_loss (transcribed)", seed003_asym)],
         "count_penalty": [("seed 000 hard count (transcribed)", seed000_count)],
         "mse_count_penalty": [("seed 000 CountBasedRegularizationLoss (transcribed)", seed000_mse_count)],
