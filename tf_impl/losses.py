@@ -231,6 +231,17 @@ class Huber(SpecLoss):
         super().__init__(delta=delta, reduction=reduction, validate=validate, name=name)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LogCosh(SpecLoss):
+    """Keras form of :func:`tf_impl.regression.log_cosh` (real targets)."""
+
+    spec_name = "log_cosh"
+    per_sample = staticmethod(regression._log_cosh_per_sample)
+
+    def __init__(self, *, reduction="mean", validate=True, name=None):
+        super().__init__(reduction=reduction, validate=validate, name=name)
+
+
 # ---------------------------------------------------------------- family: regularizers
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class MSECountPenalty(SpecLoss):

@@ -243,6 +243,16 @@ class HuberLoss(SpecLoss):
         super().__init__(delta=delta, reduction=reduction, validate=validate)
 
 
+class LogCoshLoss(SpecLoss):
+    """Module form of :func:`torch_impl.regression.log_cosh` (real targets)."""
+
+    spec_name = "log_cosh"
+    per_sample = staticmethod(regression._log_cosh_per_sample)
+
+    def __init__(self, *, reduction="mean", validate=True):
+        super().__init__(reduction=reduction, validate=validate)
+
+
 # ---------------------------------------------------------------- family: regularizers
 class CountPenalty(SpecLoss):
     """Module form of :func:`torch_impl.regularizers.count_penalty`, called ``penalty(x)`` (one

@@ -192,6 +192,9 @@ def _keras_peers():
     def keras_huber(p, shape):
         return keras.losses.Huber(delta=p.get("delta", 1.0))
 
+    def keras_log_cosh(p, shape):
+        return keras.losses.LogCosh()
+
     def seed003_asym(p, shape):
         def fn(y_true, y_pred):  # seed 003 custom_loss
             return tf.reduce_mean(tf.abs(1 - tf.exp(-tf.math.log(tf.exp(y_true - f32(y_pred))))))
@@ -257,6 +260,7 @@ def _keras_peers():
         "mean_squared_error": [("keras.losses.MeanSquaredError", keras_mse)],
         "mean_absolute_error": [("keras.losses.MeanAbsoluteError", keras_mae)],
         "huber": [("keras.losses.Huber", keras_huber)],
+        "log_cosh": [("keras.losses.LogCosh", keras_log_cosh)],
         "asymmetric_exponential": [("seed 003 custom_loss", seed003_asym)],
         "count_penalty": [("seed 000 hard count", seed000_count)],
         "mse_count_penalty": [("seed 000 CountBasedRegularizationLoss", seed000_mse_count)],

@@ -268,6 +268,9 @@ def _torch_peers():
     def huber(p, shape):
         return lambda x, y: F.huber_loss(f32(x), y, delta=p.get("delta", 1.0))
 
+    def plain_log_cosh(p, shape):
+        return lambda x, y: torch.mean(torch.log(torch.cosh(f32(x) - y)))  # what users write (overflows past 89)
+
     def seed003_asym(p, shape):
         def fn(x, y):  # seed 003: K.mean(abs(1 - exp(-log(exp(y_true - y_pred)))))
             return torch.mean(torch.abs(1 - torch.exp(-torch.log(torch.exp(y - f32(x))))))
@@ -338,6 +341,7 @@ def _torch_peers():
         "mean_squared_error": [("F.mse_loss", mse)],
         "mean_absolute_error": [("F.l1_loss", l1)],
         "huber": [("F.huber_loss", huber)],
+        "log_cosh": [("plain torch log(cosh(d))", plain_log_cosh)],
         "asymmetric_exponential": [("seed 003 custom_loss (transcribed)", seed003_asym)],
         "count_penalty": [("seed 000 hard count (transcribed)", seed000_count)],
         "mse_count_penalty": [("seed 000 CountBasedRegularizationLoss (transcribed)", seed000_mse_count)],
