@@ -300,3 +300,12 @@ def test_loop_bench_weights_differ_when_the_loops_differ(monkeypatch):
     monkeypatch.setattr(bench_loop, "_parts", other_lr)
     _, other = bench_loop.hand_loop(case, 5, 1)
     assert bench_loop._same(reference, other) > 0
+
+
+def test_ratios_keep_four_significant_digits():
+    """A per-call ratio far below 1 (a peer that is the seed's slow code) keeps its digits: four
+    decimals would turn 0.001974 into 0.002, 1.3% off."""
+    from lossparity.bench.timing import ratio
+
+    assert ratio(1.97414328762974, 1000.0) == 0.001974
+    assert ratio(123.456, 100.0) == 1.235 and ratio(3.0, 3.0) == 1.0

@@ -12,7 +12,7 @@ from .inputs import make_inputs, percall_shape, shapes_for
 from .keras_peers import KerasRunner, _keras_peers
 from .render import _print
 from .settings import FUSED_LOSSES, MODES, PERCALL_MIN_MS, PERCALL_MODE, PERCALL_REPEATS, TORCH_COMPILED, note
-from .timing import _run_group, _time_percall
+from .timing import _run_group, _time_percall, ratio
 from .torch_peers import TorchRunner, _torch_peers
 
 
@@ -190,7 +190,7 @@ def bench_percall(names, frameworks=("torch", "keras"), device="cpu", repeats: i
                 row = dict(meta, peer=peer, ours_us=round(us["ours"], 2),
                            peer_us=None if peer_us is None else round(peer_us, 2),
                            diff_us=None if peer_us is None else round(us["ours"] - peer_us, 2),
-                           ratio=None if peer_us is None else round(us["ours"] / peer_us, 4),
+                           ratio=None if peer_us is None else ratio(us["ours"], peer_us),
                            ours_ms=round(us["ours"] / 1e3, 6),
                            peer_ms=None if peer_us is None else round(peer_us / 1e3, 6))
                 if peer_us is None:

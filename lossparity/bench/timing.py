@@ -32,6 +32,12 @@ def time_group(fns: dict[str, Callable[[], Any]], sync: Callable[[], None], sett
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def ratio(ours: float, peer: float) -> float:
+    """``ours / peer`` to 4 significant digits (a fixed number of decimals would lose a small ratio's
+    digits: 0.00197 is not 0.002)."""
+    return float(f"{ours / peer:.4g}")
+
+
 def _rel_diff(ours: float, peer: float) -> float:
     """``|ours - peer| / |ours|``: 0 up to rounding where the peer computes the same math."""
     if ours == peer:
@@ -66,7 +72,7 @@ def _run_group(name, framework, impls: dict, peers: dict, make_step, memory, syn
             peer_ms = None if pk is None else ms[pk]
             row = dict(meta, loss=name, framework=framework, impl=impl, peer=None if pk is None else pk[1],
                        ours_ms=round(ms[ours], 4), peer_ms=None if peer_ms is None else round(peer_ms, 4),
-                       ratio=None if peer_ms is None else round(ms[ours] / peer_ms, 4),
+                       ratio=None if peer_ms is None else ratio(ms[ours], peer_ms),
                        peak_bytes_ours=mem[ours][0], peak_bytes_peer=None if pk is None else mem[pk][0],
                        saved_bytes_ours=mem[ours][1], saved_bytes_peer=None if pk is None else mem[pk][1],
                        value_rel_diff=None if pk is None else _rel_diff(values[ours], values[pk]))
