@@ -53,7 +53,7 @@ $(DOCS_STAMP): pyproject.toml | $(STAMP)
 	@touch $@
 
 docs-site: $(DOCS_STAMP)
-	$(VPY) -m mkdocs build --strict -d build/site
+	NO_MKDOCS_2_WARNING=1 TF_CPP_MIN_LOG_LEVEL=3 $(VPY) -m mkdocs build --strict -d build/site
 
 # The wheel as a user gets it (.ci/wheel_smoke.sh, ~5 min): built, then installed into fresh
 # [torch]-only, [tf]-only and [all] virtualenvs outside the repository and smoke-tested there.
