@@ -196,6 +196,12 @@ MEAN_ABSOLUTE_ERROR = register(LossSpec(
                      "torch.nn.functional.l1_loss, torch.abs and tf.abs all backpropagate sign(0) = 0 "
                      "(so do torch.nn.L1Loss and keras.losses.MeanAbsoluteError)."),
     stability="|y - ŷ| directly: exact but for the rounding of the subtraction; finite for every finite input.",
+    performance_notes=(
+        note("torch", "torch eager*", ("cls", "seg"), 1.3,
+             "the peer is F.l1_loss(reduction='mean'), one kernel each way with the mean inside it; ours is the same "
+             "kernel with reduction='none' (sample weights and reduction='none' need per-sample values) followed by "
+             "the per-sample mean and the reduction", TORCH_CONTRACT),
+    ),
     peer_notes=(
         PeerNote("torch.nn.L1Loss / torch.nn.functional.l1_loss", "every input",
                  "equal values and gradients (subgradient 0 at ŷ = y too); its reduction='mean' averages every "
@@ -295,6 +301,11 @@ HUBER = register(LossSpec(
                      "the Keras twin take the quadratic branch (|d| <= δ, as keras.losses.Huber), torch's "
                      "huber_loss kernel (our torch twin, torch.nn.HuberLoss) the linear one (|d| < δ is "
                      "quadratic); both give the same value δ²/2 and gradient ±δ there."),
+    performance_notes=(
+        note("torch", "torch eager*", ("cls", "seg"), 1.45,
+             "the peer is F.huber_loss(reduction='mean'), one kernel each way with the mean inside it; ours is the "
+             "same kernel with reduction='none' followed by the per-sample mean and the reduction", TORCH_CONTRACT),
+    ),
     stability=("The linear branch is δ (|d| - δ/2) (no cancellation: |d| - δ/2 >= δ/2 there); the quadratic "
                "branch's d² of an unselected element may overflow but is never selected and its gradient "
                "is 0. delta is rounded to the compute dtype (float32: choose a float32 number, e.g. 0.25)."),
@@ -375,6 +386,16 @@ LOG_COSH = register(LossSpec(
     invalid_cases=lambda: [],
     target_domain=None,
     grad_convention="Smooth: d/dŷ = tanh(ŷ - y) / M (0 at ŷ = y, where both twins' abs backpropagates sign(0) = 0).",
+    performance_notes=(
+        note("torch", "torch eager*", ("cls", "seg"), 7.5,
+             "the peer is the plain log(cosh(d)) users write (two transcendentals, overflowing past |d| = 89 in "
+             "float32 with a NaN gradient, cancelling near 0: see the peer notes); ours evaluates both stable "
+             "branches for every element (expm1 and log1p near 0, softplus far out, two where), ~12 elementwise "
+             "ops each way instead of 3", TORCH_CONTRACT),
+        note("keras", "keras eager*", ("cls", "seg"), 3.0,
+             "keras.losses.LogCosh is d + softplus(-2d) - log 2 (cancelling near 0, see the peer notes); ours "
+             "evaluates both stable branches for every element, about twice the ops", KERAS_EAGER),
+    ),
     stability=("Never cosh itself (it overflows for |d| > 710 in float64, 89 in float32). |d| <= 1: "
                "log1p(t²/(2 + 2t)), t = expm1(|d|), exact to the last digits down to the smallest d; |d| > 1: "
                "(|d| - log 2) + softplus(-2|d|). The |d| <= 1 branch sees 0 for the other elements, so neither "
