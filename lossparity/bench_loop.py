@@ -22,7 +22,7 @@ points), so the one-time ``Trainer`` setup is reported apart (``setup_ms``). Aft
 steps the four networks must hold the same weights (bit-identical: same kernels in the same
 order), which is what makes the comparison one of loops and not of computations.
 
-Target (issue 7): ``lightning / hand`` ≤ 1.05. Lightning adds a fixed cost per step (about
+Target: ``lightning / hand`` ≤ 1.05. Lightning adds a fixed cost per step (about
 25 hook calls, the optimizer closure, the batch transfer: ~2,500 Python calls a step); the ratio
 is that cost over the step's compute, so it is met by steps of ≳ 25 ms (the U-Net's on one
 thread) and not by the small MLPs' 3-5 ms steps even with the bare module.

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from lossparity import scenarios
 from lossparity.scenarios import plotting
+from lossparity.docs import PROBLEMS
 from lossparity.paths import repo_root
 from lossparity.scenarios.base import Stat, Table, aggregate
 
@@ -254,7 +255,10 @@ def write_report(args, tables: dict[str, Table], runs: dict, plots: dict[str, li
         table = tables[name]
         first = runs[name][fw[0]]
         info = first["notes"][0]["data"]
-        lines += [f"## `{name}` — {scenario.title} (seed {scenario.seed_id})", "", scenario.summary.strip(), "",
+        anchor = SCENARIO_PROBLEMS[name]
+        title = PROBLEMS[anchor]
+        lines += [f"## `{name}` — {scenario.title} (problem: [{title}](../problems.md#{anchor}))", "",
+                  scenario.summary.strip(), "",
                   "**Data**: " + ", ".join(f"{k}={v}" for k, v in info.items()), ""]
         if seeds_of(args, name) != args.seeds:
             lines += [f"**Seeds**: 0–{seeds_of(args, name) - 1} (the scenario asks for {scenario.full_seeds})", ""]
@@ -290,7 +294,12 @@ def write_report(args, tables: dict[str, Table], runs: dict, plots: dict[str, li
     return path
 
 
-#: speed target of ``lossparity.run --quick`` on 2 CPU cores (issue 5); checked here, not by a timed test
+#: each scenario's problem on docs/problems.md (its anchor; the title from lossparity.docs.PROBLEMS)
+SCENARIO_PROBLEMS = {"multilabel": "sparse-multilabel", "digits": "mnist-thresholding",
+                     "count_penalty": "count-above-a-threshold", "imbalanced": "cost-sensitive",
+                     "segmentation": "segmentation-overlap-losses", "sparse_autoencoder": "kl-sparsity"}
+
+#: speed target of ``lossparity.run --quick`` on 2 CPU cores; checked here, not by a timed test
 QUICK_BUDGET_S = 60.0
 
 

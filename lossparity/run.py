@@ -8,13 +8,13 @@ Writes ``DIR/metrics.json`` (a flat dict of the final held-out metrics, ``"<job>
 the whole command, imports included), ``DIR/history.json`` (per-epoch curves of every job),
 ``DIR/notes.json`` and the scenario's plots ``DIR/*.png``. Lightning logs and checkpoints go to
 ``DIR/lightning/<job>/``, Keras models to ``DIR/keras/<job>.keras``. ``--quick`` (small subsets,
-2 epochs) finishes in under a minute on 2 CPU cores. Scenarios: ``multilabel`` (seed 001),
-``digits`` (seed 002; ``--data`` = a local ``mnist.npz`` or MNIST IDX folder, else scikit-learn's
-bundled digits), ``imbalanced`` (seed 003; ``--data`` = a local ``.csv`` / ``.npz`` of features and 0/1
-labels, else a seeded ``make_classification`` problem), ``count_penalty`` (seed 000: hard vs soft count
+2 epochs) finishes in under a minute on 2 CPU cores. Scenarios: ``multilabel`` (the sparse-multilabel problem of docs/problems.md),
+``digits`` (MNIST thresholding and data selection; ``--data`` = a local ``mnist.npz`` or MNIST IDX folder, else scikit-learn's
+bundled digits), ``imbalanced`` (the cost-sensitive problem; ``--data`` = a local ``.csv`` / ``.npz`` of features and 0/1
+labels, else a seeded ``make_classification`` problem), ``count_penalty`` (count above a threshold: hard vs soft count
 penalty vs a clipping head; the hard count trains the plain-MSE weights bit for bit),
-``sparse_autoencoder`` (seed 004: ``kl_sparsity`` on a sigmoid coding layer, scikit-learn's digits),
-``segmentation`` (seed 003, ship detection: a U-Net on synthetic sea images, seven losses, which ones
+``sparse_autoencoder`` (KL sparsity: ``kl_sparsity`` on a sigmoid coding layer, scikit-learn's digits),
+``segmentation`` (segmentation overlap losses, ship detection: a U-Net on synthetic sea images, seven losses, which ones
 collapse to all-zero masks).
 """
 from __future__ import annotations

@@ -123,3 +123,12 @@ def test_the_site_hook_renders_every_table_of_the_committed_run():
     page = docs.on_page_markdown(f"# Benchmarks\n\n{docs.BENCH_TABLES}\n")
     assert docs.BENCH_TABLES not in page and "Every row" in page
     assert "segmentation answer" in page  # peers named by their answer
+
+
+def test_every_scenario_names_a_problem_of_the_problems_page():
+    """The scenario report's headings link each scenario's problem (lossparity.report), by an
+    anchor the problems page has."""
+    from lossparity import report, scenarios
+
+    assert set(report.SCENARIO_PROBLEMS) == set(scenarios.names())
+    assert set(report.SCENARIO_PROBLEMS.values()) <= set(docs.PROBLEMS)

@@ -95,7 +95,7 @@ def _keras_peers():
             return None
         pw = np.asarray(p["pos_weight"], np.float32)
 
-        def fn(y_true, logits):  # seed 001 wce_logits
+        def fn(y_true, logits):  # the sparse multilabel answer: wce_logits
             return tf.reduce_mean(tf.nn.weighted_cross_entropy_with_logits(
                 logits=f32(logits), labels=tf.cast(y_true, tf.float32), pos_weight=pw))
         return fn
@@ -122,7 +122,7 @@ def _keras_peers():
         weights = np.asarray(p["cost_matrix"], np.float32)
         nb_cl = len(weights)
 
-        def fn(y_true, logits):  # seed 003 w_categorical_crossentropy (Keras backend → tf)
+        def fn(y_true, logits):  # the cost-sensitive answer: w_categorical_crossentropy (Keras backend → tf)
             c = logits.shape[-1]
             logits = tf.reshape(f32(logits), (-1, c))
             y_true = tf.reshape(y_true, (-1, c))
@@ -160,7 +160,7 @@ def _keras_peers():
         if not from_logits(p):
             return None
 
-        def fn(y_true, logits):  # seed 003 iouloss (flattened sample, sigmoid added)
+        def fn(y_true, logits):  # the segmentation answer: iouloss (flattened sample, sigmoid added)
             y_pred, y_true = flat(tf.sigmoid(f32(logits))), flat(y_true)
             intersection = tf.reduce_sum(y_true * y_pred, axis=-1)
             sum_ = tf.reduce_sum(y_true + y_pred, axis=-1)
@@ -173,7 +173,7 @@ def _keras_peers():
             return None
         beta, epsilon = p["beta"], p["epsilon"]
 
-        def fn(y_true, logits):  # seed 003 F-beta code in TensorFlow
+        def fn(y_true, logits):  # the soft F-beta answer: F-beta code in TensorFlow
             y_pred, y_true = flat(tf.sigmoid(f32(logits))), flat(y_true)
             TP = tf.reduce_sum(y_pred * y_true, axis=1)
             FP = tf.reduce_sum((1 - y_pred) * y_true, axis=1)
@@ -196,7 +196,7 @@ def _keras_peers():
         return keras.losses.LogCosh()
 
     def seed003_asym(p, shape):
-        def fn(y_true, y_pred):  # seed 003 custom_loss
+        def fn(y_true, y_pred):  # the asymmetric-cost answer: custom_loss
             return tf.reduce_mean(tf.abs(1 - tf.exp(-tf.math.log(tf.exp(y_true - f32(y_pred))))))
         return fn
 
@@ -214,7 +214,7 @@ def _keras_peers():
     def seed000_mse_count(p, shape):
         t, w = _count_args(p)
 
-        def fn(y_true, y_pred):  # seed 000 CountBasedRegularizationLoss.call + Keras mean
+        def fn(y_true, y_pred):  # the count-above-a-threshold answer: CountBasedRegularizationLoss.call + Keras mean
             y_pred = f32(y_pred)
             base_loss = tf.reduce_mean(flat(tf.square(y_true - y_pred)), axis=-1)
             above_threshold = tf.cast(tf.greater(y_pred, t), tf.float32)
@@ -225,7 +225,7 @@ def _keras_peers():
     def seed000_cce_count(p, shape):
         t, w = _count_args(p)
 
-        def fn(y_true, logits):  # seed 000 sparse_prediction_loss (softmax head from logits)
+        def fn(y_true, logits):  # the count-above-a-threshold answer: sparse_prediction_loss (softmax head from logits)
             c = logits.shape[-1]
             logits = tf.reshape(f32(logits), (-1, c))
             y_true = tf.reshape(y_true, (-1, c))
@@ -239,7 +239,7 @@ def _keras_peers():
         rho = p.get("target", p.get("sparsity_target", p.get("rho", 0.1)))
         w = p.get("weight", p.get("sparsity_weight", 1.0))
 
-        def fn(x):  # seed 004 (tf.log → tf.math.log)
+        def fn(x):  # the KL-sparsity answer: (tf.log → tf.math.log)
             q = tf.reduce_mean(flat(f32(x)), axis=0)
             kl = rho * tf.math.log(rho / q) + (1 - rho) * tf.math.log((1 - rho) / (1 - q))
             return w * tf.reduce_sum(kl)
@@ -247,23 +247,23 @@ def _keras_peers():
 
     return {
         "weighted_bce": [("keras.losses.BinaryCrossentropy", keras_bce),
-                         ("tf.nn.weighted_cross_entropy_with_logits (seed 001)", tf_weighted)],
+                         ("tf.nn.weighted_cross_entropy_with_logits (sparse multilabel answer)", tf_weighted)],
         "binary_focal": [("keras.losses.BinaryFocalCrossentropy", keras_focal)],
         "categorical_crossentropy": [("keras.losses.CategoricalCrossentropy", keras_cce)],
         "sparse_categorical_crossentropy": [("keras.losses.SparseCategoricalCrossentropy", keras_scce)],
-        "cost_sensitive_cce": [("seed 003 w_categorical_crossentropy", seed003_w_cce)],
+        "cost_sensitive_cce": [("w_categorical_crossentropy (cost-sensitive answer)", seed003_w_cce)],
         "soft_dice": [("keras.losses.Dice (on sigmoid)", keras_dice)],
         "soft_jaccard": [("keras.losses.Tversky(1, 1) (on sigmoid)", keras_tversky(None, None)),
-                         ("seed 003 iouloss", seed003_iouloss)],
+                         ("iouloss (segmentation answer)", seed003_iouloss)],
         "tversky": [("keras.losses.Tversky (on sigmoid)", keras_tversky("alpha", "beta"))],
-        "soft_fbeta": [("seed 003 F-beta code (tf)", seed003_fbeta)],
+        "soft_fbeta": [("F-beta code (soft F-beta answer, tf)", seed003_fbeta)],
         "mean_squared_error": [("keras.losses.MeanSquaredError", keras_mse)],
         "mean_absolute_error": [("keras.losses.MeanAbsoluteError", keras_mae)],
         "huber": [("keras.losses.Huber", keras_huber)],
         "log_cosh": [("keras.losses.LogCosh", keras_log_cosh)],
-        "asymmetric_exponential": [("seed 003 custom_loss", seed003_asym)],
-        "count_penalty": [("seed 000 hard count", seed000_count)],
-        "mse_count_penalty": [("seed 000 CountBasedRegularizationLoss", seed000_mse_count)],
-        "cce_count_penalty": [("seed 000 sparse_prediction_loss", seed000_cce_count)],
-        "kl_sparsity": [("seed 004 kl_divergence", seed004_kl)],
+        "asymmetric_exponential": [("custom_loss (asymmetric-cost answer)", seed003_asym)],
+        "count_penalty": [("hard count (count-above-a-threshold answer)", seed000_count)],
+        "mse_count_penalty": [("CountBasedRegularizationLoss (count-above-a-threshold answer)", seed000_mse_count)],
+        "cce_count_penalty": [("sparse_prediction_loss (count-above-a-threshold answer)", seed000_cce_count)],
+        "kl_sparsity": [("kl_divergence (KL-sparsity answer)", seed004_kl)],
     }

@@ -61,7 +61,7 @@ ROW_KEYS = ("loss", "framework", "impl", "peer", "shape", "dtype", "mode", "ours
 MODES = ("fwd+bwd", "fwd")
 
 
-#: the elementwise losses of issue 7's fused-path target: fused ours ≤ 0.6 × the fastest eager peer
+#: the elementwise losses of the fused-path speed target: fused ours ≤ 0.6 × the fastest eager peer
 FUSED_LOSSES = ("weighted_bce", "binary_focal", "asymmetric_exponential", "count_penalty", "mse_count_penalty",
                 "cce_count_penalty")
 
@@ -72,7 +72,7 @@ FUSED_TARGET = 0.6
 TORCH_COMPILED = "torch compile validate=False"
 
 
-#: issue 7's eager target: fwd+bwd ≤ 1.0 × the fastest peer, ratios up to this are noise
+#: the eager speed target: fwd+bwd ≤ 1.0 × the fastest peer, ratios up to this are noise
 EAGER_NOISE = 1.1
 
 

@@ -34,7 +34,7 @@ def fused_summary(rows: list[dict]) -> list[dict]:
 
 
 def target_misses(rows: list[dict]) -> list[dict]:
-    """The configurations that miss issue 7's targets: eager ``fwd+bwd`` more than
+    """The configurations that miss the speed targets: eager ``fwd+bwd`` more than
     :data:`EAGER_NOISE` × the fastest peer (``target`` 1.0), and the fused paths of
     :data:`FUSED_LOSSES` above :data:`FUSED_TARGET` × the fastest eager peer (:func:`fused_summary`).
     One dict per configuration: loss, framework, impl, shape_kind, dtype, mode, ratio, target."""

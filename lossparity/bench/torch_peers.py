@@ -236,7 +236,7 @@ def _torch_peers():
         if not from_logits(p):
             return None
 
-        def fn(x, y):  # seed 003 iouloss (sums over the flattened sample, sigmoid added)
+        def fn(x, y):  # the segmentation answer: iouloss (sums over the flattened sample, sigmoid added)
             prob, y = flat(torch.sigmoid(f32(x))), flat(y)
             intersection = (y * prob).sum(-1)
             sum_ = (y + prob).sum(-1)
@@ -249,7 +249,7 @@ def _torch_peers():
             return None
         beta, epsilon = p["beta"], p["epsilon"]
 
-        def fn(x, y):  # seed 003 F-beta torch code, as posted (clamp included)
+        def fn(x, y):  # the soft F-beta answer: F-beta torch code, as posted (clamp included)
             y_pred, y_true = flat(torch.sigmoid(f32(x))), flat(y)
             TP = (y_pred * y_true).sum(dim=1)
             FP = ((1 - y_pred) * y_true).sum(dim=1)
@@ -272,7 +272,7 @@ def _torch_peers():
         return lambda x, y: torch.mean(torch.log(torch.cosh(f32(x) - y)))  # what users write (overflows past 89)
 
     def seed003_asym(p, shape):
-        def fn(x, y):  # seed 003: K.mean(abs(1 - exp(-log(exp(y_true - y_pred)))))
+        def fn(x, y):  # the asymmetric-cost answer: K.mean(abs(1 - exp(-log(exp(y_true - y_pred)))))
             return torch.mean(torch.abs(1 - torch.exp(-torch.log(torch.exp(y - f32(x))))))
         return fn
 
@@ -282,7 +282,7 @@ def _torch_peers():
     def seed000_count(p, shape):
         t, w = _count_args(p)
 
-        def fn(x):  # seed 000: hard count of elements above the threshold (no gradient)
+        def fn(x):  # the count-above-a-threshold answer: hard count of elements above the threshold (no gradient)
             above = (f32(x) > t).to(torch.float32)
             return w * flat(above).sum(-1).mean()
         return fn
@@ -290,7 +290,7 @@ def _torch_peers():
     def seed000_mse_count(p, shape):
         t, w = _count_args(p)
 
-        def fn(x, y):  # seed 000 CountBasedRegularizationLoss: MSE + factor * mean(count above)
+        def fn(x, y):  # the count-above-a-threshold answer: CountBasedRegularizationLoss: MSE + factor * mean(count above)
             x = f32(x)
             base = flat((x - y) ** 2).mean(-1)
             count_above = flat((x > t).to(torch.float32)).sum(-1)
@@ -300,7 +300,7 @@ def _torch_peers():
     def seed000_cce_count(p, shape):
         t, w = _count_args(p)
 
-        def fn(x, y):  # seed 000 sparse_prediction_loss: CCE + factor * mean(count of probs > t)
+        def fn(x, y):  # the count-above-a-threshold answer: sparse_prediction_loss: CCE + factor * mean(count of probs > t)
             x = f32(x)
             c = x.shape[-1]
             x2, y2 = x.reshape(-1, c), y.reshape(-1, c)
@@ -313,7 +313,7 @@ def _torch_peers():
         rho = p.get("target", p.get("sparsity_target", p.get("rho", 0.1)))
         w = p.get("weight", p.get("sparsity_weight", 1.0))
 
-        def fn(x):  # seed 004: sum_j KL(rho || mean activation q_j), q = batch mean
+        def fn(x):  # the KL-sparsity answer: sum_j KL(rho || mean activation q_j), q = batch mean
             q = flat(f32(x)).mean(0)
             kl = rho * torch.log(rho / q) + (1 - rho) * torch.log((1 - rho) / (1 - q))
             return w * kl.sum()
@@ -326,25 +326,25 @@ def _torch_peers():
                                                           alpha=lambda p: p["alpha"], reduction="mean"))],
         "categorical_crossentropy": [("F.cross_entropy (prob. targets)", cross_entropy)],
         "sparse_categorical_crossentropy": [("F.cross_entropy", sparse_cross_entropy)],
-        "cost_sensitive_cce": [("seed 003 w_categorical_crossentropy (transcribed)", seed003_w_cce)],
+        "cost_sensitive_cce": [("w_categorical_crossentropy (cost-sensitive answer, transcribed)", seed003_w_cce)],
         "soft_dice": [("monai.losses.DiceLoss", monai("DiceLoss", sigmoid=True, smooth_nr=lambda p: p["smooth"],
                                                        smooth_dr=lambda p: p["smooth"])),
                       ("plain torch Dice (sigmoid + sums)", plain_dice)],
         "soft_jaccard": [("monai.losses.DiceLoss(jaccard=True)",
                           monai("DiceLoss", sigmoid=True, jaccard=True, smooth_nr=lambda p: 2 * p["smooth"],
                                 smooth_dr=lambda p: 2 * p["smooth"])),
-                         ("seed 003 iouloss (transcribed)", seed003_iouloss)],
+                         ("iouloss (segmentation answer, transcribed)", seed003_iouloss)],
         "tversky": [("monai.losses.TverskyLoss", monai("TverskyLoss", sigmoid=True, alpha=lambda p: p["alpha"],
                                                         beta=lambda p: p["beta"], smooth_nr=lambda p: p["smooth"],
                                                         smooth_dr=lambda p: p["smooth"]))],
-        "soft_fbeta": [("seed 003 F-beta torch code", seed003_fbeta)],
+        "soft_fbeta": [("F-beta torch code (soft F-beta answer)", seed003_fbeta)],
         "mean_squared_error": [("F.mse_loss", mse)],
         "mean_absolute_error": [("F.l1_loss", l1)],
         "huber": [("F.huber_loss", huber)],
         "log_cosh": [("plain torch log(cosh(d))", plain_log_cosh)],
-        "asymmetric_exponential": [("seed 003 custom_loss (transcribed)", seed003_asym)],
-        "count_penalty": [("seed 000 hard count (transcribed)", seed000_count)],
-        "mse_count_penalty": [("seed 000 CountBasedRegularizationLoss (transcribed)", seed000_mse_count)],
-        "cce_count_penalty": [("seed 000 sparse_prediction_loss (transcribed)", seed000_cce_count)],
-        "kl_sparsity": [("seed 004 kl_divergence (transcribed)", seed004_kl)],
+        "asymmetric_exponential": [("custom_loss (asymmetric-cost answer, transcribed)", seed003_asym)],
+        "count_penalty": [("hard count (count-above-a-threshold answer, transcribed)", seed000_count)],
+        "mse_count_penalty": [("CountBasedRegularizationLoss (count-above-a-threshold answer, transcribed)", seed000_mse_count)],
+        "cce_count_penalty": [("sparse_prediction_loss (count-above-a-threshold answer, transcribed)", seed000_cce_count)],
+        "kl_sparsity": [("kl_divergence (KL-sparsity answer, transcribed)", seed004_kl)],
     }
