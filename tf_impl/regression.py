@@ -23,13 +23,21 @@ def _elementwise_total(elementwise: tf.Tensor, mean: bool) -> tf.Tensor:
     return total / m if m != 1 else total
 
 
-def _mean_squared_error_total(x, y, mean):
-    return _elementwise_total(tf.square(y - x), mean)
+def _elementwise_loss(elementwise):
+    """The per-sample form (mean over the non-batch axes) of an elementwise loss
+    ``elementwise(x, y, **params)``, with its reduced form (:func:`with_total`)."""
+
+    def total(x, y, mean, **params):
+        return _elementwise_total(elementwise(x, y, **params), mean)
+
+    @with_total(total)
+    def per_sample(x, y, **params):
+        return mean_nonbatch(elementwise(x, y, **params))
+
+    return per_sample
 
 
-@with_total(_mean_squared_error_total)
-def _mean_squared_error_per_sample(x, y):
-    return mean_nonbatch(tf.square(y - x))
+_mean_squared_error_per_sample = _elementwise_loss(lambda x, y: tf.square(y - x))
 
 
 def mean_squared_error(y_true, y_pred, *, sample_weight=None, reduction="mean", validate=True):
@@ -45,14 +53,8 @@ def mean_squared_error(y_true, y_pred, *, sample_weight=None, reduction="mean", 
                  reduction, validate)
 
 
-def _asymmetric_exponential_total(x, y, mean):
-    return _elementwise_total(tf.abs(tf.math.expm1(x - y)), mean)
-
-
-@with_total(_asymmetric_exponential_total)
-def _asymmetric_exponential_per_sample(x, y):
-    # |expm1(ŷ - y)|: tf.abs backpropagates sign(0) = 0 at ŷ = y (the spec's subgradient)
-    return mean_nonbatch(tf.abs(tf.math.expm1(x - y)))
+# |expm1(ŷ - y)|: tf.abs backpropagates sign(0) = 0 at ŷ = y (the spec's subgradient)
+_asymmetric_exponential_per_sample = _elementwise_loss(lambda x, y: tf.abs(tf.math.expm1(x - y)))
 
 
 def asymmetric_exponential(y_true, y_pred, *, sample_weight=None, reduction="mean", validate=True):
@@ -71,14 +73,8 @@ def asymmetric_exponential(y_true, y_pred, *, sample_weight=None, reduction="mea
                  {}, reduction, validate)
 
 
-def _mean_absolute_error_total(x, y, mean):
-    return _elementwise_total(tf.abs(x - y), mean)
-
-
-@with_total(_mean_absolute_error_total)
-def _mean_absolute_error_per_sample(x, y):
-    # tf.abs backpropagates sign(0) = 0 at ŷ = y (the spec's subgradient)
-    return mean_nonbatch(tf.abs(x - y))
+# tf.abs backpropagates sign(0) = 0 at ŷ = y (the spec's subgradient)
+_mean_absolute_error_per_sample = _elementwise_loss(lambda x, y: tf.abs(x - y))
 
 
 def mean_absolute_error(y_true, y_pred, *, sample_weight=None, reduction="mean", validate=True):
@@ -95,7 +91,7 @@ def mean_absolute_error(y_true, y_pred, *, sample_weight=None, reduction="mean",
                  reduction, validate)
 
 
-def _huber_elementwise(x, y, delta):
+def _huber_elementwise(x, y, *, delta):
     # |d| <= δ: d²/2 (keras.losses.Huber's branch at |d| = δ); beyond: δ (|d| - δ/2), no cancellation. An
     # unselected d² may overflow: tf.where sends it a zero cotangent and Square's gradient 2 d · 0 is 0
     d = x - y
@@ -104,13 +100,7 @@ def _huber_elementwise(x, y, delta):
     return tf.where(a <= delta, 0.5 * tf.square(d), delta * (a - 0.5 * delta))
 
 
-def _huber_total(x, y, mean, *, delta):
-    return _elementwise_total(_huber_elementwise(x, y, delta), mean)
-
-
-@with_total(_huber_total)
-def _huber_per_sample(x, y, *, delta):
-    return mean_nonbatch(_huber_elementwise(x, y, delta))
+_huber_per_sample = _elementwise_loss(_huber_elementwise)
 
 
 def huber(y_true, y_pred, *, delta=1.0, sample_weight=None, reduction="mean", validate=True):
@@ -143,13 +133,7 @@ def _log_cosh_elementwise(x, y):
     return tf.where(small, near, far)
 
 
-def _log_cosh_total(x, y, mean):
-    return _elementwise_total(_log_cosh_elementwise(x, y), mean)
-
-
-@with_total(_log_cosh_total)
-def _log_cosh_per_sample(x, y):
-    return mean_nonbatch(_log_cosh_elementwise(x, y))
+_log_cosh_per_sample = _elementwise_loss(_log_cosh_elementwise)
 
 
 def log_cosh(y_true, y_pred, *, sample_weight=None, reduction="mean", validate=True):

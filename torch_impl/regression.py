@@ -23,18 +23,40 @@ def _elementwise_total(elementwise: torch.Tensor, mean: bool) -> torch.Tensor:
     return total.div_(const(float(count), total)) if count != 1 else total
 
 
-def _mean_squared_error_total(x, y, mean):
-    # "mean": F.mse_loss's own mean over every element (= Σ_i ℓ_i / N, one kernel each way)
-    if mean:
-        return F.mse_loss(x, y)
-    return _elementwise_total(F.mse_loss(x, y, reduction="none"), False)
+def _elementwise_loss(elementwise):
+    """The per-sample form (mean over the non-batch axes) of an elementwise loss
+    ``elementwise(x, y, **params)``, with its reduced form (:func:`with_total`)."""
+
+    def total(x, y, mean, **params):
+        return _elementwise_total(elementwise(x, y, **params), mean)
+
+    @with_total(total)
+    def per_sample(x, y, **params):
+        return mean_nonbatch(elementwise(x, y, **params))
+
+    return per_sample
 
 
-@with_total(_mean_squared_error_total)
-def _mean_squared_error_per_sample(x, y):
-    # ATen's fused kernel each way ((x - y)^2 forward, 2 (x - y) g backward): the same values as
-    # torch.square(y - x) and its autograd, in one pass instead of two or three
-    return mean_nonbatch(F.mse_loss(x, y, reduction="none"))
+def _aten_loss(loss_fn):
+    """The per-sample form of an ATen elementwise loss ``loss_fn(x, y, reduction=..., **params)``
+    (``F.mse_loss``, ``F.l1_loss``, ``F.huber_loss``: one fused kernel each way), whose reduced
+    form for ``"mean"`` is ``loss_fn``'s own mean over every element (= Σ_i ℓ_i / N)."""
+
+    def total(x, y, mean, **params):
+        if mean:
+            return loss_fn(x, y, **params)
+        return _elementwise_total(loss_fn(x, y, reduction="none", **params), False)
+
+    @with_total(total)
+    def per_sample(x, y, **params):
+        return mean_nonbatch(loss_fn(x, y, reduction="none", **params))
+
+    return per_sample
+
+
+# ATen's fused kernel each way ((x - y)^2 forward, 2 (x - y) g backward): the same values as
+# torch.square(y - x) and its autograd, in one pass instead of two or three
+_mean_squared_error_per_sample = _aten_loss(F.mse_loss)
 
 
 def mean_squared_error(input, target, *, sample_weight=None, reduction="mean", validate=True):
@@ -57,14 +79,8 @@ def mean_squared_error(input, target, *, sample_weight=None, reduction="mean", v
                  reduction, validate)
 
 
-def _asymmetric_exponential_total(x, y, mean):
-    return _elementwise_total(torch.abs(torch.expm1(x - y)), mean)
-
-
-@with_total(_asymmetric_exponential_total)
-def _asymmetric_exponential_per_sample(x, y):
-    # |expm1(ŷ - y)|: torch.abs backpropagates sign(0) = 0 at ŷ = y (the spec's subgradient)
-    return mean_nonbatch(torch.abs(torch.expm1(x - y)))
+# |expm1(ŷ - y)|: torch.abs backpropagates sign(0) = 0 at ŷ = y (the spec's subgradient)
+_asymmetric_exponential_per_sample = _elementwise_loss(lambda x, y: torch.abs(torch.expm1(x - y)))
 
 
 def asymmetric_exponential(input, target, *, sample_weight=None, reduction="mean", validate=True):
@@ -86,17 +102,8 @@ def asymmetric_exponential(input, target, *, sample_weight=None, reduction="mean
                  {}, reduction, validate)
 
 
-def _mean_absolute_error_total(x, y, mean):
-    # "mean": F.l1_loss's own mean over every element (= Σ_i ℓ_i / N, one kernel each way)
-    if mean:
-        return F.l1_loss(x, y)
-    return _elementwise_total(F.l1_loss(x, y, reduction="none"), False)
-
-
-@with_total(_mean_absolute_error_total)
-def _mean_absolute_error_per_sample(x, y):
-    # ATen's l1 kernel: |x - y| forward, sign(x - y) g backward (sign(0) = 0: the spec's subgradient)
-    return mean_nonbatch(F.l1_loss(x, y, reduction="none"))
+# ATen's l1 kernel: |x - y| forward, sign(x - y) g backward (sign(0) = 0: the spec's subgradient)
+_mean_absolute_error_per_sample = _aten_loss(F.l1_loss)
 
 
 def mean_absolute_error(input, target, *, sample_weight=None, reduction="mean", validate=True):
@@ -115,18 +122,9 @@ def mean_absolute_error(input, target, *, sample_weight=None, reduction="mean", 
                  reduction, validate)
 
 
-def _huber_total(x, y, mean, *, delta):
-    # "mean": F.huber_loss's own mean over every element (= Σ_i ℓ_i / N, one kernel each way)
-    if mean:
-        return F.huber_loss(x, y, delta=delta)
-    return _elementwise_total(F.huber_loss(x, y, reduction="none", delta=delta), False)
-
-
-@with_total(_huber_total)
-def _huber_per_sample(x, y, *, delta):
-    # ATen's huber kernel: |d| < δ quadratic, else δ (|d| - δ/2); backward clip(d, -δ, δ) g (at |d| = δ
-    # the linear branch: the same value δ²/2 and gradient ±δ as the spec's quadratic one)
-    return mean_nonbatch(F.huber_loss(x, y, reduction="none", delta=delta))
+# ATen's huber kernel: |d| < δ quadratic, else δ (|d| - δ/2); backward clip(d, -δ, δ) g (at |d| = δ
+# the linear branch: the same value δ²/2 and gradient ±δ as the spec's quadratic one)
+_huber_per_sample = _aten_loss(F.huber_loss)
 
 
 def huber(input, target, *, delta=1.0, sample_weight=None, reduction="mean", validate=True):
@@ -164,13 +162,7 @@ def _log_cosh_elementwise(x, y):
     return torch.where(small, near, far)
 
 
-def _log_cosh_total(x, y, mean):
-    return _elementwise_total(_log_cosh_elementwise(x, y), mean)
-
-
-@with_total(_log_cosh_total)
-def _log_cosh_per_sample(x, y):
-    return mean_nonbatch(_log_cosh_elementwise(x, y))
+_log_cosh_per_sample = _elementwise_loss(_log_cosh_elementwise)
 
 
 def log_cosh(input, target, *, sample_weight=None, reduction="mean", validate=True):
