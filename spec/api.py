@@ -244,6 +244,23 @@ def framework_functions(impls, *, module: str, functional: str, apply: Callable,
 AUTO = "auto"
 
 
+def elementwise_per_sample(elementwise: Callable, *, mean_nonbatch: Callable, elementwise_total: Callable) -> Callable:
+    """A framework's per-sample form ``per_sample(x, y, **params) -> (N,)`` of an elementwise loss
+    ``elementwise(x, y, **params)`` (the mean over the non-batch axes, ``mean_nonbatch``), with its
+    reduced form ``per_sample.total(x, y, mean, **params)`` = ``elementwise_total(elementwise(...),
+    mean)`` (what each framework's ``with_total`` attaches). Written once for both frameworks; each
+    passes its own tensor functions."""
+
+    def total(x, y, mean, **params):
+        return elementwise_total(elementwise(x, y, **params), mean)
+
+    def per_sample(x, y, **params):
+        return mean_nonbatch(elementwise(x, y, **params))
+
+    per_sample.total = total
+    return per_sample
+
+
 def _auto_pos_weight(labels):
     from .class_weights import pos_weight_from_labels
 

@@ -7,7 +7,9 @@ import math
 
 import tensorflow as tf
 
-from ._core import apply, mean_nonbatch, with_total
+from spec.api import elementwise_per_sample
+
+from ._core import apply, mean_nonbatch
 
 __all__ = ["mean_squared_error", "asymmetric_exponential", "mean_absolute_error", "huber", "log_cosh"]
 
@@ -24,17 +26,9 @@ def _elementwise_total(elementwise: tf.Tensor, mean: bool) -> tf.Tensor:
 
 
 def _elementwise_loss(elementwise):
-    """The per-sample form (mean over the non-batch axes) of an elementwise loss
-    ``elementwise(x, y, **params)``, with its reduced form (:func:`with_total`)."""
-
-    def total(x, y, mean, **params):
-        return _elementwise_total(elementwise(x, y, **params), mean)
-
-    @with_total(total)
-    def per_sample(x, y, **params):
-        return mean_nonbatch(elementwise(x, y, **params))
-
-    return per_sample
+    """The per-sample form of an elementwise loss, with its reduced form (written once:
+    :func:`spec.api.elementwise_per_sample`)."""
+    return elementwise_per_sample(elementwise, mean_nonbatch=mean_nonbatch, elementwise_total=_elementwise_total)
 
 
 _mean_squared_error_per_sample = _elementwise_loss(lambda x, y: tf.square(y - x))
