@@ -11,6 +11,20 @@ from typing import Any
 from .settings import Settings, note
 
 
+def _interleaved_medians(fns: dict, number: dict, sync, repeats: int, *, unit: float) -> dict[str, float]:
+    """Median time per call of each function (seconds × ``unit``), the functions interleaved repeat
+    by repeat, each repeat ``number[key]`` calls followed by ``sync()``."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(number[key]):
+                fn()
+            sync()
+            times[key].append((time.perf_counter() - t0) * unit / number[key])
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def time_group(fns: dict[str, Callable[[], Any]], sync: Callable[[], None], settings: Settings) -> dict[str, float]:
     """Median milliseconds per call of each function, the functions interleaved repeat by repeat."""
     number = {}
@@ -21,15 +35,7 @@ def time_group(fns: dict[str, Callable[[], Any]], sync: Callable[[], None], sett
         sync()
         per_call = (time.perf_counter() - t0) / max(settings.warmup, 1) * 1e3
         number[key] = max(1, math.ceil(settings.min_ms / max(per_call, 1e-3))) if settings.min_ms else 1
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(settings.repeats):
-        for key, fn in fns.items():
-            t0 = time.perf_counter()
-            for _ in range(number[key]):
-                fn()
-            sync()
-            times[key].append((time.perf_counter() - t0) * 1e3 / number[key])
-    return {k: statistics.median(v) for k, v in times.items()}
+    return _interleaved_medians(fns, number, sync, settings.repeats, unit=1e3)
 
 
 def ratio(ours: float, peer: float) -> float:
@@ -95,12 +101,4 @@ def _time_percall(fns: dict, sync, repeats: int, min_ms: float) -> dict[str, flo
         fn()
         sync()
         number[key] = max(1, math.ceil(min_ms / max((time.perf_counter() - t0) * 1e3, 1e-3)))
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for key, fn in fns.items():
-            t0 = time.perf_counter()
-            for _ in range(number[key]):
-                fn()
-            sync()
-            times[key].append((time.perf_counter() - t0) * 1e6 / number[key])
-    return {k: statistics.median(v) for k, v in times.items()}
+    return _interleaved_medians(fns, number, sync, repeats, unit=1e6)
