@@ -255,9 +255,8 @@ def write_report(args, tables: dict[str, Table], runs: dict, plots: dict[str, li
         table = tables[name]
         first = runs[name][fw[0]]
         info = first["notes"][0]["data"]
-        anchor = SCENARIO_PROBLEMS[name]
-        title = PROBLEMS[anchor]
-        lines += [f"## `{name}` — {scenario.title} (problem: [{title}](../problems.md#{anchor}))", "",
+        lines += [f"## `{name}` — {scenario.title} (problem: [{PROBLEMS[scenario.problem]}]"
+                  f"(../problems.md#{scenario.problem}))", "",
                   scenario.summary.strip(), "",
                   "**Data**: " + ", ".join(f"{k}={v}" for k, v in info.items()), ""]
         if seeds_of(args, name) != args.seeds:
@@ -293,11 +292,6 @@ def write_report(args, tables: dict[str, Table], runs: dict, plots: dict[str, li
     path.write_text("\n".join(lines) + "\n")
     return path
 
-
-#: each scenario's problem on docs/problems.md (its anchor; the title from lossparity.docs.PROBLEMS)
-SCENARIO_PROBLEMS = {"multilabel": "sparse-multilabel", "digits": "mnist-thresholding",
-                     "count_penalty": "count-above-a-threshold", "imbalanced": "cost-sensitive",
-                     "segmentation": "segmentation-overlap-losses", "sparse_autoencoder": "kl-sparsity"}
 
 #: speed target of ``lossparity.run --quick`` on 2 CPU cores; checked here, not by a timed test
 QUICK_BUDGET_S = 60.0

@@ -297,7 +297,7 @@ class Scenario(ABC):
     """Base class of the scenario modules' ``SCENARIO`` objects (see the module docstring)."""
 
     name: str
-    seed_id: str  # the seed question it reproduces (shared/seeds/<id>_*.txt)
+    problem: str  # the anchor of the problem it reproduces on docs/problems.md (lossparity.docs.PROBLEMS)
     title: str
     #: markdown paragraphs for the report: what the seed asked and what to look at
     summary: str

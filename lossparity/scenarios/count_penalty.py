@@ -126,7 +126,7 @@ def weights_identical(a, b) -> bool:
 
 class CountPenaltyScenario(Scenario):
     name = "count_penalty"
-    seed_id = "000"
+    problem = "count-above-a-threshold"
     title = "Counts above a threshold: hard count (no gradient) vs soft count vs clipping"
     summary = __doc__.split("\n\n", 1)[1]
     headline = ("hard_vs_plain/max_abs_weight_diff", "hard_vs_plain/identical", "hard_vs_plain/loss_difference",

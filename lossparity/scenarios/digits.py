@@ -130,7 +130,7 @@ def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
 
 class Digits(Scenario):
     name = "digits"
-    seed_id = "002"
+    problem = "mnist-thresholding"
     title = "Digits: normalization, binarization, amplification, softmax head, data selection"
     summary = __doc__.split("\n\n", 1)[1]
     headline = ("normalized/accuracy", "normalized/loss", "head_sigmoid_normalized/accuracy",

@@ -324,7 +324,7 @@ def binary_report(y_true: np.ndarray, predicted: np.ndarray) -> dict[str, float]
 # --------------------------------------------------------------------------- scenario
 class Imbalanced(Scenario):
     name = "imbalanced"
-    seed_id = "003"
+    problem = "cost-sensitive"
     title = "Imbalanced binary classification: class weights, pos_weight, cost-sensitive, focal, soft F1; ensemble bias"
     summary = __doc__.split("\n\n", 1)[1]
     headline = (*(f"{k}/{m}" for k in JOBS for m in ("recall", "precision", "f1")),

@@ -104,7 +104,7 @@ def bayes_numbers(data: Arrays) -> dict[str, float]:
 
 class Multilabel(Scenario):
     name = "multilabel"
-    seed_id = "001"
+    problem = "sparse-multilabel"
     title = "Sparse multilabel: weighted_bce on logits, pos_weight sweep"
     summary = __doc__.split("\n\n", 1)[1]
     headline = tuple(f"{job_key(w)}/{m}" for w in POS_WEIGHTS for m in ("recall", "precision", "f1", "positive_rate"))

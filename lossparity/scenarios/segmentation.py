@@ -213,7 +213,7 @@ def job_keys(quick: bool = False) -> tuple[str, ...]:
 
 class Segmentation(Scenario):
     name = "segmentation"
-    seed_id = "003"
+    problem = "segmentation-overlap-losses"
     title = "Ship segmentation: which losses collapse to all-zero masks"
     summary = __doc__.split("\n\n", 1)[1]
     headline = tuple(f"{k}/{m}" for k in QUICK_JOB_KEYS for m in ("iou", "collapsed", "positive_ratio"))

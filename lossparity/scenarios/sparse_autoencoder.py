@@ -104,7 +104,7 @@ def unit_statistics(codes: np.ndarray) -> dict[str, float]:
 
 class SparseAutoencoder(Scenario):
     name = "sparse_autoencoder"
-    seed_id = "004"
+    problem = "kl-sparsity"
     title = "Sparse autoencoder: kl_sparsity on a sigmoid coding layer (same objective in both frameworks)"
     summary = __doc__.split("\n\n", 1)[1]
     headline = tuple(f"{key}/{m}" for key, _ in JOBS for m in (
