@@ -3,13 +3,12 @@
 """
 from __future__ import annotations
 
-import math
-
 import tensorflow as tf
 
 from spec.api import elementwise_per_sample
 
-from ._core import apply, mean_nonbatch
+from ._core import apply, mean_nonbatch, with_total
+from ._fused import elementwise_closed_form
 
 __all__ = ["mean_squared_error", "asymmetric_exponential", "mean_absolute_error", "huber", "log_cosh"]
 
@@ -112,22 +111,29 @@ def huber(y_true, y_pred, *, delta=1.0, sample_weight=None, reduction="mean", va
     return apply("huber", _huber_per_sample, y_true, y_pred, sample_weight, {"delta": delta}, reduction, validate)
 
 
-_LOG2 = math.log(2.0)
+#: beyond |d| = 40 the loss is log cosh(40) + (|d| - 40) to every dtype's rounding (the torch twin's
+#: ``_LOG_COSH_LINEAR_FROM``)
+_LOG_COSH_LINEAR_FROM = 40.0
 
 
-def _log_cosh_elementwise(x, y):
-    # the torch twin's formula: |d| <= 1: log1p(t² / (2 + 2t)), t = expm1(|d|); beyond: (|d| - log 2) +
-    # softplus(-2|d|). The |d| <= 1 branch gets 0 for the other elements (no inf/NaN under tf.where's
-    # zero cotangent); tf.abs backpropagates sign(0) = 0 at d = 0
-    a = tf.abs(x - y)
-    small = a <= 1.0
-    t = tf.math.expm1(tf.where(small, a, tf.zeros_like(a)))
-    near = tf.math.log1p(t * t / (2.0 * t + 2.0))
-    far = (a - _LOG2) + tf.math.softplus(-2.0 * a)
-    return tf.where(small, near, far)
+def _log_cosh_closed_form(x, y):
+    """The torch twin's closed form: ``log1p(t² / (2 + 2t)) + (|d| - c)``, ``c = min(|d|, 40)``, ``t =
+    expm1(c)``, and the gradient function ``tanh(d)`` (``d = x - y``)."""
+    d = x - y
+    a = tf.abs(d)
+    c = tf.minimum(a, _LOG_COSH_LINEAR_FROM)
+    t = tf.math.expm1(c)
+    loss = tf.math.log1p(tf.square(t) / ((t + 1.0) * 2.0)) + (a - c)
+    return loss, lambda: tf.tanh(d)
 
 
-_log_cosh_per_sample = _elementwise_loss(_log_cosh_elementwise)
+def _log_cosh_total(x, y, mean):
+    return elementwise_closed_form(x, lambda x: _log_cosh_closed_form(x, y), False, mean)
+
+
+@with_total(_log_cosh_total)
+def _log_cosh_per_sample(x, y):
+    return elementwise_closed_form(x, lambda x: _log_cosh_closed_form(x, y), True)
 
 
 def log_cosh(y_true, y_pred, *, sample_weight=None, reduction="mean", validate=True):

@@ -3,14 +3,13 @@
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
 from spec.api import elementwise_per_sample
 
-from ._core import apply, const, mean_nonbatch, with_total
+from ._core import apply, clip, const, mean_nonbatch, with_total
+from ._fused import fused_function, fused_total, needs_fused_grad, run_fused, run_fused_total
 
 __all__ = ["mean_squared_error", "asymmetric_exponential", "mean_absolute_error", "huber", "log_cosh"]
 
@@ -141,22 +140,48 @@ def huber(input, target, *, delta=1.0, sample_weight=None, reduction="mean", val
     return apply("huber", _huber_per_sample, input, target, sample_weight, {"delta": delta}, reduction, validate)
 
 
-_LOG2 = math.log(2.0)
+#: beyond |d| = 40, log cosh d = |d| - log 2 + log1p(e^{-2|d|}) with e^{-80} below every dtype's rounding:
+#: the loss is log cosh(40) + (|d| - 40) there, and expm1(40)² = 5.5e34 is finite in float32
+_LOG_COSH_LINEAR_FROM = 40.0
+
+
+def _log_cosh_closed_form(x, y, need_grad):
+    """Elementwise ``log cosh(x - y)`` and, when asked, its gradient ``tanh(x - y)``, from one
+    formula: ``log1p(t² / (2 + 2t)) + (|d| - c)``, ``c = min(|d|, 40)``, ``t = expm1(c)`` (cosh c - 1
+    = t² / (2 + 2t) without cancellation: every digit of d²/2 near 0; no cosh: no overflow)."""
+    d = torch.sub(x, y)
+    a = torch.abs(d)
+    c = torch.clamp_max(a, _LOG_COSH_LINEAR_FROM)
+    t = torch.expm1(c)
+    loss = torch.square(t).div_(t.add_(const(1.0, t)).mul_(const(2.0, t))).log1p_().add_(a.sub_(c))
+    return loss, (torch.tanh(d) if need_grad else None)
+
+
+LogCosh = fused_function(_log_cosh_closed_form, "LogCosh")
+LogCoshTotal = fused_total(_log_cosh_closed_form, "LogCoshTotal")
 
 
 def _log_cosh_elementwise(x, y):
-    # |d| <= 1: log1p(t² / (2 + 2t)), t = expm1(|d|) (cosh d - 1 without cancellation); |d| > 1:
-    # (|d| - log 2) + softplus(-2|d|) (no cosh: no overflow). The |d| <= 1 branch gets 0 for the other
-    # elements, so no inf/NaN meets where's zero cotangent; abs backpropagates sign(0) = 0 at d = 0
+    # the closed form's formula through autograd (a target that needs a gradient, torch.func): the
+    # clamp's gradient is 1 up to 40 and 0 beyond (where |d| - c carries it); abs backpropagates
+    # sign(0) = 0 at d = 0
     a = torch.abs(x - y)
-    small = a <= 1.0
-    t = torch.expm1(torch.where(small, a, torch.zeros((), dtype=a.dtype, device=a.device)))
-    near = torch.log1p(t * t / (t * 2.0 + 2.0))
-    far = (a - _LOG2) + F.softplus(a * -2.0)
-    return torch.where(small, near, far)
+    c = clip(a, hi=_LOG_COSH_LINEAR_FROM)
+    t = torch.expm1(c)
+    return torch.log1p(t * t / (t * 2.0 + 2.0)) + (a - c)
 
 
-_log_cosh_per_sample = _elementwise_loss(_log_cosh_elementwise)
+def _log_cosh_total(x, y, mean):
+    if needs_fused_grad(x, y):
+        return run_fused_total(LogCoshTotal, x, mean, y)
+    return _elementwise_total(_log_cosh_elementwise(x, y), mean)
+
+
+@with_total(_log_cosh_total)
+def _log_cosh_per_sample(x, y):
+    if needs_fused_grad(x, y):
+        return run_fused(LogCosh, x, y)
+    return mean_nonbatch(_log_cosh_elementwise(x, y))
 
 
 def log_cosh(input, target, *, sample_weight=None, reduction="mean", validate=True):
@@ -165,9 +190,9 @@ def log_cosh(input, target, *, sample_weight=None, reduction="mean", validate=Tr
     .. math::
         \ell_i = \frac{1}{M}\sum_j \log\cosh(\hat y_{ij} - y_{ij})
 
-    Stability: never ``cosh`` itself (it overflows for ``|d| > 89`` in float32): ``log1p(t²/(2 + 2t))``,
-    ``t = expm1(|d|)``, for ``|d| <= 1`` (every digit of ``d²/2`` near 0) and ``(|d| - log 2) +
-    softplus(-2|d|)`` beyond. Gradient ``tanh(ŷ - y) / M``. torch has no built-in twin; Keras' is
+    Stability: never ``cosh`` itself (it overflows for ``|d| > 89`` in float32): ``log1p(t²/(2 + 2t))
+    + (|d| - c)``, ``c = min(|d|, 40)``, ``t = expm1(c)`` (every digit of ``d²/2`` near 0, no overflow).
+    Gradient ``tanh(ŷ - y) / M``, in closed form (one op backward). torch has no built-in twin; Keras' is
     ``keras.losses.LogCosh``.
 
     Args: as :func:`mean_squared_error`.
