@@ -221,6 +221,7 @@ def port_table() -> str:
               "through the module's `reduction`).",
               f"- {ports.SUM_REDUCTION[0].upper()}{ports.SUM_REDUCTION[1:]}.",
               f"- {ports.NONE_REDUCTION[0].upper()}{ports.NONE_REDUCTION[1:]}.",
+              f"- {ports.SAMPLE_WEIGHT[0].upper()}{ports.SAMPLE_WEIGHT[1:]}.",
               f"- Every Keras row: {ports.KERAS_DTYPE}."]
     return "\n".join(lines)
 

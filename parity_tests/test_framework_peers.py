@@ -18,6 +18,8 @@ test below pins it.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -88,27 +90,29 @@ def _per_sample(value, n):
     return value if value.ndim == 0 else value.reshape((n, -1)).mean(1) if value.ndim > 1 else value
 
 
-def _torch_value_grad(loss, prediction, target, dtype, log_softmax=False):
+def _torch_value_grad(loss, prediction, target, dtype, log_softmax=False, sample_weight=None):
     """Value and gradient w.r.t. the prediction; ``log_softmax``: the loss takes log_softmax(prediction)
     over axis 1 (NLLLoss's input), the gradient is the logits'."""
     import torch
 
     x = torch.tensor(prediction, dtype=getattr(torch, dtype), requires_grad=True)
     y = torch.tensor(target) if target.dtype.kind in "iu" else torch.tensor(target, dtype=x.dtype)
-    value = _per_sample(loss(torch.log_softmax(x, 1) if log_softmax else x, y), prediction.shape[0])
+    weights = {} if sample_weight is None else {"sample_weight": torch.tensor(sample_weight, dtype=x.dtype)}
+    value = _per_sample(loss(torch.log_softmax(x, 1) if log_softmax else x, y, **weights), prediction.shape[0])
     value.sum().backward()
     assert value.dtype == x.dtype
     return value.detach().double().numpy(), x.grad.double().numpy()
 
 
-def _keras_value_grad(loss, prediction, target, dtype, log_softmax=False):
+def _keras_value_grad(loss, prediction, target, dtype, log_softmax=False, sample_weight=None):
     import tensorflow as tf
 
     x = tf.constant(prediction, dtype=dtype)
     y = tf.constant(target) if target.dtype.kind in "iu" else tf.constant(target, dtype=dtype)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        value = loss(y, tf.nn.log_softmax(x, axis=1) if log_softmax else x)
+        weights = {} if sample_weight is None else {"sample_weight": tf.constant(sample_weight, dtype=dtype)}
+        value = loss(y, tf.nn.log_softmax(x, axis=1) if log_softmax else x, **weights)
         value = value if value.shape.rank == 0 else tf.reshape(tf.reduce_mean(
             tf.reshape(value, (prediction.shape[0], -1)), 1), (-1,)) if value.shape.rank > 1 else value
         total = tf.reduce_sum(value)
@@ -153,6 +157,58 @@ def test_keras_loss_equals_its_torch_twin_and_the_round_trip(row, config):
             _assert_close(row, ported, dtype, "torch twin", _torch_value_grad(twin, prediction, target, dtype), expected)
             _assert_close(row, ported, dtype, "Keras round trip", _keras_value_grad(back, prediction, target, dtype),
                           expected)
+
+
+@pytest.mark.parametrize("row", [r for r in ports.rows(ports.KERAS) if r.has_twin and r.class_name not in ("Dice", "Tversky")],
+                         ids=lambda r: r.class_name)
+def test_keras_sample_weight_on_2d_inputs_is_the_twins(row):
+    """spec.ports.SAMPLE_WEIGHT: one weight per sample, Σ w ℓ / N ('sum_over_batch_size') and Σ w ℓ ('sum'),
+    in Keras and in the torch twin, on the weighted (N, C) cases of the entry (Keras' Dice and Tversky pool
+    the batch: no sample to weight)."""
+    import tf_impl  # noqa: F401
+
+    import keras
+
+    import torch_impl
+
+    cls = getattr(keras.losses, row.class_name)
+    checked = 0
+    for reduction in ("sum_over_batch_size", "sum"):
+        peer = cls(**{**row.examples[-1], "reduction": reduction})
+        ported = ports.read_keras(peer)
+        twin = torch_impl.from_keras(peer)
+        for case in spec.get(row.entry).cases():
+            if (case.kind != "typical" or case.sample_weight is None or case.prediction.ndim != 2
+                    or case.params.get("from_logits", True) != ported.params.get("from_logits", True)):
+                continue
+            prediction, target = _keras_native(row, ported, case.prediction, case.target)
+            expected = _keras_value_grad(peer, prediction, target, "float32", sample_weight=case.sample_weight)
+            _assert_close(row, ported, "float32", "torch twin, weighted",
+                          _torch_value_grad(twin, prediction, target, "float32", sample_weight=case.sample_weight),
+                          expected)
+            checked += 1
+    assert checked, row.qualified
+
+
+def test_keras_sample_weight_on_higher_rank_inputs_is_one_per_position():
+    """spec.ports.SAMPLE_WEIGHT: on (N, d, C) Keras takes one weight per position (N, d) and rejects (N,);
+    the twin takes one per sample (N,)."""
+    import tensorflow as tf
+
+    import keras
+
+    import torch
+    import torch_impl
+
+    x = np.linspace(-1.0, 1.0, 24, dtype=np.float32).reshape(2, 3, 4)
+    y = np.zeros_like(x)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        keras.losses.MeanSquaredError()(y, x, sample_weight=np.array([0.0, 2.0], np.float32))
+    per_position = np.array([[0.0, 0.0, 0.0], [2.0, 2.0, 2.0]], np.float32)
+    peer = float(keras.losses.MeanSquaredError()(y, x, sample_weight=per_position))
+    twin = torch_impl.from_keras(keras.losses.MeanSquaredError())
+    value = float(twin(torch.tensor(x), torch.tensor(y), sample_weight=torch.tensor([0.0, 2.0])))
+    assert value == pytest.approx(peer, rel=1e-6)
 
 
 def _torch_module(row, config, dtype="float32"):
@@ -229,6 +285,7 @@ def test_keras_string_names_functions_and_serialized_configs_port_like_the_objec
     import tf_impl  # noqa: F401
 
     import keras
+    from keras.src.losses import ALL_OBJECTS_DICT
 
     expected = ports.port(ports.KERAS, row.class_name, getattr(keras.losses, row.class_name)().get_config())
     for name in (row.class_name, *row.names):
@@ -236,6 +293,10 @@ def test_keras_string_names_functions_and_serialized_configs_port_like_the_objec
         if hasattr(keras.losses, name) and not name[0].isupper():
             assert ports.read_keras(getattr(keras.losses, name)) == expected, name
     assert ports.read_keras(keras.losses.serialize(getattr(keras.losses, row.class_name)())) == expected
+    function = next((getattr(keras.losses, n) for n in row.names if n[0].islower() and hasattr(keras.losses, n)), None)
+    if function is not None:  # what Keras builds from a function: LossFunctionWrapper(fn)
+        wrapped = ALL_OBJECTS_DICT["LossFunctionWrapper"](function, reduction="sum")
+        assert ports.read_keras(wrapped) == dataclasses.replace(expected, reduction="sum", sum_over=row.sum_over)
 
 
 def test_pending_rows_name_entries_not_in_the_catalog_yet():

@@ -63,6 +63,9 @@ NONE_REDUCTION = ("reduction 'none' gives one value per sample here (the mean ov
                   "one per element (CrossEntropyLoss / NLLLoss: one per position), Keras one per element of every "
                   "axis but the last: the same values for (N, C) inputs (torch: CrossEntropyLoss, NLLLoss, "
                   "MultiLabelSoftMarginLoss), their per-sample means otherwise")
+SAMPLE_WEIGHT = ("sample_weight: one weight per sample in both on (N, C) inputs (Σ w ℓ / N for 'mean'); on higher "
+                 "ranks Keras takes one weight per position (shape (N, d1, ...)) and rejects (N,), the twin takes one "
+                 "per sample; torch.nn losses take none (their twins accept one per sample)")
 SUM_REDUCTION = ("reduction 'sum' adds up what the framework's 'none' gives (every element, every position), so the "
                  "twin multiplies our sum of per-sample means by that count per sample (Ported.sum_over)")
 KERAS_DTYPE = ("Keras computes in its floatx (float32) unless the loss is built with dtype='float64'; the twin "
@@ -662,6 +665,10 @@ def read_keras(loss) -> Ported:
         found = _our_keras_class(cls.__name__, loss.get_config())
         if found is not None:
             return found
+    if module.startswith("keras") and cls.__name__ == "LossFunctionWrapper":  # a Keras loss function, wrapped
+        function = getattr(getattr(loss, "fn", None), "__name__", "")
+        if function in KERAS_NAMES:
+            return port(KERAS, keras_name(function), {**keras_config(loss), "reduction": loss.reduction})
     if module.startswith("keras") and hasattr(loss, "get_config"):
         return port(KERAS, cls.__name__, keras_config(loss))
     function = getattr(loss, "__name__", "")
