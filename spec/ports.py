@@ -466,7 +466,7 @@ KERAS_PORTS: tuple[Port, ...] = (
           params_text="alpha → beta, beta → alpha (where Keras really puts them); smooth=0, from_logits=False; axis "
                       "as Dice", names=("tversky",), examples=({}, {"alpha": 0.7, "beta": 0.3}, {"axis": (1,)}),
           rejects=({"axis": 0},), sum_over=""),
-    pending(KERAS, "CategoricalFocalCrossentropy", "categorical_focal", "categorical focal loss",
+    pending(KERAS, "CategoricalFocalCrossentropy", "categorical_focal_crossentropy", "categorical focal loss",
             names=("categorical_focal_crossentropy",)),
     pending(KERAS, "CategoricalGeneralizedCrossEntropy", "categorical_generalized_crossentropy",
             "generalized cross-entropy", names=("categorical_generalized_cross_entropy",)),
