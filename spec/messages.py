@@ -114,3 +114,32 @@ def _num(x: float) -> str:
     if x == float("-inf"):
         return "-inf"
     return f"{x:.6g}"
+
+
+# ---------------------------------------------------------------- porting (spec.ports)
+def port_no_twin(qualified_class: str, reason: str) -> str:
+    """A framework loss class without a twin in the catalog (``from_keras`` / ``from_torch``)."""
+    return f"cannot port {qualified_class}: no twin in the catalog ({reason})"
+
+
+def port_unsupported(qualified_class: str, setting: str, reason: str) -> str:
+    """A framework loss configuration the twin cannot reproduce."""
+    return f"cannot port {qualified_class} with {setting}: {reason}"
+
+
+def port_unknown(obj: str, framework: str, expected: str) -> str:
+    """Something that is not a loss of ``framework`` we can read."""
+    return f"cannot port {obj}: not a {framework} loss; expected {expected}"
+
+
+def port_axes(qualified_class: str, axes, shape) -> str:
+    """A ported loss whose framework object reduced ``axes`` per sample, called on a prediction whose
+    non-batch axes are others."""
+    return (f"{qualified_class} with axis={tuple(axes)!r} reduces those axes per sample; the twin reduces every "
+            f"non-batch axis, and this prediction has shape {format_shape(shape)}")
+
+
+def port_pooled_weights(qualified_class: str) -> str:
+    """``sample_weight`` given to the twin of a loss that pools the whole batch into one value."""
+    return (f"{qualified_class} with axis=None pools the whole batch into one value: sample_weight has no "
+            "sample to weight")

@@ -321,6 +321,9 @@ HUBER = register(LossSpec(
                  "equal in float32 (it writes the linear branch δ|d| - δ²/2, the same up to rounding); Keras "
                  "computes in its floatx (float32) unless built with dtype='float64', ours keeps float64; its "
                  "reduction='none' keeps every axis but the last, ours one value per sample"),
+        PeerNote("keras.losses.Huber(delta).get_config()", "serialization",
+                 "Keras 3 leaves delta out of Huber's config: a serialized or saved Huber(delta=0.25) comes back "
+                 "with delta=1; ours (tf_impl.Huber) keeps delta, and torch_impl.from_keras reads the object's"),
     ),
     references=("P. J. Huber, Robust Estimation of a Location Parameter (1964); Keras Huber, torch HuberLoss",),
     trap="torch's SmoothL1Loss is not Huber: it is Huber divided by beta (equal only for beta = delta = 1).",
