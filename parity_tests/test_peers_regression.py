@@ -18,21 +18,41 @@ PEERS = {
     "huber": (lambda nn, p: nn.HuberLoss(delta=p["delta"]),
               lambda losses, p, dtype: losses.Huber(delta=p["delta"], dtype=dtype)),
     "log_cosh": (None, lambda losses, p, dtype: losses.LogCosh(dtype=dtype)),  # torch.nn has no log-cosh
+    # torch.nn has no MAPE and no MSLE; Keras' epsilon is fixed (the backend epsilon): KERAS_FIXED
+    "mean_absolute_percentage_error": (
+        None, lambda losses, p, dtype: losses.MeanAbsolutePercentageError(dtype=dtype)),
+    "mean_squared_logarithmic_error": (
+        None, lambda losses, p, dtype: losses.MeanSquaredLogarithmicError(dtype=dtype)),
 }
+#: parameters a Keras peer cannot change: only the cases with these values are compared with it
+KERAS_FIXED = {"mean_absolute_percentage_error": {"epsilon": 1e-7}, "mean_squared_logarithmic_error": {"epsilon": 1e-7}}
 #: Keras' log 2 is ops.log(2.0) computed in float32 and then cast: in float64 each element of keras.losses.LogCosh
 #: is short by float32(log 2) - log 2 = 1.9e-9 (the entry's PeerNote; pinned below). The Keras peer's value is
 #: compared after adding it back
 LOG2_FLOAT32_EXCESS = float(np.float32(np.log(2.0))) - float(np.log(2.0))
 KERAS_VALUE_SHIFT = {("log_cosh", "float64"): LOG2_FLOAT32_EXCESS}
+#: cases where a Keras peer differs by more than the tolerance, each pinned by its own test below
+KERAS_DIFFERS = {
+    # Keras' clamp in float64 is float32(1e-7) = 1.0000000116860974e-07 > 1e-7 = ŷ: gradient 0 where ours is the
+    # ŷ >= ε branch (test_keras_msle_in_float64_clamps_at_a_float32_epsilon)
+    ("mean_squared_logarithmic_error", "edge-at-epsilon", "float64"),
+}
 DTYPES = ("float32", "float64")
 
 
 def _cases(kinds=("typical", "extreme", "edge"), framework=1):
     out = []
     for name in (n for n, peers in PEERS.items() if peers[framework] is not None):
-        for case in spec.get(name).cases():
+        entry = spec.get(name)
+        fixed = KERAS_FIXED.get(name, {}) if framework == 1 else {}
+        for case in entry.cases():
+            params = entry.validate_params(case.params)
+            if any(params[k] != v for k, v in fixed.items()):
+                continue
             if case.kind in kinds and case.sample_weight is None:
                 for dtype in case.dtypes:
+                    if framework == 1 and (name, case.id, dtype) in KERAS_DIFFERS:
+                        continue
                     out.append(pytest.param(name, case, dtype, id=f"{name}-{case.id}-{dtype}"))
     return out
 
@@ -270,3 +290,104 @@ def test_keras_log_cosh_in_float64_uses_a_float32_log_2():
     assert ours == pytest.approx(exact, rel=1e-15)
     assert peer - ours == pytest.approx(-LOG2_FLOAT32_EXCESS, rel=1e-6)
     assert LOG2_FLOAT32_EXCESS == pytest.approx(1.9046e-9, rel=1e-4)
+
+
+# ---------------------------------------------------------------- mean_absolute_percentage_error
+def test_mean_absolute_percentage_error_targets_near_zero_divide_by_epsilon():
+    """Keras' definition, ours by default: |y| <= 1e-7 divides by 1e-7 (both twins and
+    keras.losses.MeanAbsolutePercentageError), and the subgradient at ŷ = y is 0."""
+    import tf_impl
+
+    import keras
+    import tensorflow as tf
+    import torch
+
+    import torch_impl
+
+    y = np.array([[0.0, 1e-8, -1e-7, 2.0, 3.0]])
+    p = np.array([[1e-3, 0.0, 1e-7, 1.0, 3.0]])
+    expected = 100 * np.array([1e-3 / 1e-7, 1e-8 / 1e-7, 2e-7 / 1e-7, 1.0 / 2.0, 0.0]).mean()
+    expected_grad = 100 * np.array([[1 / 1e-7, -1 / 1e-7, 1 / 1e-7, -1 / 2.0, 0.0]]) / 5
+    x = torch.tensor(p, requires_grad=True)
+    t_value = torch_impl.get_loss("mean_absolute_percentage_error")(x, torch.tensor(y))
+    t_value.backward()
+    xt = tf.constant(p)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(xt)
+        ours = tf_impl.get_loss("mean_absolute_percentage_error")(tf.constant(y), xt)
+        peer = keras.losses.MeanAbsolutePercentageError(dtype="float64")(tf.constant(y), xt)
+    for value in (t_value.item(), float(ours), float(peer)):
+        assert value == pytest.approx(expected, rel=1e-12)
+    for grad in (x.grad.numpy(), tape.gradient(ours, xt).numpy(), tape.gradient(peer, xt).numpy()):
+        np.testing.assert_allclose(grad, expected_grad, rtol=1e-12)
+        assert grad[0, -1] == 0.0
+
+
+def test_torchmetrics_mape_is_ours_with_its_epsilon_over_100():
+    """PeerNote of mean_absolute_percentage_error: torchmetrics' MeanAbsolutePercentageError is a fraction
+    with epsilon 1.17e-6 (targets below it included): ours(epsilon=1.17e-6) / 100."""
+    import torch
+    from torchmetrics.functional import mean_absolute_percentage_error as torchmetrics_mape
+
+    import torch_impl
+
+    for case in spec.get("mean_absolute_percentage_error").cases():
+        if case.sample_weight is not None or case.prediction.ndim < 2:
+            continue
+        x, y = torch.tensor(case.prediction), torch.tensor(case.target)
+        ours = torch_impl.get_loss("mean_absolute_percentage_error", epsilon=1.17e-6)(x, y) / 100
+        assert float(ours) == pytest.approx(float(torchmetrics_mape(x, y)), rel=1e-12), case.id
+
+
+# ---------------------------------------------------------------- mean_squared_logarithmic_error
+def test_keras_msle_loses_digits_of_small_values_where_ours_keeps_them():
+    """PeerNote of mean_squared_logarithmic_error: Keras' log(x + 1) in float32 for ŷ = 3e-6, y = 1e-6 (true
+    value (log1p(3e-6) - log1p(1e-6))² = 4.0e-12) is several percent off; ours (both twins) is right to float32
+    precision; the absolute error stays far below the float32 tolerance's absolute part."""
+    import tf_impl
+
+    import keras
+    import torch
+
+    import torch_impl
+
+    p = np.array([[3e-6], [2e-4], [1e-5]], np.float32)
+    y = np.array([[1e-6], [1e-4], [4e-6]], np.float32)
+    exact = spec.get("mean_squared_logarithmic_error").reference(p.astype(np.float64), y.astype(np.float64),
+                                                                          epsilon=1e-7)
+    keras_each = keras.losses.MeanSquaredLogarithmicError(reduction=None)(y, p).numpy()
+    ours = tf_impl.get_loss("mean_squared_logarithmic_error", reduction="none")(y, p).numpy()
+    torch_each = torch_impl.get_loss("mean_squared_logarithmic_error", reduction="none")(
+        torch.tensor(p), torch.tensor(y)).numpy()
+    np.testing.assert_allclose(ours, exact, rtol=1e-5)
+    np.testing.assert_allclose(torch_each, exact, rtol=1e-5)
+    keras_rel = np.abs(keras_each - exact) / exact
+    assert keras_rel[0] > 0.01, keras_rel
+    assert np.abs(keras_each - exact).max() < 1e-10
+
+
+def test_keras_msle_in_float64_clamps_at_a_float32_epsilon():
+    """PeerNote of mean_squared_logarithmic_error: keras.losses.MeanSquaredLogarithmicError(dtype="float64")
+    clamps at float32(1e-7) = 1.0000000116860974e-07: at ŷ = 1e-7 its gradient is 0 (clamped), ours is the
+    ŷ >= ε branch; a target 1e-7 < y < float32(1e-7) is clamped by Keras only."""
+    import tf_impl
+
+    import keras
+    import tensorflow as tf
+
+    eps32 = float(np.float32(1e-7))
+    assert eps32 == pytest.approx(1.0000000116860974e-07, rel=1e-15)
+    p = tf.constant([[1e-7]], tf.float64)
+    y = tf.constant([[2.0]], tf.float64)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(p)
+        ours = tf_impl.get_loss("mean_squared_logarithmic_error")(y, p)
+        peer = keras.losses.MeanSquaredLogarithmicError(dtype="float64")(y, p)
+    expected_grad = spec.get("mean_squared_logarithmic_error").reference_grad(np.array([[1e-7]]), np.array([[2.0]]))
+    np.testing.assert_allclose(tape.gradient(ours, p).numpy(), expected_grad, rtol=1e-12)
+    assert expected_grad[0, 0] < -1.0
+    assert float(tape.gradient(peer, p)[0, 0]) == 0.0
+    between = np.array([[1.00000001e-7]])
+    assert float(keras.losses.MeanSquaredLogarithmicError(dtype="float64")(between, np.array([[0.0]]))) == 0.0
+    assert float(tf_impl.get_loss("mean_squared_logarithmic_error")(between, np.array([[0.0]]))) > 0.0
+#END
