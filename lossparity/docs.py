@@ -82,7 +82,8 @@ _PEER_SUFFIX = re.compile(r"\(seed (\d{3})\)")
 #: (tf_impl.keras_names; test_docs.py checks this set against it)
 KERAS_BUILT_IN = frozenset({"categorical_crossentropy", "huber", "log_cosh", "mean_absolute_error",
                             "mean_absolute_percentage_error", "mean_squared_error",
-                            "mean_squared_logarithmic_error", "sparse_categorical_crossentropy", "tversky"})
+                            "mean_squared_logarithmic_error", "poisson", "sparse_categorical_crossentropy",
+                            "tversky"})
 
 
 def _keras_string(entry) -> str:

@@ -23,9 +23,12 @@ PEERS = {
         None, lambda losses, p, dtype: losses.MeanAbsolutePercentageError(dtype=dtype)),
     "mean_squared_logarithmic_error": (
         None, lambda losses, p, dtype: losses.MeanSquaredLogarithmicError(dtype=dtype)),
+    "poisson": (lambda nn, p: nn.PoissonNLLLoss(log_input=p["log_input"], full=p["full"], eps=p["epsilon"]),
+                lambda losses, p, dtype: losses.Poisson(dtype=dtype)),
 }
 #: parameters a Keras peer cannot change: only the cases with these values are compared with it
-KERAS_FIXED = {"mean_absolute_percentage_error": {"epsilon": 1e-7}, "mean_squared_logarithmic_error": {"epsilon": 1e-7}}
+KERAS_FIXED = {"mean_absolute_percentage_error": {"epsilon": 1e-7}, "mean_squared_logarithmic_error": {"epsilon": 1e-7},
+               "poisson": {"log_input": False, "epsilon": 1e-7, "full": False}}
 #: Keras' log 2 is ops.log(2.0) computed in float32 and then cast: in float64 each element of keras.losses.LogCosh
 #: is short by float32(log 2) - log 2 = 1.9e-9 (the entry's PeerNote; pinned below). The Keras peer's value is
 #: compared after adding it back
@@ -390,4 +393,69 @@ def test_keras_msle_in_float64_clamps_at_a_float32_epsilon():
     between = np.array([[1.00000001e-7]])
     assert float(keras.losses.MeanSquaredLogarithmicError(dtype="float64")(between, np.array([[0.0]]))) == 0.0
     assert float(tf_impl.get_loss("mean_squared_logarithmic_error")(between, np.array([[0.0]]))) > 0.0
-#END
+
+
+# ---------------------------------------------------------------- poisson
+def test_torch_poisson_full_is_stirling_not_log_factorial():
+    """PeerNote of poisson: torch.nn.PoissonNLLLoss(full=True) adds Stirling's approximation of log y! for
+    y > 1 (0.652 at y = 2, log 2! = 0.693), 0 for y <= 1; ours with full=True adds the same term."""
+    import math
+
+    import torch
+
+    import torch_impl
+
+    x = torch.zeros((1, 4), dtype=torch.float64)
+    y = torch.tensor([[0.0, 1.0, 2.0, 10.0]], dtype=torch.float64)
+    per_element = (torch.nn.PoissonNLLLoss(full=True, reduction="none")(x, y)
+                   - torch.nn.PoissonNLLLoss(full=False, reduction="none")(x, y))[0].numpy()
+    stirling = [0.0, 0.0] + [v * math.log(v) - v + 0.5 * math.log(2 * math.pi * v) for v in (2.0, 10.0)]
+    np.testing.assert_allclose(per_element, stirling, rtol=1e-14, atol=0)
+    assert per_element[2] == pytest.approx(0.6518, abs=1e-4) and math.lgamma(3.0) == pytest.approx(0.6931, abs=1e-4)
+    ours = (torch_impl.get_loss("poisson", full=True, reduction="sum")(x, y)
+            - torch_impl.get_loss("poisson", full=False, reduction="sum")(x, y))
+    assert float(ours) == pytest.approx(sum(stirling) / 4, rel=1e-14)
+
+
+def test_poisson_keras_takes_rates_torch_log_rates():
+    """keras.losses.Poisson() is poisson(log_input=False); torch.nn.PoissonNLLLoss() is the default
+    poisson(log_input=True): the log-rate x and the rate e^x give the same loss, both twins."""
+    import tf_impl
+
+    import keras
+    import torch
+
+    import torch_impl
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(4, 3))
+    y = rng.poisson(2.0, size=(4, 3)).astype(np.float64)
+    keras_value = float(keras.losses.Poisson(dtype="float64")(y, np.exp(x)))
+    torch_value = float(torch.nn.PoissonNLLLoss()(torch.tensor(x), torch.tensor(y)))
+    ours_rates = float(tf_impl.get_loss("poisson", log_input=False)(y, np.exp(x)))
+    ours_log = float(torch_impl.get_loss("poisson")(torch.tensor(x), torch.tensor(y)))
+    assert ours_rates == pytest.approx(keras_value, rel=1e-12)
+    assert ours_log == pytest.approx(torch_value, rel=1e-12)
+    # the rate form shifts log by epsilon: log(e^x + 1e-7) vs x, relative 1e-7 of the rate at most
+    assert ours_rates == pytest.approx(ours_log, rel=1e-6)
+
+
+def test_poisson_rejects_negative_rates_where_keras_returns_nan():
+    """PeerNote of poisson: keras.losses.Poisson takes a negative rate (log of a negative number: NaN); ours
+    raises the spec's ValueError in both frameworks."""
+    import tf_impl
+
+    import keras
+    import torch
+
+    import torch_impl
+
+    y = np.array([[1.0, 2.0]])
+    p = np.array([[0.5, -0.25]])
+    assert np.isnan(float(keras.losses.Poisson()(y, p)))
+    with pytest.raises(ValueError) as torch_error:
+        torch_impl.get_loss("poisson", log_input=False)(torch.tensor(p), torch.tensor(y))
+    with pytest.raises(ValueError) as keras_error:
+        tf_impl.get_loss("poisson", log_input=False)(y, p)
+    assert str(torch_error.value) == str(keras_error.value)
+    assert "log_input=True" in str(torch_error.value)

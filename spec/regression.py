@@ -1,6 +1,6 @@
 """Regression losses: ``mean_squared_error``, ``asymmetric_exponential``, ``mean_absolute_error``,
 ``huber``, ``log_cosh``, ``mean_absolute_percentage_error`` and ``mean_squared_logarithmic_error`` (real
-predictions and real targets: ``target_domain=None``)."""
+predictions and real targets: ``target_domain=None``), and ``poisson`` (counts: targets >= 0)."""
 from __future__ import annotations
 
 import numpy as np
@@ -617,5 +617,160 @@ MEAN_SQUARED_LOGARITHMIC_ERROR = register(LossSpec(
 ))
 
 
+# =========================================================================== poisson
+LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def _stirling(y):
+    """torch's ``full=True`` term: ``y log y - y + log(2πy) / 2`` for ``y > 1``, 0 for ``y <= 1`` (Stirling's
+    approximation of ``log y!``); the unselected logs see 1."""
+    big = y > 1.0
+    safe = np.where(big, y, 1.0)
+    return np.where(big, safe * np.log(safe) - safe + 0.5 * (LOG_2PI + np.log(safe)), 0.0)
+
+
+def _poisson_elementwise(prediction, y, log_input, epsilon, full):
+    with np.errstate(over="ignore"):  # exp(x) past 709.8: the true loss overflows float64 too
+        loss = np.exp(prediction) - y * prediction if log_input else prediction - y * np.log(prediction + epsilon)
+    return loss + _stirling(y) if full else loss
+
+
+def _poisson_reference(prediction, target, log_input, epsilon, full):
+    return mean_nonbatch(_poisson_elementwise(prediction, np.asarray(target, np.float64), log_input, epsilon, full))
+
+
+def _poisson_vjp(prediction, target, cotangent, log_input, epsilon, full):
+    y = np.asarray(target, np.float64)
+    with np.errstate(over="ignore"):
+        grad = np.exp(prediction) - y if log_input else 1.0 - y / (prediction + epsilon)
+    return grad * spread_cotangent(cotangent, np.shape(prediction))
+
+
+def _poisson_elem(x, y, log_input, epsilon, full):
+    loss = mp.exp(x) - y * x if log_input else x - y * mp.log(x + epsilon)
+    if full and y > 1:
+        loss += y * mp.log(y) - y + mp.log(2 * mp.pi * y) / 2
+    return loss
+
+
+def _poisson_exact(prediction, target, log_input, epsilon, full):
+    return exact_elementwise_mean(_poisson_elem, prediction, target, vector_params=("epsilon",),
+                                  log_input=log_input, epsilon=epsilon, full=full)
+
+
+def _poisson_cases():
+    name = "poisson"
+    rng = rng_for(name, 1)
+    counts = rng.poisson(3.0, size=(6, 3)).astype(np.float64)
+    log_rates = np.array([-1e4, -88.0, -20.0, -1.0, 0.0, 2.0 ** -20, 1.0, 20.0, 85.0])
+    grid_y = np.array([0.0, 1.0, 7.0, 1e4])
+    rates = np.array([0.0, 1e-12, 1e-7, 2.0 ** -20, 0.5, 1.0, 3.0, 1e4])
+    rate_y = np.array([0.0, 1.0, 2.5, 1e3])
+    stirling_y = np.array([[0.0, 0.5, 1.0, 1.0 + 2.0 ** -20], [2.0, 3.5, 10.0, 40.0]])
+    linear = {"log_input": False}
+    return [
+        Case("typical", "typical", {}, rng.normal(0.5, 1.0, size=(6, 3)), counts, rng.uniform(0.2, 2.0, size=6),
+             note="log-rates against counts (torch.nn.PoissonNLLLoss()'s default)"),
+        Case("typical-3d", "typical", {}, rng.normal(size=(2, 3, 4)), rng.poisson(1.5, size=(2, 3, 4)).astype(float),
+             note="the per-sample loss is the mean over every non-batch axis"),
+        Case("extreme-log-rates", "extreme", {}, np.repeat(log_rates[:, None], grid_y.size, axis=1),
+             np.tile(grid_y, (log_rates.size, 1)),
+             note="exp(85) = 8.2e36: a row's sum of 4 stays finite in float32; the true loss overflows past x = 88.7 "
+                  "(float32), 709.8 (float64)"),
+        Case("extreme-weights", "extreme", {}, rng.normal(size=(3, 4)), rng.poisson(2.0, size=(3, 4)).astype(float),
+             np.array([1e6, 1e-6, 0.0]), note="huge, tiny and zero sample weights"),
+        Case("edge-batch1", "edge", {}, rng.normal(size=(1, 4)), np.array([[0.0, 1.0, 2.0, 0.5]])),
+        Case("edge-1d", "edge", {}, rng.normal(size=(5,)), rng.poisson(2.0, size=5).astype(float),
+             note="1-D input: each element is a sample"),
+        Case("edge-zero-counts", "edge", {}, rng.normal(size=(2, 3)), np.zeros((2, 3)),
+             note="y = 0: the loss is the rate exp(x), its gradient too"),
+        Case("rate-typical", "typical", linear, rng.uniform(0.1, 5.0, size=(6, 3)), counts,
+             rng.uniform(0.2, 2.0, size=6), note="rates (keras.losses.Poisson's input) against counts"),
+        Case("rate-extreme", "extreme", linear, np.repeat(rates[:, None], rate_y.size, axis=1),
+             np.tile(rate_y, (rates.size, 1)),
+             note="rates down to 0 (log(ŷ + ε) = log ε: finite), up to 1e4; a zero count at a zero rate costs 0"),
+        Case("rate-epsilon-1e-8", "typical", {"log_input": False, "epsilon": 1e-8},
+             rng.uniform(0.1, 2.0, size=(4, 3)), rng.poisson(1.0, size=(4, 3)).astype(float),
+             note="torch.nn.PoissonNLLLoss(log_input=False)'s eps"),
+        Case("full-typical", "typical", {"full": True}, rng.normal(1.0, 1.0, size=(2, 4)), stirling_y,
+             note="torch's Stirling term for y > 1 (y = 1 + 2**-20 just past the switch; 0 for y <= 1)"),
+        Case("full-rate-typical", "typical", {"log_input": False, "full": True},
+             stirling_y * rng.uniform(0.5, 1.5, size=(2, 4)) + 0.5, stirling_y, rng.uniform(0.2, 2.0, size=2),
+             note="rates near the counts"),
+    ]
+
+
+POISSON_PARAMS = (
+    Param("log_input", True, "a bool", v.boolean(),
+          doc="True: the prediction is the log-rate x and the loss exp(x) - y x (the stable form: no log "
+              "of a rate, defined for every real x; torch.nn.PoissonNLLLoss's default). False: the prediction "
+              "is the rate ŷ >= 0 and the loss ŷ - y log(ŷ + epsilon) (keras.losses.Poisson)."),
+    Param("epsilon", 1e-7, "a finite float > 0", v.real(lo=0.0, lo_open=True),
+          doc="With log_input=False, the shift in log(ŷ + epsilon) that keeps a zero rate finite. The default "
+              "is Keras' backend epsilon (keras.losses.Poisson); torch.nn.PoissonNLLLoss's eps is 1e-8. "
+              "Unused with log_input=True."),
+    Param("full", False, "a bool", v.boolean(),
+          doc="Add torch's Stirling term y log y - y + log(2πy)/2 for y > 1 (0 for y <= 1), an approximation "
+              "of log y! (torch.nn.PoissonNLLLoss(full=True)); it does not depend on the prediction."),
+)
+
+POISSON = register(LossSpec(
+    name="poisson",
+    family="regression",
+    summary="Poisson negative log-likelihood of counts y: exp(x) - y x for log-rates x (log_input=True), "
+            "ŷ - y log(ŷ + epsilon) for rates ŷ, averaged over every non-batch axis of a sample.",
+    formula=(r"\ell = \frac{1}{M}\sum_j \begin{cases} e^{x_j} - y_j x_j & \text{log\_input} \\ "
+             r"\hat y_j - y_j \log(\hat y_j + \epsilon) & \text{otherwise} \end{cases}"
+             r"\; \left[+\, \mathbb{1}_{y_j > 1}\left(y_j \log y_j - y_j + \tfrac12 \log(2\pi y_j)\right) "
+             r"\text{ if full}\right]"),
+    params=POISSON_PARAMS,
+    reference=_poisson_reference,
+    reference_vjp=_poisson_vjp,
+    exact=_poisson_exact,
+    cases=_poisson_cases,
+    invalid_cases=lambda: [
+        InvalidCase("log-input-not-bool", {"log_input": 1}),
+        InvalidCase("full-not-bool", {"full": "yes"}),
+        InvalidCase("epsilon-zero", {"epsilon": 0.0}),
+        InvalidCase("epsilon-negative", {"epsilon": -1e-8}),
+        InvalidCase("epsilon-inf", {"epsilon": float("inf")}),
+        InvalidCase("rate-negative", {"log_input": False}, np.array([[0.5, -0.25], [1.0, 2.0]]),
+                    np.array([[1.0, 0.0], [2.0, 3.0]])),
+    ],
+    prediction_domain=lambda p: None if p["log_input"] else (0.0, np.inf),
+    prediction_domain_hint=lambda p: "" if p["log_input"] else (
+        "; with log_input=False the prediction is a rate (>= 0); pass log-rates with log_input=True"),
+    target_domain=(0.0, np.inf),
+    grad_convention=("Smooth: d/dx = (e^x - y) / M (log_input=True), d/dŷ = (1 - y / (ŷ + ε)) / M (log_input=False). "
+                     "The target (and the Stirling term) is not differentiated."),
+    stability=("log_input=True: exp(x) - y x, no log at all; it overflows only where the true loss does (x > 88.7 "
+               "in float32, 709.8 in float64). log_input=False: log(ŷ + ε) >= log ε, finite at ŷ = 0 (0 · log ε = 0 "
+               "for a zero count); the gradient 1 - y/(ŷ + ε) is at most y/ε in size. The Stirling term's logs "
+               "see 1 where y <= 1 (no 0 · log 0)."),
+    peer_notes=(
+        PeerNote("torch.nn.PoissonNLLLoss(log_input, full, eps) / torch.nn.functional.poisson_nll_loss",
+                 "every input",
+                 "equal values and gradients with log_input, full and epsilon=eps (our torch twin calls its "
+                 "kernel); its eps defaults to 1e-8, ours to Keras' 1e-7; its reduction='mean' averages every "
+                 "element of the batch (ours: per-sample means, then Σ w ℓ / N: the same without sample weights)"),
+        PeerNote("torch.nn.PoissonNLLLoss(full=True)", "y > 1",
+                 "its term is Stirling's approximation of log y!, not log y! itself: at y = 2 it adds 0.652 "
+                 "instead of log 2 = 0.693; ours reproduces torch's (full=True), the exact NLL would use "
+                 "lgamma(y + 1). For y <= 1 it adds 0 (log 1! = 0 at y = 1)"),
+        PeerNote("keras.losses.Poisson", "float64 inputs; rank > 2 inputs; rates below 0",
+                 "equal to poisson(log_input=False) (its epsilon is the backend epsilon 1e-7 in the input's dtype, "
+                 "our default) in float32; Keras computes in its floatx (float32) unless built with "
+                 "dtype='float64', ours keeps float64; it accepts negative rates (log of a negative number: "
+                 "NaN), ours rejects them; its reduction='none' keeps every axis but the last"),
+    ),
+    references=("torch PoissonNLLLoss; Keras Poisson: the negative log-likelihood of a Poisson count "
+                "(up to log y!, or Stirling's approximation of it with full=True)",),
+    trap=("Keras' Poisson takes rates, torch's PoissonNLLLoss log-rates by default: the same model output "
+          "means different things (log_input says which); prefer log-rates (no clamp, no log)."),
+    torch_class="PoissonLoss",
+    keras_class="Poisson",
+))
+
+
 __all__ = ["MEAN_SQUARED_ERROR", "ASYMMETRIC_EXPONENTIAL", "MEAN_ABSOLUTE_ERROR", "HUBER", "LOG_COSH",
-           "MEAN_ABSOLUTE_PERCENTAGE_ERROR", "MEAN_SQUARED_LOGARITHMIC_ERROR", "regression_cases"]
+           "MEAN_ABSOLUTE_PERCENTAGE_ERROR", "MEAN_SQUARED_LOGARITHMIC_ERROR", "POISSON", "regression_cases"]

@@ -264,6 +264,18 @@ class MeanSquaredLogarithmicError(SpecLoss):
         super().__init__(epsilon=epsilon, reduction=reduction, validate=validate, name=name)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Poisson(SpecLoss):
+    """Keras form of :func:`tf_impl.regression.poisson` (counts >= 0 as targets)."""
+
+    spec_name = "poisson"
+    per_sample = staticmethod(regression._poisson_per_sample)
+
+    def __init__(self, *, log_input=True, epsilon=1e-7, full=False, reduction="mean", validate=True, name=None):
+        super().__init__(log_input=log_input, epsilon=epsilon, full=full, reduction=reduction, validate=validate,
+                         name=name)
+
+
 # ---------------------------------------------------------------- family: regularizers
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class MSECountPenalty(SpecLoss):

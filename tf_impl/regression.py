@@ -1,6 +1,6 @@
 """Regression losses, TensorFlow twins of :mod:`spec.regression`: ``mean_squared_error``,
-``asymmetric_exponential``, ``mean_absolute_error``, ``huber``, ``log_cosh``, ``mean_absolute_percentage_error``
-and ``mean_squared_logarithmic_error``. Argument order is Keras': ``(y_true, y_pred)``; targets are real.
+``asymmetric_exponential``, ``mean_absolute_error``, ``huber``, ``log_cosh``, ``mean_absolute_percentage_error``,
+``mean_squared_logarithmic_error`` and ``poisson``. Argument order is Keras': ``(y_true, y_pred)``; targets are real.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from spec.api import elementwise_per_sample
 from ._core import apply, mean_nonbatch
 
 __all__ = ["mean_squared_error", "asymmetric_exponential", "mean_absolute_error", "huber", "log_cosh",
-           "mean_absolute_percentage_error", "mean_squared_logarithmic_error"]
+           "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "poisson"]
 
 
 def _elementwise_total(elementwise: tf.Tensor, mean: bool) -> tf.Tensor:
@@ -201,3 +201,39 @@ def mean_squared_logarithmic_error(y_true, y_pred, *, epsilon=1e-7, sample_weigh
     return apply("mean_squared_logarithmic_error", _mean_squared_logarithmic_error_per_sample, y_true, y_pred,
                  sample_weight, {"epsilon": epsilon}, reduction, validate)
 
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _poisson_elementwise(x, y, *, log_input, epsilon, full):
+    # torch's kernel, term by term: exp(x) - y x or x - y log(x + ε); with full the Stirling term for y > 1,
+    # whose logs see 1 elsewhere (no 0 · log 0); it does not depend on x
+    if log_input:
+        loss = tf.exp(x) - y * x
+    else:
+        loss = x - y * tf.math.log(x + tf.constant(epsilon, x.dtype))
+    if not full:
+        return loss
+    big = y > 1.0
+    safe = tf.where(big, y, tf.ones_like(y))
+    return loss + tf.where(big, safe * tf.math.log(safe) - safe + 0.5 * (_LOG_2PI + tf.math.log(safe)),
+                           tf.zeros_like(y))
+
+
+_poisson_per_sample = _elementwise_loss(_poisson_elementwise)
+
+
+def poisson(y_true, y_pred, *, log_input=True, epsilon=1e-7, full=False, sample_weight=None, reduction="mean",
+            validate=True):
+    r"""Poisson negative log-likelihood of counts, averaged over every non-batch axis of a sample.
+
+    .. math::
+        \ell_i = \frac{1}{M}\sum_j \begin{cases} e^{x_{ij}} - y_{ij} x_{ij} & \text{log\_input} \\
+        \hat y_{ij} - y_{ij} \log(\hat y_{ij} + \epsilon) & \text{otherwise} \end{cases}
+
+    Same contract as the torch twin, with Keras' argument order; ``keras.losses.Poisson()`` is
+    ``poisson(log_input=False)`` (``epsilon=1e-7``), ``torch.nn.PoissonNLLLoss()`` is the default
+    ``log_input=True``. Gradient ``(e^x - y) / M`` or ``(1 - y / (ŷ + ε)) / M``.
+    """
+    return apply("poisson", _poisson_per_sample, y_true, y_pred, sample_weight,
+                 {"log_input": log_input, "epsilon": epsilon, "full": full}, reduction, validate)

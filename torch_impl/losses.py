@@ -273,6 +273,16 @@ class MeanSquaredLogarithmicErrorLoss(SpecLoss):
         super().__init__(epsilon=epsilon, reduction=reduction, validate=validate)
 
 
+class PoissonLoss(SpecLoss):
+    """Module form of :func:`torch_impl.regression.poisson` (counts >= 0 as targets)."""
+
+    spec_name = "poisson"
+    per_sample = staticmethod(regression._poisson_per_sample)
+
+    def __init__(self, *, log_input=True, epsilon=1e-7, full=False, reduction="mean", validate=True):
+        super().__init__(log_input=log_input, epsilon=epsilon, full=full, reduction=reduction, validate=validate)
+
+
 # ---------------------------------------------------------------- family: regularizers
 class CountPenalty(SpecLoss):
     """Module form of :func:`torch_impl.regularizers.count_penalty`, called ``penalty(x)`` (one

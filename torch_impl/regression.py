@@ -1,6 +1,6 @@
 """Regression losses, torch twins of :mod:`spec.regression`: ``mean_squared_error``,
-``asymmetric_exponential``, ``mean_absolute_error``, ``huber``, ``log_cosh``, ``mean_absolute_percentage_error``
-and ``mean_squared_logarithmic_error``. Argument order is torch's: ``(input, target)``; targets are real.
+``asymmetric_exponential``, ``mean_absolute_error``, ``huber``, ``log_cosh``, ``mean_absolute_percentage_error``,
+``mean_squared_logarithmic_error`` and ``poisson``. Argument order is torch's: ``(input, target)``; targets are real.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from spec.api import elementwise_per_sample
 from ._core import apply, const, mean_nonbatch, with_total
 
 __all__ = ["mean_squared_error", "asymmetric_exponential", "mean_absolute_error", "huber", "log_cosh",
-           "mean_absolute_percentage_error", "mean_squared_logarithmic_error"]
+           "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "poisson"]
 
 
 def _elementwise_total(elementwise: torch.Tensor, mean: bool) -> torch.Tensor:
@@ -241,3 +241,34 @@ def mean_squared_logarithmic_error(input, target, *, epsilon=1e-7, sample_weight
     return apply("mean_squared_logarithmic_error", _mean_squared_logarithmic_error_per_sample, input, target,
                  sample_weight, {"epsilon": epsilon}, reduction, validate)
 
+
+def _poisson_nll(x, y, *, log_input, epsilon, full, reduction="mean"):
+    # ATen's poisson_nll_loss: exp(x) - y x (log_input) or x - y log(x + eps), plus the Stirling term
+    # masked to y > 1 with full
+    return F.poisson_nll_loss(x, y, log_input=log_input, full=full, eps=epsilon, reduction=reduction)
+
+
+_poisson_per_sample = _aten_loss(_poisson_nll)
+
+
+def poisson(input, target, *, log_input=True, epsilon=1e-7, full=False, sample_weight=None, reduction="mean",
+            validate=True):
+    r"""Poisson negative log-likelihood of counts, averaged over every non-batch axis of a sample.
+
+    .. math::
+        \ell_i = \frac{1}{M}\sum_j \begin{cases} e^{x_{ij}} - y_{ij} x_{ij} & \text{log\_input} \\
+        \hat y_{ij} - y_{ij} \log(\hat y_{ij} + \epsilon) & \text{otherwise} \end{cases}
+
+    Computed by ``F.poisson_nll_loss(input, target, log_input, full, eps=epsilon, reduction="none")``, so
+    equal to ``torch.nn.PoissonNLLLoss(log_input, full, eps=epsilon)`` for ``reduction="mean"`` without
+    sample weights; ``keras.losses.Poisson()`` is ``log_input=False`` (``epsilon=1e-7``). Gradient
+    ``(e^x - y) / M`` or ``(1 - y / (ŷ + ε)) / M``.
+
+    Args:
+        log_input: the prediction is a log-rate (True, stable) or a rate >= 0 (False).
+        epsilon: a finite float > 0, the shift of log(ŷ + ε) with log_input=False.
+        full: add torch's Stirling term for y > 1.
+        others: as :func:`mean_squared_error`; targets are counts >= 0.
+    """
+    return apply("poisson", _poisson_per_sample, input, target, sample_weight,
+                 {"log_input": log_input, "epsilon": epsilon, "full": full}, reduction, validate)
