@@ -56,8 +56,10 @@ def examples(draw, entry):
     domain = entry.prediction_domain(params)
     if domain is None:
         elem = st.one_of(st.floats(-30, 30, allow_nan=False, width=32), st.sampled_from(LOGIT_EDGES))
-    else:
-        elem = st.one_of(st.floats(domain[0], domain[1], allow_nan=False, width=32), st.sampled_from(list(domain)))
+    else:  # a bound at infinity (rates >= 0): drawn up to 30, like the logits
+        lo, hi = domain
+        hi = min(hi, 30.0)
+        elem = st.one_of(st.floats(lo, hi, allow_nan=False, width=32), st.sampled_from([lo, hi]))
     pred = np.asarray(draw(st.lists(elem, min_size=n, max_size=n)), np.float64).reshape(shape)
     if classes and domain is not None:  # probabilities of a softmax head sum to one per row
         pred = (pred + 1e-3) / (pred + 1e-3).sum(axis=-1, keepdims=True)
@@ -74,6 +76,10 @@ def examples(draw, entry):
         elif entry.target_domain == (0.0, 1.0):
             hard = st.sampled_from([0.0, 1.0])
             vals = st.floats(0, 1, allow_nan=False, width=32) if draw(st.booleans()) else hard
+            target = np.asarray(draw(st.lists(vals, min_size=m, max_size=m)), np.float64).reshape(t_shape)
+        elif entry.target_domain is not None:  # e.g. counts >= 0: the finite part up to 50
+            lo, hi = entry.target_domain
+            vals = st.floats(lo, min(hi, 50.0), allow_nan=False, width=32)
             target = np.asarray(draw(st.lists(vals, min_size=m, max_size=m)), np.float64).reshape(t_shape)
         else:
             vals = st.floats(-50, 50, allow_nan=False, width=32)

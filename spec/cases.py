@@ -71,8 +71,10 @@ def binary_cases(name: str, params: dict, tag: str, *, from_logits: bool,
     return cases
 
 
-def common_invalid_cases(example: Case, *, bounded_target: bool = True) -> list[InvalidCase]:
-    """Invalid calls every two-input loss must reject, built around one valid case."""
+def common_invalid_cases(example: Case, *, bounded_target: bool = True,
+                         target_domain: tuple[float, float] | None = None) -> list[InvalidCase]:
+    """Invalid calls every two-input loss must reject, built around one valid case. The out-of-range
+    target is 2 (above [0, 1] and class labels), or 1 below a ``target_domain`` unbounded above (``hi = inf``)."""
     p, t, params = example.prediction, example.target, dict(example.params)
     n = p.shape[0]
     bad_t = np.array(t, copy=True)
@@ -82,6 +84,8 @@ def common_invalid_cases(example: Case, *, bounded_target: bool = True) -> list[
         # range is C = prediction.shape[-1]; a NaN needs a float array of the same labels
         bad_t.reshape(-1)[0] = p.shape[-1]
         nan_t = nan_t.astype(np.float64)
+    elif target_domain is not None and target_domain[1] == np.inf:
+        bad_t.reshape(-1)[0] = target_domain[0] - 1.0
     else:
         bad_t.reshape(-1)[0] = 2.0
     nan_p = np.array(p, copy=True)

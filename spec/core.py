@@ -222,7 +222,8 @@ class LossSpec:
     stability: str
     #: closed interval of the prediction, given the params (None = any real)
     prediction_domain: Callable[[Mapping[str, Any]], tuple[float, float] | None] = lambda p: None
-    #: closed interval of the target (None = any real)
+    #: closed interval of the target (None = any real; an infinite bound: unbounded on that side, the
+    #: values stay finite)
     target_domain: tuple[float, float] | None = (0.0, 1.0)
     #: extra message appended when the prediction is outside its domain
     prediction_domain_hint: Callable[[Mapping[str, Any]], str] = lambda p: ""
@@ -311,7 +312,8 @@ class LossSpec:
         from .cases import common_invalid_cases
 
         common = [] if self.single_input else common_invalid_cases(
-            self.cases()[0], bounded_target=self.target_domain is not None or self.target_shape is not None)
+            self.cases()[0], bounded_target=self.target_domain is not None or self.target_shape is not None,
+            target_domain=self.target_domain)
         return common + list(self.invalid_cases())
 
     # ---- reference with reductions -----------------------------------------------------

@@ -1,5 +1,6 @@
 """Regression losses: ``mean_squared_error``, ``asymmetric_exponential``, ``mean_absolute_error``,
-``huber`` and ``log_cosh`` (real predictions and real targets: ``target_domain=None``)."""
+``huber``, ``log_cosh``, ``mean_absolute_percentage_error`` and ``mean_squared_logarithmic_error`` (real
+predictions and real targets: ``target_domain=None``), and ``poisson`` (counts: targets >= 0)."""
 from __future__ import annotations
 
 import numpy as np
@@ -426,5 +427,355 @@ LOG_COSH = register(LossSpec(
     keras_class="LogCosh",
 ))
 
+# =========================================================================== mean_absolute_percentage_error
+def _mape_reference(prediction, target, epsilon):
+    y = np.asarray(target, np.float64)
+    return mean_nonbatch(100.0 * np.abs(y - prediction) / np.maximum(np.abs(y), epsilon))
+
+
+def _mape_vjp(prediction, target, cotangent, epsilon):
+    # d/dŷ 100 |ŷ - y| / max(|y|, ε) = 100 sign(ŷ - y) / max(|y|, ε); sign(0) = 0 is the stated subgradient
+    y = np.asarray(target, np.float64)
+    return (100.0 * np.sign(prediction - y) / np.maximum(np.abs(y), epsilon)
+            * spread_cotangent(cotangent, np.shape(prediction)))
+
+
+def _mape_exact(prediction, target, epsilon):
+    return exact_elementwise_mean(lambda x, y, epsilon: 100 * abs(x - y) / max(abs(y), epsilon), prediction,
+                                  target, vector_params=("epsilon",), epsilon=epsilon)
+
+
+def _mape_cases():
+    name = "mean_absolute_percentage_error"
+    rng = rng_for(name, 1)
+    cases = regression_cases(name, kink_at_zero=True,
+                             gaps=(-1e4, -709.0, -88.0, -1.0, -2.0 ** -20, 0.0, 2.0 ** -20, 1.0, 88.0, 1e4))
+    small_y = np.array([[0.0, 1e-8, -1e-8, 1e-7], [-1e-7, 2e-7, 1e-6, -1e-3]])
+    cases += [
+        Case("edge-targets-near-zero", "edge", {}, rng.normal(size=(2, 4)), small_y,
+             note="|y| below, at and above epsilon = 1e-7: the denominator is max(|y|, epsilon), "
+                  "so |y - ŷ| / 1e-7 (times 100) for |y| <= 1e-7"),
+        Case("epsilon-1-typical", "typical", {"epsilon": 1.0}, rng.normal(size=(4, 3)), rng.normal(size=(4, 3)),
+             rng.uniform(0.2, 2.0, size=4), note="epsilon = 1: targets with |y| < 1 are divided by 1"),
+    ]
+    return cases
+
+
+EPSILON_MAPE = Param("epsilon", 1e-7, "a finite float > 0", v.real(lo=0.0, lo_open=True),
+                     doc="The smallest denominator: each element is divided by max(|y|, epsilon). The default "
+                         "is Keras' backend epsilon (keras.losses.MeanAbsolutePercentageError); "
+                         "torchmetrics' MeanAbsolutePercentageError uses 1.17e-6 and no factor 100.")
+
+MEAN_ABSOLUTE_PERCENTAGE_ERROR = register(LossSpec(
+    name="mean_absolute_percentage_error",
+    family="regression",
+    summary="Mean absolute percentage error: 100 |y - ŷ| / max(|y|, epsilon), averaged over every non-batch "
+            "axis of a sample.",
+    formula=r"\ell = \frac{100}{M}\sum_j \frac{\left|y_j - \hat y_j\right|}{\max(|y_j|, \epsilon)}",
+    params=(EPSILON_MAPE,),
+    reference=_mape_reference,
+    reference_vjp=_mape_vjp,
+    exact=_mape_exact,
+    cases=_mape_cases,
+    invalid_cases=lambda: [
+        InvalidCase("epsilon-zero", {"epsilon": 0.0}),
+        InvalidCase("epsilon-negative", {"epsilon": -1e-7}),
+        InvalidCase("epsilon-nan", {"epsilon": float("nan")}),
+        InvalidCase("epsilon-inf", {"epsilon": float("inf")}),
+        InvalidCase("epsilon-bool", {"epsilon": True}),
+    ],
+    target_domain=None,
+    grad_convention=("d/dŷ = 100 sign(ŷ - y) / (M max(|y|, ε)). At ŷ = y (the kink of |·|) the subgradient is "
+                     "exactly 0: torch.abs and tf.abs backpropagate sign(0) = 0 (so does "
+                     "keras.losses.MeanAbsolutePercentageError). The target is not differentiated."),
+    stability=("|y - ŷ| / max(|y|, ε): the clamp is the definition (Keras'), so a target of 0 gives "
+               "100 |ŷ| / ε, e.g. 1e9 |ŷ| with the default ε = 1e-7: finite, but large; choose ε on the "
+               "scale of the targets (or leave out the samples) where targets near 0 occur. ε is rounded "
+               "to the compute dtype (float32: 1e-7 becomes 1.0000000116860974e-07, relative 1.2e-8)."),
+    peer_notes=(
+        PeerNote("keras.losses.MeanAbsolutePercentageError", "float64 inputs; rank > 2 inputs",
+                 "equal in float32 (value and gradient, 0 at ŷ = y; its epsilon is the backend epsilon "
+                 "1e-7 in the input's dtype, our default); Keras computes in its floatx (float32) unless "
+                 "built with dtype='float64', ours keeps float64; its reduction='none' keeps every axis but "
+                 "the last, ours one value per sample"),
+        PeerNote("torchmetrics MeanAbsolutePercentageError (no torch.nn peer)", "every input",
+                 "a fraction, not a percentage, with epsilon 1.17e-6: it equals "
+                 "mean_absolute_percentage_error(epsilon=1.17e-6) / 100 over all elements"),
+    ),
+    references=("Keras MeanAbsolutePercentageError: the percentage error, with Keras' epsilon in the denominator",),
+    trap=("Targets near 0 dominate: |y| <= epsilon divides by epsilon (1e-7), a weight of 1e9 per unit of error; "
+          "torch.nn has no MAPE."),
+    torch_class="MeanAbsolutePercentageErrorLoss",
+    keras_class="MeanAbsolutePercentageError",
+))
+
+
+# =========================================================================== mean_squared_logarithmic_error
+def _log1p_difference(a, b):
+    """``log1p(a) - log1p(b)`` for ``a, b >= 0`` with full relative accuracy: ``log1p(r)``, ``r = (a - b) /
+    (1 + b)``, where ``1 + a >= (1 + b) / 2`` (near ``a = b`` the plain difference of two logs cancels:
+    relative error 1e-9 at ``a - b = 2**-20``, float64), the plain difference beyond (the logs differ by
+    more than log 2 there: no cancellation; ``r`` would round to -1 for ``b >> a``). The unselected
+    ``log1p(r)`` sees ``r = 0``."""
+    r = (a - b) / (1.0 + b)
+    near = r >= -0.5
+    return np.where(near, np.log1p(np.where(near, r, 0.0)), np.log1p(a) - np.log1p(b))
+
+
+def _msle_reference(prediction, target, epsilon):
+    y = np.asarray(target, np.float64)
+    return mean_nonbatch(_log1p_difference(np.maximum(prediction, epsilon), np.maximum(y, epsilon)) ** 2)
+
+
+def _msle_vjp(prediction, target, cotangent, epsilon):
+    # d/dŷ = 2 (log1p(ŷ) - log1p(max(y, ε))) / (1 + ŷ) where ŷ >= ε (the branch of max(ŷ, ε) that both
+    # frameworks differentiate at ŷ = ε), 0 below
+    y = np.asarray(target, np.float64)
+    clamped = np.maximum(prediction, epsilon)
+    grad = np.where(prediction >= epsilon,
+                    2.0 * _log1p_difference(clamped, np.maximum(y, epsilon)) / (1.0 + clamped), 0.0)
+    return grad * spread_cotangent(cotangent, np.shape(prediction))
+
+
+def _msle_elem(x, y, epsilon):
+    return (mp.log1p(max(x, epsilon)) - mp.log1p(max(y, epsilon))) ** 2
+
+
+def _msle_exact(prediction, target, epsilon):
+    return exact_elementwise_mean(_msle_elem, prediction, target, vector_params=("epsilon",), epsilon=epsilon)
+
+
+def _msle_cases():
+    name = "mean_squared_logarithmic_error"
+    rng = rng_for(name, 1)
+    cases = regression_cases(name, gaps=(-1e4, -709.0, -88.0, -1.0, -2.0 ** -20, 0.0, 2.0 ** -20, 1.0, 88.0, 1e4))
+    small = np.array([[3e-6, 1e-5, 2e-4, 1e-3], [1e-6, 4e-6, 1e-4, 3e-3]])
+    clamp = np.array([[-5.0, -1e-3, 0.0, 5e-8], [-1.0, 0.0, 2.0, 1e-8]])
+    cases += [
+        Case("edge-small-positive", "edge", {}, small, small[::-1].copy(),
+             note="ŷ, y in (1e-7, 1e-2): log(1 + x) loses the digits of x in 1 + x (Keras' form), log1p keeps them"),
+        Case("edge-clamped", "edge", {}, clamp, np.array([[0.5, 0.0, -1.0, 3.0], [0.0, 1e-8, 2.0, -2.0]]),
+             note="ŷ < epsilon: clamped to epsilon, gradient 0; negative and tiny targets clamped too"),
+        Case("edge-at-epsilon", "edge", {}, np.array([[1e-7, 0.25, 1.0], [1e-7, 4.0, -1.0]]),
+             np.array([[2.0, 1.0, 0.0], [0.0, 1e-7, 3.0]]), smooth=False,
+             note="ŷ = epsilon exactly (in float32 both are float32(1e-7)): both frameworks' max(ŷ, ε) sends the "
+                  "gradient to ŷ (the branch ŷ >= ε)"),
+        Case("epsilon-0-typical", "typical", {"epsilon": 0.0}, np.abs(rng.normal(size=(4, 3))),
+             np.abs(rng.normal(size=(4, 3))), rng.uniform(0.2, 2.0, size=4),
+             note="epsilon = 0: the plain loss on non-negative data"),
+    ]
+    return cases
+
+
+EPSILON_MSLE = Param("epsilon", 1e-7, "a finite float >= 0", v.real(lo=0.0),
+                     doc="Predictions and targets below epsilon are replaced by epsilon (so log1p stays finite "
+                         "for negative inputs, whose gradient is 0). The default is Keras' backend epsilon "
+                         "(keras.losses.MeanSquaredLogarithmicError); 0 clamps at 0.")
+
+MEAN_SQUARED_LOGARITHMIC_ERROR = register(LossSpec(
+    name="mean_squared_logarithmic_error",
+    family="regression",
+    summary="Mean squared logarithmic error: (log1p(max(ŷ, epsilon)) - log1p(max(y, epsilon)))², averaged over "
+            "every non-batch axis of a sample.",
+    formula=(r"\ell = \frac{1}{M}\sum_j \left(\log\left(1 + \max(\hat y_j, \epsilon)\right) - "
+             r"\log\left(1 + \max(y_j, \epsilon)\right)\right)^2"),
+    params=(EPSILON_MSLE,),
+    reference=_msle_reference,
+    reference_vjp=_msle_vjp,
+    exact=_msle_exact,
+    cases=_msle_cases,
+    invalid_cases=lambda: [
+        InvalidCase("epsilon-negative", {"epsilon": -1e-7}),
+        InvalidCase("epsilon-nan", {"epsilon": float("nan")}),
+        InvalidCase("epsilon-inf", {"epsilon": float("inf")}),
+        InvalidCase("epsilon-string", {"epsilon": "1e-7"}),
+    ],
+    target_domain=None,
+    grad_convention=("d/dŷ = 2 (log1p(ŷ) - log1p(max(y, ε))) / (M (1 + ŷ)) for ŷ >= ε, 0 for ŷ < ε (the clamp). "
+                     "At ŷ = ε the subgradient is the ŷ >= ε branch: torch.clamp_min (our torch twin) and "
+                     "tf.maximum(ŷ, ε) (our Keras twin, keras.losses.MeanSquaredLogarithmicError) both send the "
+                     "gradient to ŷ there; torch.maximum would split it in half. The target is not differentiated."),
+    stability=("The difference of the logs as log1p((a - b) / (1 + b)) (a, b the clamped ŷ, y) where 1 + a >= "
+               "(1 + b) / 2, log1p(a) - log1p(b) beyond: near ŷ = y the plain difference of two logs cancels "
+               "(relative error 1e-9 at ŷ - y = 2**-20 in float64, 1e-1 in float32), the ratio form keeps every "
+               "digit; never log(x + 1), whose sum 1 + x drops the low digits of a small x (Keras' form; see the "
+               "peer notes). Finite for every finite input: the clamp keeps 1 + x >= 1."),
+    peer_notes=(
+        PeerNote("keras.losses.MeanSquaredLogarithmicError", "ŷ or y in (ε, ~1e-2), float32 (float64: (ε, ~1e-6))",
+                 "Keras computes log(max(x, ε) + 1): 1 + x rounds away the low digits of x, so the difference "
+                 "of two small logs loses its relative precision (float32, ŷ = 3e-6, y = 1e-6: about 10% off; "
+                 "absolute error below 1e-11, inside our float32 tolerance's absolute part); ours uses log1p. "
+                 "Elsewhere equal, gradients too; Keras computes in floatx (float32) unless built with "
+                 "dtype='float64', ours keeps float64"),
+        PeerNote("keras.losses.MeanSquaredLogarithmicError(dtype='float64')", "ŷ or y in [1e-7, 1.0000000117e-7]",
+                 "its epsilon is a float32 tensor cast up: it clamps at float32(1e-7) = 1.0000000116860974e-07, "
+                 "ours at 1e-7 (the parameter in the compute dtype); at most 1.2e-15 in each log"),
+        PeerNote("torch (no torch.nn peer)", "every input",
+                 "torch.nn has no MSLE; torchmetrics' MeanSquaredLogError is mean((log1p(ŷ) - log1p(y))²) "
+                 "without a clamp (NaN for inputs below -1): ours with epsilon=0 on non-negative data"),
+    ),
+    references=("Keras MeanSquaredLogarithmicError: the squared error of log(1 + x), for targets spanning "
+                "orders of magnitude",),
+    trap="Negative predictions are clamped to epsilon and get gradient 0: a model stuck below 0 does not learn.",
+    torch_class="MeanSquaredLogarithmicErrorLoss",
+    keras_class="MeanSquaredLogarithmicError",
+))
+
+
+# =========================================================================== poisson
+LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def _stirling(y):
+    """torch's ``full=True`` term: ``y log y - y + log(2πy) / 2`` for ``y > 1``, 0 for ``y <= 1`` (Stirling's
+    approximation of ``log y!``); the unselected logs see 1."""
+    big = y > 1.0
+    safe = np.where(big, y, 1.0)
+    return np.where(big, safe * np.log(safe) - safe + 0.5 * (LOG_2PI + np.log(safe)), 0.0)
+
+
+def _poisson_elementwise(prediction, y, log_input, epsilon, full):
+    with np.errstate(over="ignore"):  # exp(x) past 709.8: the true loss overflows float64 too
+        loss = np.exp(prediction) - y * prediction if log_input else prediction - y * np.log(prediction + epsilon)
+    return loss + _stirling(y) if full else loss
+
+
+def _poisson_reference(prediction, target, log_input, epsilon, full):
+    return mean_nonbatch(_poisson_elementwise(prediction, np.asarray(target, np.float64), log_input, epsilon, full))
+
+
+def _poisson_vjp(prediction, target, cotangent, log_input, epsilon, full):
+    y = np.asarray(target, np.float64)
+    with np.errstate(over="ignore"):
+        grad = np.exp(prediction) - y if log_input else 1.0 - y / (prediction + epsilon)
+    return grad * spread_cotangent(cotangent, np.shape(prediction))
+
+
+def _poisson_elem(x, y, log_input, epsilon, full):
+    loss = mp.exp(x) - y * x if log_input else x - y * mp.log(x + epsilon)
+    if full and y > 1:
+        loss += y * mp.log(y) - y + mp.log(2 * mp.pi * y) / 2
+    return loss
+
+
+def _poisson_exact(prediction, target, log_input, epsilon, full):
+    return exact_elementwise_mean(_poisson_elem, prediction, target, vector_params=("epsilon",),
+                                  log_input=log_input, epsilon=epsilon, full=full)
+
+
+def _poisson_cases():
+    name = "poisson"
+    rng = rng_for(name, 1)
+    counts = rng.poisson(3.0, size=(6, 3)).astype(np.float64)
+    log_rates = np.array([-1e4, -88.0, -20.0, -1.0, 0.0, 2.0 ** -20, 1.0, 20.0, 85.0])
+    grid_y = np.array([0.0, 1.0, 7.0, 1e4])
+    rates = np.array([0.0, 1e-12, 1e-7, 2.0 ** -20, 0.5, 1.0, 3.0, 1e4])
+    rate_y = np.array([0.0, 1.0, 2.5, 1e3])
+    stirling_y = np.array([[0.0, 0.5, 1.0, 1.0 + 2.0 ** -20], [2.0, 3.5, 10.0, 40.0]])
+    linear = {"log_input": False}
+    return [
+        Case("typical", "typical", {}, rng.normal(0.5, 1.0, size=(6, 3)), counts, rng.uniform(0.2, 2.0, size=6),
+             note="log-rates against counts (torch.nn.PoissonNLLLoss()'s default)"),
+        Case("typical-3d", "typical", {}, rng.normal(size=(2, 3, 4)), rng.poisson(1.5, size=(2, 3, 4)).astype(float),
+             note="the per-sample loss is the mean over every non-batch axis"),
+        Case("extreme-log-rates", "extreme", {}, np.repeat(log_rates[:, None], grid_y.size, axis=1),
+             np.tile(grid_y, (log_rates.size, 1)),
+             note="exp(85) = 8.2e36: a row's sum of 4 stays finite in float32; the true loss overflows past x = 88.7 "
+                  "(float32), 709.8 (float64)"),
+        Case("extreme-weights", "extreme", {}, rng.normal(size=(3, 4)), rng.poisson(2.0, size=(3, 4)).astype(float),
+             np.array([1e6, 1e-6, 0.0]), note="huge, tiny and zero sample weights"),
+        Case("edge-batch1", "edge", {}, rng.normal(size=(1, 4)), np.array([[0.0, 1.0, 2.0, 0.5]])),
+        Case("edge-1d", "edge", {}, rng.normal(size=(5,)), rng.poisson(2.0, size=5).astype(float),
+             note="1-D input: each element is a sample"),
+        Case("edge-zero-counts", "edge", {}, rng.normal(size=(2, 3)), np.zeros((2, 3)),
+             note="y = 0: the loss is the rate exp(x), its gradient too"),
+        Case("rate-typical", "typical", linear, rng.uniform(0.1, 5.0, size=(6, 3)), counts,
+             rng.uniform(0.2, 2.0, size=6), note="rates (keras.losses.Poisson's input) against counts"),
+        Case("rate-extreme", "extreme", linear, np.repeat(rates[:, None], rate_y.size, axis=1),
+             np.tile(rate_y, (rates.size, 1)),
+             note="rates down to 0 (log(ŷ + ε) = log ε: finite), up to 1e4; a zero count at a zero rate costs 0"),
+        Case("rate-epsilon-1e-8", "typical", {"log_input": False, "epsilon": 1e-8},
+             rng.uniform(0.1, 2.0, size=(4, 3)), rng.poisson(1.0, size=(4, 3)).astype(float),
+             note="torch.nn.PoissonNLLLoss(log_input=False)'s eps"),
+        Case("full-typical", "typical", {"full": True}, rng.normal(1.0, 1.0, size=(2, 4)), stirling_y,
+             note="torch's Stirling term for y > 1 (y = 1 + 2**-20 just past the switch; 0 for y <= 1)"),
+        Case("full-rate-typical", "typical", {"log_input": False, "full": True},
+             stirling_y * rng.uniform(0.5, 1.5, size=(2, 4)) + 0.5, stirling_y, rng.uniform(0.2, 2.0, size=2),
+             note="rates near the counts"),
+    ]
+
+
+POISSON_PARAMS = (
+    Param("log_input", True, "a bool", v.boolean(),
+          doc="True: the prediction is the log-rate x and the loss exp(x) - y x (the stable form: no log "
+              "of a rate, defined for every real x; torch.nn.PoissonNLLLoss's default). False: the prediction "
+              "is the rate ŷ >= 0 and the loss ŷ - y log(ŷ + epsilon) (keras.losses.Poisson)."),
+    Param("epsilon", 1e-7, "a finite float > 0", v.real(lo=0.0, lo_open=True),
+          doc="With log_input=False, the shift in log(ŷ + epsilon) that keeps a zero rate finite. The default "
+              "is Keras' backend epsilon (keras.losses.Poisson); torch.nn.PoissonNLLLoss's eps is 1e-8. "
+              "Unused with log_input=True."),
+    Param("full", False, "a bool", v.boolean(),
+          doc="Add torch's Stirling term y log y - y + log(2πy)/2 for y > 1 (0 for y <= 1), an approximation "
+              "of log y! (torch.nn.PoissonNLLLoss(full=True)); it does not depend on the prediction."),
+)
+
+POISSON = register(LossSpec(
+    name="poisson",
+    family="regression",
+    summary="Poisson negative log-likelihood of counts y: exp(x) - y x for log-rates x (log_input=True), "
+            "ŷ - y log(ŷ + epsilon) for rates ŷ, averaged over every non-batch axis of a sample.",
+    formula=(r"\ell = \frac{1}{M}\sum_j \begin{cases} e^{x_j} - y_j x_j & \text{log\_input} \\ "
+             r"\hat y_j - y_j \log(\hat y_j + \epsilon) & \text{otherwise} \end{cases}"
+             r"\; \left[+\, \mathbb{1}_{y_j > 1}\left(y_j \log y_j - y_j + \tfrac12 \log(2\pi y_j)\right) "
+             r"\text{ if full}\right]"),
+    params=POISSON_PARAMS,
+    reference=_poisson_reference,
+    reference_vjp=_poisson_vjp,
+    exact=_poisson_exact,
+    cases=_poisson_cases,
+    invalid_cases=lambda: [
+        InvalidCase("log-input-not-bool", {"log_input": 1}),
+        InvalidCase("full-not-bool", {"full": "yes"}),
+        InvalidCase("epsilon-zero", {"epsilon": 0.0}),
+        InvalidCase("epsilon-negative", {"epsilon": -1e-8}),
+        InvalidCase("epsilon-inf", {"epsilon": float("inf")}),
+        InvalidCase("rate-negative", {"log_input": False}, np.array([[0.5, -0.25], [1.0, 2.0]]),
+                    np.array([[1.0, 0.0], [2.0, 3.0]])),
+    ],
+    prediction_domain=lambda p: None if p["log_input"] else (0.0, np.inf),
+    prediction_domain_hint=lambda p: "" if p["log_input"] else (
+        "; with log_input=False the prediction is a rate (>= 0); pass log-rates with log_input=True"),
+    target_domain=(0.0, np.inf),
+    grad_convention=("Smooth: d/dx = (e^x - y) / M (log_input=True), d/dŷ = (1 - y / (ŷ + ε)) / M (log_input=False). "
+                     "The target (and the Stirling term) is not differentiated."),
+    stability=("log_input=True: exp(x) - y x, no log at all; it overflows only where the true loss does (x > 88.7 "
+               "in float32, 709.8 in float64). log_input=False: log(ŷ + ε) >= log ε, finite at ŷ = 0 (0 · log ε = 0 "
+               "for a zero count); the gradient 1 - y/(ŷ + ε) is at most y/ε in size. The Stirling term's logs "
+               "see 1 where y <= 1 (no 0 · log 0)."),
+    peer_notes=(
+        PeerNote("torch.nn.PoissonNLLLoss(log_input, full, eps) / torch.nn.functional.poisson_nll_loss",
+                 "every input",
+                 "equal values and gradients with log_input, full and epsilon=eps (our torch twin calls its "
+                 "kernel); its eps defaults to 1e-8, ours to Keras' 1e-7; its reduction='mean' averages every "
+                 "element of the batch (ours: per-sample means, then Σ w ℓ / N: the same without sample weights)"),
+        PeerNote("torch.nn.PoissonNLLLoss(full=True)", "y > 1",
+                 "its term is Stirling's approximation of log y!, not log y! itself: at y = 2 it adds 0.652 "
+                 "instead of log 2 = 0.693; ours reproduces torch's (full=True), the exact NLL would use "
+                 "lgamma(y + 1). For y <= 1 it adds 0 (log 1! = 0 at y = 1)"),
+        PeerNote("keras.losses.Poisson", "float64 inputs; rank > 2 inputs; rates below 0",
+                 "equal to poisson(log_input=False) (its epsilon is the backend epsilon 1e-7 in the input's dtype, "
+                 "our default) in float32; Keras computes in its floatx (float32) unless built with "
+                 "dtype='float64', ours keeps float64; it accepts negative rates (log of a negative number: "
+                 "NaN), ours rejects them; its reduction='none' keeps every axis but the last"),
+    ),
+    references=("torch PoissonNLLLoss; Keras Poisson: the negative log-likelihood of a Poisson count "
+                "(up to log y!, or Stirling's approximation of it with full=True)",),
+    trap=("Keras' Poisson takes rates, torch's PoissonNLLLoss log-rates by default: the same model output "
+          "means different things (log_input says which); prefer log-rates (no clamp, no log)."),
+    torch_class="PoissonLoss",
+    keras_class="Poisson",
+))
+
+
 __all__ = ["MEAN_SQUARED_ERROR", "ASYMMETRIC_EXPONENTIAL", "MEAN_ABSOLUTE_ERROR", "HUBER", "LOG_COSH",
-           "regression_cases"]
+           "MEAN_ABSOLUTE_PERCENTAGE_ERROR", "MEAN_SQUARED_LOGARITHMIC_ERROR", "POISSON", "regression_cases"]

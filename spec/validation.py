@@ -514,10 +514,12 @@ def _no(_x) -> bool:
 
 
 def _bounds(domain) -> tuple[float, float]:
-    """``(lo, hi)`` with ``lo <= v <= hi`` exactly for the finite values of a domain (None bounds:
-    unbounded; NaN and ±inf are never inside)."""
+    """``(lo, hi)`` with ``lo <= v <= hi`` exactly for the finite values of a domain (None or infinite
+    bounds: unbounded; NaN and ±inf are never inside)."""
     lo, hi = (None, None) if domain is None else domain
-    return (-_LARGEST if lo is None else float(lo)), (_LARGEST if hi is None else float(hi))
+    lo = None if lo is None or lo == -math.inf else float(lo)
+    hi = None if hi is None or hi == math.inf else float(hi)
+    return (-_LARGEST if lo is None else lo), (_LARGEST if hi is None else hi)
 
 
 def _dims_equal(a, b) -> bool:

@@ -242,6 +242,40 @@ class LogCosh(SpecLoss):
         super().__init__(reduction=reduction, validate=validate, name=name)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MeanAbsolutePercentageError(SpecLoss):
+    """Keras form of :func:`tf_impl.regression.mean_absolute_percentage_error` (real targets)."""
+
+    spec_name = "mean_absolute_percentage_error"
+    per_sample = staticmethod(regression._mean_absolute_percentage_error_per_sample)
+
+    def __init__(self, *, epsilon=1e-7, reduction="mean", validate=True, name=None):
+        super().__init__(epsilon=epsilon, reduction=reduction, validate=validate, name=name)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MeanSquaredLogarithmicError(SpecLoss):
+    """Keras form of :func:`tf_impl.regression.mean_squared_logarithmic_error` (real targets)."""
+
+    spec_name = "mean_squared_logarithmic_error"
+    per_sample = staticmethod(regression._mean_squared_logarithmic_error_per_sample)
+
+    def __init__(self, *, epsilon=1e-7, reduction="mean", validate=True, name=None):
+        super().__init__(epsilon=epsilon, reduction=reduction, validate=validate, name=name)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Poisson(SpecLoss):
+    """Keras form of :func:`tf_impl.regression.poisson` (counts >= 0 as targets)."""
+
+    spec_name = "poisson"
+    per_sample = staticmethod(regression._poisson_per_sample)
+
+    def __init__(self, *, log_input=True, epsilon=1e-7, full=False, reduction="mean", validate=True, name=None):
+        super().__init__(log_input=log_input, epsilon=epsilon, full=full, reduction=reduction, validate=validate,
+                         name=name)
+
+
 # ---------------------------------------------------------------- family: regularizers
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class MSECountPenalty(SpecLoss):

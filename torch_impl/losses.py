@@ -253,6 +253,36 @@ class LogCoshLoss(SpecLoss):
         super().__init__(reduction=reduction, validate=validate)
 
 
+class MeanAbsolutePercentageErrorLoss(SpecLoss):
+    """Module form of :func:`torch_impl.regression.mean_absolute_percentage_error` (real targets)."""
+
+    spec_name = "mean_absolute_percentage_error"
+    per_sample = staticmethod(regression._mean_absolute_percentage_error_per_sample)
+
+    def __init__(self, *, epsilon=1e-7, reduction="mean", validate=True):
+        super().__init__(epsilon=epsilon, reduction=reduction, validate=validate)
+
+
+class MeanSquaredLogarithmicErrorLoss(SpecLoss):
+    """Module form of :func:`torch_impl.regression.mean_squared_logarithmic_error` (real targets)."""
+
+    spec_name = "mean_squared_logarithmic_error"
+    per_sample = staticmethod(regression._mean_squared_logarithmic_error_per_sample)
+
+    def __init__(self, *, epsilon=1e-7, reduction="mean", validate=True):
+        super().__init__(epsilon=epsilon, reduction=reduction, validate=validate)
+
+
+class PoissonLoss(SpecLoss):
+    """Module form of :func:`torch_impl.regression.poisson` (counts >= 0 as targets)."""
+
+    spec_name = "poisson"
+    per_sample = staticmethod(regression._poisson_per_sample)
+
+    def __init__(self, *, log_input=True, epsilon=1e-7, full=False, reduction="mean", validate=True):
+        super().__init__(log_input=log_input, epsilon=epsilon, full=full, reduction=reduction, validate=validate)
+
+
 # ---------------------------------------------------------------- family: regularizers
 class CountPenalty(SpecLoss):
     """Module form of :func:`torch_impl.regularizers.count_penalty`, called ``penalty(x)`` (one

@@ -1,5 +1,6 @@
 """Regression losses, torch twins of :mod:`spec.regression`: ``mean_squared_error``,
-``asymmetric_exponential``, ``mean_absolute_error``, ``huber`` and ``log_cosh``. Argument order is torch's: ``(input, target)``; targets are real.
+``asymmetric_exponential``, ``mean_absolute_error``, ``huber``, ``log_cosh``, ``mean_absolute_percentage_error``,
+``mean_squared_logarithmic_error`` and ``poisson``. Argument order is torch's: ``(input, target)``; targets are real.
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from spec.api import elementwise_per_sample
 from ._core import apply, clip, const, mean_nonbatch, with_total
 from ._fused import fused_function, fused_total, needs_fused_grad, run_fused, run_fused_total
 
-__all__ = ["mean_squared_error", "asymmetric_exponential", "mean_absolute_error", "huber", "log_cosh"]
+__all__ = ["mean_squared_error", "asymmetric_exponential", "mean_absolute_error", "huber", "log_cosh",
+           "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "poisson"]
 
 
 def _elementwise_total(elementwise: torch.Tensor, mean: bool) -> torch.Tensor:
@@ -198,3 +200,100 @@ def log_cosh(input, target, *, sample_weight=None, reduction="mean", validate=Tr
     Args: as :func:`mean_squared_error`.
     """
     return apply("log_cosh", _log_cosh_per_sample, input, target, sample_weight, {}, reduction, validate)
+
+
+def _mape_elementwise(x, y, *, epsilon):
+    # 100 |x - y| / max(|y|, ε): torch.abs backpropagates sign(0) = 0 at x = y (the spec's subgradient)
+    return torch.abs(x - y) / torch.clamp_min(torch.abs(y), epsilon) * 100.0
+
+
+_mean_absolute_percentage_error_per_sample = _elementwise_loss(_mape_elementwise)
+
+
+def mean_absolute_percentage_error(input, target, *, epsilon=1e-7, sample_weight=None, reduction="mean",
+                                   validate=True):
+    r"""Mean absolute percentage error, averaged over every non-batch axis of a sample.
+
+    .. math::
+        \ell_i = \frac{100}{M}\sum_j \frac{\left|y_{ij} - \hat y_{ij}\right|}{\max(|y_{ij}|, \epsilon)}
+
+    torch.nn has no twin; equal to ``keras.losses.MeanAbsolutePercentageError()`` (``epsilon=1e-7``).
+    Gradient ``100 sign(ŷ - y) / (M max(|y|, ε))``, exactly 0 at ``ŷ = y``.
+
+    Args:
+        epsilon: a finite float > 0, the smallest denominator.
+        others: as :func:`mean_squared_error`.
+    """
+    return apply("mean_absolute_percentage_error", _mean_absolute_percentage_error_per_sample, input, target,
+                 sample_weight, {"epsilon": epsilon}, reduction, validate)
+
+
+def _log1p_difference(a, b):
+    # log1p(a) - log1p(b), a, b >= 0 (spec.regression._log1p_difference): log1p((a - b) / (1 + b)) where
+    # 1 + a >= (1 + b) / 2 (no cancellation near a = b), the plain difference beyond; the unselected
+    # log1p sees 0 (no inf under where's zero cotangent)
+    r = (a - b) / (b + 1.0)
+    near = r >= -0.5
+    return torch.where(near, torch.log1p(torch.where(near, r, torch.zeros_like(r))), torch.log1p(a) - torch.log1p(b))
+
+
+def _msle_elementwise(x, y, *, epsilon):
+    # never log(x + 1); clamp_min sends the gradient to x at x = ε (torch.maximum would halve it)
+    return torch.square(_log1p_difference(torch.clamp_min(x, epsilon), torch.clamp_min(y, epsilon)))
+
+
+_mean_squared_logarithmic_error_per_sample = _elementwise_loss(_msle_elementwise)
+
+
+def mean_squared_logarithmic_error(input, target, *, epsilon=1e-7, sample_weight=None, reduction="mean",
+                                   validate=True):
+    r"""Mean squared logarithmic error, averaged over every non-batch axis of a sample.
+
+    .. math::
+        \ell_i = \frac{1}{M}\sum_j \left(\log(1 + \max(\hat y_{ij}, \epsilon)) -
+        \log(1 + \max(y_{ij}, \epsilon))\right)^2
+
+    Stability: ``log1p((a - b) / (1 + b))`` of the clamped values near ``ŷ = y`` (the plain difference of two
+    logs cancels there), ``log1p(a) - log1p(b)`` beyond; never Keras' ``log(x + 1)`` (it loses the digits of
+    small x).
+    torch.nn has no twin; ``keras.losses.MeanSquaredLogarithmicError()`` is ``epsilon=1e-7``.
+    Gradient ``2 (log1p(ŷ) - log1p(max(y, ε))) / (M (1 + ŷ))`` for ``ŷ >= ε``, 0 below.
+
+    Args:
+        epsilon: a finite float >= 0; predictions and targets below it are replaced by it.
+        others: as :func:`mean_squared_error`.
+    """
+    return apply("mean_squared_logarithmic_error", _mean_squared_logarithmic_error_per_sample, input, target,
+                 sample_weight, {"epsilon": epsilon}, reduction, validate)
+
+
+def _poisson_nll(x, y, *, log_input, epsilon, full, reduction="mean"):
+    # ATen's poisson_nll_loss: exp(x) - y x (log_input) or x - y log(x + eps), plus the Stirling term
+    # masked to y > 1 with full
+    return F.poisson_nll_loss(x, y, log_input=log_input, full=full, eps=epsilon, reduction=reduction)
+
+
+_poisson_per_sample = _aten_loss(_poisson_nll)
+
+
+def poisson(input, target, *, log_input=True, epsilon=1e-7, full=False, sample_weight=None, reduction="mean",
+            validate=True):
+    r"""Poisson negative log-likelihood of counts, averaged over every non-batch axis of a sample.
+
+    .. math::
+        \ell_i = \frac{1}{M}\sum_j \begin{cases} e^{x_{ij}} - y_{ij} x_{ij} & \text{log\_input} \\
+        \hat y_{ij} - y_{ij} \log(\hat y_{ij} + \epsilon) & \text{otherwise} \end{cases}
+
+    Computed by ``F.poisson_nll_loss(input, target, log_input, full, eps=epsilon, reduction="none")``, so
+    equal to ``torch.nn.PoissonNLLLoss(log_input, full, eps=epsilon)`` for ``reduction="mean"`` without
+    sample weights; ``keras.losses.Poisson()`` is ``log_input=False`` (``epsilon=1e-7``). Gradient
+    ``(e^x - y) / M`` or ``(1 - y / (ŷ + ε)) / M``.
+
+    Args:
+        log_input: the prediction is a log-rate (True, stable) or a rate >= 0 (False).
+        epsilon: a finite float > 0, the shift of log(ŷ + ε) with log_input=False.
+        full: add torch's Stirling term for y > 1.
+        others: as :func:`mean_squared_error`; targets are counts >= 0.
+    """
+    return apply("poisson", _poisson_per_sample, input, target, sample_weight,
+                 {"log_input": log_input, "epsilon": epsilon, "full": full}, reduction, validate)

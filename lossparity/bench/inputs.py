@@ -60,6 +60,7 @@ def make_inputs(entry, params, shape, rng) -> tuple[np.ndarray, np.ndarray | Non
         x /= x.sum(-1, keepdims=True)
     else:
         lo, hi = domain
+        hi = min(hi, lo + 4.0)  # unbounded above (rates >= 0): values up to 4
         x = rng.uniform(lo + 0.02 * (hi - lo), hi - 0.02 * (hi - lo), shape)
     if kind == "single":
         return x, None
@@ -70,6 +71,8 @@ def make_inputs(entry, params, shape, rng) -> tuple[np.ndarray, np.ndarray | Non
     if entry.target_domain is None:
         return x, rng.normal(0.0, 1.0, shape)
     lo, hi = entry.target_domain
+    if hi == np.inf:  # counts >= 0
+        return x, rng.poisson(2.0, shape).astype(np.float64) + lo
     return x, np.where(rng.random(shape) < 0.3, hi, lo).astype(np.float64)
 
 

@@ -271,6 +271,19 @@ def _torch_peers():
     def plain_log_cosh(p, shape):
         return lambda x, y: torch.mean(torch.log(torch.cosh(f32(x) - y)))  # what users write (overflows past 89)
 
+    def plain_mape(p, shape):  # torch.nn has none: what users write (Keras' formula)
+        eps = p.get("epsilon", 1e-7)
+        return lambda x, y: torch.mean(torch.abs(y - f32(x)) / torch.clamp_min(torch.abs(y), eps)) * 100.0
+
+    def poisson_nll(p, shape):
+        return lambda x, y: F.poisson_nll_loss(f32(x), y, log_input=p.get("log_input", True),
+                                               full=p.get("full", False), eps=p.get("epsilon", 1e-7))
+
+    def plain_msle(p, shape):  # torch.nn has none: the two logs users write
+        eps = p.get("epsilon", 1e-7)
+        return lambda x, y: torch.mean(torch.square(torch.log1p(torch.clamp_min(f32(x), eps))
+                                                    - torch.log1p(torch.clamp_min(y, eps))))
+
     def seed003_asym(p, shape):
         def fn(x, y):  # the asymmetric-cost answer: K.mean(abs(1 - exp(-log(exp(y_true - y_pred)))))
             return torch.mean(torch.abs(1 - torch.exp(-torch.log(torch.exp(y - f32(x))))))
@@ -342,6 +355,9 @@ def _torch_peers():
         "mean_absolute_error": [("F.l1_loss", l1)],
         "huber": [("F.huber_loss", huber)],
         "log_cosh": [("plain torch log(cosh(d))", plain_log_cosh)],
+        "mean_absolute_percentage_error": [("plain torch MAPE", plain_mape)],
+        "mean_squared_logarithmic_error": [("plain torch MSLE (log1p)", plain_msle)],
+        "poisson": [("F.poisson_nll_loss", poisson_nll)],
         "asymmetric_exponential": [("custom_loss (asymmetric-cost answer, transcribed)", seed003_asym)],
         "count_penalty": [("hard count (count-above-a-threshold answer, transcribed)", seed000_count)],
         "mse_count_penalty": [("CountBasedRegularizationLoss (count-above-a-threshold answer, transcribed)", seed000_mse_count)],
