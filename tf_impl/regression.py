@@ -4,6 +4,8 @@
 """
 from __future__ import annotations
 
+import math
+
 import tensorflow as tf
 
 from spec.api import elementwise_per_sample
