@@ -240,6 +240,12 @@ class LossSpec:
     single_input: bool = False
     #: expected target shape given the prediction shape (None: the same shape)
     target_shape: Callable[[tuple], tuple] | None = None
+    #: integer labels of a ``target_shape`` entry lie in [0, C - 1] (class indices); False: any
+    #: integers (identities in a metric-learning batch), so no label is out of range
+    target_labels_bounded: bool = True
+    #: the loss of a sample depends on the other samples of the batch (pairwise losses), though it
+    #: is still one value per sample with the usual reductions: derivatives move every sample's loss
+    couples_samples: bool = False
     #: extra data checks ``(loss, params, prediction, target, ops)`` run by ``check_inputs`` after
     #: the generic ones, only when values can be read and ``validate`` is on (e.g. integer class
     #: labels in range, probability rows summing to 1); ``ops`` is the framework's ``ArrayOps``
@@ -312,7 +318,8 @@ class LossSpec:
         from .cases import common_invalid_cases
 
         common = [] if self.single_input else common_invalid_cases(
-            self.cases()[0], bounded_target=self.target_domain is not None or self.target_shape is not None,
+            self.cases()[0], bounded_target=self.target_domain is not None
+            or (self.target_shape is not None and self.target_labels_bounded),
             target_domain=self.target_domain)
         return common + list(self.invalid_cases())
 

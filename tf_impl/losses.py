@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import spec as _spec
 
-from . import classification, keras_names, multiclass, overlap, regression, regularizers  # noqa: F401
+from . import classification, keras_names, metric_learning, multiclass, overlap, regression, regularizers  # noqa: F401
 from ._core import LossCall, apply, split_params
 from .distributed import scale_for_replicas
 
@@ -274,6 +274,20 @@ class Poisson(SpecLoss):
     def __init__(self, *, log_input=True, epsilon=1e-7, full=False, reduction="mean", validate=True, name=None):
         super().__init__(log_input=log_input, epsilon=epsilon, full=full, reduction=reduction, validate=validate,
                          name=name)
+
+
+# ---------------------------------------------------------------- family: metric_learning
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Circle(SpecLoss):
+    """Keras form of :func:`tf_impl.metric_learning.circle` (integer labels, embeddings)."""
+
+    spec_name = "circle"
+    per_sample = staticmethod(metric_learning._circle_per_sample)
+
+    def __init__(self, *, gamma=80.0, margin=0.4, remove_diagonal=True, normalize=True, reduction="mean",
+                 validate=True, name=None):
+        super().__init__(gamma=gamma, margin=margin, remove_diagonal=remove_diagonal, normalize=normalize,
+                         reduction=reduction, validate=validate, name=name)
 
 
 # ---------------------------------------------------------------- family: regularizers

@@ -15,7 +15,7 @@ from torch import nn
 
 import spec as _spec
 
-from . import classification, multiclass, overlap, regression, regularizers  # noqa: F401
+from . import classification, metric_learning, multiclass, overlap, regression, regularizers  # noqa: F401
 from ._core import LossCall, apply, split_params
 
 IMPLEMENTATIONS = _spec.core.Implementations("torch", to_plain=lambda c: split_params(c)[0])
@@ -281,6 +281,19 @@ class PoissonLoss(SpecLoss):
 
     def __init__(self, *, log_input=True, epsilon=1e-7, full=False, reduction="mean", validate=True):
         super().__init__(log_input=log_input, epsilon=epsilon, full=full, reduction=reduction, validate=validate)
+
+
+# ---------------------------------------------------------------- family: metric_learning
+class CircleLoss(SpecLoss):
+    """Module form of :func:`torch_impl.metric_learning.circle` (embeddings, integer labels)."""
+
+    spec_name = "circle"
+    per_sample = staticmethod(metric_learning._circle_per_sample)
+
+    def __init__(self, *, gamma=80.0, margin=0.4, remove_diagonal=True, normalize=True, reduction="mean",
+                 validate=True):
+        super().__init__(gamma=gamma, margin=margin, remove_diagonal=remove_diagonal, normalize=normalize,
+                         reduction=reduction, validate=validate)
 
 
 # ---------------------------------------------------------------- family: regularizers

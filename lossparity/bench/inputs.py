@@ -8,6 +8,10 @@ import numpy as np
 from .settings import LARGE_ELEMENTS, PERCALL_SHAPE, SHAPES, Settings, TINY_SHAPES, note
 
 
+#: the largest batch of a loss whose samples are coupled pairwise (``couples_samples``): N² pair terms
+PAIRWISE_MAX_BATCH = 4096
+
+
 def layout(entry) -> str:
     """``binary`` | ``classes`` | ``single``, from the entry's contract and first case."""
     if entry.single_input:
@@ -38,6 +42,11 @@ def shapes_for(entry, params, settings: Settings) -> dict[str, tuple]:
     c = class_count(params) if kind == "classes" else None
     if c is not None:
         out = {k: (s[:-1] + (c,) if k != "large" else (math.ceil(LARGE_ELEMENTS / c), c)) for k, s in out.items()}
+    if entry.couples_samples:  # pairwise losses: (N, D) embeddings, N × N pairs
+        for k in list(out):
+            if len(out[k]) != 2 or out[k][0] > PAIRWISE_MAX_BATCH:
+                note(f"{entry.name}: skip shape {k} {out[k]}: pairwise over (N, D) with N <= {PAIRWISE_MAX_BATCH}")
+                del out[k]
     for key, value in params.items():  # a per-class vector (pos_weight) fixes the last axis
         a = np.asarray(value) if isinstance(value, np.ndarray) else None
         if a is not None and a.ndim == 1 and a.size > 1:

@@ -206,6 +206,10 @@ def _keras_peers():
     def keras_msle(p, shape):
         return keras.losses.MeanSquaredLogarithmicError() if p.get("epsilon", 1e-7) == 1e-7 else None
 
+    def keras_circle(p, shape):
+        return keras.losses.Circle(gamma=p.get("gamma", 80.0), margin=p.get("margin", 0.4),
+                                   remove_diagonal=p.get("remove_diagonal", True))
+
     def seed003_asym(p, shape):
         def fn(y_true, y_pred):  # the asymmetric-cost answer: custom_loss
             return tf.reduce_mean(tf.abs(1 - tf.exp(-tf.math.log(tf.exp(y_true - f32(y_pred))))))
@@ -275,6 +279,7 @@ def _keras_peers():
         "mean_absolute_percentage_error": [("keras.losses.MeanAbsolutePercentageError", keras_mape)],
         "mean_squared_logarithmic_error": [("keras.losses.MeanSquaredLogarithmicError", keras_msle)],
         "poisson": [("keras.losses.Poisson", keras_poisson)],
+        "circle": [("keras.losses.Circle", keras_circle)],
         "asymmetric_exponential": [("custom_loss (asymmetric-cost answer)", seed003_asym)],
         "count_penalty": [("hard count (count-above-a-threshold answer)", seed000_count)],
         "mse_count_penalty": [("CountBasedRegularizationLoss (count-above-a-threshold answer)", seed000_mse_count)],

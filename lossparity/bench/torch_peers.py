@@ -268,6 +268,20 @@ def _torch_peers():
     def huber(p, shape):
         return lambda x, y: F.huber_loss(f32(x), y, delta=p.get("delta", 1.0))
 
+    def keras_circle_transcribed(p, shape):
+        gamma, margin = p.get("gamma", 80.0), p.get("margin", 0.4)
+
+        def fn(x, y):  # keras.losses.circle written in torch (rows taken as given, -inf masks, logsumexp)
+            d = torch.clamp(1 - f32(x) @ f32(x).T, min=0.0)
+            same = y[:, None] == y[None, :]
+            pos = same & ~torch.eye(y.shape[0], dtype=torch.bool) if p.get("remove_diagonal", True) else same
+            zp = -gamma * torch.clamp((margin + d) * pos, min=0.0) * (margin - d)
+            zn = gamma * torch.clamp((1 + margin - d) * ~same, min=0.0) * (1 - margin - d)
+            minus_inf = torch.tensor(float("-inf"))
+            a = torch.logsumexp(torch.where(pos, zp, minus_inf), 1) + torch.logsumexp(torch.where(~same, zn, minus_inf), 1)
+            return F.softplus(a).mean()
+        return fn
+
     def plain_log_cosh(p, shape):
         return lambda x, y: torch.mean(torch.log(torch.cosh(f32(x) - y)))  # what users write (overflows past 89)
 
@@ -358,6 +372,7 @@ def _torch_peers():
         "mean_absolute_percentage_error": [("plain torch MAPE", plain_mape)],
         "mean_squared_logarithmic_error": [("plain torch MSLE (log1p)", plain_msle)],
         "poisson": [("F.poisson_nll_loss", poisson_nll)],
+        "circle": [("keras.losses.circle (transcribed)", keras_circle_transcribed)],
         "asymmetric_exponential": [("custom_loss (asymmetric-cost answer, transcribed)", seed003_asym)],
         "count_penalty": [("hard count (count-above-a-threshold answer, transcribed)", seed000_count)],
         "mse_count_penalty": [("CountBasedRegularizationLoss (count-above-a-threshold answer, transcribed)", seed000_mse_count)],
