@@ -15,7 +15,7 @@ renders the table into ``docs/porting.md``.
 Adding a row for a new entry is one call in ``KERAS_PORTS`` or ``TORCH_PORTS`` (it replaces the
 class's :func:`pending` row, which ``test_framework_peers`` asks for once the entry is registered)::
 
-    keras("Poisson", EQUAL, "", entry="poisson", convert=plain("poisson"), names=("poisson",))
+    keras("Hinge", EQUAL, "", entry="hinge", convert=plain("hinge"), names=("hinge",))
 
 ``plain(entry)`` when the framework class takes no parameter but its reduction; otherwise a small
 function of the configuration that returns a :class:`Ported` or raises :class:`Unsupported` (see
@@ -185,6 +185,9 @@ class Port:
     prediction: str = ""
     #: entries whose cases feed the proof (default: ``entry``)
     case_entries: tuple[str, ...] = ()
+    #: parameters a case must share with the twin to feed the proof (its inputs are in the twin's domain, or
+    #: its formula, only there: log-rates vs rates, logits vs probabilities, rows normalized or as given)
+    match_params: tuple[str, ...] = ("from_logits",)
     #: case kinds and dtypes of the proof (typical float32 unless the row asks for more)
     kinds: tuple[str, ...] = ("typical",)
     dtypes: tuple[str, ...] = ("float32",)
@@ -352,6 +355,10 @@ def _keras_tversky(config):
                               "smooth": 0.0, "from_logits": False}, keras_reduction(config), layout=layout, axes=axes)
 
 
+def _keras_poisson(config):
+    return Ported("poisson", {"log_input": False}, keras_reduction(config))
+
+
 def _huber(key):
     def convert(config):
         return Ported("huber", {"delta": float(config.get(key, 1.0))}, _reduction(config))
@@ -407,6 +414,11 @@ def _torch_multilabel_soft_margin(config):
     _no_tensor(config, "weight", "a per-class weight has no twin (weighted_bce's pos_weight weights the positives "
                "only)")
     return Ported("weighted_bce", {}, torch_reduction(config))
+
+
+def _torch_poisson_nll(config):
+    return Ported("poisson", {"log_input": bool(config.get("log_input", True)), "full": bool(config.get("full", False)),
+                              "epsilon": float(config.get("eps", 1e-8))}, torch_reduction(config))
 
 
 def _torch_soft_margin(config):
@@ -474,11 +486,24 @@ KERAS_PORTS: tuple[Port, ...] = (
     pending(KERAS, "SquaredHinge", "squared_hinge", "hinge family", names=("squared_hinge",)),
     pending(KERAS, "CategoricalHinge", "categorical_hinge", "hinge family", names=("categorical_hinge",)),
     pending(KERAS, "KLDivergence", "kl_divergence", "KL divergence", names=("kl_divergence", "kld", "KLD")),
-    pending(KERAS, "MeanAbsolutePercentageError", "mean_absolute_percentage_error", "MAPE",
-            names=("mean_absolute_percentage_error", "mape", "MAPE")),
-    pending(KERAS, "MeanSquaredLogarithmicError", "mean_squared_logarithmic_error", "MSLE",
-            names=("mean_squared_logarithmic_error", "msle", "MSLE")),
-    pending(KERAS, "Poisson", "poisson", "Poisson loss", names=("poisson",)),
+    keras("MeanAbsolutePercentageError", EQUAL, KERAS_DTYPE, entry="mean_absolute_percentage_error",
+          convert=plain("mean_absolute_percentage_error"),
+          params_text="epsilon=1e-7 (Keras' backend epsilon, the default)",
+          names=("mean_absolute_percentage_error", "mape", "MAPE"), examples=({}, {"reduction": "sum"}),
+          kinds=("typical", "extreme", "edge"), dtypes=("float32", "float64")),
+    keras("MeanSquaredLogarithmicError", DIFFERS, "Keras computes log(x + 1), which drops the low digits of a small "
+          "x (float32, ŷ = 3e-6, y = 1e-6: 10% off, absolute error below 1e-11); with dtype='float64' it clamps at "
+          "float32(1e-7) = 1.0000000117e-07 (at ŷ = 1e-7 its gradient is 0, the twin's the ŷ >= epsilon branch); "
+          "ours uses log1p. " + KERAS_DTYPE, entry="mean_squared_logarithmic_error",
+          convert=plain("mean_squared_logarithmic_error"),
+          params_text="epsilon=1e-7 (Keras' backend epsilon, the default)",
+          names=("mean_squared_logarithmic_error", "msle", "MSLE"), examples=({}, {"reduction": None}),
+          kinds=("typical", "extreme", "edge"), dtypes=("float32", "float64")),
+    keras("Poisson", EQUAL, "Keras takes rates: a negative rate gives NaN there, ValueError here. " + KERAS_DTYPE,
+          entry="poisson", convert=_keras_poisson,
+          params_text="log_input=False (rates), epsilon=1e-7 (Keras' backend epsilon, the default), full=False",
+          names=("poisson",), examples=({}, {"reduction": "sum"}), match_params=("log_input",),
+          kinds=("typical", "extreme", "edge"), dtypes=("float32", "float64")),
     pending(KERAS, "CosineSimilarity", "cosine_similarity", "cosine similarity", names=("cosine_similarity",)),
     pending(KERAS, "Circle", "circle", "circle loss", names=("circle",)),
     pending(KERAS, "CTC", "ctc", "CTC", names=("ctc",)),
@@ -524,7 +549,14 @@ TORCH_PORTS: tuple[Port, ...] = (
           "class axis 1 → last; weight None and ignore_index -100 only", prediction="log_softmax",
           rejects=({"ignore_index": 0},), sum_over=POSITIONS),
     pending(TORCH, "KLDivLoss", "kl_divergence", "KL divergence"),
-    pending(TORCH, "PoissonNLLLoss", "poisson", "Poisson loss"),
+    torch("PoissonNLLLoss", EQUAL, "torch's eps defaults to 1e-8, the catalog's epsilon to Keras' 1e-7: the twin "
+          "takes torch's eps; full=True adds Stirling's approximation of log y! for y > 1 (0.652 at y = 2, not "
+          "log 2! = 0.693), which the twin reproduces; log_input=False: a negative rate gives NaN there, ValueError "
+          "here", entry="poisson", convert=_torch_poisson_nll,
+          params_text="log_input → log_input, full → full, eps → epsilon",
+          examples=({}, {"log_input": False}, {"full": True, "reduction": "sum"},
+                    {"log_input": False, "full": True, "eps": 1e-7, "reduction": "none"}),
+          match_params=("log_input",), kinds=("typical", "extreme", "edge"), dtypes=("float32", "float64")),
     pending(TORCH, "CTCLoss", "ctc", "CTC"),
     no_twin(TORCH, "NLLLoss2d", "deprecated alias of NLLLoss; build NLLLoss"),
     no_twin(TORCH, "CosineEmbeddingLoss", "a loss of pairs of embeddings with ±1 similarity labels (three inputs)"),
