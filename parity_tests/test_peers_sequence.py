@@ -1,7 +1,8 @@
-"""The metric-learning and sequence entries against the frameworks' own losses of the same math: our
-Keras twin of ``circle`` equals ``keras.losses.Circle`` (torch.nn has no circle loss), in float32 and
-float64, values and gradients, on the spec's cases, with each peer's reduction mapped to ours. Where a
-peer differs, the entry's ``peer_notes`` say so and a test here pins it."""
+"""The metric-learning and sequence entries against the frameworks' own losses of the same math, beyond the
+port table: ``keras.losses.Circle`` and its twin (``torch_impl.from_keras``) are proven equal, values and
+gradients, float32 and float64, every reduction, by ``test_framework_peers.py`` (row Circle of
+:mod:`spec.ports`; torch.nn has no circle loss). Where a peer differs from the catalog's entry, the entry's
+``peer_notes`` say so and a test here pins it."""
 from __future__ import annotations
 
 import numpy as np
@@ -21,27 +22,6 @@ def _keras_circle(params, dtype, reduction):
                                remove_diagonal=params["remove_diagonal"], reduction=reduction, dtype=dtype)
 
 
-#: spec name → (the torch.nn peer or None, the Keras peer built from the validated params, dtype and a Keras
-#: reduction; the configurations of ours it equals: the peer's formula on the case's rows as given)
-PEERS = {
-    "circle": (None, _keras_circle),  # torch.nn has no circle loss
-}
-#: our reduction → the Keras reduction that computes the same ("mean" differs: pinned below)
-KERAS_REDUCTION = {"sum": "sum", "none": None}
-
-
-def _keras_cases():
-    out = []
-    for name in PEERS:
-        entry = spec.get(name)
-        for case in entry.cases():
-            if entry.validate_params(case.params).get("normalize", True):
-                continue  # Keras takes the rows as they are: only normalize=False is its formula
-            for dtype in case.dtypes:
-                out.append(pytest.param(name, case, dtype, id=f"{name}-{case.id}-{dtype}"))
-    return out
-
-
 def _assert_close(name, dtype, field, actual, expected):
     tol = getattr(spec.get(name).tolerances, field)[dtype]
     result = tol.compare(actual, expected)
@@ -58,21 +38,6 @@ def _keras_value_and_grad(loss, y_true, y_pred, dtype, sample_weight=None):
     return value, tape.gradient(value, x)
 
 
-@pytest.mark.parametrize("reduction", sorted(KERAS_REDUCTION))
-@pytest.mark.parametrize("name,case,dtype", _keras_cases())
-def test_keras_twin_equals_the_keras_loss(name, case, dtype, reduction):
-    import tf_impl  # first: TensorFlow without the start-up log lines
-
-    params = spec.get(name).validate_params(case.params)
-    peer = PEERS[name][1](params, dtype, KERAS_REDUCTION[reduction])
-    ours = tf_impl.get_loss(name, reduction=reduction, **case.params)
-    pv, pg = _keras_value_and_grad(peer, case.target, case.prediction, dtype, case.sample_weight)
-    ov, og = _keras_value_and_grad(ours, case.target, case.prediction, dtype, case.sample_weight)
-    assert ov.dtype == pv.dtype
-    _assert_close(name, dtype, "value", ov.numpy(), pv.numpy())
-    _assert_close(name, dtype, "grad", og.numpy(), pg.numpy())
-
-
 # ---------------------------------------------------------------- circle
 def _circle_case(case_id):
     return next(c for c in spec.get("circle").cases() if c.id == case_id)
@@ -81,7 +46,8 @@ def _circle_case(case_id):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_keras_circle_mean_divides_by_the_samples_with_a_positive_loss(dtype):
     """PeerNote of circle: Keras' 'sum_over_batch_size' masks the samples whose loss is 0 (no positive or no
-    negative pair) and divides by the others; ours divides by N. Keras' mean = our sum / #{ℓ_i > 0}."""
+    negative pair) and divides by the others; ours divides by N: Keras' mean is ours × N / #{ℓ_i > 0}. (The
+    twin of keras.losses.Circle() divides by that count: row Circle of spec.ports, test_framework_peers.)"""
     import tf_impl
 
     case = _circle_case("typical-unit")  # label 2 appears once: one sample without a positive pair
@@ -89,15 +55,33 @@ def test_keras_circle_mean_divides_by_the_samples_with_a_positive_loss(dtype):
     per_sample = spec.get("circle").reference(case.prediction, case.target, **params)
     positive = int(np.sum(per_sample > 0))
     assert 0 < positive < per_sample.size
-    keras_mean, keras_grad = _keras_value_and_grad(_keras_circle(params, dtype, "sum_over_batch_size"),
-                                                   case.target, case.prediction, dtype)
-    our_sum, our_grad = _keras_value_and_grad(tf_impl.get_loss("circle", reduction="sum", **case.params),
-                                              case.target, case.prediction, dtype)
-    our_mean = tf_impl.get_loss("circle", **case.params)(case.target, case.prediction.astype(dtype))
-    _assert_close("circle", dtype, "value", keras_mean.numpy(), our_sum.numpy() / positive)
-    _assert_close("circle", dtype, "grad", keras_grad.numpy(), our_grad.numpy() / positive)
-    assert abs(float(our_mean) - float(our_sum) / per_sample.size) <= 1e-6 * abs(float(our_sum))
-    assert float(keras_mean) > float(our_mean) * 1.1  # N / #{ℓ > 0} = 8 / 7 apart
+    x = case.prediction.astype(dtype)
+    keras_mean = float(_keras_circle(params, dtype, "sum_over_batch_size")(case.target, x))
+    our_mean = float(tf_impl.get_loss("circle", **case.params)(case.target, x))
+    assert our_mean == pytest.approx(float(np.mean(per_sample)), rel=1e-5)
+    assert keras_mean == pytest.approx(our_mean * per_sample.size / positive, rel=1e-5)  # 8 / 7 apart
+
+
+def test_keras_circle_merges_labels_that_round_to_the_same_float32():
+    """Row Circle and circle's PeerNote: Keras casts the labels through its floatx (float32) to int32, so
+    2**24 and 2**24 + 1 are one label there (a positive pair); the twin compares them as given (two labels)."""
+    import keras
+    import torch
+
+    import torch_impl
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4, 3)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    labels = np.array([2**24, 2**24 + 1, 0, 0], np.int64)
+    merged = np.array([7, 7, 0, 0], np.int64)
+    peer = keras.losses.Circle(reduction=None)
+    twin = torch_impl.from_keras(peer)
+    keras_values = peer(labels, x).numpy()
+    np.testing.assert_allclose(keras_values, peer(merged, x).numpy(), rtol=1e-6)
+    ours = twin(torch.tensor(x), torch.tensor(labels)).numpy()
+    np.testing.assert_allclose(twin(torch.tensor(x), torch.tensor(merged)).numpy(), keras_values, rtol=1e-5)
+    assert np.all(ours[:2] == 0.0) and np.all(keras_values[:2] > 0.0)  # no positive pair here, one there
 
 
 def test_keras_circle_takes_the_rows_as_they_are_ours_normalizes_by_default():

@@ -27,7 +27,9 @@ Reductions: Keras ``"sum_over_batch_size"`` and ``"mean"`` → ``"mean"``, ``"su
 means agree (the frameworks average every element, ours the per-sample means); the frameworks'
 ``"sum"`` adds up every element or position, which the twin reproduces (:data:`SUM_REDUCTION`);
 ``"none"`` differs in shape where the frameworks keep more than the batch axis
-(:data:`NONE_REDUCTION`). Keras' ``"mean_with_sample_weight"`` (Σ w ℓ / Σ w) raises.
+(:data:`NONE_REDUCTION`). Keras' ``"mean_with_sample_weight"`` (Σ w ℓ / Σ w) raises. Where a Keras loss masks its
+zero values (``Circle``), its mean divides by the samples whose loss is > 0, which the twin reproduces
+(:data:`NONZERO`, ``Ported.mean_over``).
 """
 from __future__ import annotations
 
@@ -56,6 +58,8 @@ LAYOUTS = (SAME, CLASS_FIRST, POOLED, SIGNED_TARGET, SQUEEZE_TARGET)
 ELEMENTS = "elements"  # every element (torch's elementwise losses): ours × the elements per sample
 POSITIONS = "positions"  # every position, classes (the last axis) averaged or summed per position (Keras; torch
 #                          CrossEntropyLoss / NLLLoss): ours × the positions per sample
+#: what a framework's reduction='mean' divides by where it is not the batch size
+NONZERO = "nonzero"  # the samples whose loss is > 0 (Keras masks the zero losses of Circle): our sum / that count
 
 KERAS_REDUCTIONS = {"sum_over_batch_size": "mean", "mean": "mean", "sum": "sum", None: "none", "none": "none"}
 TORCH_REDUCTIONS = {"mean": "mean", "sum": "sum", "none": "none"}
@@ -94,6 +98,8 @@ class Ported:
     one_hot: bool = False
     #: reduction="sum" of the framework adds up ``ELEMENTS`` or ``POSITIONS``, not per-sample means
     sum_over: str = ""
+    #: reduction="mean" of the framework divides the (weighted) sum by the count of :data:`NONZERO` samples, not N
+    mean_over: str = ""
     #: the framework class it was read from (``keras.losses.Dice``), for messages
     source: str = ""
 
@@ -109,7 +115,7 @@ class Ported:
     def plain(self) -> bool:
         """True when the twin is the catalog's own class, with no adapter around it."""
         return (self.layout == SAME and self.scale == 1.0 and self.axes is None and self.index_targets is None
-                and not self.one_hot and not self.sum_over)
+                and not self.one_hot and not self.sum_over and not self.mean_over)
 
     def sum_count(self, shape: tuple) -> int:
         """The factor from our ``"sum"`` to the framework's on a prediction of ``shape`` (classes last)."""
@@ -359,6 +365,13 @@ def _keras_poisson(config):
     return Ported("poisson", {"log_input": False}, keras_reduction(config))
 
 
+def _keras_circle(config):
+    reduction = keras_reduction(config)
+    params = {"gamma": float(config.get("gamma", 80.0)), "margin": float(config.get("margin", 0.4)),
+              "remove_diagonal": bool(config.get("remove_diagonal", True)), "normalize": False}
+    return Ported("circle", params, reduction, mean_over=NONZERO if reduction == "mean" else "")
+
+
 def _huber(key):
     def convert(config):
         return Ported("huber", {"delta": float(config.get(key, 1.0))}, _reduction(config))
@@ -505,7 +518,18 @@ KERAS_PORTS: tuple[Port, ...] = (
           names=("poisson",), examples=({}, {"reduction": "sum"}), match_params=("log_input",),
           kinds=("typical", "extreme", "edge"), dtypes=("float32", "float64")),
     pending(KERAS, "CosineSimilarity", "cosine_similarity", "cosine similarity", names=("cosine_similarity",)),
-    pending(KERAS, "Circle", "circle", "circle loss", names=("circle",)),
+    keras("Circle", DIFFERS, "Keras casts the labels to its floatx (float32) before int32, so labels above 2**24 "
+          "that round to the same float are one label there; ours compares them as given. Its "
+          "'sum_over_batch_size' / 'mean' divides by the samples whose loss is > 0 (it masks the zero loss of a "
+          "sample without a positive or a negative pair), the catalog's 'mean' by N: the twin divides its sum by "
+          "that count. " + KERAS_DTYPE, entry="circle", convert=_keras_circle,
+          params_text="gamma → gamma, margin → margin, remove_diagonal → remove_diagonal; normalize=False (Keras "
+          "takes the rows as given); 'sum_over_batch_size' → the sum over the samples with loss > 0 divided by their "
+          "count", names=("circle",),
+          examples=({}, {"reduction": "sum"},
+                    {"gamma": 16.0, "margin": 1.0, "remove_diagonal": False, "reduction": None}),
+          rejects=({"reduction": "mean_with_sample_weight"},), match_params=("normalize",),
+          kinds=("typical", "extreme", "edge"), dtypes=("float32", "float64"), sum_over=""),
     pending(KERAS, "CTC", "ctc", "CTC", names=("ctc",)),
 )
 

@@ -28,8 +28,7 @@ class PortedLoss(keras.losses.Loss):
         ported = ported if isinstance(ported, ports.Ported) else ports.Ported.from_config(ported)
         super().__init__(name=name or f"ported_{ported.entry}", reduction=ported.reduction, **kwargs)
         self.ported = ported
-        self.loss = get_loss(ported.entry, reduction="mean" if ported.layout == ports.POOLED else ported.reduction,
-                             **ported.params)
+        self.loss = get_loss(ported.entry, reduction=_inner_reduction(ported), **ported.params)
         self.index_loss = None if ported.index_targets is None else from_ported(ported.index_targets)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
@@ -54,6 +53,9 @@ class PortedLoss(keras.losses.Loss):
               and y_true.shape[-1] == 1):
             y_true = y_true[..., 0]
         p.check_axes(tuple(y_pred.shape))
+        if p.mean_over == ports.NONZERO:
+            value = _mean_over_nonzero(self.loss, y_true, y_pred, sample_weight)
+            return value if p.scale == 1.0 else value * tf.cast(p.scale, value.dtype)
         value = self.loss(y_true, y_pred, sample_weight)
         factor = p.scale * p.sum_count(tuple(y_pred.shape))
         return value if factor == 1.0 else value * tf.cast(factor, value.dtype)
@@ -63,6 +65,24 @@ class PortedLoss(keras.losses.Loss):
 
     def get_config(self) -> dict:
         return {"name": self.name, "ported": self.ported.to_config()}
+
+
+def _inner_reduction(ported: ports.Ported) -> str:
+    """The catalog loss's reduction: per sample where the adapter divides by its own count."""
+    if ported.mean_over:
+        return "none"
+    return "mean" if ported.layout == ports.POOLED else ported.reduction
+
+
+def _mean_over_nonzero(loss: keras.losses.Loss, y_true, y_pred, sample_weight):
+    """Σ w ℓ over the samples whose loss is > 0, divided by their count (0 where there is none): Keras'
+    mean of a loss that masks its zero values (``spec.ports.NONZERO``); ``loss`` gives one value per sample.
+    The count is of the unweighted losses (a zero weight does not remove a sample from it)."""
+    per_sample = loss(y_true, y_pred)
+    weighted = per_sample if sample_weight is None else loss(y_true, y_pred, sample_weight)
+    per_sample = tf.stop_gradient(per_sample)
+    count = tf.maximum(tf.reduce_sum(tf.cast(per_sample > 0, weighted.dtype)), tf.cast(1, weighted.dtype))
+    return tf.reduce_sum(weighted) / count
 
 
 def from_ported(ported: ports.Ported) -> keras.losses.Loss:

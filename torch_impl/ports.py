@@ -25,8 +25,7 @@ class PortedLoss(nn.Module):
     def __init__(self, ported: ports.Ported):
         super().__init__()
         self.ported = ported
-        self.loss = get_loss(ported.entry, reduction="mean" if ported.layout == ports.POOLED else ported.reduction,
-                             **ported.params)
+        self.loss = get_loss(ported.entry, reduction=_inner_reduction(ported), **ported.params)
         self.index_loss = None if ported.index_targets is None else from_ported(ported.index_targets)
 
     def forward(self, input, target, sample_weight=None):
@@ -49,12 +48,36 @@ class PortedLoss(nn.Module):
         elif p.layout == ports.SQUEEZE_TARGET and target.ndim == input.ndim and target.shape[-1] == 1:
             target = target[..., 0]
         p.check_axes(tuple(input.shape))
+        if p.mean_over == ports.NONZERO:
+            return _mean_over_nonzero(self.loss, input, target, sample_weight) * p.scale
         value = self.loss(input, target, sample_weight)
         factor = p.scale * p.sum_count(tuple(input.shape))
         return value if factor == 1.0 else value * factor
 
     def extra_repr(self) -> str:
         return f"source={self.ported.source!r}, layout={self.ported.layout!r}, scale={self.ported.scale!r}"
+
+
+def _inner_reduction(ported: ports.Ported) -> str:
+    """The catalog module's reduction: per sample where the adapter divides by its own count."""
+    if ported.mean_over:
+        return "none"
+    return "mean" if ported.layout == ports.POOLED else ported.reduction
+
+
+def _mean_over_nonzero(loss: nn.Module, input, target, sample_weight) -> torch.Tensor:
+    """Σ w ℓ over the samples whose loss is > 0, divided by their count (0 where there is none): Keras'
+    mean of a loss that masks its zero values (``spec.ports.NONZERO``); ``loss`` gives one value per sample.
+    The count is of the unweighted losses (a zero weight does not remove a sample from it)."""
+    if sample_weight is None:
+        per_sample = loss(input, target)
+        weighted = per_sample
+    else:
+        with torch.no_grad():
+            per_sample = loss(input, target)
+        weighted = loss(input, target, sample_weight)
+    count = (per_sample.detach() > 0).sum().clamp_min(1).to(weighted.dtype)
+    return weighted.sum() / count
 
 
 def from_ported(ported: ports.Ported) -> nn.Module:
