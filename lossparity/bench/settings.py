@@ -91,6 +91,17 @@ PERCALL_MODE = "per-call fwd+bwd"
 PERCALL_TARGET_US = 15.0
 
 
+#: the prefixes of a framework-native peer's label (the framework's own loss or op, not code transcribed
+#: from a user or another library): the per-call target is ours - the fastest native peer
+NATIVE_PEER_PREFIXES = ("F.", "torch.nn.", "keras.losses.", "tf.nn.")
+
+
+def is_native_peer(label: str) -> bool:
+    """Whether a peer label names the framework's own loss (``F.cross_entropy``, ``keras.losses.Huber``,
+    ``tf.nn.weighted_cross_entropy_with_logits``), the peer of the per-call target."""
+    return label.startswith(NATIVE_PEER_PREFIXES) and "transcribed" not in label
+
+
 #: repeats of the per-call table (interleaved) and the time one repeat of a function lasts at least
 PERCALL_REPEATS = 21
 
