@@ -70,6 +70,18 @@ def boolean():
     return check
 
 
+def non_batch_axis():
+    """An axis of the prediction other than the batch axis 0: a nonzero int (negative counts from the last
+    axis; whether it exists is checked against the shape at call, ``check_shapes``). Returns a Python int."""
+
+    def check(value):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value == 0:
+            raise ParamError
+        return int(value)
+
+    return check
+
+
 def choice(*options: str):
     def check(value):
         if not isinstance(value, str) or value not in options:

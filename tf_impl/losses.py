@@ -290,6 +290,17 @@ class Circle(SpecLoss):
                          reduction=reduction, validate=validate, name=name)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CosineSimilarity(SpecLoss):
+    """Keras form of :func:`tf_impl.regression.cosine_similarity` (real targets)."""
+
+    spec_name = "cosine_similarity"
+    per_sample = staticmethod(regression._cosine_per_sample)
+
+    def __init__(self, *, axis=-1, epsilon=1e-7, reduction="mean", validate=True, name=None):
+        super().__init__(axis=axis, epsilon=epsilon, reduction=reduction, validate=validate, name=name)
+
+
 # ---------------------------------------------------------------- family: regularizers
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class MSECountPenalty(SpecLoss):

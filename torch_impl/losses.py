@@ -296,6 +296,16 @@ class CircleLoss(SpecLoss):
                          reduction=reduction, validate=validate)
 
 
+class CosineSimilarityLoss(SpecLoss):
+    """Module form of :func:`torch_impl.regression.cosine_similarity` (real targets)."""
+
+    spec_name = "cosine_similarity"
+    per_sample = staticmethod(regression._cosine_per_sample)
+
+    def __init__(self, *, axis=-1, epsilon=1e-7, reduction="mean", validate=True):
+        super().__init__(axis=axis, epsilon=epsilon, reduction=reduction, validate=validate)
+
+
 # ---------------------------------------------------------------- family: regularizers
 class CountPenalty(SpecLoss):
     """Module form of :func:`torch_impl.regularizers.count_penalty`, called ``penalty(x)`` (one

@@ -203,6 +203,9 @@ def _keras_peers():
             return None
         return keras.losses.Poisson()
 
+    def keras_cosine(p, shape):  # Keras' epsilon is fixed (the backend epsilon)
+        return keras.losses.CosineSimilarity(axis=p.get("axis", -1)) if p.get("epsilon", 1e-7) == 1e-7 else None
+
     def keras_msle(p, shape):
         return keras.losses.MeanSquaredLogarithmicError() if p.get("epsilon", 1e-7) == 1e-7 else None
 
@@ -280,6 +283,7 @@ def _keras_peers():
         "mean_squared_logarithmic_error": [("keras.losses.MeanSquaredLogarithmicError", keras_msle)],
         "poisson": [("keras.losses.Poisson", keras_poisson)],
         "circle": [("keras.losses.Circle", keras_circle)],
+        "cosine_similarity": [("keras.losses.CosineSimilarity", keras_cosine)],
         "asymmetric_exponential": [("custom_loss (asymmetric-cost answer)", seed003_asym)],
         "count_penalty": [("hard count (count-above-a-threshold answer)", seed000_count)],
         "mse_count_penalty": [("CountBasedRegularizationLoss (count-above-a-threshold answer)", seed000_mse_count)],

@@ -293,6 +293,9 @@ def _torch_peers():
         return lambda x, y: F.poisson_nll_loss(f32(x), y, log_input=p.get("log_input", True),
                                                full=p.get("full", False), eps=p.get("epsilon", 1e-7))
 
+    def cosine(p, shape):  # a similarity: negated, averaged
+        return lambda x, y: -F.cosine_similarity(f32(x), y, dim=p.get("axis", -1), eps=p.get("epsilon", 1e-7)).mean()
+
     def plain_msle(p, shape):  # torch.nn has none: the two logs users write
         eps = p.get("epsilon", 1e-7)
         return lambda x, y: torch.mean(torch.square(torch.log1p(torch.clamp_min(f32(x), eps))
@@ -373,6 +376,7 @@ def _torch_peers():
         "mean_squared_logarithmic_error": [("plain torch MSLE (log1p)", plain_msle)],
         "poisson": [("F.poisson_nll_loss", poisson_nll)],
         "circle": [("keras.losses.circle (transcribed)", keras_circle_transcribed)],
+        "cosine_similarity": [("-F.cosine_similarity", cosine)],
         "asymmetric_exponential": [("custom_loss (asymmetric-cost answer, transcribed)", seed003_asym)],
         "count_penalty": [("hard count (count-above-a-threshold answer, transcribed)", seed000_count)],
         "mse_count_penalty": [("CountBasedRegularizationLoss (count-above-a-threshold answer, transcribed)", seed000_mse_count)],
