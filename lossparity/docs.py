@@ -80,7 +80,7 @@ _PEER_SUFFIX = re.compile(r"\(seed (\d{3})\)")
 
 #: spec names Keras already defines: the string keeps Keras' meaning and ours is "lossparity>Class"
 #: (tf_impl.keras_names; test_docs.py checks this set against it)
-KERAS_BUILT_IN = frozenset({"categorical_crossentropy", "circle", "huber", "log_cosh", "mean_absolute_error",
+KERAS_BUILT_IN = frozenset({"categorical_crossentropy", "circle", "ctc", "huber", "log_cosh", "mean_absolute_error",
                             "mean_squared_error", "sparse_categorical_crossentropy", "tversky"})
 
 
@@ -406,6 +406,9 @@ def _prediction_text(entry) -> str:
 def _target_text(entry) -> str:
     if entry.single_input:
         return "— (one input)"
+    if entry.target_shape is not None and None in entry.target_shape(entry.cases()[0].prediction.shape):
+        return ("integer label rows (N, L) of any length L, values in [0, C), padded with the blank (a row's labels: "
+                "its non-blank entries, in order)")
     if entry.target_shape is not None and not entry.target_labels_bounded:
         return "integer labels (any integers: only equality matters), one per row"
     if entry.target_shape is not None:
