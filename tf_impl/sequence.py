@@ -53,11 +53,18 @@ def _extended(labels, blank):
     return ext, skip
 
 
-@tf.function(reduce_retracing=True)
 def _nll(x, labels, lengths, blank):
-    """``-log p(labels | x)`` per sample by the forward recursion over the extended labels. One graph
-    (traced once per dtype and blank, shapes generalized): an eager call runs it as one op instead of
-    some 15 eager ops per time step, forward and backward."""
+    """``-log p(labels | x)`` per sample: eagerly through one traced graph (:func:`_nll_graph`: one op
+    instead of some 15 eager ops per time step, forward and backward); inside a graph (tf.function,
+    XLA) the ops themselves, inlined with their static shapes (XLA compiles no while loop of
+    generalized shapes)."""
+    if tf.executing_eagerly():
+        return _nll_graph(x, labels, lengths, blank)
+    return _nll_ops(x, labels, lengths, blank)
+
+
+def _nll_ops(x, labels, lengths, blank):
+    """The forward recursion over the extended labels, in log space."""
     ext, skip = _extended(labels, blank)
     lp = tf.nn.log_softmax(x, axis=-1)
     lp_ext = tf.transpose(tf.gather(lp, ext, axis=2, batch_dims=1), [1, 0, 2])  # (T, N, S)
@@ -74,6 +81,10 @@ def _nll(x, labels, lengths, blank):
     before_last = tf.where(lengths > 0, tf.gather(alpha, tf.maximum(2 * lengths - 1, 0), batch_dims=1), log_zero)
     top = tf.stop_gradient(tf.maximum(last, before_last))
     return -(top + tf.math.log(tf.exp(last - top) + tf.exp(before_last - top)))
+
+
+#: the recursion traced once per dtype and blank, shapes generalized (eager calls)
+_nll_graph = tf.function(_nll_ops, reduce_retracing=True)
 
 
 def _ctc_per_sample(x, y, *, blank, zero_infinity, divide_by_target_length):
