@@ -15,7 +15,7 @@ from torch import nn
 
 import spec as _spec
 
-from . import classification, metric_learning, multiclass, overlap, regression, regularizers  # noqa: F401
+from . import classification, metric_learning, multiclass, overlap, regression, regularizers, sequence  # noqa: F401
 from ._core import LossCall, apply, split_params
 
 IMPLEMENTATIONS = _spec.core.Implementations("torch", to_plain=lambda c: split_params(c)[0])
@@ -304,6 +304,19 @@ class CosineSimilarityLoss(SpecLoss):
 
     def __init__(self, *, axis=-1, epsilon=1e-7, reduction="mean", validate=True):
         super().__init__(axis=axis, epsilon=epsilon, reduction=reduction, validate=validate)
+
+
+# ---------------------------------------------------------------- family: sequence
+class CTCLoss(SpecLoss):
+    """Module form of :func:`torch_impl.sequence.ctc` (logits, label rows)."""
+
+    spec_name = "ctc"
+    per_sample = staticmethod(sequence._ctc_per_sample)
+
+    def __init__(self, *, blank=0, zero_infinity=False, divide_by_target_length=False, reduction="mean",
+                 validate=True):
+        super().__init__(blank=blank, zero_infinity=zero_infinity, divide_by_target_length=divide_by_target_length,
+                         reduction=reduction, validate=validate)
 
 
 # ---------------------------------------------------------------- family: regularizers
