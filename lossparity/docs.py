@@ -82,8 +82,8 @@ _PEER_SUFFIX = re.compile(r"\(seed (\d{3})\)")
 
 #: spec names Keras already defines: the string keeps Keras' meaning and ours is "lossparity>Class"
 #: (tf_impl.keras_names; test_docs.py checks this set against it)
-KERAS_BUILT_IN = frozenset({"categorical_crossentropy", "circle", "huber", "log_cosh", "mean_absolute_error",
-                            "mean_absolute_percentage_error", "mean_squared_error",
+KERAS_BUILT_IN = frozenset({"categorical_crossentropy", "circle", "cosine_similarity", "ctc", "huber", "log_cosh",
+                            "mean_absolute_error", "mean_absolute_percentage_error", "mean_squared_error",
                             "mean_squared_logarithmic_error", "poisson", "sparse_categorical_crossentropy",
                             "tversky"})
 
@@ -447,6 +447,9 @@ def _prediction_text(entry) -> str:
 def _target_text(entry) -> str:
     if entry.single_input:
         return "— (one input)"
+    if entry.target_shape is not None and None in entry.target_shape(entry.cases()[0].prediction.shape):
+        return ("integer label rows (N, L) of any length L, values in [0, C), padded with the blank (a row's labels: "
+                "its non-blank entries, in order)")
     if entry.target_shape is not None and not entry.target_labels_bounded:
         return "integer labels (any integers: only equality matters), one per row"
     if entry.target_shape is not None:

@@ -50,7 +50,10 @@ def examples(draw, entry):
     shape = list(template.prediction.shape)
     shape[0] = draw(st.integers(1, 8))
     if len(shape) >= 2 and shape[-1] > 1 and not _vector_param(params):
-        shape[-1] = draw(st.integers(2 if classes else 1, 33))
+        # an entry whose target is drawn by make_target keeps at least its template's classes (a class
+        # index parameter such as ctc's blank must stay one)
+        fewest = shape[-1] if entry.make_target is not None else 2 if classes else 1
+        shape[-1] = draw(st.integers(fewest, 33))
     shape = tuple(shape)
     n = int(np.prod(shape))
     domain = entry.prediction_domain(params)
@@ -66,8 +69,10 @@ def examples(draw, entry):
     target = None
     if template.target is not None:
         t_shape = entry.target_shape(shape) if entry.target_shape else shape
-        m = int(np.prod(t_shape))
-        if labels:
+        m = int(np.prod([d for d in t_shape if d is not None]))
+        if entry.make_target is not None:  # a target not fixed by the prediction's shape (label sequences)
+            target = entry.make_target(np.random.default_rng(draw(st.integers(0, 2**32 - 1))), shape)
+        elif labels:
             target = np.asarray(draw(st.lists(st.integers(0, shape[-1] - 1), min_size=m, max_size=m)),
                                 np.int64).reshape(t_shape)
         elif one_hot:

@@ -74,6 +74,16 @@ def param_shape(loss: str, name: str, size: int, axis_size: int) -> str:
             f"expected a scalar or one entry per class")
 
 
+def axis_not_in_shape(loss: str, axis: int, shape) -> str:
+    """``axis`` names no non-batch axis of the prediction (a loss along an axis of each sample's vectors)."""
+    ndim = len(shape)
+    expected = (f"1 <= axis <= {ndim - 1} or {-ndim + 1} <= axis <= -1" if ndim >= 2 else
+                "a prediction of shape (N, ..., D) with the vectors along `axis` (a 1-D prediction has no "
+                "non-batch axis)")
+    return (f"{loss}: `axis`={axis} is not a non-batch axis of a prediction of shape {format_shape(shape)}; "
+            f"expected {expected}")
+
+
 def not_finite(loss: str, arg: str) -> str:
     return f"{loss}: {arg} contains NaN or inf; expected finite values{VALIDATE_HINT}"
 

@@ -1,13 +1,17 @@
 """Regression losses: ``mean_squared_error``, ``asymmetric_exponential``, ``mean_absolute_error``,
-``huber``, ``log_cosh``, ``mean_absolute_percentage_error`` and ``mean_squared_logarithmic_error`` (real
-predictions and real targets: ``target_domain=None``), and ``poisson`` (counts: targets >= 0)."""
+``huber``, ``log_cosh``, ``mean_absolute_percentage_error``, ``mean_squared_logarithmic_error`` and
+``cosine_similarity`` (real predictions and real targets: ``target_domain=None``), and ``poisson`` (counts: targets
+>= 0)."""
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
+from . import messages
 from . import validation as v
 from .cases import rng_for
-from .core import Case, InvalidCase, LossSpec, Param, PeerNote, register
+from .core import DEFAULT_TOLERANCES, Case, InvalidCase, LossSpec, Param, PeerNote, Tolerance, register
 from .numerics import exact_elementwise_mean, mean_nonbatch, mp, spread_cotangent
 from .performance import KERAS_EAGER, TORCH_CONTRACT, note
 
@@ -777,5 +781,195 @@ POISSON = register(LossSpec(
 ))
 
 
+# =========================================================================== cosine_similarity
+def _resolved_axis(axis: int, ndim: int) -> int:
+    return axis % ndim
+
+
+def _unit_vectors(a, axis, epsilon):
+    """``(a / max(‖a‖, ε), above, a / max|a|, ‖a / max|a|‖)`` along ``axis``, float64. Each vector is first divided
+    by its largest |element| s (1 for a zero vector), so Σ a² neither overflows nor underflows; ``above``:
+    ‖a‖ = s ‖a/s‖ >= ε (the normalizing branch; ‖a‖ = ε exactly is in it), elsewhere a / ε."""
+    a = np.asarray(a, np.float64)
+    s = np.max(np.abs(a), axis=axis, keepdims=True)
+    s = np.where(s > 0.0, s, 1.0)
+    scaled = a / s
+    norm_scaled = np.sqrt(np.sum(scaled * scaled, axis=axis, keepdims=True))  # >= 1 but for a zero vector
+    with np.errstate(over="ignore"):  # s ‖a/s‖ past the largest float: inf >= ε, the right branch
+        above = s * norm_scaled >= epsilon
+    unit = np.where(above, scaled / np.where(above, norm_scaled, 1.0), a / epsilon)
+    return unit, above, s, norm_scaled
+
+
+def _cosine_reference(prediction, target, axis, epsilon):
+    axis = _resolved_axis(axis, np.ndim(prediction))
+    n_pred, _, _, _ = _unit_vectors(prediction, axis, epsilon)
+    n_true, _, _, _ = _unit_vectors(target, axis, epsilon)
+    return mean_nonbatch(-np.sum(n_pred * n_true, axis=axis))
+
+
+def _cosine_vjp(prediction, target, cotangent, axis, epsilon):
+    # d/dŷ (-ŷ/max(‖ŷ‖, ε) · m), m = y / max(‖y‖, ε): -(m - (n·m) n) / ‖ŷ‖ for ‖ŷ‖ >= ε, -m / ε below (ŷ/ε is
+    # linear there: a zero prediction vector gets -m/ε, as both frameworks' own cosines give)
+    shape = np.shape(prediction)
+    axis = _resolved_axis(axis, len(shape))
+    n, above, s, norm_scaled = _unit_vectors(prediction, axis, epsilon)
+    m, _, _, _ = _unit_vectors(target, axis, epsilon)
+    # the part of m orthogonal to n as d - (n·d) n, d = m - sign(n·m) n: exactly 0 where the unit vectors are
+    # equal or opposite and where m = 0 (m - (n·m) n would leave (1 - n·n) m, an ulp of noise, there)
+    d = m - np.sign(np.sum(n * m, axis=axis, keepdims=True)) * n
+    tangent = (d - np.sum(n * d, axis=axis, keepdims=True) * n) / np.where(above, norm_scaled, 1.0) / s
+    grad = -np.where(above, tangent, m / epsilon)
+    per_vector = spread_cotangent(cotangent, shape[:axis] + shape[axis + 1:])
+    return grad * np.expand_dims(per_vector, axis)
+
+
+def _mp_unit(vector, epsilon):
+    norm = mp.sqrt(mp.fsum(v * v for v in vector))
+    scale = norm if norm >= epsilon else epsilon
+    return [v / scale for v in vector]
+
+
+def _cosine_exact(prediction, target, axis, epsilon):
+    pred = np.asarray(prediction, dtype=object)
+    axis = _resolved_axis(axis, pred.ndim)
+    d = pred.shape[axis]
+    vectors_pred = np.moveaxis(pred, axis, -1).reshape(pred.shape[0], -1, d)
+    vectors_true = np.moveaxis(np.asarray(target, np.float64), axis, -1).reshape(pred.shape[0], -1, d)
+    eps = mp.mpf(epsilon)
+    out = []
+    for p_i, t_i in zip(vectors_pred, vectors_true):
+        cosines = []
+        for a, b in zip(p_i, t_i):
+            n = _mp_unit([mp.mpf(v) for v in a], eps)
+            m = _mp_unit([mp.mpf(float(v)) for v in b], eps)
+            cosines.append(mp.fsum(x * y for x, y in zip(n, m)))
+        out.append(-mp.fsum(cosines) / len(cosines))
+    return out
+
+
+def _check_cosine_axis(loss, params, shape):
+    """``check_shapes``: ``axis`` names a non-batch axis of the prediction (a 1-D prediction has none)."""
+    axis, ndim = params["axis"], len(shape)
+    if ndim < 2 or not -ndim < axis < ndim:
+        raise ValueError(messages.axis_not_in_shape(loss, axis, shape))
+
+
+def _cosine_cases():
+    name = "cosine_similarity"
+    rng = rng_for(name, 1)
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    # one row each: large prediction and large target (held by float16 too: the dtype tests cast every case;
+    # float32's overflow of Σ x² past ‖x‖ = 1.8e19 is pinned by the peer tests), parallel, anti-parallel and
+    # orthogonal vectors, small vectors above ε
+    scales_pred = np.array([[3e4, -4e4, 1e4, 0.0], [6e4, 5e4, -6e4, 2e4], [1.0, -2.0, 0.5, 3.0],
+                            2.5 * y, -y, [2.0, -1.0, 0.0, 0.0], [1e-3, -2e-3, 5e-4, 1e-3], [1e-6, 0.0, 0.0, 3e-6]])
+    scales_true = np.array([y, [-1.0, 0.5, 2.0, 0.0], [6e4, -2e4, 0.0, 5e3], y, y, [1.0, 2.0, 7.0, -1.0],
+                            [0.3, 1.0, -2.0, 0.1], y])
+    # ‖ŷ‖ or ‖y‖ below ε = 1e-7: zero vectors (value 0; gradient -m/ε for a zero prediction, 0 for a zero
+    # target) and vectors of norm 5e-8 (ŷ / ε, y / ε: linear)
+    below = np.array([[0.0, 0.0, 0.0], [1.0, -2.0, 0.5], [0.0, 0.0, 0.0], [3e-8, -4e-8, 0.0], [0.5, 2.0, -1.0]])
+    below_true = np.array([[1.0, 2.0, -2.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [2.0, 1.0, -3.0], [4e-8, 0.0, 3e-8]])
+    fit = rng.normal(size=(3, 4))
+    return [
+        Case("typical", "typical", {}, rng.normal(size=(6, 4)), rng.normal(size=(6, 4)), rng.uniform(0.2, 2.0, size=6)),
+        Case("typical-3d", "typical", {}, rng.normal(0.0, 2.0, size=(2, 3, 4)), rng.normal(size=(2, 3, 4)),
+             note="axis -1: one cosine per position of the middle axis, the per-sample loss is their mean"),
+        Case("axis-1-typical", "typical", {"axis": 1}, rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 3, 4)),
+             note="axis 1 (channels first, torch's NCHW): cosines over the 3 channels, mean over the last axis"),
+        Case("extreme-scales", "extreme", {}, scales_pred, scales_true,
+             note="norms from 3e-6 to 1e5, both sides"),
+        Case("extreme-weights", "extreme", {}, rng.normal(size=(3, 4)), rng.normal(size=(3, 4)),
+             np.array([1e6, 1e-6, 0.0]), note="huge, tiny and zero sample weights"),
+        Case("edge-below-epsilon", "edge", {}, below, below_true,
+             note="zero vectors and vectors of norm 5e-8 < ε: x / ε instead of x / ‖x‖, value 0 for a zero vector"),
+        Case("edge-exact-fit", "edge", {}, fit, 2.0 * fit,
+             note="ŷ parallel to y (y = 2ŷ: exactly, in both dtypes): loss -1, gradient 0 (y has no part orthogonal "
+                  "to ŷ)"),
+        Case("edge-batch1", "edge", {}, rng.normal(size=(1, 5)), rng.normal(size=(1, 5))),
+        Case("epsilon-0.5-typical", "typical", {"epsilon": 0.5}, rng.normal(0.0, 0.4, size=(5, 3)),
+             np.concatenate([rng.normal(0.0, 0.4, size=(4, 3)), np.zeros((1, 3))]),
+             note="epsilon = 0.5 at norms around it: some vectors normalized, some divided by epsilon"),
+    ]
+
+
+COSINE_PARAMS = (
+    Param("axis", -1, "a nonzero int (a non-batch axis; negative counts from the last)", v.non_batch_axis(),
+          doc="The axis of the vectors whose cosine is taken (Keras' axis, torch's dim); the per-sample loss "
+              "averages the cosines over the other non-batch axes. -1: features last (Keras' default); 1: "
+              "channels first (torch's F.cosine_similarity default dim)."),
+    Param("epsilon", 1e-7, "a finite float > 0", v.real(lo=0.0, lo_open=True),
+          doc="The smallest norm: each vector is divided by max(‖x‖, epsilon), so a zero vector gives 0. The "
+              "default is Keras' backend epsilon (keras.losses.CosineSimilarity); torch's "
+              "F.cosine_similarity uses eps = 1e-8."),
+)
+
+COSINE_SIMILARITY = register(LossSpec(
+    name="cosine_similarity",
+    family="regression",
+    summary="Negative cosine similarity -ŷ·y / (max(‖ŷ‖, epsilon) max(‖y‖, epsilon)) along axis (in [-1, 1], -1 "
+            "for parallel vectors), averaged over the other non-batch axes of a sample.",
+    formula=(r"\ell = -\frac{1}{K}\sum_k \frac{\hat y_k \cdot y_k}{\max(\lVert \hat y_k\rVert, \epsilon)\,"
+             r"\max(\lVert y_k\rVert, \epsilon)}"),
+    params=COSINE_PARAMS,
+    reference=_cosine_reference,
+    reference_vjp=_cosine_vjp,
+    exact=_cosine_exact,
+    cases=_cosine_cases,
+    invalid_cases=lambda: [
+        InvalidCase("axis-batch", {"axis": 0}),
+        InvalidCase("axis-float", {"axis": 1.0}),
+        InvalidCase("axis-bool", {"axis": True}),
+        InvalidCase("epsilon-zero", {"epsilon": 0.0}),
+        InvalidCase("epsilon-inf", {"epsilon": float("inf")}),
+        InvalidCase("axis-out-of-range", {"axis": 2}, np.ones((3, 4)), np.ones((3, 4))),
+        InvalidCase("axis-negative-batch", {"axis": -2}, np.ones((3, 4)), np.ones((3, 4))),
+        InvalidCase("one-d-prediction", {}, np.ones(5), np.ones(5)),
+    ],
+    target_domain=None,
+    check_shapes=_check_cosine_axis,
+    tolerances=dataclasses.replace(DEFAULT_TOLERANCES, exact_value=Tolerance(rtol=1e-12, atol=1e-14)),
+    grad_convention=("d/dŷ_k = -(m - (n·m) n) / (K ‖ŷ_k‖) for ‖ŷ_k‖ >= ε (n = ŷ_k/‖ŷ_k‖, m = y_k / max(‖y_k‖, ε)), "
+                     "-m / (K ε) for ‖ŷ_k‖ < ε, where the loss is linear in ŷ_k: a zero prediction vector has "
+                     "value 0 and gradient -m/(K ε), as Keras' and torch's own cosines give; a zero target vector "
+                     "value 0 and gradient 0. At ‖ŷ_k‖ = ε exactly (a kink) the normalizing branch. The target is "
+                     "not differentiated."),
+    stability=("Each vector is divided by its largest |element| (detached: the cosine does not depend on the "
+               "scale) before the norm: Σ x² never overflows (float32: from ‖x‖ = 1.8e19 on, where Keras' and "
+               "torch's own cosines become 0 with gradient 0) nor underflows; the value is a sum of products of "
+               "unit-vector components, |ℓ| <= 1, with absolute error at most D ulps (the reference's mpmath "
+               "tolerance: atol 1e-14 for D <= 33, rtol 1e-12). Near parallel vectors the gradient m - (n·m) n "
+               "is a difference of nearly equal vectors: absolute error ~ ulp / ‖ŷ‖, within the gradient "
+               "tolerances' scaled absolute part."),
+    peer_notes=(
+        PeerNote("keras.losses.CosineSimilarity(axis)", "float32 vectors with ‖x‖ >= 1.8e19; rank > 2 inputs",
+                 "-Σ l2_normalize(y) l2_normalize(ŷ) with l2_normalize(x) = x min(rsqrt(Σ x²), 1/ε), ε = 1e-7: "
+                 "the same math (ours with axis, epsilon=1e-7), zero vectors included (value 0, gradient -m/ε); "
+                 "but Σ x² overflows to inf in float32 past ‖x‖ = 1.8e19 and the vector becomes 0 (value 0, "
+                 "gradient 0; ours scales first). Its reduction='none' keeps every non-batch axis but axis; "
+                 "'sum_over_batch_size' divides by their count: our 'mean' of per-sample means (sample weights "
+                 "too, which Keras takes as (N, 1) for rank > 2 inputs)"),
+        PeerNote("torch.nn.functional.cosine_similarity(x1, x2, dim, eps) / torch.nn.CosineSimilarity(dim, eps)",
+                 "the sign; eps; gradients at 0 < ‖ŷ‖ < ε; float32 vectors with ‖x‖ >= 1.8e19",
+                 "a similarity, not a loss, with the opposite sign: -F.cosine_similarity(input, target, dim=axis, "
+                 "eps=epsilon).mean() is ours(axis, epsilon) with reduction='mean' (its eps defaults to 1e-8, "
+                 "dim to 1), values and gradients, but for 0 < ‖ŷ‖ < eps: it clamps the norm without recording "
+                 "it, so its gradient there is -(m - (n·m)(‖ŷ‖/ε) n)/ε, not the -m/ε of its own value (ours, "
+                 "Keras'; equal at ŷ = 0); its float32 norm overflows past 1.8e19 too (value 0, gradient 0)"),
+        PeerNote("torch.nn.CosineEmbeddingLoss(margin)", "every input",
+                 "not a twin: 1 - cos(x1, x2) for label y = 1 and max(0, cos - margin) for y = -1, over dim 1, "
+                 "with cos = x1·x2 / sqrt((‖x1‖² + 1e-12)(‖x2‖² + 1e-12)); with every label 1 it is 1 + ours "
+                 "(axis=1) up to that 1e-12 (relative 1e-12 / ‖x‖²)"),
+    ),
+    references=("Keras CosineSimilarity; torch F.cosine_similarity: the cosine of the angle between prediction and "
+                "target vectors (embeddings, directions), negated so that lower is better",),
+    trap=("The loss ignores the scale of ŷ: a model trained on it alone can output any length. torch's "
+          "F.cosine_similarity takes dim=1 by default, Keras axis=-1: pass axis explicitly when porting."),
+    torch_class="CosineSimilarityLoss",
+    keras_class="CosineSimilarity",
+))
+
+
 __all__ = ["MEAN_SQUARED_ERROR", "ASYMMETRIC_EXPONENTIAL", "MEAN_ABSOLUTE_ERROR", "HUBER", "LOG_COSH",
-           "MEAN_ABSOLUTE_PERCENTAGE_ERROR", "MEAN_SQUARED_LOGARITHMIC_ERROR", "POISSON", "regression_cases"]
+           "MEAN_ABSOLUTE_PERCENTAGE_ERROR", "MEAN_SQUARED_LOGARITHMIC_ERROR", "POISSON", "COSINE_SIMILARITY",
+           "regression_cases"]

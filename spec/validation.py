@@ -54,6 +54,19 @@ def real(*, lo: float | None = None, hi: float | None = None, lo_open: bool = Fa
     return check
 
 
+def integer(*, lo: int | None = None):
+    """An integer scalar (not a bool, not a float) at or above ``lo``; returns a Python int."""
+
+    def check(value):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise ParamError
+        if lo is not None and value < lo:
+            raise ParamError
+        return int(value)
+
+    return check
+
+
 def optional(inner):
     def check(value):
         return None if value is None else inner(value)
@@ -66,6 +79,18 @@ def boolean():
         if not isinstance(value, (bool, np.bool_)):
             raise ParamError
         return bool(value)
+
+    return check
+
+
+def non_batch_axis():
+    """An axis of the prediction other than the batch axis 0: a nonzero int (negative counts from the last
+    axis; whether it exists is checked against the shape at call, ``check_shapes``). Returns a Python int."""
+
+    def check(value):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value == 0:
+            raise ParamError
+        return int(value)
 
     return check
 

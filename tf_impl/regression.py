@@ -1,6 +1,6 @@
 """Regression losses, TensorFlow twins of :mod:`spec.regression`: ``mean_squared_error``,
 ``asymmetric_exponential``, ``mean_absolute_error``, ``huber``, ``log_cosh``, ``mean_absolute_percentage_error``,
-``mean_squared_logarithmic_error`` and ``poisson``. Argument order is Keras': ``(y_true, y_pred)``; targets are real.
+``mean_squared_logarithmic_error``, ``poisson`` and ``cosine_similarity``. Argument order is Keras': ``(y_true, y_pred)``; targets are real.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ._core import apply, mean_nonbatch, with_total
 from ._fused import elementwise_closed_form
 
 __all__ = ["mean_squared_error", "asymmetric_exponential", "mean_absolute_error", "huber", "log_cosh",
-           "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "poisson"]
+           "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "poisson", "cosine_similarity"]
 
 
 def _elementwise_total(elementwise: tf.Tensor, mean: bool) -> tf.Tensor:
@@ -245,3 +245,38 @@ def poisson(y_true, y_pred, *, log_input=True, epsilon=1e-7, full=False, sample_
     """
     return apply("poisson", _poisson_per_sample, y_true, y_pred, sample_weight,
                  {"log_input": log_input, "epsilon": epsilon, "full": full}, reduction, validate)
+
+
+def _unit_vectors(a, axis, epsilon):
+    """``a / max(‖a‖, ε)`` along ``axis``, the torch twin's form: each vector divided by its largest |element|
+    (held constant: the unit vector does not depend on the scale; 1 for a zero vector) before the norm, ``a / ε``
+    where ``‖a‖ < ε``; the unselected branch sees a sum of squares of 1."""
+    scale = tf.reduce_max(tf.abs(tf.stop_gradient(a)), axis=axis, keepdims=True)
+    scale = tf.where(scale > 0.0, scale, tf.ones_like(scale))
+    scaled = a / scale
+    squares = tf.reduce_sum(tf.square(scaled), axis=axis, keepdims=True)
+    eps = tf.constant(epsilon, a.dtype)
+    above = scale * tf.sqrt(tf.stop_gradient(squares)) >= eps  # ‖a‖ >= ε: the normalizing branch (ties too)
+    return tf.where(above, scaled * tf.math.rsqrt(tf.where(above, squares, tf.ones_like(squares))), a / eps)
+
+
+def _cosine_per_sample(x, y, *, axis, epsilon):
+    # -cos along axis, the mean over the other non-batch axes
+    axis = axis % x.shape.rank
+    return mean_nonbatch(-tf.reduce_sum(_unit_vectors(x, axis, epsilon) * _unit_vectors(y, axis, epsilon), axis=axis))
+
+
+def cosine_similarity(y_true, y_pred, *, axis=-1, epsilon=1e-7, sample_weight=None, reduction="mean",
+                      validate=True):
+    r"""Negative cosine similarity along ``axis``, averaged over the other non-batch axes of a sample.
+
+    .. math::
+        \ell_i = -\frac{1}{K}\sum_k \frac{\hat y_{ik} \cdot y_{ik}}{\max(\lVert \hat y_{ik}\rVert, \epsilon)\,
+        \max(\lVert y_{ik}\rVert, \epsilon)}
+
+    Same contract as the torch twin, with Keras' argument order; equal to ``keras.losses.CosineSimilarity(axis)``
+    for ``reduction="mean"`` (``epsilon=1e-7``) but for float32 vectors of norm past 1.8e19, where Keras' Σ x²
+    overflows and gives 0 (ours scales each vector by its largest |element| first).
+    """
+    return apply("cosine_similarity", _cosine_per_sample, y_true, y_pred, sample_weight,
+                 {"axis": axis, "epsilon": epsilon}, reduction, validate)

@@ -5,3 +5,4 @@ from .multiclass import *  # noqa: F401,F403
 from .overlap import *  # noqa: F401,F403
 from .regression import *  # noqa: F401,F403
 from .regularizers import *  # noqa: F401,F403
+from .sequence import *  # noqa: F401,F403

@@ -1,6 +1,6 @@
 """Regression losses, torch twins of :mod:`spec.regression`: ``mean_squared_error``,
 ``asymmetric_exponential``, ``mean_absolute_error``, ``huber``, ``log_cosh``, ``mean_absolute_percentage_error``,
-``mean_squared_logarithmic_error`` and ``poisson``. Argument order is torch's: ``(input, target)``; targets are real.
+``mean_squared_logarithmic_error``, ``poisson`` and ``cosine_similarity``. Argument order is torch's: ``(input, target)``; targets are real.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ._core import apply, clip, const, mean_nonbatch, with_total
 from ._fused import fused_function, fused_total, needs_fused_grad, run_fused, run_fused_total
 
 __all__ = ["mean_squared_error", "asymmetric_exponential", "mean_absolute_error", "huber", "log_cosh",
-           "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "poisson"]
+           "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "poisson", "cosine_similarity"]
 
 
 def _elementwise_total(elementwise: torch.Tensor, mean: bool) -> torch.Tensor:
@@ -297,3 +297,45 @@ def poisson(input, target, *, log_input=True, epsilon=1e-7, full=False, sample_w
     """
     return apply("poisson", _poisson_per_sample, input, target, sample_weight,
                  {"log_input": log_input, "epsilon": epsilon, "full": full}, reduction, validate)
+
+
+def _unit_vectors(a, axis, epsilon):
+    """``a / max(‖a‖, ε)`` along ``axis`` (spec.regression._unit_vectors): each vector divided by its largest
+    |element| (detached: the unit vector does not depend on the scale; 1 for a zero vector) before the norm, so
+    Σ a² neither overflows nor underflows; ``a / ε`` where ``‖a‖ < ε``. The unselected branch sees a sum of
+    squares of 1 (no 0 · inf under ``where``'s zero cotangent)."""
+    scale = torch.amax(torch.abs(a.detach()), dim=axis, keepdim=True)
+    scale = torch.where(scale > 0.0, scale, torch.ones((), dtype=a.dtype, device=a.device))
+    scaled = a / scale
+    squares = torch.sum(scaled * scaled, dim=axis, keepdim=True)
+    above = scale * torch.sqrt(squares.detach()) >= epsilon  # ‖a‖ >= ε: the normalizing branch (ties too)
+    one = torch.ones((), dtype=a.dtype, device=a.device)
+    return torch.where(above, scaled * torch.rsqrt(torch.where(above, squares, one)), a / epsilon)
+
+
+def _cosine_per_sample(x, y, *, axis, epsilon):
+    # -cos along axis, the mean over the other non-batch axes
+    axis = axis % x.dim()
+    return mean_nonbatch(-torch.sum(_unit_vectors(x, axis, epsilon) * _unit_vectors(y, axis, epsilon), dim=axis))
+
+
+def cosine_similarity(input, target, *, axis=-1, epsilon=1e-7, sample_weight=None, reduction="mean",
+                      validate=True):
+    r"""Negative cosine similarity along ``axis``, averaged over the other non-batch axes of a sample.
+
+    .. math::
+        \ell_i = -\frac{1}{K}\sum_k \frac{\hat y_{ik} \cdot y_{ik}}{\max(\lVert \hat y_{ik}\rVert, \epsilon)\,
+        \max(\lVert y_{ik}\rVert, \epsilon)}
+
+    Stability: each vector is scaled by its largest |element| before the norm (``F.cosine_similarity``'s
+    float32 norm overflows past 1.8e19 and gives 0). ``-F.cosine_similarity(input, target, dim=axis,
+    eps=epsilon).mean()`` is this loss with ``reduction="mean"``; ``keras.losses.CosineSimilarity(axis)`` is
+    ``epsilon=1e-7``. A zero prediction vector: value 0, gradient ``-y / (K max(‖y‖, ε) ε)``.
+
+    Args:
+        axis: a non-batch axis, the vectors' (negative counts from the last).
+        epsilon: a finite float > 0, the smallest norm.
+        others: as :func:`mean_squared_error`.
+    """
+    return apply("cosine_similarity", _cosine_per_sample, input, target, sample_weight,
+                 {"axis": axis, "epsilon": epsilon}, reduction, validate)

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .settings import LARGE_ELEMENTS, PERCALL_SHAPE, SHAPES, Settings, TINY_SHAPES, note
+from .settings import LARGE_ELEMENTS, PERCALL_SEQUENCE_SHAPE, PERCALL_SHAPE, SHAPES, Settings, TINY_SHAPES, note
 
 
 #: the largest batch of a loss whose samples are coupled pairwise (``couples_samples``): N² pair terms
@@ -13,9 +13,11 @@ PAIRWISE_MAX_BATCH = 4096
 
 
 def layout(entry) -> str:
-    """``binary`` | ``classes`` | ``single``, from the entry's contract and first case."""
+    """``binary`` | ``classes`` | ``single`` | ``sequence``, from the entry's contract and first case."""
     if entry.single_input:
         return "single"
+    if entry.family == "sequence":
+        return "sequence"
     if entry.target_shape is not None:
         return "classes"
     if entry.family == "multiclass":
@@ -73,6 +75,8 @@ def make_inputs(entry, params, shape, rng) -> tuple[np.ndarray, np.ndarray | Non
         x = rng.uniform(lo + 0.02 * (hi - lo), hi - 0.02 * (hi - lo), shape)
     if kind == "single":
         return x, None
+    if entry.make_target is not None:
+        return x, entry.make_target(rng, shape)
     if entry.target_shape is not None:
         return x, rng.integers(0, shape[-1], entry.target_shape(shape)).astype(np.int64)
     if kind == "classes":
@@ -88,6 +92,8 @@ def make_inputs(entry, params, shape, rng) -> tuple[np.ndarray, np.ndarray | Non
 def percall_shape(entry, params) -> tuple:
     """:data:`PERCALL_SHAPE`, with the class count a parameter fixes (``cost_matrix``) or the length
     of a per-class vector parameter as the last axis."""
+    if layout(entry) == "sequence":
+        return PERCALL_SEQUENCE_SHAPE
     shape = PERCALL_SHAPE
     c = class_count(params) if layout(entry) == "classes" else None
     if c is not None:

@@ -203,8 +203,16 @@ def _keras_peers():
             return None
         return keras.losses.Poisson()
 
+    def keras_cosine(p, shape):  # Keras' epsilon is fixed (the backend epsilon)
+        return keras.losses.CosineSimilarity(axis=p.get("axis", -1)) if p.get("epsilon", 1e-7) == 1e-7 else None
+
     def keras_msle(p, shape):
         return keras.losses.MeanSquaredLogarithmicError() if p.get("epsilon", 1e-7) == 1e-7 else None
+
+    def keras_ctc(p, shape):  # blank and padding 0, Σ ℓ / N: ours at blank=0, divide_by_target_length=False
+        if p.get("blank", 0) != 0 or p.get("divide_by_target_length", False):
+            return None
+        return keras.losses.CTC()
 
     def keras_circle(p, shape):
         return keras.losses.Circle(gamma=p.get("gamma", 80.0), margin=p.get("margin", 0.4),
@@ -280,6 +288,8 @@ def _keras_peers():
         "mean_squared_logarithmic_error": [("keras.losses.MeanSquaredLogarithmicError", keras_msle)],
         "poisson": [("keras.losses.Poisson", keras_poisson)],
         "circle": [("keras.losses.Circle", keras_circle)],
+        "cosine_similarity": [("keras.losses.CosineSimilarity", keras_cosine)],
+        "ctc": [("keras.losses.CTC", keras_ctc)],
         "asymmetric_exponential": [("custom_loss (asymmetric-cost answer)", seed003_asym)],
         "count_penalty": [("hard count (count-above-a-threshold answer)", seed000_count)],
         "mse_count_penalty": [("CountBasedRegularizationLoss (count-above-a-threshold answer)", seed000_mse_count)],

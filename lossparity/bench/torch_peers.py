@@ -268,6 +268,18 @@ def _torch_peers():
     def huber(p, shape):
         return lambda x, y: F.huber_loss(f32(x), y, delta=p.get("delta", 1.0))
 
+    def ctc(p, shape):
+        blank, divide = p.get("blank", 0), p.get("divide_by_target_length", False)
+
+        def fn(x, y):  # torch's layout: log-probabilities (T, N, C) and explicit lengths (padding at the end)
+            log_probs = F.log_softmax(f32(x), dim=-1).transpose(0, 1)
+            lengths = (y != blank).sum(dim=1)
+            steps = torch.full((x.shape[0],), x.shape[1], dtype=torch.long, device=x.device)
+            loss = F.ctc_loss(log_probs, y, steps, lengths, blank=blank, reduction="mean" if divide else "none",
+                              zero_infinity=p.get("zero_infinity", False))
+            return loss if divide else loss.mean()
+        return fn
+
     def keras_circle_transcribed(p, shape):
         gamma, margin = p.get("gamma", 80.0), p.get("margin", 0.4)
 
@@ -292,6 +304,9 @@ def _torch_peers():
     def poisson_nll(p, shape):
         return lambda x, y: F.poisson_nll_loss(f32(x), y, log_input=p.get("log_input", True),
                                                full=p.get("full", False), eps=p.get("epsilon", 1e-7))
+
+    def cosine(p, shape):  # a similarity: negated, averaged
+        return lambda x, y: -F.cosine_similarity(f32(x), y, dim=p.get("axis", -1), eps=p.get("epsilon", 1e-7)).mean()
 
     def plain_msle(p, shape):  # torch.nn has none: the two logs users write
         eps = p.get("epsilon", 1e-7)
@@ -373,6 +388,8 @@ def _torch_peers():
         "mean_squared_logarithmic_error": [("plain torch MSLE (log1p)", plain_msle)],
         "poisson": [("F.poisson_nll_loss", poisson_nll)],
         "circle": [("keras.losses.circle (transcribed)", keras_circle_transcribed)],
+        "cosine_similarity": [("-F.cosine_similarity", cosine)],
+        "ctc": [("F.ctc_loss", ctc)],
         "asymmetric_exponential": [("custom_loss (asymmetric-cost answer, transcribed)", seed003_asym)],
         "count_penalty": [("hard count (count-above-a-threshold answer, transcribed)", seed000_count)],
         "mse_count_penalty": [("CountBasedRegularizationLoss (count-above-a-threshold answer, transcribed)", seed000_mse_count)],
