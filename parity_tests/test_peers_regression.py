@@ -1,9 +1,8 @@
-"""The regression entries against the frameworks' own losses of the same math, where the port table
-(:mod:`spec.ports`, proven by ``test_framework_peers.py``) does not prove them yet: our torch twin equals
-the torch.nn peer, our Keras twin equals the Keras loss class, in float32 and float64, values and
-gradients, on the spec's cases, with each peer's default reduction mapped to ours (torch's "mean"
-over every element and Keras' "sum_over_batch_size" both equal our "mean": Σ_i ℓ_i / N of
-per-sample means). Where a peer differs, the entry's ``peer_notes`` say so and a test here pins it."""
+"""The regression entries against framework functions that are not loss classes, so not in the port table
+(:mod:`spec.ports`, whose rows ``test_framework_peers.py`` proves): our torch twin of ``cosine_similarity``
+equals the negated mean of ``torch.nn.CosineSimilarity(dim, eps)`` (a similarity module) in float32 and
+float64, values and gradients, on the spec's cases (``keras.losses.CosineSimilarity`` is the table's row
+CosineSimilarity). Where a peer differs, the entry's ``peer_notes`` say so and a test here pins it."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,16 +12,12 @@ import spec
 
 pytestmark = pytest.mark.project
 
-#: spec name → (the torch.nn peer or None, the Keras peer), each built from the case's validated params
-PEERS = {
+#: spec name → the torch peer built from the case's validated params
+TORCH_PEERS = {
     # torch.nn has a similarity module, not a loss: its negated mean (torch.nn.CosineEmbeddingLoss is another loss)
-    "cosine_similarity": (
-        lambda nn, p: lambda x, y: -nn.CosineSimilarity(dim=p["axis"], eps=p["epsilon"])(x, y).mean(),
-        lambda losses, p, dtype: losses.CosineSimilarity(axis=p["axis"], dtype=dtype)),
+    "cosine_similarity": lambda nn, p: lambda x, y: -nn.CosineSimilarity(dim=p["axis"], eps=p["epsilon"])(x, y).mean(),
 }
-#: parameters a Keras peer cannot change: only the cases with these values are compared with it
-KERAS_FIXED = {"cosine_similarity": {"epsilon": 1e-7}}
-#: cases where the torch.nn peer differs by more than the tolerance, each pinned by its own test below
+#: cases where the torch peer differs by more than the tolerance, each pinned by its own test below
 TORCH_DIFFERS = {
     # inside ‖ŷ‖ < ε F.cosine_similarity's backward is not the derivative of its forward
     # (test_torch_cosine_similarity_gradient_below_epsilon_differentiates_the_unclamped_norm)
@@ -31,20 +26,12 @@ TORCH_DIFFERS = {
 DTYPES = ("float32", "float64")
 
 
-def _cases(kinds=("typical", "extreme", "edge"), framework=1):
+def _torch_cases(kinds=("typical", "extreme", "edge")):
     out = []
-    for name in (n for n, peers in PEERS.items() if peers[framework] is not None):
-        entry = spec.get(name)
-        fixed = KERAS_FIXED.get(name, {}) if framework == 1 else {}
-        for case in entry.cases():
-            params = entry.validate_params(case.params)
-            if any(params[k] != v for k, v in fixed.items()):
-                continue
-            if case.kind in kinds and case.sample_weight is None:
-                for dtype in case.dtypes:
-                    if framework == 0 and (name, case.id) in TORCH_DIFFERS:
-                        continue
-                    out.append(pytest.param(name, case, dtype, id=f"{name}-{case.id}-{dtype}"))
+    for name in TORCH_PEERS:
+        for case in spec.get(name).cases():
+            if case.kind in kinds and case.sample_weight is None and (name, case.id) not in TORCH_DIFFERS:
+                out += [pytest.param(name, case, dtype, id=f"{name}-{case.id}-{dtype}") for dtype in case.dtypes]
     return out
 
 
@@ -57,14 +44,8 @@ def _assert_close(name, dtype, field, actual, expected):
     assert result.ok, f"{field}: {result.detail}"
 
 
-def _keras_ready(y_true, y_pred):
-    """Keras' own losses reduce the last axis per call; a 1-D input is one element per sample for us:
-    give Keras (N, 1)."""
-    return (y_true[:, None], y_pred[:, None]) if y_pred.ndim == 1 else (y_true, y_pred)
-
-
-@pytest.mark.parametrize("name,case,dtype", _cases(framework=0))
-def test_torch_twin_equals_the_torch_nn_loss(name, case, dtype):
+@pytest.mark.parametrize("name,case,dtype", _torch_cases())
+def test_torch_twin_equals_the_torch_peer(name, case, dtype):
     import torch
 
     import torch_impl
@@ -74,33 +55,13 @@ def test_torch_twin_equals_the_torch_nn_loss(name, case, dtype):
     x_peer = torch.tensor(case.prediction, dtype=tdtype, requires_grad=True)
     x_ours = torch.tensor(case.prediction, dtype=tdtype, requires_grad=True)
     y = torch.tensor(case.target, dtype=tdtype)
-    peer = PEERS[name][0](torch.nn, params)(x_peer, y)
+    peer = TORCH_PEERS[name](torch.nn, params)(x_peer, y)
     ours = torch_impl.get_loss(name, **case.params)(x_ours, y)
     peer.backward()
     ours.backward()
     assert ours.dtype == peer.dtype == tdtype
     _assert_close(name, dtype, "value", ours.detach().double().numpy(), peer.detach().double().numpy())
     _assert_close(name, dtype, "grad", x_ours.grad.double().numpy(), x_peer.grad.double().numpy())
-
-
-@pytest.mark.parametrize("name,case,dtype", _cases())
-def test_keras_twin_equals_the_keras_loss(name, case, dtype):
-    import tf_impl  # first: TensorFlow without the start-up log lines
-
-    import keras
-    import tensorflow as tf
-
-    params = spec.get(name).validate_params(case.params)
-    y_true, y_pred = _keras_ready(case.target, case.prediction)
-    x = tf.constant(y_pred, dtype=dtype)
-    y = tf.constant(y_true, dtype=dtype)
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch(x)
-        peer = PEERS[name][1](keras.losses, params, dtype)(y, x)
-        ours = tf_impl.get_loss(name, **case.params)(y, x)
-    assert ours.dtype == peer.dtype == tf.as_dtype(dtype)
-    _assert_close(name, dtype, "value", ours.numpy(), peer.numpy())
-    _assert_close(name, dtype, "grad", tape.gradient(ours, x).numpy(), tape.gradient(peer, x).numpy())
 
 
 # ---------------------------------------------------------------- cosine_similarity

@@ -118,8 +118,15 @@ class Ported:
                 and not self.one_hot and not self.sum_over and not self.mean_over)
 
     def sum_count(self, shape: tuple) -> int:
-        """The factor from our ``"sum"`` to the framework's on a prediction of ``shape`` (classes last)."""
-        inner = {ELEMENTS: shape[1:], POSITIONS: shape[1:-1]}.get(self.sum_over, ())
+        """The factor from our ``"sum"`` to the framework's on a prediction of ``shape``: its positions are
+        every non-batch axis but the class or vector axis (the entry's ``axis``; else the last)."""
+        if self.sum_over == ELEMENTS:
+            inner = shape[1:]
+        elif self.sum_over == POSITIONS and shape:
+            axis = self.params.get("axis", -1) % len(shape)
+            inner = tuple(d for i, d in enumerate(shape) if i not in (0, axis))
+        else:
+            inner = ()
         return int(np.prod(inner)) if inner else 1
 
     def to_config(self) -> dict:
@@ -372,6 +379,15 @@ def _keras_circle(config):
     return Ported("circle", params, reduction, mean_over=NONZERO if reduction == "mean" else "")
 
 
+def _keras_cosine(config):
+    axis = config.get("axis", -1)
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise Unsupported(f"axis={_fmt(axis)}", "the twin takes the vectors along one axis")
+    if axis == 0:
+        raise Unsupported("axis=0", "it takes the vectors along the batch axis; the twin gives one value per sample")
+    return Ported("cosine_similarity", {"axis": int(axis), "epsilon": 1e-7}, keras_reduction(config))
+
+
 def _huber(key):
     def convert(config):
         return Ported("huber", {"delta": float(config.get(key, 1.0))}, _reduction(config))
@@ -517,7 +533,14 @@ KERAS_PORTS: tuple[Port, ...] = (
           params_text="log_input=False (rates), epsilon=1e-7 (Keras' backend epsilon, the default), full=False",
           names=("poisson",), examples=({}, {"reduction": "sum"}), match_params=("log_input",),
           kinds=("typical", "extreme", "edge"), dtypes=("float32", "float64")),
-    pending(KERAS, "CosineSimilarity", "cosine_similarity", "cosine similarity", names=("cosine_similarity",)),
+    keras("CosineSimilarity", DIFFERS, "in float32 Keras' Σ x² overflows past ‖x‖ = 1.8e19 and the vector counts as "
+          "0 (value 0, gradient 0); ours scales each vector by its largest |element| first. " + KERAS_DTYPE,
+          entry="cosine_similarity", convert=_keras_cosine,
+          params_text="axis → axis (one non-batch axis); epsilon=1e-7 (Keras' l2_normalize clamp)",
+          names=("cosine_similarity",),
+          examples=({}, {"axis": 1}, {"axis": 1, "reduction": "sum"}, {"reduction": "sum"}),
+          rejects=({"axis": 0}, {"axis": (1, 2)}), match_params=("axis",), kinds=("typical", "extreme", "edge"),
+          dtypes=("float32", "float64")),
     keras("Circle", DIFFERS, "Keras casts the labels to its floatx (float32) before int32, so labels above 2**24 "
           "that round to the same float are one label there; ours compares them as given. Its "
           "'sum_over_batch_size' / 'mean' divides by the samples whose loss is > 0 (it masks the zero loss of a "
