@@ -308,8 +308,9 @@ def pending(framework: str, class_name: str, entry: str, what: str, **fields) ->
                 **fields)
 
 
-def no_twin(framework: str, class_name: str, reason: str) -> Port:
-    return Port(framework, class_name, NO_TWIN, reason)
+def no_twin(framework: str, class_name: str, reason: str, entry: str | None = None) -> Port:
+    """A class no catalog loss reproduces as called; ``entry``: the one that computes its math otherwise."""
+    return Port(framework, class_name, NO_TWIN, reason, entry=entry)
 
 
 # ---- Keras converters
@@ -386,6 +387,10 @@ def _keras_cosine(config):
     if axis == 0:
         raise Unsupported("axis=0", "it takes the vectors along the batch axis; the twin gives one value per sample")
     return Ported("cosine_similarity", {"axis": int(axis), "epsilon": 1e-7}, keras_reduction(config))
+
+
+def _keras_ctc(config):
+    return Ported("ctc", {"blank": 0}, keras_reduction(config))
 
 
 def _huber(key):
@@ -553,7 +558,15 @@ KERAS_PORTS: tuple[Port, ...] = (
                     {"gamma": 16.0, "margin": 1.0, "remove_diagonal": False, "reduction": None}),
           rejects=({"reduction": "mean_with_sample_weight"},), match_params=("normalize",),
           kinds=("typical", "extreme", "edge"), dtypes=("float32", "float64"), sum_over=""),
-    pending(KERAS, "CTC", "ctc", "CTC", names=("ctc",)),
+    keras("CTC", DIFFERS, "Keras counts a row's non-zero labels (L) and reads its first L entries, padding included: "
+          "equal where the padding is at the end of the row; infeasible labels (more steps needed than T): a large "
+          "finite value (about 711) and a finite gradient there, +inf and gradient 0 here; Keras computes float64 "
+          "logits in float32 (tf.nn.ctc_loss), dtype='float64' included, the twin in float64",
+          entry="ctc", convert=_keras_ctc,
+          params_text="blank=0 (Keras' mask index), zero_infinity=False, divide_by_target_length=False; logits "
+          "(N, T, C), labels (N, L) padded with 0 at the end", names=("ctc",),
+          examples=({}, {"reduction": "sum"}, {"reduction": None}), match_params=("blank",),
+          kinds=("typical", "extreme", "edge"), sum_over=""),
 )
 
 TORCH_PORTS: tuple[Port, ...] = (
@@ -604,7 +617,11 @@ TORCH_PORTS: tuple[Port, ...] = (
           examples=({}, {"log_input": False}, {"full": True, "reduction": "sum"},
                     {"log_input": False, "full": True, "eps": 1e-7, "reduction": "none"}),
           match_params=("log_input",), kinds=("typical", "extreme", "edge"), dtypes=("float32", "float64")),
-    pending(TORCH, "CTCLoss", "ctc", "CTC"),
+    no_twin(TORCH, "CTCLoss", "called with input_lengths and target_lengths besides (log-probabilities (T, N, C), "
+            "targets); the catalog's ctc takes every input length T and label rows padded with the blank: on full-"
+            "length inputs with the padding at the end of the rows, CTCLoss(blank, reduction, zero_infinity) on "
+            "log_softmax(x) (T, N, C) is ctc(blank, zero_infinity, divide_by_target_length=reduction == 'mean') on "
+            "the logits x (N, T, C)", entry="ctc"),
     no_twin(TORCH, "NLLLoss2d", "deprecated alias of NLLLoss; build NLLLoss"),
     no_twin(TORCH, "CosineEmbeddingLoss", "a loss of pairs of embeddings with ±1 similarity labels (three inputs)"),
     no_twin(TORCH, "HingeEmbeddingLoss", "a loss of distances with ±1 labels (x if y = 1, max(0, margin - x) if y = "
