@@ -215,12 +215,16 @@ def __getattr__(attr):  # CASES / DTYPES evaluated on access (after the selectio
 
 
 @functools.lru_cache(maxsize=None)
-def get_case(name: str, case_id: str):
+def _cases_by_id(name: str):
+    """The entry and its cases by id, generated once per entry (``entry.cases()`` builds every case
+    of the entry, and the modules ask for each of them)."""
     entry = spec.get(name)
-    for case in entry.cases():
-        if case.id == case_id:
-            return entry, case
-    raise KeyError(case_id)
+    return entry, {case.id: case for case in entry.cases()}
+
+
+def get_case(name: str, case_id: str):
+    entry, cases = _cases_by_id(name)
+    return entry, cases[case_id]
 
 
 @functools.lru_cache(maxsize=None)
