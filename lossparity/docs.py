@@ -9,7 +9,8 @@ What it writes:
   domains, gradient convention, the problem it solves and its trap, torch and Keras usage, its
   errors, peers and performance), and ``docs/losses/index.md`` (the catalog);
 * the sections between ``<!-- NAME:start -->`` / ``<!-- NAME:end -->`` markers: README.md's short
-  catalog, the error table of ``docs/contract.md``, the performance notes of
+  catalog, the error table of ``docs/contract.md``, the port table of ``docs/porting.md`` (from
+  :mod:`spec.ports`), the performance notes of
   ``docs/benchmarks.md`` and the ratio summary of ``BENCHMARKS.md`` and ``docs/benchmarks.md``;
 * ``docs/benchmarks/*.png``: the plots of ``docs/benchmarks/bench_cpu.json``.
 
@@ -35,6 +36,7 @@ BENCHMARKS = ROOT / "BENCHMARKS.md"
 DOCS = ROOT / "docs"
 LOSSES = DOCS / "losses"
 CONTRACT = DOCS / "contract.md"
+PORTING = DOCS / "porting.md"
 BENCH_PAGE = DOCS / "benchmarks.md"
 BENCH_JSON = DOCS / "benchmarks" / "bench_cpu.json"
 PLOTS = {"family": DOCS / "benchmarks" / "ratios_by_family.png",
@@ -80,8 +82,10 @@ _PEER_SUFFIX = re.compile(r"\(seed (\d{3})\)")
 
 #: spec names Keras already defines: the string keeps Keras' meaning and ours is "lossparity>Class"
 #: (tf_impl.keras_names; test_docs.py checks this set against it)
-KERAS_BUILT_IN = frozenset({"categorical_crossentropy", "huber", "log_cosh", "mean_absolute_error",
-                            "mean_squared_error", "sparse_categorical_crossentropy", "tversky"})
+KERAS_BUILT_IN = frozenset({"categorical_crossentropy", "circle", "cosine_similarity", "ctc", "huber", "log_cosh",
+                            "mean_absolute_error", "mean_absolute_percentage_error", "mean_squared_error",
+                            "mean_squared_logarithmic_error", "poisson", "sparse_categorical_crossentropy",
+                            "tversky"})
 
 
 def _keras_string(entry) -> str:
@@ -184,6 +188,43 @@ def errors() -> str:
         show = not shared_shown and not entry.single_input
         lines += _error_rows(entry, show)
         shared_shown = shared_shown or show
+    return "\n".join(lines)
+
+
+def _port_entry(row) -> str:
+    if row.entry is None:
+        return "—"
+    if row.entry in spec.names():
+        return f"[`{row.entry}`](losses/{row.entry}.md)"
+    return f"`{row.entry}` (not yet)"
+
+
+def _port_agreement(row) -> str:
+    return f"**{row.status}**" + (f": {row.note}" if row.note else "")
+
+
+def port_table() -> str:
+    """docs/porting.md: every Keras and torch.nn loss class → our entry, equal / differs how / no twin."""
+    from spec import ports
+
+    lines = ["### Keras", "", "| Keras | string names | our entry | parameters | agreement |", "|---|---|---|---|---|"]
+    for row in ports.rows(ports.KERAS):
+        names = ", ".join(f'`"{n}"`' for n in row.names) or "—"
+        lines.append(f"| `{row.qualified}` | {names} | {_port_entry(row)} | {_cell(row.params_text or '—')} | "
+                     f"{_cell(_port_agreement(row))} |")
+    lines += ["", "### torch.nn", "", "| torch.nn | our entry | parameters | agreement |", "|---|---|---|---|"]
+    for row in ports.rows(ports.TORCH):
+        lines.append(f"| `{row.qualified}` | {_port_entry(row)} | {_cell(row.params_text or '—')} | "
+                     f"{_cell(_port_agreement(row))} |")
+    keras_reductions = ", ".join(f"`{k!r}` → `{v!r}`" for k, v in ports.KERAS_REDUCTIONS.items())
+    lines += ["", "### Reductions", "",
+              f"- Keras: {keras_reductions}; `'mean_with_sample_weight'` (Σ w ℓ / Σ w) raises.",
+              "- torch: `'mean'`, `'sum'`, `'none'` keep their names (legacy `size_average` / `reduce` are read "
+              "through the module's `reduction`).",
+              f"- {ports.SUM_REDUCTION[0].upper()}{ports.SUM_REDUCTION[1:]}.",
+              f"- {ports.NONE_REDUCTION[0].upper()}{ports.NONE_REDUCTION[1:]}.",
+              f"- {ports.SAMPLE_WEIGHT[0].upper()}{ports.SAMPLE_WEIGHT[1:]}.",
+              f"- Every Keras row: {ports.KERAS_DTYPE}."]
     return "\n".join(lines)
 
 
@@ -406,6 +447,11 @@ def _prediction_text(entry) -> str:
 def _target_text(entry) -> str:
     if entry.single_input:
         return "— (one input)"
+    if entry.target_shape is not None and None in entry.target_shape(entry.cases()[0].prediction.shape):
+        return ("integer label rows (N, L) of any length L, values in [0, C), padded with the blank (a row's labels: "
+                "its non-blank entries, in order)")
+    if entry.target_shape is not None and not entry.target_labels_bounded:
+        return "integer labels (any integers: only equality matters), one per row"
     if entry.target_shape is not None:
         return "integer class labels in [0, C), one per row (C: the size of the prediction's last axis)"
     return "values in " + _domain(entry.target_domain) if entry.target_domain is not None else "any real values"
@@ -494,6 +540,7 @@ DOCUMENTS = {
     README: {"catalog": readme_catalog},
     BENCHMARKS: {"summary": ratio_summary},
     CONTRACT: {"errors": errors},
+    PORTING: {"port-table": port_table},
     BENCH_PAGE: {"summary": ratio_summary, "performance": performance},
 }
 

@@ -185,6 +185,29 @@ def test_tiny_fused_bench_times_the_compiled_loss_against_the_eager_peer(tmp_pat
     assert s["ratio"] == pytest.approx(s["fused_ms"] / s["eager_peer_ms"], rel=1e-3)
 
 
+def test_percall_target_is_against_the_fastest_framework_native_peer():
+    """The per-call target (+15 µs) is ours - the fastest framework-native peer (the framework's own
+    loss); a faster transcribed or hand-written peer is shown but not the target's peer, and a loss
+    with no native peer has no target verdict."""
+    def row(loss, peer, ours, peer_us):
+        return {"loss": loss, "framework": "torch", "shape": "256x10", "mode": bench.PERCALL_MODE, "peer": peer,
+                "ours_us": ours, "peer_us": peer_us, "diff_us": ours - peer_us, "ratio": ours / peer_us}
+
+    rows = [row("a", "F.mse_loss", 50.0, 40.0), row("a", "plain torch MSE", 50.0, 20.0),
+            row("b", "iouloss (segmentation answer, transcribed)", 80.0, 40.0),
+            row("c", "keras.losses.Huber", 90.0, 70.0)]
+    cells = {c["loss"]: c for c in bench.percall_summary(rows)}
+    assert (cells["a"]["native_peer"], cells["a"]["native_diff_us"], cells["a"]["meets_target"]) == \
+        ("F.mse_loss", 10.0, True)
+    assert (cells["a"]["peer"], cells["a"]["diff_us"]) == ("plain torch MSE", 30.0)
+    assert cells["b"]["native_peer"] is None and cells["b"]["meets_target"] is None
+    assert cells["c"]["meets_target"] is False
+    assert bench.is_native_peer("tf.nn.weighted_cross_entropy_with_logits (sparse multilabel answer)")
+    assert not bench.is_native_peer("torchvision sigmoid_focal_loss (transcribed)")
+    table = bench.render_percall(rows)
+    assert "+20.0 ✗" in table and "+10.0 |" in table
+
+
 def test_fused_summary_uses_the_fastest_eager_peer_not_the_jit_peer():
     def row(impl, ours, peer, name="weighted_bce", mode="fwd"):
         return {"loss": name, "framework": "keras", "impl": impl, "peer": "p", "shape": "8x8", "shape_kind": "seg",

@@ -1,5 +1,7 @@
 """``import torch_impl`` never loads TensorFlow; ``import tf_impl`` never loads torch; ``import
-spec`` loads neither (checked in fresh interpreters)."""
+spec`` loads neither (checked in fresh interpreters). The converters too: ``torch_impl.from_keras``
+of a name or a config dict, and ``tf_impl.from_torch`` of a module read by its class name and
+attributes, load no other framework."""
 from __future__ import annotations
 
 import os
@@ -11,10 +13,21 @@ import pytest
 pytestmark = pytest.mark.project
 
 CHECK = (
-    "import sys, importlib; importlib.import_module({mod!r}); "
+    "import sys, importlib; module = importlib.import_module({mod!r})\n{use}\n"
     "bad = [m for m in {forbidden!r} if m in sys.modules]; "
     "print(bad); sys.exit(1 if bad else 0)"
 )
+#: what each module is used for after its import, in the same interpreter
+USE = {
+    "torch_impl": (
+        "m = module.from_keras('mse')\n"
+        "t = module.from_keras({'class_name': 'Tversky', 'config': {'alpha': 0.7, 'beta': 0.3}})\n"
+        "assert type(m).__name__ == 'MeanSquaredErrorLoss' and t.loss.params['alpha'] == 0.3, (m, t)"),
+    "tf_impl": (  # a stand-in with torch.nn.HuberLoss's class name, module and attributes
+        "HuberLoss = type('HuberLoss', (), {'__module__': 'torch.nn.modules.loss', 'delta': 2.0, 'reduction': 'none'})\n"
+        "k = module.from_torch(HuberLoss())\n"
+        "assert k.get_config()['delta'] == 2.0 and k.reduction == 'none', k.get_config()"),
+}
 
 
 @pytest.mark.parametrize("mod,forbidden", [
@@ -25,7 +38,7 @@ CHECK = (
     ("lossparity.scenarios.base", ("torch", "tensorflow")),
 ])
 def test_import_isolation(mod, forbidden):
-    proc = subprocess.run([sys.executable, "-c", CHECK.format(mod=mod, forbidden=forbidden)],
+    proc = subprocess.run([sys.executable, "-c", CHECK.format(mod=mod, forbidden=forbidden, use=USE.get(mod, ""))],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"importing {mod} loaded {proc.stdout.strip()} {proc.stderr[-2000:]}"
 

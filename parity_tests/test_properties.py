@@ -1,16 +1,17 @@
 """Property-based parity (hypothesis): for every entry, inputs drawn from its declared domains —
 batch sizes from 1, class counts up to 33, logits up to ±1e4 and the float32 exp edge (±88/89),
 probabilities including exact 0 and 1, hard and soft targets, sample weights with zeros — and
-parameter sets from its cases. A regression loss is a function of ŷ - y: its target is drawn as
-ŷ - g, the gap g from (-50, 50) and the gaps of the entry's extreme cases, so every draw lies where
-the entry's terms are representable (an independent target beside ŷ = 1e4 or 89 made
-``asymmetric_exponential``'s e^{ŷ - y} overflow in most draws, which were then rejected). torch, Keras and the reference must agree on values and
-gradients. Profiles: ``ci`` (default, 200 examples per loss), ``deep`` (10,000:
+parameter sets from its cases. A regression loss that is a function of ŷ - y alone has its target
+drawn as ŷ - g, the gap g from (-50, 50) and the gaps of the entry's extreme cases, so every draw
+lies where the entry's terms are representable (an independent target beside ŷ = 1e4 or 89 made
+``asymmetric_exponential``'s e^{ŷ - y} overflow in most draws, which were then rejected). torch,
+Keras and the reference must agree on values and gradients. Profiles: ``ci`` (default, 200 examples per loss), ``deep`` (10,000:
 ``pytest parity_tests/test_properties.py --hypothesis-profile=deep``), ``dev`` (25).
 A failure found here becomes a permanent edge case of the entry."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
@@ -43,6 +44,24 @@ def _one_hot(target) -> bool:
         np.all(t.sum(axis=-1) == 1.0))
 
 
+@functools.lru_cache(maxsize=None)
+def _gap_function(name: str) -> bool:
+    """Whether the regression entry's loss is a function of ŷ - y alone (real targets of the
+    prediction's shape; the value of its first typical case unchanged when ŷ and y both move by 1.5),
+    as mean_squared_error, huber or asymmetric_exponential and unlike a relative error."""
+    import spec
+
+    entry = spec.get(name)
+    case = next(c for c in entry.cases() if c.kind == "typical")
+    if (entry.family != "regression" or entry.target_domain is not None or entry.target_shape is not None
+            or case.target is None or harness.is_integer(case.target)):
+        return False
+    params = entry.validate_params(case.params)
+    value = entry.reference(case.prediction, case.target, **params)
+    shifted = entry.reference(case.prediction + 1.5, case.target + 1.5, **params)
+    return bool(np.allclose(shifted, value, rtol=1e-9, atol=0.0))
+
+
 def _extreme_gaps(entry) -> list[float]:
     """The gaps ŷ - y of the entry's unweighted extreme cases (its declared range: e.g. up to 80 for
     ``asymmetric_exponential``, whose e^{ŷ - y} is finite in float32 there, and ±1e4 for the others)."""
@@ -62,22 +81,29 @@ def examples(draw, entry):
     shape = list(template.prediction.shape)
     shape[0] = draw(st.integers(1, 8))
     if len(shape) >= 2 and shape[-1] > 1 and not _vector_param(params):
-        shape[-1] = draw(st.integers(2 if classes else 1, 33))
+        # an entry whose target is drawn by make_target keeps at least its template's classes (a class
+        # index parameter such as ctc's blank must stay one)
+        fewest = shape[-1] if entry.make_target is not None else 2 if classes else 1
+        shape[-1] = draw(st.integers(fewest, 33))
     shape = tuple(shape)
     n = int(np.prod(shape))
     domain = entry.prediction_domain(params)
     if domain is None:
         elem = st.one_of(st.floats(-30, 30, allow_nan=False, width=32), st.sampled_from(LOGIT_EDGES))
-    else:
-        elem = st.one_of(st.floats(domain[0], domain[1], allow_nan=False, width=32), st.sampled_from(list(domain)))
+    else:  # a bound at infinity (rates >= 0): drawn up to 30, like the logits
+        lo, hi = domain
+        hi = min(hi, 30.0)
+        elem = st.one_of(st.floats(lo, hi, allow_nan=False, width=32), st.sampled_from([lo, hi]))
     pred = np.asarray(draw(st.lists(elem, min_size=n, max_size=n)), np.float64).reshape(shape)
     if classes and domain is not None:  # probabilities of a softmax head sum to one per row
         pred = (pred + 1e-3) / (pred + 1e-3).sum(axis=-1, keepdims=True)
     target = None
     if template.target is not None:
         t_shape = entry.target_shape(shape) if entry.target_shape else shape
-        m = int(np.prod(t_shape))
-        if labels:
+        m = int(np.prod([d for d in t_shape if d is not None]))
+        if entry.make_target is not None:  # a target not fixed by the prediction's shape (label sequences)
+            target = entry.make_target(np.random.default_rng(draw(st.integers(0, 2**32 - 1))), shape)
+        elif labels:
             target = np.asarray(draw(st.lists(st.integers(0, shape[-1] - 1), min_size=m, max_size=m)),
                                 np.int64).reshape(t_shape)
         elif one_hot:
@@ -87,8 +113,11 @@ def examples(draw, entry):
             hard = st.sampled_from([0.0, 1.0])
             vals = st.floats(0, 1, allow_nan=False, width=32) if draw(st.booleans()) else hard
             target = np.asarray(draw(st.lists(vals, min_size=m, max_size=m)), np.float64).reshape(t_shape)
-        elif entry.family == "regression":  # ŷ - g: the gap is drawn, not left to chance
-            assert t_shape == shape, f"{entry.name}: a regression target has the prediction's shape"
+        elif entry.target_domain is not None:  # e.g. counts >= 0: the finite part up to 50
+            lo, hi = entry.target_domain
+            vals = st.floats(lo, min(hi, 50.0), allow_nan=False, width=32)
+            target = np.asarray(draw(st.lists(vals, min_size=m, max_size=m)), np.float64).reshape(t_shape)
+        elif _gap_function(entry.name):  # ŷ - g: the gap is drawn, not left to chance
             gaps = st.one_of(st.floats(-50, 50, allow_nan=False, width=32), st.sampled_from(_extreme_gaps(entry)))
             target = pred - np.asarray(draw(st.lists(gaps, min_size=m, max_size=m)), np.float64).reshape(t_shape)
         else:

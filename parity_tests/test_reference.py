@@ -43,14 +43,15 @@ def test_reference_matches_mpmath(name, case_id):
 
 def _analytic_vjp(entry, case):
     """``(analytic vjp, cotangent, extra kwargs, batch)`` of a case; the cotangent is the standard
-    one per sample, or a scalar 1 for a batch statistic."""
+    one per sample, or a scalar 1 for a batch statistic. ``batch``: every sample's loss moves with
+    every element (a batch statistic, or an entry whose samples are coupled: pairwise losses)."""
     params = entry.validate_params(case.params)
     target = _f64(case.target)
     if entry.is_batch_statistic(params):  # one value per batch: scalar cotangent, every row moves the value
         extra = {"sample_weight": _f64(case.sample_weight)}
         return entry.reference_vjp(case.prediction, target, 1.0, **extra, **params), np.ones(1), extra, True
     cot = np.linspace(0.5, 1.5, case.prediction.shape[0])
-    return entry.reference_vjp(case.prediction, target, cot, **params), cot, {}, False
+    return entry.reference_vjp(case.prediction, target, cot, **params), cot, {}, entry.couples_samples
 
 
 def _numeric_vjp(entry, case, cot, extra, batch, indices, *, dps, step_exp):

@@ -9,8 +9,8 @@
 """
 from __future__ import annotations
 
-from . import classification, multiclass, overlap, regression, regularizers  # noqa: F401  (register entries)
-from . import api, messages, numerics, validation
+from . import classification, metric_learning, multiclass, overlap, regression, regularizers, sequence  # noqa: F401  (register entries)
+from . import api, messages, numerics, ports, validation
 from .api import define, entry_point_failures, implementations, load_entry_points
 from .core import (
     DEFAULT_TOLERANCES,
@@ -37,7 +37,7 @@ from .core import (
 __all__ = [
     "DEFAULT_TOLERANCES", "DTYPES", "REDUCTIONS", "Case", "Identity", "Implementations", "InvalidCase", "LossSpec",
     "Param", "PeerNote", "PerformanceNote", "Tolerance", "Tolerances", "all_specs", "get", "names",
-    "per_sample_cotangent", "reduce", "register", "messages", "numerics", "validation",
+    "per_sample_cotangent", "reduce", "register", "messages", "numerics", "ports", "validation",
     "api", "define", "entry_point_failures", "implementations", "load_entry_points",
 ]
 # installed packages' entries (group "lossparity.specs") load when the registry is first asked

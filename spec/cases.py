@@ -71,8 +71,13 @@ def binary_cases(name: str, params: dict, tag: str, *, from_logits: bool,
     return cases
 
 
-def common_invalid_cases(example: Case, *, bounded_target: bool = True) -> list[InvalidCase]:
-    """Invalid calls every two-input loss must reject, built around one valid case."""
+def common_invalid_cases(example: Case, *, bounded_target: bool = True,
+                         target_domain: tuple[float, float] | None = None,
+                         free_target_length: bool = False) -> list[InvalidCase]:
+    """Invalid calls every two-input loss must reject, built around one valid case. The out-of-range
+    target is 2 (above [0, 1] and class labels), or 1 below a ``target_domain`` unbounded above (``hi = inf``).
+    ``free_target_length``: the target's last axis may have any length (label sequences), so the
+    shape mismatch is one sample fewer in the target."""
     p, t, params = example.prediction, example.target, dict(example.params)
     n = p.shape[0]
     bad_t = np.array(t, copy=True)
@@ -82,6 +87,8 @@ def common_invalid_cases(example: Case, *, bounded_target: bool = True) -> list[
         # range is C = prediction.shape[-1]; a NaN needs a float array of the same labels
         bad_t.reshape(-1)[0] = p.shape[-1]
         nan_t = nan_t.astype(np.float64)
+    elif target_domain is not None and target_domain[1] == np.inf:
+        bad_t.reshape(-1)[0] = target_domain[0] - 1.0
     else:
         bad_t.reshape(-1)[0] = 2.0
     nan_p = np.array(p, copy=True)
@@ -91,7 +98,7 @@ def common_invalid_cases(example: Case, *, bounded_target: bool = True) -> list[
         InvalidCase("reduction-unknown", dict(params, reduction="avg")),
         InvalidCase("validate-not-bool", dict(params, validate="yes")),
         InvalidCase("param-unknown", dict(params, weights=1.0)),
-        InvalidCase("shape-mismatch", params, p, t[..., :-1] if p.ndim > 1 else t[:-1]),
+        InvalidCase("shape-mismatch", params, p, t[..., :-1] if p.ndim > 1 and not free_target_length else t[:-1]),
         InvalidCase("no-batch-axis", params, np.float64(0.5) * np.ones(()), np.ones(())),
         *([InvalidCase("target-out-of-range", params, p, bad_t)] if bounded_target else []),
         InvalidCase("prediction-nan", params, nan_p, t),

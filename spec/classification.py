@@ -164,6 +164,14 @@ WEIGHTED_BCE = register(LossSpec(
                  "true loss down to p = 2**-126"),
         PeerNote("torch.nn.functional.binary_cross_entropy", "p (1-p) < 1e-12",
                  "torch's backward uses (p-y)/max(p(1-p), 1e-12), not the derivative of its forward"),
+        PeerNote("torch.nn.BCELoss / torch.nn.functional.binary_cross_entropy", "p < 2**-126 or 1 - p < 2**-126",
+                 "torch clamps log p at -100: at p = 0 with y = 1 its value is 100, ours -log 2**-126 = 87.3 (ours "
+                 "clamps p at 2**-126); equal for every p in [2**-126, 1 - 2**-126]"),
+        PeerNote("torch.nn.SoftMarginLoss", "-y x > 88.7 (float32), > 709 (float64)",
+                 "SoftMarginLoss(x, y) with y = ±1 is ours (from_logits=True) with target (y + 1) / 2, but torch "
+                 "computes log1p(exp(-y x)), which overflows to inf there; ours (softplus) gives -y x"),
+        PeerNote("torch.nn.MultiLabelSoftMarginLoss", "every input",
+                 "equal values and gradients: the mean over the classes of the logit BCE, one value per sample"),
     ),
     references=("sparse multilabel (docs/problems.md): weighted_cross_entropy_with_logits for 30 sparse labels",),
     trap=("The sparse-multilabel problem applies a sigmoid output and then wants logits; it also hand-picks 27 "

@@ -49,7 +49,8 @@ class Tolerance:
         if actual.size == 0:
             return Comparison(True, 0.0, 0.0, None, "")
         same_nonfinite = (~np.isfinite(expected)) & (actual == expected)
-        diff = np.where(same_nonfinite, 0.0, np.abs(actual - expected))
+        with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity
+            diff = np.where(same_nonfinite, 0.0, np.abs(actual - expected))
         diff = np.where(np.isnan(diff), np.inf, diff)
         finite_exp = np.where(np.isfinite(expected), np.abs(expected), 0.0)
         scale = max(1.0, float(finite_exp.max()))
@@ -222,7 +223,8 @@ class LossSpec:
     stability: str
     #: closed interval of the prediction, given the params (None = any real)
     prediction_domain: Callable[[Mapping[str, Any]], tuple[float, float] | None] = lambda p: None
-    #: closed interval of the target (None = any real)
+    #: closed interval of the target (None = any real; an infinite bound: unbounded on that side, the
+    #: values stay finite)
     target_domain: tuple[float, float] | None = (0.0, 1.0)
     #: extra message appended when the prediction is outside its domain
     prediction_domain_hint: Callable[[Mapping[str, Any]], str] = lambda p: ""
@@ -239,6 +241,16 @@ class LossSpec:
     single_input: bool = False
     #: expected target shape given the prediction shape (None: the same shape)
     target_shape: Callable[[tuple], tuple] | None = None
+    #: a valid random target for a prediction shape, ``(rng, shape) -> ndarray``, where the target's
+    #: shape or values follow from more than the prediction's shape (label sequences of ``ctc``):
+    #: used by the property tests and the benchmark inputs instead of generic class labels
+    make_target: Callable[[Any, tuple], Any] | None = None
+    #: integer labels of a ``target_shape`` entry lie in [0, C - 1] (class indices); False: any
+    #: integers (identities in a metric-learning batch), so no label is out of range
+    target_labels_bounded: bool = True
+    #: the loss of a sample depends on the other samples of the batch (pairwise losses), though it
+    #: is still one value per sample with the usual reductions: derivatives move every sample's loss
+    couples_samples: bool = False
     #: extra data checks ``(loss, params, prediction, target, ops)`` run by ``check_inputs`` after
     #: the generic ones, only when values can be read and ``validate`` is on (e.g. integer class
     #: labels in range, probability rows summing to 1); ``ops`` is the framework's ``ArrayOps``
@@ -310,8 +322,12 @@ class LossSpec:
         """The entry's own invalid cases plus the ones every loss rejects."""
         from .cases import common_invalid_cases
 
+        example = self.cases()[0]
+        free_length = self.target_shape is not None and None in self.target_shape(example.prediction.shape)
         common = [] if self.single_input else common_invalid_cases(
-            self.cases()[0], bounded_target=self.target_domain is not None or self.target_shape is not None)
+            example, bounded_target=self.target_domain is not None
+            or (self.target_shape is not None and self.target_labels_bounded),
+            target_domain=self.target_domain, free_target_length=free_length)
         return common + list(self.invalid_cases())
 
     # ---- reference with reductions -----------------------------------------------------

@@ -74,6 +74,16 @@ def param_shape(loss: str, name: str, size: int, axis_size: int) -> str:
             f"expected a scalar or one entry per class")
 
 
+def axis_not_in_shape(loss: str, axis: int, shape) -> str:
+    """``axis`` names no non-batch axis of the prediction (a loss along an axis of each sample's vectors)."""
+    ndim = len(shape)
+    expected = (f"1 <= axis <= {ndim - 1} or {-ndim + 1} <= axis <= -1" if ndim >= 2 else
+                "a prediction of shape (N, ..., D) with the vectors along `axis` (a 1-D prediction has no "
+                "non-batch axis)")
+    return (f"{loss}: `axis`={axis} is not a non-batch axis of a prediction of shape {format_shape(shape)}; "
+            f"expected {expected}")
+
+
 def not_finite(loss: str, arg: str) -> str:
     return f"{loss}: {arg} contains NaN or inf; expected finite values{VALIDATE_HINT}"
 
@@ -114,3 +124,32 @@ def _num(x: float) -> str:
     if x == float("-inf"):
         return "-inf"
     return f"{x:.6g}"
+
+
+# ---------------------------------------------------------------- porting (spec.ports)
+def port_no_twin(qualified_class: str, reason: str) -> str:
+    """A framework loss class without a twin in the catalog (``from_keras`` / ``from_torch``)."""
+    return f"cannot port {qualified_class}: no twin in the catalog ({reason})"
+
+
+def port_unsupported(qualified_class: str, setting: str, reason: str) -> str:
+    """A framework loss configuration the twin cannot reproduce."""
+    return f"cannot port {qualified_class} with {setting}: {reason}"
+
+
+def port_unknown(obj: str, framework: str, expected: str) -> str:
+    """Something that is not a loss of ``framework`` we can read."""
+    return f"cannot port {obj}: not a {framework} loss; expected {expected}"
+
+
+def port_axes(qualified_class: str, axes, shape) -> str:
+    """A ported loss whose framework object reduced ``axes`` per sample, called on a prediction whose
+    non-batch axes are others."""
+    return (f"{qualified_class} with axis={tuple(axes)!r} reduces those axes per sample; the twin reduces every "
+            f"non-batch axis, and this prediction has shape {format_shape(shape)}")
+
+
+def port_pooled_weights(qualified_class: str) -> str:
+    """``sample_weight`` given to the twin of a loss that pools the whole batch into one value."""
+    return (f"{qualified_class} with axis=None pools the whole batch into one value: sample_weight has no "
+            "sample to weight")

@@ -413,7 +413,8 @@ CATEGORICAL_CROSSENTROPY = register(LossSpec(
                  "Keras divides each row by its sum (a sigmoid head is silently renormalized) and "
                  "clips p to [1e-7, 1 - 1e-7] (value capped at 16.12, gradient 0 below 1e-7); ours "
                  "rejects rows not summing to 1 and uses log(max(p, 2**-126)), the true loss down "
-                 "to 2**-126"),
+                 "to 2**-126. Its renormalization adds Σy / Σp (1 on the simplex) to the gradient of every "
+                 "class: the gradients agree along the simplex only"),
     ),
     references=("MNIST thresholding and data selection (docs/problems.md): softmax losses fed by a sigmoid head",
                 "Szegedy et al., Rethinking the Inception Architecture (label smoothing), CVPR 2016"),
@@ -525,7 +526,13 @@ SPARSE_CATEGORICAL_CROSSENTROPY = register(LossSpec(
                  "Keras clips p to [1e-7, 1 - 1e-7] and applies a softmax to log p, i.e. divides by "
                  "the row sum: the MNIST problem's sigmoid head trains on σ/Σσ without any warning; ours "
                  "raises ValueError naming the sigmoid head. Keras also squeezes a trailing target "
-                 "axis of size 1; ours requires shape prediction.shape[:-1] (pass y[..., 0])"),
+                 "axis of size 1; ours requires shape prediction.shape[:-1] (pass y[..., 0]; from_keras does it). "
+                 "Its renormalization adds 1 to the gradient of every class: the gradients agree along the "
+                 "simplex only"),
+        PeerNote("torch.nn.NLLLoss", "inputs that are not log-probabilities",
+                 "NLLLoss reads -input[target] without normalizing: it equals ours (from_logits=True) on "
+                 "log_softmax outputs, with the same gradient through that log_softmax (not w.r.t. the "
+                 "log-probabilities themselves); on raw scores it is not a cross-entropy (it can be negative)"),
         PeerNote("keras SparseCategoricalCrossentropy", "tf.function without data checks",
                  "an out-of-range label raises in Keras on CPU; ours, like any graph-mode call with "
                  "validation skipped, selects nothing (one-hot of an invalid index is 0): loss 0 for "

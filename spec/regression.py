@@ -1,12 +1,17 @@
 """Regression losses: ``mean_squared_error``, ``asymmetric_exponential``, ``mean_absolute_error``,
-``huber`` and ``log_cosh`` (real predictions and real targets: ``target_domain=None``)."""
+``huber``, ``log_cosh``, ``mean_absolute_percentage_error``, ``mean_squared_logarithmic_error`` and
+``cosine_similarity`` (real predictions and real targets: ``target_domain=None``), and ``poisson`` (counts: targets
+>= 0)."""
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
+from . import messages
 from . import validation as v
 from .cases import rng_for
-from .core import Case, InvalidCase, LossSpec, Param, PeerNote, register
+from .core import DEFAULT_TOLERANCES, Case, InvalidCase, LossSpec, Param, PeerNote, Tolerance, register
 from .numerics import exact_elementwise_mean, mean_nonbatch, mp, spread_cotangent
 from .performance import KERAS_EAGER, TORCH_CONTRACT, note
 
@@ -321,6 +326,9 @@ HUBER = register(LossSpec(
                  "equal in float32 (it writes the linear branch δ|d| - δ²/2, the same up to rounding); Keras "
                  "computes in its floatx (float32) unless built with dtype='float64', ours keeps float64; its "
                  "reduction='none' keeps every axis but the last, ours one value per sample"),
+        PeerNote("keras.losses.Huber(delta).get_config()", "serialization",
+                 "Keras 3 leaves delta out of Huber's config: a serialized or saved Huber(delta=0.25) comes back "
+                 "with delta=1; ours (tf_impl.Huber) keeps delta, and torch_impl.from_keras reads the object's"),
     ),
     references=("P. J. Huber, Robust Estimation of a Location Parameter (1964); Keras Huber, torch HuberLoss",),
     trap="torch's SmoothL1Loss is not Huber: it is Huber divided by beta (equal only for beta = delta = 1).",
@@ -389,17 +397,19 @@ LOG_COSH = register(LossSpec(
     performance_notes=(
         note("torch", "torch eager*", ("cls", "seg"), 7.5,
              "the peer is the plain log(cosh(d)) users write (two transcendentals, overflowing past |d| = 89 in "
-             "float32 with a NaN gradient, cancelling near 0: see the peer notes); ours evaluates both stable "
-             "branches for every element (expm1 and log1p near 0, softplus far out, two where), ~12 elementwise "
-             "ops each way instead of 3", TORCH_CONTRACT),
+             "float32 with a NaN gradient, cancelling near 0: see the peer notes); ours is one stable formula "
+             "(abs, clamp, expm1, square, a division, log1p: ~9 elementwise ops forward) with the closed-form "
+             "gradient tanh(d) (one op backward) against the peer's 3 ops each way", TORCH_CONTRACT),
         note("keras", "keras eager*", ("cls", "seg"), 3.0,
              "keras.losses.LogCosh is d + softplus(-2d) - log 2 (cancelling near 0, see the peer notes); ours "
-             "evaluates both stable branches for every element, about twice the ops", KERAS_EAGER),
+             "is one stable formula (~9 elementwise ops forward) with the closed-form gradient tanh(d)", KERAS_EAGER),
     ),
-    stability=("Never cosh itself (it overflows for |d| > 710 in float64, 89 in float32). |d| <= 1: "
-               "log1p(t²/(2 + 2t)), t = expm1(|d|), exact to the last digits down to the smallest d; |d| > 1: "
-               "(|d| - log 2) + softplus(-2|d|). The |d| <= 1 branch sees 0 for the other elements, so neither "
-               "branch produces inf or NaN for the gradient to multiply by 0."),
+    stability=("Never cosh itself (it overflows for |d| > 710 in float64, 89 in float32): one formula, "
+               "log1p(t²/(2 + 2t)) + (|d| - c) with c = min(|d|, 40) and t = expm1(c). t²/(2 + 2t) is cosh c - 1 "
+               "without cancellation, so every digit of d²/2 is kept down to the smallest d; beyond 40 the loss "
+               "is log cosh 40 + (|d| - 40) up to e^-80, below every dtype's rounding, and t² <= 5.5e34 is finite "
+               "in float32. The gradient is tanh(d) in closed form (one op backward; through autograd where the "
+               "target needs a gradient too)."),
     peer_notes=(
         PeerNote("keras.losses.LogCosh", "|d| small (float32: |d| < 1e-2; float64: |d| < 1e-6)",
                  "Keras computes d + softplus(-2d) - log 2: for small d the terms cancel to the rounding of log 2 "
@@ -412,7 +422,7 @@ LOG_COSH = register(LossSpec(
                  "unaffected; ours uses log 2 in the compute dtype"),
         PeerNote("torch (no torch.nn peer)", "|d| > 89 (float32), > 710 (float64)",
                  "the log(cosh(d)) users write in torch overflows to inf there and its gradient sinh/cosh = "
-                 "inf/inf is NaN; ours is (|d| - log 2) + softplus(-2|d|), finite, with gradient tanh(d) = ±1"),
+                 "inf/inf is NaN; ours is log cosh 40 + (|d| - 40) there, finite, with gradient tanh(d) = ±1"),
     ),
     references=("Keras LogCosh; P. Chen, G. Chen, S. Zhang, Log Hyperbolic Cosine Loss Improves Variational "
                 "Auto-Encoder (2019)",),
@@ -421,5 +431,545 @@ LOG_COSH = register(LossSpec(
     keras_class="LogCosh",
 ))
 
+# =========================================================================== mean_absolute_percentage_error
+def _mape_reference(prediction, target, epsilon):
+    y = np.asarray(target, np.float64)
+    return mean_nonbatch(100.0 * np.abs(y - prediction) / np.maximum(np.abs(y), epsilon))
+
+
+def _mape_vjp(prediction, target, cotangent, epsilon):
+    # d/dŷ 100 |ŷ - y| / max(|y|, ε) = 100 sign(ŷ - y) / max(|y|, ε); sign(0) = 0 is the stated subgradient
+    y = np.asarray(target, np.float64)
+    return (100.0 * np.sign(prediction - y) / np.maximum(np.abs(y), epsilon)
+            * spread_cotangent(cotangent, np.shape(prediction)))
+
+
+def _mape_exact(prediction, target, epsilon):
+    return exact_elementwise_mean(lambda x, y, epsilon: 100 * abs(x - y) / max(abs(y), epsilon), prediction,
+                                  target, vector_params=("epsilon",), epsilon=epsilon)
+
+
+def _mape_cases():
+    name = "mean_absolute_percentage_error"
+    rng = rng_for(name, 1)
+    cases = regression_cases(name, kink_at_zero=True,
+                             gaps=(-1e4, -709.0, -88.0, -1.0, -2.0 ** -20, 0.0, 2.0 ** -20, 1.0, 88.0, 1e4))
+    small_y = np.array([[0.0, 1e-8, -1e-8, 1e-7], [-1e-7, 2e-7, 1e-6, -1e-3]])
+    cases += [
+        Case("edge-targets-near-zero", "edge", {}, rng.normal(size=(2, 4)), small_y,
+             note="|y| below, at and above epsilon = 1e-7: the denominator is max(|y|, epsilon), "
+                  "so |y - ŷ| / 1e-7 (times 100) for |y| <= 1e-7"),
+        Case("epsilon-1-typical", "typical", {"epsilon": 1.0}, rng.normal(size=(4, 3)), rng.normal(size=(4, 3)),
+             rng.uniform(0.2, 2.0, size=4), note="epsilon = 1: targets with |y| < 1 are divided by 1"),
+    ]
+    return cases
+
+
+EPSILON_MAPE = Param("epsilon", 1e-7, "a finite float > 0", v.real(lo=0.0, lo_open=True),
+                     doc="The smallest denominator: each element is divided by max(|y|, epsilon). The default "
+                         "is Keras' backend epsilon (keras.losses.MeanAbsolutePercentageError); "
+                         "torchmetrics' MeanAbsolutePercentageError uses 1.17e-6 and no factor 100.")
+
+MEAN_ABSOLUTE_PERCENTAGE_ERROR = register(LossSpec(
+    name="mean_absolute_percentage_error",
+    family="regression",
+    summary="Mean absolute percentage error: 100 |y - ŷ| / max(|y|, epsilon), averaged over every non-batch "
+            "axis of a sample.",
+    formula=r"\ell = \frac{100}{M}\sum_j \frac{\left|y_j - \hat y_j\right|}{\max(|y_j|, \epsilon)}",
+    params=(EPSILON_MAPE,),
+    reference=_mape_reference,
+    reference_vjp=_mape_vjp,
+    exact=_mape_exact,
+    cases=_mape_cases,
+    invalid_cases=lambda: [
+        InvalidCase("epsilon-zero", {"epsilon": 0.0}),
+        InvalidCase("epsilon-negative", {"epsilon": -1e-7}),
+        InvalidCase("epsilon-nan", {"epsilon": float("nan")}),
+        InvalidCase("epsilon-inf", {"epsilon": float("inf")}),
+        InvalidCase("epsilon-bool", {"epsilon": True}),
+    ],
+    target_domain=None,
+    grad_convention=("d/dŷ = 100 sign(ŷ - y) / (M max(|y|, ε)). At ŷ = y (the kink of |·|) the subgradient is "
+                     "exactly 0: torch.abs and tf.abs backpropagate sign(0) = 0 (so does "
+                     "keras.losses.MeanAbsolutePercentageError). The target is not differentiated."),
+    stability=("|y - ŷ| / max(|y|, ε): the clamp is the definition (Keras'), so a target of 0 gives "
+               "100 |ŷ| / ε, e.g. 1e9 |ŷ| with the default ε = 1e-7: finite, but large; choose ε on the "
+               "scale of the targets (or leave out the samples) where targets near 0 occur. ε is rounded "
+               "to the compute dtype (float32: 1e-7 becomes 1.0000000116860974e-07, relative 1.2e-8)."),
+    peer_notes=(
+        PeerNote("keras.losses.MeanAbsolutePercentageError", "float64 inputs; rank > 2 inputs",
+                 "equal in float32 (value and gradient, 0 at ŷ = y; its epsilon is the backend epsilon "
+                 "1e-7 in the input's dtype, our default); Keras computes in its floatx (float32) unless "
+                 "built with dtype='float64', ours keeps float64; its reduction='none' keeps every axis but "
+                 "the last, ours one value per sample"),
+        PeerNote("torchmetrics MeanAbsolutePercentageError (no torch.nn peer)", "every input",
+                 "a fraction, not a percentage, with epsilon 1.17e-6: it equals "
+                 "mean_absolute_percentage_error(epsilon=1.17e-6) / 100 over all elements"),
+    ),
+    references=("Keras MeanAbsolutePercentageError: the percentage error, with Keras' epsilon in the denominator",),
+    trap=("Targets near 0 dominate: |y| <= epsilon divides by epsilon (1e-7), a weight of 1e9 per unit of error; "
+          "torch.nn has no MAPE."),
+    torch_class="MeanAbsolutePercentageErrorLoss",
+    keras_class="MeanAbsolutePercentageError",
+))
+
+
+# =========================================================================== mean_squared_logarithmic_error
+def _log1p_difference(a, b):
+    """``log1p(a) - log1p(b)`` for ``a, b >= 0`` with full relative accuracy: ``log1p(r)``, ``r = (a - b) /
+    (1 + b)``, where ``1 + a >= (1 + b) / 2`` (near ``a = b`` the plain difference of two logs cancels:
+    relative error 1e-9 at ``a - b = 2**-20``, float64), the plain difference beyond (the logs differ by
+    more than log 2 there: no cancellation; ``r`` would round to -1 for ``b >> a``). The unselected
+    ``log1p(r)`` sees ``r = 0``."""
+    r = (a - b) / (1.0 + b)
+    near = r >= -0.5
+    return np.where(near, np.log1p(np.where(near, r, 0.0)), np.log1p(a) - np.log1p(b))
+
+
+def _msle_reference(prediction, target, epsilon):
+    y = np.asarray(target, np.float64)
+    return mean_nonbatch(_log1p_difference(np.maximum(prediction, epsilon), np.maximum(y, epsilon)) ** 2)
+
+
+def _msle_vjp(prediction, target, cotangent, epsilon):
+    # d/dŷ = 2 (log1p(ŷ) - log1p(max(y, ε))) / (1 + ŷ) where ŷ >= ε (the branch of max(ŷ, ε) that both
+    # frameworks differentiate at ŷ = ε), 0 below
+    y = np.asarray(target, np.float64)
+    clamped = np.maximum(prediction, epsilon)
+    grad = np.where(prediction >= epsilon,
+                    2.0 * _log1p_difference(clamped, np.maximum(y, epsilon)) / (1.0 + clamped), 0.0)
+    return grad * spread_cotangent(cotangent, np.shape(prediction))
+
+
+def _msle_elem(x, y, epsilon):
+    return (mp.log1p(max(x, epsilon)) - mp.log1p(max(y, epsilon))) ** 2
+
+
+def _msle_exact(prediction, target, epsilon):
+    return exact_elementwise_mean(_msle_elem, prediction, target, vector_params=("epsilon",), epsilon=epsilon)
+
+
+def _msle_cases():
+    name = "mean_squared_logarithmic_error"
+    rng = rng_for(name, 1)
+    cases = regression_cases(name, gaps=(-1e4, -709.0, -88.0, -1.0, -2.0 ** -20, 0.0, 2.0 ** -20, 1.0, 88.0, 1e4))
+    small = np.array([[3e-6, 1e-5, 2e-4, 1e-3], [1e-6, 4e-6, 1e-4, 3e-3]])
+    clamp = np.array([[-5.0, -1e-3, 0.0, 5e-8], [-1.0, 0.0, 2.0, 1e-8]])
+    cases += [
+        Case("edge-small-positive", "edge", {}, small, small[::-1].copy(),
+             note="ŷ, y in (1e-7, 1e-2): log(1 + x) loses the digits of x in 1 + x (Keras' form), log1p keeps them"),
+        Case("edge-clamped", "edge", {}, clamp, np.array([[0.5, 0.0, -1.0, 3.0], [0.0, 1e-8, 2.0, -2.0]]),
+             note="ŷ < epsilon: clamped to epsilon, gradient 0; negative and tiny targets clamped too"),
+        Case("edge-at-epsilon", "edge", {}, np.array([[1e-7, 0.25, 1.0], [1e-7, 4.0, -1.0]]),
+             np.array([[2.0, 1.0, 0.0], [0.0, 1e-7, 3.0]]), smooth=False,
+             note="ŷ = epsilon exactly (in float32 both are float32(1e-7)): both frameworks' max(ŷ, ε) sends the "
+                  "gradient to ŷ (the branch ŷ >= ε)"),
+        Case("epsilon-0-typical", "typical", {"epsilon": 0.0}, np.abs(rng.normal(size=(4, 3))),
+             np.abs(rng.normal(size=(4, 3))), rng.uniform(0.2, 2.0, size=4),
+             note="epsilon = 0: the plain loss on non-negative data"),
+    ]
+    return cases
+
+
+EPSILON_MSLE = Param("epsilon", 1e-7, "a finite float >= 0", v.real(lo=0.0),
+                     doc="Predictions and targets below epsilon are replaced by epsilon (so log1p stays finite "
+                         "for negative inputs, whose gradient is 0). The default is Keras' backend epsilon "
+                         "(keras.losses.MeanSquaredLogarithmicError); 0 clamps at 0.")
+
+MEAN_SQUARED_LOGARITHMIC_ERROR = register(LossSpec(
+    name="mean_squared_logarithmic_error",
+    family="regression",
+    summary="Mean squared logarithmic error: (log1p(max(ŷ, epsilon)) - log1p(max(y, epsilon)))², averaged over "
+            "every non-batch axis of a sample.",
+    formula=(r"\ell = \frac{1}{M}\sum_j \left(\log\left(1 + \max(\hat y_j, \epsilon)\right) - "
+             r"\log\left(1 + \max(y_j, \epsilon)\right)\right)^2"),
+    params=(EPSILON_MSLE,),
+    reference=_msle_reference,
+    reference_vjp=_msle_vjp,
+    exact=_msle_exact,
+    cases=_msle_cases,
+    invalid_cases=lambda: [
+        InvalidCase("epsilon-negative", {"epsilon": -1e-7}),
+        InvalidCase("epsilon-nan", {"epsilon": float("nan")}),
+        InvalidCase("epsilon-inf", {"epsilon": float("inf")}),
+        InvalidCase("epsilon-string", {"epsilon": "1e-7"}),
+    ],
+    target_domain=None,
+    grad_convention=("d/dŷ = 2 (log1p(ŷ) - log1p(max(y, ε))) / (M (1 + ŷ)) for ŷ >= ε, 0 for ŷ < ε (the clamp). "
+                     "At ŷ = ε the subgradient is the ŷ >= ε branch: torch.clamp_min (our torch twin) and "
+                     "tf.maximum(ŷ, ε) (our Keras twin, keras.losses.MeanSquaredLogarithmicError) both send the "
+                     "gradient to ŷ there; torch.maximum would split it in half. The target is not differentiated."),
+    stability=("The difference of the logs as log1p((a - b) / (1 + b)) (a, b the clamped ŷ, y) where 1 + a >= "
+               "(1 + b) / 2, log1p(a) - log1p(b) beyond: near ŷ = y the plain difference of two logs cancels "
+               "(relative error 1e-9 at ŷ - y = 2**-20 in float64, 1e-1 in float32), the ratio form keeps every "
+               "digit; never log(x + 1), whose sum 1 + x drops the low digits of a small x (Keras' form; see the "
+               "peer notes). Finite for every finite input: the clamp keeps 1 + x >= 1."),
+    peer_notes=(
+        PeerNote("keras.losses.MeanSquaredLogarithmicError", "ŷ or y in (ε, ~1e-2), float32 (float64: (ε, ~1e-6))",
+                 "Keras computes log(max(x, ε) + 1): 1 + x rounds away the low digits of x, so the difference "
+                 "of two small logs loses its relative precision (float32, ŷ = 3e-6, y = 1e-6: about 10% off; "
+                 "absolute error below 1e-11, inside our float32 tolerance's absolute part); ours uses log1p. "
+                 "Elsewhere equal, gradients too; Keras computes in floatx (float32) unless built with "
+                 "dtype='float64', ours keeps float64"),
+        PeerNote("keras.losses.MeanSquaredLogarithmicError(dtype='float64')", "ŷ or y in [1e-7, 1.0000000117e-7]",
+                 "its epsilon is a float32 tensor cast up: it clamps at float32(1e-7) = 1.0000000116860974e-07, "
+                 "ours at 1e-7 (the parameter in the compute dtype); at most 1.2e-15 in each log"),
+        PeerNote("torch (no torch.nn peer)", "every input",
+                 "torch.nn has no MSLE; torchmetrics' MeanSquaredLogError is mean((log1p(ŷ) - log1p(y))²) "
+                 "without a clamp (NaN for inputs below -1): ours with epsilon=0 on non-negative data"),
+    ),
+    references=("Keras MeanSquaredLogarithmicError: the squared error of log(1 + x), for targets spanning "
+                "orders of magnitude",),
+    trap="Negative predictions are clamped to epsilon and get gradient 0: a model stuck below 0 does not learn.",
+    torch_class="MeanSquaredLogarithmicErrorLoss",
+    keras_class="MeanSquaredLogarithmicError",
+))
+
+
+# =========================================================================== poisson
+LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def _stirling(y):
+    """torch's ``full=True`` term: ``y log y - y + log(2πy) / 2`` for ``y > 1``, 0 for ``y <= 1`` (Stirling's
+    approximation of ``log y!``); the unselected logs see 1."""
+    big = y > 1.0
+    safe = np.where(big, y, 1.0)
+    return np.where(big, safe * np.log(safe) - safe + 0.5 * (LOG_2PI + np.log(safe)), 0.0)
+
+
+def _poisson_elementwise(prediction, y, log_input, epsilon, full):
+    with np.errstate(over="ignore"):  # exp(x) past 709.8: the true loss overflows float64 too
+        loss = np.exp(prediction) - y * prediction if log_input else prediction - y * np.log(prediction + epsilon)
+    return loss + _stirling(y) if full else loss
+
+
+def _poisson_reference(prediction, target, log_input, epsilon, full):
+    return mean_nonbatch(_poisson_elementwise(prediction, np.asarray(target, np.float64), log_input, epsilon, full))
+
+
+def _poisson_vjp(prediction, target, cotangent, log_input, epsilon, full):
+    y = np.asarray(target, np.float64)
+    with np.errstate(over="ignore"):
+        grad = np.exp(prediction) - y if log_input else 1.0 - y / (prediction + epsilon)
+    return grad * spread_cotangent(cotangent, np.shape(prediction))
+
+
+def _poisson_elem(x, y, log_input, epsilon, full):
+    loss = mp.exp(x) - y * x if log_input else x - y * mp.log(x + epsilon)
+    if full and y > 1:
+        loss += y * mp.log(y) - y + mp.log(2 * mp.pi * y) / 2
+    return loss
+
+
+def _poisson_exact(prediction, target, log_input, epsilon, full):
+    return exact_elementwise_mean(_poisson_elem, prediction, target, vector_params=("epsilon",),
+                                  log_input=log_input, epsilon=epsilon, full=full)
+
+
+def _poisson_cases():
+    name = "poisson"
+    rng = rng_for(name, 1)
+    counts = rng.poisson(3.0, size=(6, 3)).astype(np.float64)
+    log_rates = np.array([-1e4, -88.0, -20.0, -1.0, 0.0, 2.0 ** -20, 1.0, 20.0, 85.0])
+    grid_y = np.array([0.0, 1.0, 7.0, 1e4])
+    rates = np.array([0.0, 1e-12, 1e-7, 2.0 ** -20, 0.5, 1.0, 3.0, 1e4])
+    rate_y = np.array([0.0, 1.0, 2.5, 1e3])
+    stirling_y = np.array([[0.0, 0.5, 1.0, 1.0 + 2.0 ** -20], [2.0, 3.5, 10.0, 40.0]])
+    linear = {"log_input": False}
+    return [
+        Case("typical", "typical", {}, rng.normal(0.5, 1.0, size=(6, 3)), counts, rng.uniform(0.2, 2.0, size=6),
+             note="log-rates against counts (torch.nn.PoissonNLLLoss()'s default)"),
+        Case("typical-3d", "typical", {}, rng.normal(size=(2, 3, 4)), rng.poisson(1.5, size=(2, 3, 4)).astype(float),
+             note="the per-sample loss is the mean over every non-batch axis"),
+        Case("extreme-log-rates", "extreme", {}, np.repeat(log_rates[:, None], grid_y.size, axis=1),
+             np.tile(grid_y, (log_rates.size, 1)),
+             note="exp(85) = 8.2e36: a row's sum of 4 stays finite in float32; the true loss overflows past x = 88.7 "
+                  "(float32), 709.8 (float64)"),
+        Case("extreme-weights", "extreme", {}, rng.normal(size=(3, 4)), rng.poisson(2.0, size=(3, 4)).astype(float),
+             np.array([1e6, 1e-6, 0.0]), note="huge, tiny and zero sample weights"),
+        Case("edge-batch1", "edge", {}, rng.normal(size=(1, 4)), np.array([[0.0, 1.0, 2.0, 0.5]])),
+        Case("edge-1d", "edge", {}, rng.normal(size=(5,)), rng.poisson(2.0, size=5).astype(float),
+             note="1-D input: each element is a sample"),
+        Case("edge-zero-counts", "edge", {}, rng.normal(size=(2, 3)), np.zeros((2, 3)),
+             note="y = 0: the loss is the rate exp(x), its gradient too"),
+        Case("rate-typical", "typical", linear, rng.uniform(0.1, 5.0, size=(6, 3)), counts,
+             rng.uniform(0.2, 2.0, size=6), note="rates (keras.losses.Poisson's input) against counts"),
+        Case("rate-extreme", "extreme", linear, np.repeat(rates[:, None], rate_y.size, axis=1),
+             np.tile(rate_y, (rates.size, 1)),
+             note="rates down to 0 (log(ŷ + ε) = log ε: finite), up to 1e4; a zero count at a zero rate costs 0"),
+        Case("rate-epsilon-1e-8", "typical", {"log_input": False, "epsilon": 1e-8},
+             rng.uniform(0.1, 2.0, size=(4, 3)), rng.poisson(1.0, size=(4, 3)).astype(float),
+             note="torch.nn.PoissonNLLLoss(log_input=False)'s eps"),
+        Case("full-typical", "typical", {"full": True}, rng.normal(1.0, 1.0, size=(2, 4)), stirling_y,
+             note="torch's Stirling term for y > 1 (y = 1 + 2**-20 just past the switch; 0 for y <= 1)"),
+        Case("full-rate-typical", "typical", {"log_input": False, "full": True},
+             stirling_y * rng.uniform(0.5, 1.5, size=(2, 4)) + 0.5, stirling_y, rng.uniform(0.2, 2.0, size=2),
+             note="rates near the counts"),
+    ]
+
+
+POISSON_PARAMS = (
+    Param("log_input", True, "a bool", v.boolean(),
+          doc="True: the prediction is the log-rate x and the loss exp(x) - y x (the stable form: no log "
+              "of a rate, defined for every real x; torch.nn.PoissonNLLLoss's default). False: the prediction "
+              "is the rate ŷ >= 0 and the loss ŷ - y log(ŷ + epsilon) (keras.losses.Poisson)."),
+    Param("epsilon", 1e-7, "a finite float > 0", v.real(lo=0.0, lo_open=True),
+          doc="With log_input=False, the shift in log(ŷ + epsilon) that keeps a zero rate finite. The default "
+              "is Keras' backend epsilon (keras.losses.Poisson); torch.nn.PoissonNLLLoss's eps is 1e-8. "
+              "Unused with log_input=True."),
+    Param("full", False, "a bool", v.boolean(),
+          doc="Add torch's Stirling term y log y - y + log(2πy)/2 for y > 1 (0 for y <= 1), an approximation "
+              "of log y! (torch.nn.PoissonNLLLoss(full=True)); it does not depend on the prediction."),
+)
+
+POISSON = register(LossSpec(
+    name="poisson",
+    family="regression",
+    summary="Poisson negative log-likelihood of counts y: exp(x) - y x for log-rates x (log_input=True), "
+            "ŷ - y log(ŷ + epsilon) for rates ŷ, averaged over every non-batch axis of a sample.",
+    formula=(r"\ell = \frac{1}{M}\sum_j \begin{cases} e^{x_j} - y_j x_j & \text{log\_input} \\ "
+             r"\hat y_j - y_j \log(\hat y_j + \epsilon) & \text{otherwise} \end{cases}"
+             r"\; \left[+\, \mathbb{1}_{y_j > 1}\left(y_j \log y_j - y_j + \tfrac12 \log(2\pi y_j)\right) "
+             r"\text{ if full}\right]"),
+    params=POISSON_PARAMS,
+    reference=_poisson_reference,
+    reference_vjp=_poisson_vjp,
+    exact=_poisson_exact,
+    cases=_poisson_cases,
+    invalid_cases=lambda: [
+        InvalidCase("log-input-not-bool", {"log_input": 1}),
+        InvalidCase("full-not-bool", {"full": "yes"}),
+        InvalidCase("epsilon-zero", {"epsilon": 0.0}),
+        InvalidCase("epsilon-negative", {"epsilon": -1e-8}),
+        InvalidCase("epsilon-inf", {"epsilon": float("inf")}),
+        InvalidCase("rate-negative", {"log_input": False}, np.array([[0.5, -0.25], [1.0, 2.0]]),
+                    np.array([[1.0, 0.0], [2.0, 3.0]])),
+    ],
+    prediction_domain=lambda p: None if p["log_input"] else (0.0, np.inf),
+    prediction_domain_hint=lambda p: "" if p["log_input"] else (
+        "; with log_input=False the prediction is a rate (>= 0); pass log-rates with log_input=True"),
+    target_domain=(0.0, np.inf),
+    grad_convention=("Smooth: d/dx = (e^x - y) / M (log_input=True), d/dŷ = (1 - y / (ŷ + ε)) / M (log_input=False). "
+                     "The target (and the Stirling term) is not differentiated."),
+    stability=("log_input=True: exp(x) - y x, no log at all; it overflows only where the true loss does (x > 88.7 "
+               "in float32, 709.8 in float64). log_input=False: log(ŷ + ε) >= log ε, finite at ŷ = 0 (0 · log ε = 0 "
+               "for a zero count); the gradient 1 - y/(ŷ + ε) is at most y/ε in size. The Stirling term's logs "
+               "see 1 where y <= 1 (no 0 · log 0)."),
+    peer_notes=(
+        PeerNote("torch.nn.PoissonNLLLoss(log_input, full, eps) / torch.nn.functional.poisson_nll_loss",
+                 "every input",
+                 "equal values and gradients with log_input, full and epsilon=eps (our torch twin calls its "
+                 "kernel); its eps defaults to 1e-8, ours to Keras' 1e-7; its reduction='mean' averages every "
+                 "element of the batch (ours: per-sample means, then Σ w ℓ / N: the same without sample weights)"),
+        PeerNote("torch.nn.PoissonNLLLoss(full=True)", "y > 1",
+                 "its term is Stirling's approximation of log y!, not log y! itself: at y = 2 it adds 0.652 "
+                 "instead of log 2 = 0.693; ours reproduces torch's (full=True), the exact NLL would use "
+                 "lgamma(y + 1). For y <= 1 it adds 0 (log 1! = 0 at y = 1)"),
+        PeerNote("keras.losses.Poisson", "float64 inputs; rank > 2 inputs; rates below 0",
+                 "equal to poisson(log_input=False) (its epsilon is the backend epsilon 1e-7 in the input's dtype, "
+                 "our default) in float32; Keras computes in its floatx (float32) unless built with "
+                 "dtype='float64', ours keeps float64; it accepts negative rates (log of a negative number: "
+                 "NaN), ours rejects them; its reduction='none' keeps every axis but the last"),
+    ),
+    references=("torch PoissonNLLLoss; Keras Poisson: the negative log-likelihood of a Poisson count "
+                "(up to log y!, or Stirling's approximation of it with full=True)",),
+    trap=("Keras' Poisson takes rates, torch's PoissonNLLLoss log-rates by default: the same model output "
+          "means different things (log_input says which); prefer log-rates (no clamp, no log)."),
+    torch_class="PoissonLoss",
+    keras_class="Poisson",
+))
+
+
+# =========================================================================== cosine_similarity
+def _resolved_axis(axis: int, ndim: int) -> int:
+    return axis % ndim
+
+
+def _unit_vectors(a, axis, epsilon):
+    """``(a / max(‖a‖, ε), above, a / max|a|, ‖a / max|a|‖)`` along ``axis``, float64. Each vector is first divided
+    by its largest |element| s (1 for a zero vector), so Σ a² neither overflows nor underflows; ``above``:
+    ‖a‖ = s ‖a/s‖ >= ε (the normalizing branch; ‖a‖ = ε exactly is in it), elsewhere a / ε."""
+    a = np.asarray(a, np.float64)
+    s = np.max(np.abs(a), axis=axis, keepdims=True)
+    s = np.where(s > 0.0, s, 1.0)
+    scaled = a / s
+    norm_scaled = np.sqrt(np.sum(scaled * scaled, axis=axis, keepdims=True))  # >= 1 but for a zero vector
+    with np.errstate(over="ignore"):  # s ‖a/s‖ past the largest float: inf >= ε, the right branch
+        above = s * norm_scaled >= epsilon
+    unit = np.where(above, scaled / np.where(above, norm_scaled, 1.0), a / epsilon)
+    return unit, above, s, norm_scaled
+
+
+def _cosine_reference(prediction, target, axis, epsilon):
+    axis = _resolved_axis(axis, np.ndim(prediction))
+    n_pred, _, _, _ = _unit_vectors(prediction, axis, epsilon)
+    n_true, _, _, _ = _unit_vectors(target, axis, epsilon)
+    return mean_nonbatch(-np.sum(n_pred * n_true, axis=axis))
+
+
+def _cosine_vjp(prediction, target, cotangent, axis, epsilon):
+    # d/dŷ (-ŷ/max(‖ŷ‖, ε) · m), m = y / max(‖y‖, ε): -(m - (n·m) n) / ‖ŷ‖ for ‖ŷ‖ >= ε, -m / ε below (ŷ/ε is
+    # linear there: a zero prediction vector gets -m/ε, as both frameworks' own cosines give)
+    shape = np.shape(prediction)
+    axis = _resolved_axis(axis, len(shape))
+    n, above, s, norm_scaled = _unit_vectors(prediction, axis, epsilon)
+    m, _, _, _ = _unit_vectors(target, axis, epsilon)
+    # the part of m orthogonal to n as d - (n·d) n, d = m - sign(n·m) n: exactly 0 where the unit vectors are
+    # equal or opposite and where m = 0 (m - (n·m) n would leave (1 - n·n) m, an ulp of noise, there)
+    d = m - np.sign(np.sum(n * m, axis=axis, keepdims=True)) * n
+    tangent = (d - np.sum(n * d, axis=axis, keepdims=True) * n) / np.where(above, norm_scaled, 1.0) / s
+    grad = -np.where(above, tangent, m / epsilon)
+    per_vector = spread_cotangent(cotangent, shape[:axis] + shape[axis + 1:])
+    return grad * np.expand_dims(per_vector, axis)
+
+
+def _mp_unit(vector, epsilon):
+    norm = mp.sqrt(mp.fsum(v * v for v in vector))
+    scale = norm if norm >= epsilon else epsilon
+    return [v / scale for v in vector]
+
+
+def _cosine_exact(prediction, target, axis, epsilon):
+    pred = np.asarray(prediction, dtype=object)
+    axis = _resolved_axis(axis, pred.ndim)
+    d = pred.shape[axis]
+    vectors_pred = np.moveaxis(pred, axis, -1).reshape(pred.shape[0], -1, d)
+    vectors_true = np.moveaxis(np.asarray(target, np.float64), axis, -1).reshape(pred.shape[0], -1, d)
+    eps = mp.mpf(epsilon)
+    out = []
+    for p_i, t_i in zip(vectors_pred, vectors_true):
+        cosines = []
+        for a, b in zip(p_i, t_i):
+            n = _mp_unit([mp.mpf(v) for v in a], eps)
+            m = _mp_unit([mp.mpf(float(v)) for v in b], eps)
+            cosines.append(mp.fsum(x * y for x, y in zip(n, m)))
+        out.append(-mp.fsum(cosines) / len(cosines))
+    return out
+
+
+def _check_cosine_axis(loss, params, shape):
+    """``check_shapes``: ``axis`` names a non-batch axis of the prediction (a 1-D prediction has none)."""
+    axis, ndim = params["axis"], len(shape)
+    if ndim < 2 or not -ndim < axis < ndim:
+        raise ValueError(messages.axis_not_in_shape(loss, axis, shape))
+
+
+def _cosine_cases():
+    name = "cosine_similarity"
+    rng = rng_for(name, 1)
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    # one row each: large prediction and large target (held by float16 too: the dtype tests cast every case;
+    # float32's overflow of Σ x² past ‖x‖ = 1.8e19 is pinned by the peer tests), parallel, anti-parallel and
+    # orthogonal vectors, small vectors above ε
+    scales_pred = np.array([[3e4, -4e4, 1e4, 0.0], [6e4, 5e4, -6e4, 2e4], [1.0, -2.0, 0.5, 3.0],
+                            2.5 * y, -y, [2.0, -1.0, 0.0, 0.0], [1e-3, -2e-3, 5e-4, 1e-3], [1e-6, 0.0, 0.0, 3e-6]])
+    scales_true = np.array([y, [-1.0, 0.5, 2.0, 0.0], [6e4, -2e4, 0.0, 5e3], y, y, [1.0, 2.0, 7.0, -1.0],
+                            [0.3, 1.0, -2.0, 0.1], y])
+    # ‖ŷ‖ or ‖y‖ below ε = 1e-7: zero vectors (value 0; gradient -m/ε for a zero prediction, 0 for a zero
+    # target) and vectors of norm 5e-8 (ŷ / ε, y / ε: linear)
+    below = np.array([[0.0, 0.0, 0.0], [1.0, -2.0, 0.5], [0.0, 0.0, 0.0], [3e-8, -4e-8, 0.0], [0.5, 2.0, -1.0]])
+    below_true = np.array([[1.0, 2.0, -2.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [2.0, 1.0, -3.0], [4e-8, 0.0, 3e-8]])
+    fit = rng.normal(size=(3, 4))
+    return [
+        Case("typical", "typical", {}, rng.normal(size=(6, 4)), rng.normal(size=(6, 4)), rng.uniform(0.2, 2.0, size=6)),
+        Case("typical-3d", "typical", {}, rng.normal(0.0, 2.0, size=(2, 3, 4)), rng.normal(size=(2, 3, 4)),
+             note="axis -1: one cosine per position of the middle axis, the per-sample loss is their mean"),
+        Case("axis-1-typical", "typical", {"axis": 1}, rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 3, 4)),
+             note="axis 1 (channels first, torch's NCHW): cosines over the 3 channels, mean over the last axis"),
+        Case("extreme-scales", "extreme", {}, scales_pred, scales_true,
+             note="norms from 3e-6 to 1e5, both sides"),
+        Case("extreme-weights", "extreme", {}, rng.normal(size=(3, 4)), rng.normal(size=(3, 4)),
+             np.array([1e6, 1e-6, 0.0]), note="huge, tiny and zero sample weights"),
+        Case("edge-below-epsilon", "edge", {}, below, below_true,
+             note="zero vectors and vectors of norm 5e-8 < ε: x / ε instead of x / ‖x‖, value 0 for a zero vector"),
+        Case("edge-exact-fit", "edge", {}, fit, 2.0 * fit,
+             note="ŷ parallel to y (y = 2ŷ: exactly, in both dtypes): loss -1, gradient 0 (y has no part orthogonal "
+                  "to ŷ)"),
+        Case("edge-batch1", "edge", {}, rng.normal(size=(1, 5)), rng.normal(size=(1, 5))),
+        Case("epsilon-0.5-typical", "typical", {"epsilon": 0.5}, rng.normal(0.0, 0.4, size=(5, 3)),
+             np.concatenate([rng.normal(0.0, 0.4, size=(4, 3)), np.zeros((1, 3))]),
+             note="epsilon = 0.5 at norms around it: some vectors normalized, some divided by epsilon"),
+    ]
+
+
+COSINE_PARAMS = (
+    Param("axis", -1, "a nonzero int (a non-batch axis; negative counts from the last)", v.non_batch_axis(),
+          doc="The axis of the vectors whose cosine is taken (Keras' axis, torch's dim); the per-sample loss "
+              "averages the cosines over the other non-batch axes. -1: features last (Keras' default); 1: "
+              "channels first (torch's F.cosine_similarity default dim)."),
+    Param("epsilon", 1e-7, "a finite float > 0", v.real(lo=0.0, lo_open=True),
+          doc="The smallest norm: each vector is divided by max(‖x‖, epsilon), so a zero vector gives 0. The "
+              "default is Keras' backend epsilon (keras.losses.CosineSimilarity); torch's "
+              "F.cosine_similarity uses eps = 1e-8."),
+)
+
+COSINE_SIMILARITY = register(LossSpec(
+    name="cosine_similarity",
+    family="regression",
+    summary="Negative cosine similarity -ŷ·y / (max(‖ŷ‖, epsilon) max(‖y‖, epsilon)) along axis (in [-1, 1], -1 "
+            "for parallel vectors), averaged over the other non-batch axes of a sample.",
+    formula=(r"\ell = -\frac{1}{K}\sum_k \frac{\hat y_k \cdot y_k}{\max(\lVert \hat y_k\rVert, \epsilon)\,"
+             r"\max(\lVert y_k\rVert, \epsilon)}"),
+    params=COSINE_PARAMS,
+    reference=_cosine_reference,
+    reference_vjp=_cosine_vjp,
+    exact=_cosine_exact,
+    cases=_cosine_cases,
+    invalid_cases=lambda: [
+        InvalidCase("axis-batch", {"axis": 0}),
+        InvalidCase("axis-float", {"axis": 1.0}),
+        InvalidCase("axis-bool", {"axis": True}),
+        InvalidCase("epsilon-zero", {"epsilon": 0.0}),
+        InvalidCase("epsilon-inf", {"epsilon": float("inf")}),
+        InvalidCase("axis-out-of-range", {"axis": 2}, np.ones((3, 4)), np.ones((3, 4))),
+        InvalidCase("axis-negative-batch", {"axis": -2}, np.ones((3, 4)), np.ones((3, 4))),
+        InvalidCase("one-d-prediction", {}, np.ones(5), np.ones(5)),
+    ],
+    target_domain=None,
+    check_shapes=_check_cosine_axis,
+    tolerances=dataclasses.replace(DEFAULT_TOLERANCES, exact_value=Tolerance(rtol=1e-12, atol=1e-14)),
+    grad_convention=("d/dŷ_k = -(m - (n·m) n) / (K ‖ŷ_k‖) for ‖ŷ_k‖ >= ε (n = ŷ_k/‖ŷ_k‖, m = y_k / max(‖y_k‖, ε)), "
+                     "-m / (K ε) for ‖ŷ_k‖ < ε, where the loss is linear in ŷ_k: a zero prediction vector has "
+                     "value 0 and gradient -m/(K ε), as Keras' and torch's own cosines give; a zero target vector "
+                     "value 0 and gradient 0. At ‖ŷ_k‖ = ε exactly (a kink) the normalizing branch. The target is "
+                     "not differentiated."),
+    stability=("Each vector is divided by its largest |element| (detached: the cosine does not depend on the "
+               "scale) before the norm: Σ x² never overflows (float32: from ‖x‖ = 1.8e19 on, where Keras' and "
+               "torch's own cosines become 0 with gradient 0) nor underflows; the value is a sum of products of "
+               "unit-vector components, |ℓ| <= 1, with absolute error at most D ulps (the reference's mpmath "
+               "tolerance: atol 1e-14 for D <= 33, rtol 1e-12). Near parallel vectors the gradient m - (n·m) n "
+               "is a difference of nearly equal vectors: absolute error ~ ulp / ‖ŷ‖, within the gradient "
+               "tolerances' scaled absolute part."),
+    peer_notes=(
+        PeerNote("keras.losses.CosineSimilarity(axis)", "float32 vectors with ‖x‖ >= 1.8e19; rank > 2 inputs",
+                 "-Σ l2_normalize(y) l2_normalize(ŷ) with l2_normalize(x) = x min(rsqrt(Σ x²), 1/ε), ε = 1e-7: "
+                 "the same math (ours with axis, epsilon=1e-7), zero vectors included (value 0, gradient -m/ε); "
+                 "but Σ x² overflows to inf in float32 past ‖x‖ = 1.8e19 and the vector becomes 0 (value 0, "
+                 "gradient 0; ours scales first). Its reduction='none' keeps every non-batch axis but axis; "
+                 "'sum_over_batch_size' divides by their count: our 'mean' of per-sample means (sample weights "
+                 "too, which Keras takes as (N, 1) for rank > 2 inputs)"),
+        PeerNote("torch.nn.functional.cosine_similarity(x1, x2, dim, eps) / torch.nn.CosineSimilarity(dim, eps)",
+                 "the sign; eps; gradients at 0 < ‖ŷ‖ < ε; float32 vectors with ‖x‖ >= 1.8e19",
+                 "a similarity, not a loss, with the opposite sign: -F.cosine_similarity(input, target, dim=axis, "
+                 "eps=epsilon).mean() is ours(axis, epsilon) with reduction='mean' (its eps defaults to 1e-8, "
+                 "dim to 1), values and gradients, but for 0 < ‖ŷ‖ < eps: it clamps the norm without recording "
+                 "it, so its gradient there is -(m - (n·m)(‖ŷ‖/ε) n)/ε, not the -m/ε of its own value (ours, "
+                 "Keras'; equal at ŷ = 0); its float32 norm overflows past 1.8e19 too (value 0, gradient 0)"),
+        PeerNote("torch.nn.CosineEmbeddingLoss(margin)", "every input",
+                 "not a twin: 1 - cos(x1, x2) for label y = 1 and max(0, cos - margin) for y = -1, over dim 1, "
+                 "with cos = x1·x2 / sqrt((‖x1‖² + 1e-12)(‖x2‖² + 1e-12)); with every label 1 it is 1 + ours "
+                 "(axis=1) up to that 1e-12 (relative 1e-12 / ‖x‖²)"),
+    ),
+    references=("Keras CosineSimilarity; torch F.cosine_similarity: the cosine of the angle between prediction and "
+                "target vectors (embeddings, directions), negated so that lower is better",),
+    trap=("The loss ignores the scale of ŷ: a model trained on it alone can output any length. torch's "
+          "F.cosine_similarity takes dim=1 by default, Keras axis=-1: pass axis explicitly when porting."),
+    torch_class="CosineSimilarityLoss",
+    keras_class="CosineSimilarity",
+))
+
+
 __all__ = ["MEAN_SQUARED_ERROR", "ASYMMETRIC_EXPONENTIAL", "MEAN_ABSOLUTE_ERROR", "HUBER", "LOG_COSH",
+           "MEAN_ABSOLUTE_PERCENTAGE_ERROR", "MEAN_SQUARED_LOGARITHMIC_ERROR", "POISSON", "COSINE_SIMILARITY",
            "regression_cases"]

@@ -14,6 +14,9 @@ Every registered Keras loss class (``WeightedBCE``, ``SoftDice``, ...) is export
 metrics live in :mod:`tf_impl.metrics`, layers in :mod:`tf_impl.layers`, regularizers in
 :mod:`tf_impl.regularizers`.
 
+Porting from torch: :func:`from_torch` turns a ``torch.nn`` loss module into the Keras loss that
+computes the same (the table is :mod:`spec.ports`).
+
 Writing your own loss (see ``examples/user_loss``): subclass :class:`SpecLoss` (or call
 :func:`register_impl`) and build the per-sample loss with :func:`mean_nonbatch` (the mean over
 every non-batch axis); :func:`reduce_weighted` applies ``sample_weight`` and the reduction the
@@ -28,6 +31,7 @@ from .class_weights import balanced_class_weights, pos_weight_from_labels  # noq
 from ._core import mean_nonbatch  # noqa: E402
 from ._core import reduce as reduce_weighted  # noqa: E402
 from .losses import *  # noqa: F401,F403  (every loss class, get_loss, get_functional, register_impl)
+from .ports import PortedLoss, from_torch  # noqa: E402
 
-__all__ = ["functional", "balanced_class_weights", "mean_nonbatch", "pos_weight_from_labels", "reduce_weighted",
-           *losses.__all__]
+__all__ = ["functional", "balanced_class_weights", "from_torch", "mean_nonbatch", "pos_weight_from_labels",
+           "PortedLoss", "reduce_weighted", *losses.__all__]

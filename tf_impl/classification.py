@@ -9,6 +9,7 @@ import tensorflow as tf
 from spec.numerics import LOG_P_MIN, P_MIN
 
 from ._core import apply, mean_nonbatch, reduce, with_total
+from ._fused import elementwise_closed_form, elementwise_cotangent
 
 
 def _log_probs(x: tf.Tensor, from_logits: bool):
@@ -43,43 +44,10 @@ def _softplus_pair(x):
     return rx + s, (rx - x) + s
 
 
-def _elementwise_cotangent(g, like):
-    """The per-sample cotangent ``g`` (N,) spread over ``like``'s elements: ``g_i / M``."""
-    rank = like.shape.rank
-    if rank == 1:
-        return g
-    m = tf.cast(tf.reduce_prod(tf.shape(like)[1:]), like.dtype)
-    return tf.reshape(g / m, tf.concat([tf.shape(g), tf.ones([rank - 1], tf.int32)], 0))
-
-
 def _sum_to(t, w):
     """``t`` summed over the leading axes that ``w`` (scalar or trailing-axis vector) broadcasts
     over: the gradient of a broadcast parameter."""
     return tf.reduce_sum(t, axis=list(range(t.shape.rank - w.shape.rank)))
-
-
-def _total_scale(x, mean: bool) -> float:
-    """``c`` of the reduced elementwise loss ``c · Σ ℓ``: ``1/(N M)`` ("mean") or ``1/M`` ("sum"), M
-    elements per sample (a static, non-empty shape: see ``LossCall``)."""
-    size = x.shape.num_elements()
-    return 1.0 / size if mean else float(x.shape[0]) / size
-
-
-def _elementwise_closed_form(x, value_and_grad, per_sample: bool, mean: bool = True):
-    """``tf.custom_gradient`` over x of an elementwise closed form ``value_and_grad(x) -> (ℓ,
-    grad_fn)`` (``grad_fn()``: d(Σ ℓ)/dx, evaluated only when a gradient is asked): the
-    per-sample loss (mean over the non-batch axes) with the per-sample cotangent spread over the
-    elements, or (``per_sample=False``) the reduced ``c · Σ ℓ`` with a scalar cotangent."""
-
-    @tf.custom_gradient
-    def f(x):
-        loss, grad_fn = value_and_grad(x)
-        if per_sample:
-            return mean_nonbatch(loss), lambda g: _elementwise_cotangent(g, x) * grad_fn()
-        c = _total_scale(x, mean)
-        return tf.reduce_sum(loss) * c, lambda g: (g * c) * grad_fn()
-
-    return f(x)
 
 
 def _bce_unit_weight(x, y):
@@ -103,7 +71,7 @@ def _wbce_logits(x, y, pos_weight, per_sample=True, mean=True):
     over (per sample only)."""
     w_is_tensor = isinstance(pos_weight, (tf.Tensor, tf.Variable))
     if not w_is_tensor and pos_weight == 1.0:
-        return _elementwise_closed_form(x, lambda x: _bce_unit_weight(x, y), per_sample, mean)
+        return elementwise_closed_form(x, lambda x: _bce_unit_weight(x, y), per_sample, mean)
 
     def value(x, w):
         sp_pos, sp_neg = _softplus_pair(x)
@@ -118,14 +86,14 @@ def _wbce_logits(x, y, pos_weight, per_sample=True, mean=True):
             loss, wy, _ = value(x, pos_weight)
             return loss, lambda: grad_x(x, wy)
 
-        return _elementwise_closed_form(x, value_and_grad, per_sample, mean)
+        return elementwise_closed_form(x, value_and_grad, per_sample, mean)
 
     @tf.custom_gradient
     def f_w(x, w):
         out, wy, sp_neg = value(x, w)
 
         def grad(g):
-            c = _elementwise_cotangent(g, x)
+            c = elementwise_cotangent(g, x)
             return c * grad_x(x, wy), _sum_to(c * y * sp_neg, w)
 
         return mean_nonbatch(out), grad
@@ -231,7 +199,7 @@ def _focal_logits(x, y, gamma, alpha, per_sample=True, mean=True):
             loss, parts = value(x, alpha)
             return loss, lambda: grad_x(x, parts)
 
-        return _elementwise_closed_form(x, value_and_grad, per_sample, mean)
+        return elementwise_closed_form(x, value_and_grad, per_sample, mean)
 
     @tf.custom_gradient
     def f_a(x, a):
@@ -239,7 +207,7 @@ def _focal_logits(x, y, gamma, alpha, per_sample=True, mean=True):
 
         def grad(g):
             focal = parts[-1]
-            c = _elementwise_cotangent(g, x)
+            c = elementwise_cotangent(g, x)
             return c * grad_x(x, parts), _sum_to(c * (2.0 * y - 1.0) * focal, a)
 
         return mean_nonbatch(out), grad

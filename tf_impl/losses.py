@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import spec as _spec
 
-from . import classification, keras_names, multiclass, overlap, regression, regularizers  # noqa: F401
+from . import classification, keras_names, metric_learning, multiclass, overlap, regression, regularizers, sequence  # noqa: F401
 from ._core import LossCall, apply, split_params
 from .distributed import scale_for_replicas
 
@@ -240,6 +240,79 @@ class LogCosh(SpecLoss):
 
     def __init__(self, *, reduction="mean", validate=True, name=None):
         super().__init__(reduction=reduction, validate=validate, name=name)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MeanAbsolutePercentageError(SpecLoss):
+    """Keras form of :func:`tf_impl.regression.mean_absolute_percentage_error` (real targets)."""
+
+    spec_name = "mean_absolute_percentage_error"
+    per_sample = staticmethod(regression._mean_absolute_percentage_error_per_sample)
+
+    def __init__(self, *, epsilon=1e-7, reduction="mean", validate=True, name=None):
+        super().__init__(epsilon=epsilon, reduction=reduction, validate=validate, name=name)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MeanSquaredLogarithmicError(SpecLoss):
+    """Keras form of :func:`tf_impl.regression.mean_squared_logarithmic_error` (real targets)."""
+
+    spec_name = "mean_squared_logarithmic_error"
+    per_sample = staticmethod(regression._mean_squared_logarithmic_error_per_sample)
+
+    def __init__(self, *, epsilon=1e-7, reduction="mean", validate=True, name=None):
+        super().__init__(epsilon=epsilon, reduction=reduction, validate=validate, name=name)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Poisson(SpecLoss):
+    """Keras form of :func:`tf_impl.regression.poisson` (counts >= 0 as targets)."""
+
+    spec_name = "poisson"
+    per_sample = staticmethod(regression._poisson_per_sample)
+
+    def __init__(self, *, log_input=True, epsilon=1e-7, full=False, reduction="mean", validate=True, name=None):
+        super().__init__(log_input=log_input, epsilon=epsilon, full=full, reduction=reduction, validate=validate,
+                         name=name)
+
+
+# ---------------------------------------------------------------- family: metric_learning
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Circle(SpecLoss):
+    """Keras form of :func:`tf_impl.metric_learning.circle` (integer labels, embeddings)."""
+
+    spec_name = "circle"
+    per_sample = staticmethod(metric_learning._circle_per_sample)
+
+    def __init__(self, *, gamma=80.0, margin=0.4, remove_diagonal=True, normalize=True, reduction="mean",
+                 validate=True, name=None):
+        super().__init__(gamma=gamma, margin=margin, remove_diagonal=remove_diagonal, normalize=normalize,
+                         reduction=reduction, validate=validate, name=name)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CosineSimilarity(SpecLoss):
+    """Keras form of :func:`tf_impl.regression.cosine_similarity` (real targets)."""
+
+    spec_name = "cosine_similarity"
+    per_sample = staticmethod(regression._cosine_per_sample)
+
+    def __init__(self, *, axis=-1, epsilon=1e-7, reduction="mean", validate=True, name=None):
+        super().__init__(axis=axis, epsilon=epsilon, reduction=reduction, validate=validate, name=name)
+
+
+# ---------------------------------------------------------------- family: sequence
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CTC(SpecLoss):
+    """Keras form of :func:`tf_impl.sequence.ctc` (label rows, logits)."""
+
+    spec_name = "ctc"
+    per_sample = staticmethod(sequence._ctc_per_sample)
+
+    def __init__(self, *, blank=0, zero_infinity=False, divide_by_target_length=False, reduction="mean",
+                 validate=True, name=None):
+        super().__init__(blank=blank, zero_infinity=zero_infinity, divide_by_target_length=divide_by_target_length,
+                         reduction=reduction, validate=validate, name=name)
 
 
 # ---------------------------------------------------------------- family: regularizers

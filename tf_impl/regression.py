@@ -1,5 +1,6 @@
 """Regression losses, TensorFlow twins of :mod:`spec.regression`: ``mean_squared_error``,
-``asymmetric_exponential``, ``mean_absolute_error``, ``huber`` and ``log_cosh``. Argument order is Keras': ``(y_true, y_pred)``; targets are real.
+``asymmetric_exponential``, ``mean_absolute_error``, ``huber``, ``log_cosh``, ``mean_absolute_percentage_error``,
+``mean_squared_logarithmic_error``, ``poisson`` and ``cosine_similarity``. Argument order is Keras': ``(y_true, y_pred)``; targets are real.
 """
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import tensorflow as tf
 
 from spec.api import elementwise_per_sample
 
-from ._core import apply, mean_nonbatch
+from ._core import apply, mean_nonbatch, with_total
+from ._fused import elementwise_closed_form
 
-__all__ = ["mean_squared_error", "asymmetric_exponential", "mean_absolute_error", "huber", "log_cosh"]
+__all__ = ["mean_squared_error", "asymmetric_exponential", "mean_absolute_error", "huber", "log_cosh",
+           "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "poisson", "cosine_similarity"]
 
 
 def _elementwise_total(elementwise: tf.Tensor, mean: bool) -> tf.Tensor:
@@ -112,22 +115,29 @@ def huber(y_true, y_pred, *, delta=1.0, sample_weight=None, reduction="mean", va
     return apply("huber", _huber_per_sample, y_true, y_pred, sample_weight, {"delta": delta}, reduction, validate)
 
 
-_LOG2 = math.log(2.0)
+#: beyond |d| = 40 the loss is log cosh(40) + (|d| - 40) to every dtype's rounding (the torch twin's
+#: ``_LOG_COSH_LINEAR_FROM``)
+_LOG_COSH_LINEAR_FROM = 40.0
 
 
-def _log_cosh_elementwise(x, y):
-    # the torch twin's formula: |d| <= 1: log1p(t² / (2 + 2t)), t = expm1(|d|); beyond: (|d| - log 2) +
-    # softplus(-2|d|). The |d| <= 1 branch gets 0 for the other elements (no inf/NaN under tf.where's
-    # zero cotangent); tf.abs backpropagates sign(0) = 0 at d = 0
-    a = tf.abs(x - y)
-    small = a <= 1.0
-    t = tf.math.expm1(tf.where(small, a, tf.zeros_like(a)))
-    near = tf.math.log1p(t * t / (2.0 * t + 2.0))
-    far = (a - _LOG2) + tf.math.softplus(-2.0 * a)
-    return tf.where(small, near, far)
+def _log_cosh_closed_form(x, y):
+    """The torch twin's closed form: ``log1p(t² / (2 + 2t)) + (|d| - c)``, ``c = min(|d|, 40)``, ``t =
+    expm1(c)``, and the gradient function ``tanh(d)`` (``d = x - y``)."""
+    d = x - y
+    a = tf.abs(d)
+    c = tf.minimum(a, _LOG_COSH_LINEAR_FROM)
+    t = tf.math.expm1(c)
+    loss = tf.math.log1p(tf.square(t) / ((t + 1.0) * 2.0)) + (a - c)
+    return loss, lambda: tf.tanh(d)
 
 
-_log_cosh_per_sample = _elementwise_loss(_log_cosh_elementwise)
+def _log_cosh_total(x, y, mean):
+    return elementwise_closed_form(x, lambda x: _log_cosh_closed_form(x, y), False, mean)
+
+
+@with_total(_log_cosh_total)
+def _log_cosh_per_sample(x, y):
+    return elementwise_closed_form(x, lambda x: _log_cosh_closed_form(x, y), True)
 
 
 def log_cosh(y_true, y_pred, *, sample_weight=None, reduction="mean", validate=True):
@@ -141,3 +151,132 @@ def log_cosh(y_true, y_pred, *, sample_weight=None, reduction="mean", validate=T
     the rounding of ``log 2`` and ours keeps every digit of ``d²/2``. Gradient ``tanh(ŷ - y) / M``.
     """
     return apply("log_cosh", _log_cosh_per_sample, y_true, y_pred, sample_weight, {}, reduction, validate)
+
+
+def _mape_elementwise(x, y, *, epsilon):
+    # the torch twin's formula; tf.abs backpropagates sign(0) = 0 at x = y (the spec's subgradient)
+    return tf.abs(x - y) / tf.maximum(tf.abs(y), tf.constant(epsilon, y.dtype)) * 100.0
+
+
+_mean_absolute_percentage_error_per_sample = _elementwise_loss(_mape_elementwise)
+
+
+def mean_absolute_percentage_error(y_true, y_pred, *, epsilon=1e-7, sample_weight=None, reduction="mean",
+                                   validate=True):
+    r"""Mean absolute percentage error, averaged over every non-batch axis of a sample.
+
+    .. math::
+        \ell_i = \frac{100}{M}\sum_j \frac{\left|y_{ij} - \hat y_{ij}\right|}{\max(|y_{ij}|, \epsilon)}
+
+    Same contract as the torch twin, with Keras' argument order; equal to
+    ``keras.losses.MeanAbsolutePercentageError()`` for ``reduction="mean"`` (``epsilon=1e-7``). Gradient
+    ``100 sign(ŷ - y) / (M max(|y|, ε))``, exactly 0 at ``ŷ = y``.
+    """
+    return apply("mean_absolute_percentage_error", _mean_absolute_percentage_error_per_sample, y_true, y_pred,
+                 sample_weight, {"epsilon": epsilon}, reduction, validate)
+
+
+def _log1p_difference(a, b):
+    # the torch twin's form: log1p((a - b) / (1 + b)) where 1 + a >= (1 + b) / 2, the plain difference
+    # beyond; the unselected log1p sees 0
+    r = (a - b) / (b + 1.0)
+    near = r >= -0.5
+    return tf.where(near, tf.math.log1p(tf.where(near, r, tf.zeros_like(r))), tf.math.log1p(a) - tf.math.log1p(b))
+
+
+def _msle_elementwise(x, y, *, epsilon):
+    # never log(x + 1); tf.maximum(x, ε) sends the gradient to x at x = ε (the spec's subgradient); ε in the
+    # compute dtype (Keras' is a float32 constant)
+    eps = tf.constant(epsilon, x.dtype)
+    return tf.square(_log1p_difference(tf.maximum(x, eps), tf.maximum(y, eps)))
+
+
+_mean_squared_logarithmic_error_per_sample = _elementwise_loss(_msle_elementwise)
+
+
+def mean_squared_logarithmic_error(y_true, y_pred, *, epsilon=1e-7, sample_weight=None, reduction="mean",
+                                   validate=True):
+    r"""Mean squared logarithmic error, averaged over every non-batch axis of a sample.
+
+    .. math::
+        \ell_i = \frac{1}{M}\sum_j \left(\log(1 + \max(\hat y_{ij}, \epsilon)) -
+        \log(1 + \max(y_{ij}, \epsilon))\right)^2
+
+    Same contract as the torch twin, with Keras' argument order; ``keras.losses.MeanSquaredLogarithmicError()``
+    is ``epsilon=1e-7``, computed as ``log(x + 1)`` (ours: ``log1p``, every digit for small x). Gradient
+    ``2 (log1p(ŷ) - log1p(max(y, ε))) / (M (1 + ŷ))`` for ``ŷ >= ε``, 0 below.
+    """
+    return apply("mean_squared_logarithmic_error", _mean_squared_logarithmic_error_per_sample, y_true, y_pred,
+                 sample_weight, {"epsilon": epsilon}, reduction, validate)
+
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _poisson_elementwise(x, y, *, log_input, epsilon, full):
+    # torch's kernel, term by term: exp(x) - y x or x - y log(x + ε); with full the Stirling term for y > 1,
+    # whose logs see 1 elsewhere (no 0 · log 0); it does not depend on x
+    if log_input:
+        loss = tf.exp(x) - y * x
+    else:
+        loss = x - y * tf.math.log(x + tf.constant(epsilon, x.dtype))
+    if not full:
+        return loss
+    big = y > 1.0
+    safe = tf.where(big, y, tf.ones_like(y))
+    return loss + tf.where(big, safe * tf.math.log(safe) - safe + 0.5 * (_LOG_2PI + tf.math.log(safe)),
+                           tf.zeros_like(y))
+
+
+_poisson_per_sample = _elementwise_loss(_poisson_elementwise)
+
+
+def poisson(y_true, y_pred, *, log_input=True, epsilon=1e-7, full=False, sample_weight=None, reduction="mean",
+            validate=True):
+    r"""Poisson negative log-likelihood of counts, averaged over every non-batch axis of a sample.
+
+    .. math::
+        \ell_i = \frac{1}{M}\sum_j \begin{cases} e^{x_{ij}} - y_{ij} x_{ij} & \text{log\_input} \\
+        \hat y_{ij} - y_{ij} \log(\hat y_{ij} + \epsilon) & \text{otherwise} \end{cases}
+
+    Same contract as the torch twin, with Keras' argument order; ``keras.losses.Poisson()`` is
+    ``poisson(log_input=False)`` (``epsilon=1e-7``), ``torch.nn.PoissonNLLLoss()`` is the default
+    ``log_input=True``. Gradient ``(e^x - y) / M`` or ``(1 - y / (ŷ + ε)) / M``.
+    """
+    return apply("poisson", _poisson_per_sample, y_true, y_pred, sample_weight,
+                 {"log_input": log_input, "epsilon": epsilon, "full": full}, reduction, validate)
+
+
+def _unit_vectors(a, axis, epsilon):
+    """``a / max(‖a‖, ε)`` along ``axis``, the torch twin's form: each vector divided by its largest |element|
+    (held constant: the unit vector does not depend on the scale; 1 for a zero vector) before the norm, ``a / ε``
+    where ``‖a‖ < ε``; the unselected branch sees a sum of squares of 1."""
+    scale = tf.reduce_max(tf.abs(tf.stop_gradient(a)), axis=axis, keepdims=True)
+    scale = tf.where(scale > 0.0, scale, tf.ones_like(scale))
+    scaled = a / scale
+    squares = tf.reduce_sum(tf.square(scaled), axis=axis, keepdims=True)
+    eps = tf.constant(epsilon, a.dtype)
+    above = scale * tf.sqrt(tf.stop_gradient(squares)) >= eps  # ‖a‖ >= ε: the normalizing branch (ties too)
+    return tf.where(above, scaled * tf.math.rsqrt(tf.where(above, squares, tf.ones_like(squares))), a / eps)
+
+
+def _cosine_per_sample(x, y, *, axis, epsilon):
+    # -cos along axis, the mean over the other non-batch axes
+    axis = axis % x.shape.rank
+    return mean_nonbatch(-tf.reduce_sum(_unit_vectors(x, axis, epsilon) * _unit_vectors(y, axis, epsilon), axis=axis))
+
+
+def cosine_similarity(y_true, y_pred, *, axis=-1, epsilon=1e-7, sample_weight=None, reduction="mean",
+                      validate=True):
+    r"""Negative cosine similarity along ``axis``, averaged over the other non-batch axes of a sample.
+
+    .. math::
+        \ell_i = -\frac{1}{K}\sum_k \frac{\hat y_{ik} \cdot y_{ik}}{\max(\lVert \hat y_{ik}\rVert, \epsilon)\,
+        \max(\lVert y_{ik}\rVert, \epsilon)}
+
+    Same contract as the torch twin, with Keras' argument order; equal to ``keras.losses.CosineSimilarity(axis)``
+    for ``reduction="mean"`` (``epsilon=1e-7``) but for float32 vectors of norm past 1.8e19, where Keras' Σ x²
+    overflows and gives 0 (ours scales each vector by its largest |element| first).
+    """
+    return apply("cosine_similarity", _cosine_per_sample, y_true, y_pred, sample_weight,
+                 {"axis": axis, "epsilon": epsilon}, reduction, validate)

@@ -9,6 +9,9 @@ Every loss class (``WeightedBCELoss``, ``SoftDiceLoss``, ...) is exported here; 
 :mod:`torch_impl.metrics` (imported on demand: torchmetrics is slow to import), layers in
 :mod:`torch_impl.layers`, Lightning modules in :mod:`torch_impl.lightning`.
 
+Porting from Keras: :func:`from_keras` turns a Keras loss (object, string name or config) into
+the torch module that computes the same (the table is :mod:`spec.ports`).
+
 Writing your own loss (see ``examples/user_loss``): subclass :class:`SpecLoss` (or call
 :func:`register_impl`) and build the per-sample loss with :func:`mean_nonbatch` (the mean over
 every non-batch axis); :func:`reduce_weighted` applies ``sample_weight`` and the reduction the
@@ -23,6 +26,7 @@ from .class_weights import balanced_class_weights, pos_weight_from_labels
 from ._core import mean_nonbatch, sync_value_checks
 from ._core import reduce as reduce_weighted
 from .losses import *  # noqa: F401,F403  (every loss class, get_loss, get_functional, register_impl)
+from .ports import PortedLoss, from_keras
 
-__all__ = ["functional", "balanced_class_weights", "mean_nonbatch", "pos_weight_from_labels", "reduce_weighted",
-           "sync_value_checks", *losses.__all__]
+__all__ = ["functional", "balanced_class_weights", "from_keras", "mean_nonbatch", "pos_weight_from_labels",
+           "PortedLoss", "reduce_weighted", "sync_value_checks", *losses.__all__]

@@ -176,6 +176,20 @@ class TorchOps:
 OPS = TorchOps()
 
 
+def _floats_within(x: torch.Tensor, bounds) -> bool:
+    """A floating CPU tensor's values all lie within ``bounds`` (``None``: finite), with one reduction
+    and no autograd record: the short path of :meth:`LossCall._accepts`. False for anything else
+    (integer, bool, empty or out-of-bounds tensors), which the full check then decides."""
+    if not x.is_floating_point() or not x.numel():
+        return False
+    if x.requires_grad:
+        x = x.detach()
+    if bounds is None:
+        return math.isfinite(x.sum().item())
+    lo, hi = torch.aminmax(x)
+    return lo.item() >= bounds[0] and hi.item() <= bounds[1]
+
+
 def compute_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
@@ -323,11 +337,15 @@ class LossCall(CheckedCall):
     ``vectors``: the array parameters as tensors (the module's buffers, which follow ``.to()``);
     ``tensors``: parameters given as tensors to the functional form (gradients flow to them)."""
 
-    __slots__ = ("_cache",)
+    __slots__ = ("_cache", "_pair")
 
     def __init__(self, entry, per_sample: Callable, params: Mapping[str, Any], reduction: str, validate: bool):
         super().__init__(entry, per_sample, params, reduction, validate)
         self._cache: _TensorCache = {}
+        # the valid call's short path (:meth:`_accepts`): the bounds of prediction and target where
+        # the entry's whole check of a same-shape pair is their bounds
+        bounds = self.check.pair_bounds
+        self._pair = None if bounds is None else tuple(b if b != (-_LARGEST, _LARGEST) else None for b in bounds)
 
     as_vector = staticmethod(torch.as_tensor)  # array parameters as tensors (converted once)
 
@@ -342,14 +360,37 @@ class LossCall(CheckedCall):
             out[key] = value.to(device=x.device, dtype=x.dtype)
         return out
 
+    def _accepts(self, input, target, sample_weight) -> bool:
+        """The valid call's short path: True when the full check (:class:`spec.validation.InputChecker`)
+        would pass, found with fewer steps, for the common call of an entry whose check of a
+        same-shape pair is its shape rule and the bounds of each (``pair_bounds``): tensors of one
+        shape, no sample weight, the entry's ``check_shapes``, floating values within their bounds (one ``sum`` for an unbounded tensor, one
+        ``aminmax`` for a bounded one) or not read (``validate=False``, or an accelerator outside
+        :func:`sync_value_checks`). False sends the call through the full check, which raises
+        with the spec's message or passes."""
+        pair = self._pair
+        if (pair is None or sample_weight is not None or not isinstance(input, torch.Tensor)
+                or not isinstance(target, torch.Tensor) or input.shape != target.shape or not input.dim()
+                or _compiling()):
+            return False
+        check = self.check
+        if check.check_shapes is not None:
+            check.check_shapes(check.loss, check.params, input.shape)  # raises as the full check would
+        if not self.validate:
+            return True
+        if not _on_host(input):
+            return not _SYNC_CHECKS.get()  # values are read there only inside sync_value_checks
+        return _floats_within(input, pair[0]) and _floats_within(target, pair[1])
+
     def __call__(self, input, target, sample_weight, tensors=None, vectors=None) -> torch.Tensor:
-        if not isinstance(input, torch.Tensor):
-            input = as_tensor(input)
-        if target is not None and not isinstance(target, torch.Tensor):
-            target = as_tensor(target, input.device)
-        if sample_weight is not None and not isinstance(sample_weight, torch.Tensor):
-            sample_weight = as_tensor(sample_weight, input.device)
-        self.check(input, target, sample_weight, OPS, self.validate)
+        if not self._accepts(input, target, sample_weight):
+            if not isinstance(input, torch.Tensor):
+                input = as_tensor(input)
+            if target is not None and not isinstance(target, torch.Tensor):
+                target = as_tensor(target, input.device)
+            if sample_weight is not None and not isinstance(sample_weight, torch.Tensor):
+                sample_weight = as_tensor(sample_weight, input.device)
+            self.check(input, target, sample_weight, OPS, self.validate)
         dtype = input.dtype
         if dtype is not torch.float32 and dtype is not torch.float64:
             dtype = torch.float32

@@ -108,11 +108,13 @@ def fused_total(fn: Callable, name: str, *, per_element_mean: bool = True) -> ty
     def forward(ctx, x, mean, *args):
         out, grad = fn(x, *args, True)
         c = _total_scale(x, mean, per_element_mean)
-        total = out.sum()
-        if c != 1.0:
+        if c == 1.0:
+            total = out.sum()
+        else:
             c = const(c, x)
             grad.mul_(c)
-            total.mul_(c)
+            # the mean over every element (c = 1 / numel) in one op; else the sum scaled
+            total = out.mean() if mean and per_element_mean else out.sum().mul_(c)
         ctx.save_for_backward(grad)
         ctx.nones = (None,) * (len(args) + 1)
         return total

@@ -1,18 +1,19 @@
 """Regression losses, torch twins of :mod:`spec.regression`: ``mean_squared_error``,
-``asymmetric_exponential``, ``mean_absolute_error``, ``huber`` and ``log_cosh``. Argument order is torch's: ``(input, target)``; targets are real.
+``asymmetric_exponential``, ``mean_absolute_error``, ``huber``, ``log_cosh``, ``mean_absolute_percentage_error``,
+``mean_squared_logarithmic_error``, ``poisson`` and ``cosine_similarity``. Argument order is torch's: ``(input, target)``; targets are real.
 """
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 
 from spec.api import elementwise_per_sample
 
-from ._core import apply, const, mean_nonbatch, with_total
+from ._core import apply, clip, const, mean_nonbatch, with_total
+from ._fused import fused_function, fused_total, needs_fused_grad, run_fused, run_fused_total
 
-__all__ = ["mean_squared_error", "asymmetric_exponential", "mean_absolute_error", "huber", "log_cosh"]
+__all__ = ["mean_squared_error", "asymmetric_exponential", "mean_absolute_error", "huber", "log_cosh",
+           "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "poisson", "cosine_similarity"]
 
 
 def _elementwise_total(elementwise: torch.Tensor, mean: bool) -> torch.Tensor:
@@ -141,22 +142,48 @@ def huber(input, target, *, delta=1.0, sample_weight=None, reduction="mean", val
     return apply("huber", _huber_per_sample, input, target, sample_weight, {"delta": delta}, reduction, validate)
 
 
-_LOG2 = math.log(2.0)
+#: beyond |d| = 40, log cosh d = |d| - log 2 + log1p(e^{-2|d|}) with e^{-80} below every dtype's rounding:
+#: the loss is log cosh(40) + (|d| - 40) there, and expm1(40)² = 5.5e34 is finite in float32
+_LOG_COSH_LINEAR_FROM = 40.0
+
+
+def _log_cosh_closed_form(x, y, need_grad):
+    """Elementwise ``log cosh(x - y)`` and, when asked, its gradient ``tanh(x - y)``, from one
+    formula: ``log1p(t² / (2 + 2t)) + (|d| - c)``, ``c = min(|d|, 40)``, ``t = expm1(c)`` (cosh c - 1
+    = t² / (2 + 2t) without cancellation: every digit of d²/2 near 0; no cosh: no overflow)."""
+    d = torch.sub(x, y)
+    a = torch.abs(d)
+    c = torch.clamp_max(a, _LOG_COSH_LINEAR_FROM)
+    t = torch.expm1(c)
+    loss = torch.square(t).div_(t.add_(const(1.0, t)).mul_(const(2.0, t))).log1p_().add_(a.sub_(c))
+    return loss, (torch.tanh(d) if need_grad else None)
+
+
+LogCosh = fused_function(_log_cosh_closed_form, "LogCosh")
+LogCoshTotal = fused_total(_log_cosh_closed_form, "LogCoshTotal")
 
 
 def _log_cosh_elementwise(x, y):
-    # |d| <= 1: log1p(t² / (2 + 2t)), t = expm1(|d|) (cosh d - 1 without cancellation); |d| > 1:
-    # (|d| - log 2) + softplus(-2|d|) (no cosh: no overflow). The |d| <= 1 branch gets 0 for the other
-    # elements, so no inf/NaN meets where's zero cotangent; abs backpropagates sign(0) = 0 at d = 0
+    # the closed form's formula through autograd (a target that needs a gradient, torch.func): the
+    # clamp's gradient is 1 up to 40 and 0 beyond (where |d| - c carries it); abs backpropagates
+    # sign(0) = 0 at d = 0
     a = torch.abs(x - y)
-    small = a <= 1.0
-    t = torch.expm1(torch.where(small, a, torch.zeros((), dtype=a.dtype, device=a.device)))
-    near = torch.log1p(t * t / (t * 2.0 + 2.0))
-    far = (a - _LOG2) + F.softplus(a * -2.0)
-    return torch.where(small, near, far)
+    c = clip(a, hi=_LOG_COSH_LINEAR_FROM)
+    t = torch.expm1(c)
+    return torch.log1p(t * t / (t * 2.0 + 2.0)) + (a - c)
 
 
-_log_cosh_per_sample = _elementwise_loss(_log_cosh_elementwise)
+def _log_cosh_total(x, y, mean):
+    if needs_fused_grad(x, y):
+        return run_fused_total(LogCoshTotal, x, mean, y)
+    return _elementwise_total(_log_cosh_elementwise(x, y), mean)
+
+
+@with_total(_log_cosh_total)
+def _log_cosh_per_sample(x, y):
+    if needs_fused_grad(x, y):
+        return run_fused(LogCosh, x, y)
+    return mean_nonbatch(_log_cosh_elementwise(x, y))
 
 
 def log_cosh(input, target, *, sample_weight=None, reduction="mean", validate=True):
@@ -165,11 +192,150 @@ def log_cosh(input, target, *, sample_weight=None, reduction="mean", validate=Tr
     .. math::
         \ell_i = \frac{1}{M}\sum_j \log\cosh(\hat y_{ij} - y_{ij})
 
-    Stability: never ``cosh`` itself (it overflows for ``|d| > 89`` in float32): ``log1p(t²/(2 + 2t))``,
-    ``t = expm1(|d|)``, for ``|d| <= 1`` (every digit of ``d²/2`` near 0) and ``(|d| - log 2) +
-    softplus(-2|d|)`` beyond. Gradient ``tanh(ŷ - y) / M``. torch has no built-in twin; Keras' is
+    Stability: never ``cosh`` itself (it overflows for ``|d| > 89`` in float32): ``log1p(t²/(2 + 2t))
+    + (|d| - c)``, ``c = min(|d|, 40)``, ``t = expm1(c)`` (every digit of ``d²/2`` near 0, no overflow).
+    Gradient ``tanh(ŷ - y) / M``, in closed form (one op backward). torch has no built-in twin; Keras' is
     ``keras.losses.LogCosh``.
 
     Args: as :func:`mean_squared_error`.
     """
     return apply("log_cosh", _log_cosh_per_sample, input, target, sample_weight, {}, reduction, validate)
+
+
+def _mape_elementwise(x, y, *, epsilon):
+    # 100 |x - y| / max(|y|, ε): torch.abs backpropagates sign(0) = 0 at x = y (the spec's subgradient)
+    return torch.abs(x - y) / torch.clamp_min(torch.abs(y), epsilon) * 100.0
+
+
+_mean_absolute_percentage_error_per_sample = _elementwise_loss(_mape_elementwise)
+
+
+def mean_absolute_percentage_error(input, target, *, epsilon=1e-7, sample_weight=None, reduction="mean",
+                                   validate=True):
+    r"""Mean absolute percentage error, averaged over every non-batch axis of a sample.
+
+    .. math::
+        \ell_i = \frac{100}{M}\sum_j \frac{\left|y_{ij} - \hat y_{ij}\right|}{\max(|y_{ij}|, \epsilon)}
+
+    torch.nn has no twin; equal to ``keras.losses.MeanAbsolutePercentageError()`` (``epsilon=1e-7``).
+    Gradient ``100 sign(ŷ - y) / (M max(|y|, ε))``, exactly 0 at ``ŷ = y``.
+
+    Args:
+        epsilon: a finite float > 0, the smallest denominator.
+        others: as :func:`mean_squared_error`.
+    """
+    return apply("mean_absolute_percentage_error", _mean_absolute_percentage_error_per_sample, input, target,
+                 sample_weight, {"epsilon": epsilon}, reduction, validate)
+
+
+def _log1p_difference(a, b):
+    # log1p(a) - log1p(b), a, b >= 0 (spec.regression._log1p_difference): log1p((a - b) / (1 + b)) where
+    # 1 + a >= (1 + b) / 2 (no cancellation near a = b), the plain difference beyond; the unselected
+    # log1p sees 0 (no inf under where's zero cotangent)
+    r = (a - b) / (b + 1.0)
+    near = r >= -0.5
+    return torch.where(near, torch.log1p(torch.where(near, r, torch.zeros_like(r))), torch.log1p(a) - torch.log1p(b))
+
+
+def _msle_elementwise(x, y, *, epsilon):
+    # never log(x + 1); clamp_min sends the gradient to x at x = ε (torch.maximum would halve it)
+    return torch.square(_log1p_difference(torch.clamp_min(x, epsilon), torch.clamp_min(y, epsilon)))
+
+
+_mean_squared_logarithmic_error_per_sample = _elementwise_loss(_msle_elementwise)
+
+
+def mean_squared_logarithmic_error(input, target, *, epsilon=1e-7, sample_weight=None, reduction="mean",
+                                   validate=True):
+    r"""Mean squared logarithmic error, averaged over every non-batch axis of a sample.
+
+    .. math::
+        \ell_i = \frac{1}{M}\sum_j \left(\log(1 + \max(\hat y_{ij}, \epsilon)) -
+        \log(1 + \max(y_{ij}, \epsilon))\right)^2
+
+    Stability: ``log1p((a - b) / (1 + b))`` of the clamped values near ``ŷ = y`` (the plain difference of two
+    logs cancels there), ``log1p(a) - log1p(b)`` beyond; never Keras' ``log(x + 1)`` (it loses the digits of
+    small x).
+    torch.nn has no twin; ``keras.losses.MeanSquaredLogarithmicError()`` is ``epsilon=1e-7``.
+    Gradient ``2 (log1p(ŷ) - log1p(max(y, ε))) / (M (1 + ŷ))`` for ``ŷ >= ε``, 0 below.
+
+    Args:
+        epsilon: a finite float >= 0; predictions and targets below it are replaced by it.
+        others: as :func:`mean_squared_error`.
+    """
+    return apply("mean_squared_logarithmic_error", _mean_squared_logarithmic_error_per_sample, input, target,
+                 sample_weight, {"epsilon": epsilon}, reduction, validate)
+
+
+def _poisson_nll(x, y, *, log_input, epsilon, full, reduction="mean"):
+    # ATen's poisson_nll_loss: exp(x) - y x (log_input) or x - y log(x + eps), plus the Stirling term
+    # masked to y > 1 with full
+    return F.poisson_nll_loss(x, y, log_input=log_input, full=full, eps=epsilon, reduction=reduction)
+
+
+_poisson_per_sample = _aten_loss(_poisson_nll)
+
+
+def poisson(input, target, *, log_input=True, epsilon=1e-7, full=False, sample_weight=None, reduction="mean",
+            validate=True):
+    r"""Poisson negative log-likelihood of counts, averaged over every non-batch axis of a sample.
+
+    .. math::
+        \ell_i = \frac{1}{M}\sum_j \begin{cases} e^{x_{ij}} - y_{ij} x_{ij} & \text{log\_input} \\
+        \hat y_{ij} - y_{ij} \log(\hat y_{ij} + \epsilon) & \text{otherwise} \end{cases}
+
+    Computed by ``F.poisson_nll_loss(input, target, log_input, full, eps=epsilon, reduction="none")``, so
+    equal to ``torch.nn.PoissonNLLLoss(log_input, full, eps=epsilon)`` for ``reduction="mean"`` without
+    sample weights; ``keras.losses.Poisson()`` is ``log_input=False`` (``epsilon=1e-7``). Gradient
+    ``(e^x - y) / M`` or ``(1 - y / (ŷ + ε)) / M``.
+
+    Args:
+        log_input: the prediction is a log-rate (True, stable) or a rate >= 0 (False).
+        epsilon: a finite float > 0, the shift of log(ŷ + ε) with log_input=False.
+        full: add torch's Stirling term for y > 1.
+        others: as :func:`mean_squared_error`; targets are counts >= 0.
+    """
+    return apply("poisson", _poisson_per_sample, input, target, sample_weight,
+                 {"log_input": log_input, "epsilon": epsilon, "full": full}, reduction, validate)
+
+
+def _unit_vectors(a, axis, epsilon):
+    """``a / max(‖a‖, ε)`` along ``axis`` (spec.regression._unit_vectors): each vector divided by its largest
+    |element| (detached: the unit vector does not depend on the scale; 1 for a zero vector) before the norm, so
+    Σ a² neither overflows nor underflows; ``a / ε`` where ``‖a‖ < ε``. The unselected branch sees a sum of
+    squares of 1 (no 0 · inf under ``where``'s zero cotangent)."""
+    scale = torch.amax(torch.abs(a.detach()), dim=axis, keepdim=True)
+    scale = torch.where(scale > 0.0, scale, torch.ones((), dtype=a.dtype, device=a.device))
+    scaled = a / scale
+    squares = torch.sum(scaled * scaled, dim=axis, keepdim=True)
+    above = scale * torch.sqrt(squares.detach()) >= epsilon  # ‖a‖ >= ε: the normalizing branch (ties too)
+    one = torch.ones((), dtype=a.dtype, device=a.device)
+    return torch.where(above, scaled * torch.rsqrt(torch.where(above, squares, one)), a / epsilon)
+
+
+def _cosine_per_sample(x, y, *, axis, epsilon):
+    # -cos along axis, the mean over the other non-batch axes
+    axis = axis % x.dim()
+    return mean_nonbatch(-torch.sum(_unit_vectors(x, axis, epsilon) * _unit_vectors(y, axis, epsilon), dim=axis))
+
+
+def cosine_similarity(input, target, *, axis=-1, epsilon=1e-7, sample_weight=None, reduction="mean",
+                      validate=True):
+    r"""Negative cosine similarity along ``axis``, averaged over the other non-batch axes of a sample.
+
+    .. math::
+        \ell_i = -\frac{1}{K}\sum_k \frac{\hat y_{ik} \cdot y_{ik}}{\max(\lVert \hat y_{ik}\rVert, \epsilon)\,
+        \max(\lVert y_{ik}\rVert, \epsilon)}
+
+    Stability: each vector is scaled by its largest |element| before the norm (``F.cosine_similarity``'s
+    float32 norm overflows past 1.8e19 and gives 0). ``-F.cosine_similarity(input, target, dim=axis,
+    eps=epsilon).mean()`` is this loss with ``reduction="mean"``; ``keras.losses.CosineSimilarity(axis)`` is
+    ``epsilon=1e-7``. A zero prediction vector: value 0, gradient ``-y / (K max(‖y‖, ε) ε)``.
+
+    Args:
+        axis: a non-batch axis, the vectors' (negative counts from the last).
+        epsilon: a finite float > 0, the smallest norm.
+        others: as :func:`mean_squared_error`.
+    """
+    return apply("cosine_similarity", _cosine_per_sample, input, target, sample_weight,
+                 {"axis": axis, "epsilon": epsilon}, reduction, validate)

@@ -59,7 +59,7 @@ from __future__ import annotations
 from .settings import (  # noqa: F401
     SHAPES, TINY_SHAPES, LARGE_ELEMENTS, Settings, FULL, QUICK, TINY, ROW_KEYS, MODES, FUSED_LOSSES, FUSED_TARGET,
     TORCH_COMPILED, EAGER_NOISE, COMMITTED_RUN, PERCALL_SHAPE, PERCALL_MODE, PERCALL_TARGET_US, PERCALL_REPEATS,
-    PERCALL_MIN_MS, note
+    PERCALL_MIN_MS, NATIVE_PEER_PREFIXES, is_native_peer, note
 )
 from .inputs import (  # noqa: F401
     layout, class_count, shapes_for, make_inputs, percall_shape

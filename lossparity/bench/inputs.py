@@ -5,13 +5,19 @@ import math
 
 import numpy as np
 
-from .settings import LARGE_ELEMENTS, PERCALL_SHAPE, SHAPES, Settings, TINY_SHAPES, note
+from .settings import LARGE_ELEMENTS, PERCALL_SEQUENCE_SHAPE, PERCALL_SHAPE, SHAPES, Settings, TINY_SHAPES, note
+
+
+#: the largest batch of a loss whose samples are coupled pairwise (``couples_samples``): N² pair terms
+PAIRWISE_MAX_BATCH = 4096
 
 
 def layout(entry) -> str:
-    """``binary`` | ``classes`` | ``single``, from the entry's contract and first case."""
+    """``binary`` | ``classes`` | ``single`` | ``sequence``, from the entry's contract and first case."""
     if entry.single_input:
         return "single"
+    if entry.family == "sequence":
+        return "sequence"
     if entry.target_shape is not None:
         return "classes"
     if entry.family == "multiclass":
@@ -38,6 +44,11 @@ def shapes_for(entry, params, settings: Settings) -> dict[str, tuple]:
     c = class_count(params) if kind == "classes" else None
     if c is not None:
         out = {k: (s[:-1] + (c,) if k != "large" else (math.ceil(LARGE_ELEMENTS / c), c)) for k, s in out.items()}
+    if entry.couples_samples:  # pairwise losses: (N, D) embeddings, N × N pairs
+        for k in list(out):
+            if len(out[k]) != 2 or out[k][0] > PAIRWISE_MAX_BATCH:
+                note(f"{entry.name}: skip shape {k} {out[k]}: pairwise over (N, D) with N <= {PAIRWISE_MAX_BATCH}")
+                del out[k]
     for key, value in params.items():  # a per-class vector (pos_weight) fixes the last axis
         a = np.asarray(value) if isinstance(value, np.ndarray) else None
         if a is not None and a.ndim == 1 and a.size > 1:
@@ -60,9 +71,12 @@ def make_inputs(entry, params, shape, rng) -> tuple[np.ndarray, np.ndarray | Non
         x /= x.sum(-1, keepdims=True)
     else:
         lo, hi = domain
+        hi = min(hi, lo + 4.0)  # unbounded above (rates >= 0): values up to 4
         x = rng.uniform(lo + 0.02 * (hi - lo), hi - 0.02 * (hi - lo), shape)
     if kind == "single":
         return x, None
+    if entry.make_target is not None:
+        return x, entry.make_target(rng, shape)
     if entry.target_shape is not None:
         return x, rng.integers(0, shape[-1], entry.target_shape(shape)).astype(np.int64)
     if kind == "classes":
@@ -70,12 +84,16 @@ def make_inputs(entry, params, shape, rng) -> tuple[np.ndarray, np.ndarray | Non
     if entry.target_domain is None:
         return x, rng.normal(0.0, 1.0, shape)
     lo, hi = entry.target_domain
+    if hi == np.inf:  # counts >= 0
+        return x, rng.poisson(2.0, shape).astype(np.float64) + lo
     return x, np.where(rng.random(shape) < 0.3, hi, lo).astype(np.float64)
 
 
 def percall_shape(entry, params) -> tuple:
     """:data:`PERCALL_SHAPE`, with the class count a parameter fixes (``cost_matrix``) or the length
     of a per-class vector parameter as the last axis."""
+    if layout(entry) == "sequence":
+        return PERCALL_SEQUENCE_SHAPE
     shape = PERCALL_SHAPE
     c = class_count(params) if layout(entry) == "classes" else None
     if c is not None:

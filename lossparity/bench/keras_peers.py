@@ -195,6 +195,29 @@ def _keras_peers():
     def keras_log_cosh(p, shape):
         return keras.losses.LogCosh()
 
+    def keras_mape(p, shape):
+        return keras.losses.MeanAbsolutePercentageError() if p.get("epsilon", 1e-7) == 1e-7 else None
+
+    def keras_poisson(p, shape):  # rates only, Keras' epsilon, no Stirling term
+        if p.get("log_input", True) or p.get("full", False) or p.get("epsilon", 1e-7) != 1e-7:
+            return None
+        return keras.losses.Poisson()
+
+    def keras_cosine(p, shape):  # Keras' epsilon is fixed (the backend epsilon)
+        return keras.losses.CosineSimilarity(axis=p.get("axis", -1)) if p.get("epsilon", 1e-7) == 1e-7 else None
+
+    def keras_msle(p, shape):
+        return keras.losses.MeanSquaredLogarithmicError() if p.get("epsilon", 1e-7) == 1e-7 else None
+
+    def keras_ctc(p, shape):  # blank and padding 0, Σ ℓ / N: ours at blank=0, divide_by_target_length=False
+        if p.get("blank", 0) != 0 or p.get("divide_by_target_length", False):
+            return None
+        return keras.losses.CTC()
+
+    def keras_circle(p, shape):
+        return keras.losses.Circle(gamma=p.get("gamma", 80.0), margin=p.get("margin", 0.4),
+                                   remove_diagonal=p.get("remove_diagonal", True))
+
     def seed003_asym(p, shape):
         def fn(y_true, y_pred):  # the asymmetric-cost answer: custom_loss
             return tf.reduce_mean(tf.abs(1 - tf.exp(-tf.math.log(tf.exp(y_true - f32(y_pred))))))
@@ -261,6 +284,12 @@ def _keras_peers():
         "mean_absolute_error": [("keras.losses.MeanAbsoluteError", keras_mae)],
         "huber": [("keras.losses.Huber", keras_huber)],
         "log_cosh": [("keras.losses.LogCosh", keras_log_cosh)],
+        "mean_absolute_percentage_error": [("keras.losses.MeanAbsolutePercentageError", keras_mape)],
+        "mean_squared_logarithmic_error": [("keras.losses.MeanSquaredLogarithmicError", keras_msle)],
+        "poisson": [("keras.losses.Poisson", keras_poisson)],
+        "circle": [("keras.losses.Circle", keras_circle)],
+        "cosine_similarity": [("keras.losses.CosineSimilarity", keras_cosine)],
+        "ctc": [("keras.losses.CTC", keras_ctc)],
         "asymmetric_exponential": [("custom_loss (asymmetric-cost answer)", seed003_asym)],
         "count_penalty": [("hard count (count-above-a-threshold answer)", seed000_count)],
         "mse_count_penalty": [("CountBasedRegularizationLoss (count-above-a-threshold answer)", seed000_mse_count)],

@@ -14,6 +14,8 @@ SHAPES = {
     # NHWC with 4 classes: the same 524,288 elements as the binary segmentation case
     "classes": {"cls": (4096, 30), "seg": (8, 128, 128, 4), "large": (131072, 32)},
     "single": {"cls": (4096, 30), "seg": (8, 1, 256, 256), "large": (16, 1, 512, 512)},
+    # (N, T, C) logits of a sequence loss (ctc): labels up to T // 2 per row
+    "sequence": {"cls": (64, 50, 20), "seg": (32, 200, 30), "large": (64, 400, 64)},
 }
 
 
@@ -21,6 +23,7 @@ TINY_SHAPES = {
     "binary": {"tiny": (16, 8)},
     "classes": {"tiny": (16, 5)},
     "single": {"tiny": (16, 8)},
+    "sequence": {"tiny": (4, 8, 5)},
 }
 
 
@@ -85,10 +88,25 @@ COMMITTED_RUN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.
 PERCALL_SHAPE = (256, 10)
 
 
+#: the per-call shape of a sequence loss: (N, T, C)
+PERCALL_SEQUENCE_SHAPE = (16, 20, 10)
+
+
 PERCALL_MODE = "per-call fwd+bwd"
 
 
 PERCALL_TARGET_US = 15.0
+
+
+#: the prefixes of a framework-native peer's label (the framework's own loss or op, not code transcribed
+#: from a user or another library): the per-call target is ours - the fastest native peer
+NATIVE_PEER_PREFIXES = ("F.", "torch.nn.", "keras.losses.", "tf.nn.")
+
+
+def is_native_peer(label: str) -> bool:
+    """Whether a peer label names the framework's own loss (``F.cross_entropy``, ``keras.losses.Huber``,
+    ``tf.nn.weighted_cross_entropy_with_logits``), the peer of the per-call target."""
+    return label.startswith(NATIVE_PEER_PREFIXES) and "transcribed" not in label
 
 
 #: repeats of the per-call table (interleaved) and the time one repeat of a function lasts at least

@@ -268,8 +268,50 @@ def _torch_peers():
     def huber(p, shape):
         return lambda x, y: F.huber_loss(f32(x), y, delta=p.get("delta", 1.0))
 
+    def ctc(p, shape):
+        blank, divide = p.get("blank", 0), p.get("divide_by_target_length", False)
+
+        def fn(x, y):  # torch's layout: log-probabilities (T, N, C) and explicit lengths (padding at the end)
+            log_probs = F.log_softmax(f32(x), dim=-1).transpose(0, 1)
+            lengths = (y != blank).sum(dim=1)
+            steps = torch.full((x.shape[0],), x.shape[1], dtype=torch.long, device=x.device)
+            loss = F.ctc_loss(log_probs, y, steps, lengths, blank=blank, reduction="mean" if divide else "none",
+                              zero_infinity=p.get("zero_infinity", False))
+            return loss if divide else loss.mean()
+        return fn
+
+    def keras_circle_transcribed(p, shape):
+        gamma, margin = p.get("gamma", 80.0), p.get("margin", 0.4)
+
+        def fn(x, y):  # keras.losses.circle written in torch (rows taken as given, -inf masks, logsumexp)
+            d = torch.clamp(1 - f32(x) @ f32(x).T, min=0.0)
+            same = y[:, None] == y[None, :]
+            pos = same & ~torch.eye(y.shape[0], dtype=torch.bool) if p.get("remove_diagonal", True) else same
+            zp = -gamma * torch.clamp((margin + d) * pos, min=0.0) * (margin - d)
+            zn = gamma * torch.clamp((1 + margin - d) * ~same, min=0.0) * (1 - margin - d)
+            minus_inf = torch.tensor(float("-inf"))
+            a = torch.logsumexp(torch.where(pos, zp, minus_inf), 1) + torch.logsumexp(torch.where(~same, zn, minus_inf), 1)
+            return F.softplus(a).mean()
+        return fn
+
     def plain_log_cosh(p, shape):
         return lambda x, y: torch.mean(torch.log(torch.cosh(f32(x) - y)))  # what users write (overflows past 89)
+
+    def plain_mape(p, shape):  # torch.nn has none: what users write (Keras' formula)
+        eps = p.get("epsilon", 1e-7)
+        return lambda x, y: torch.mean(torch.abs(y - f32(x)) / torch.clamp_min(torch.abs(y), eps)) * 100.0
+
+    def poisson_nll(p, shape):
+        return lambda x, y: F.poisson_nll_loss(f32(x), y, log_input=p.get("log_input", True),
+                                               full=p.get("full", False), eps=p.get("epsilon", 1e-7))
+
+    def cosine(p, shape):  # a similarity: negated, averaged
+        return lambda x, y: -F.cosine_similarity(f32(x), y, dim=p.get("axis", -1), eps=p.get("epsilon", 1e-7)).mean()
+
+    def plain_msle(p, shape):  # torch.nn has none: the two logs users write
+        eps = p.get("epsilon", 1e-7)
+        return lambda x, y: torch.mean(torch.square(torch.log1p(torch.clamp_min(f32(x), eps))
+                                                    - torch.log1p(torch.clamp_min(y, eps))))
 
     def seed003_asym(p, shape):
         def fn(x, y):  # the asymmetric-cost answer: K.mean(abs(1 - exp(-log(exp(y_true - y_pred)))))
@@ -342,6 +384,12 @@ def _torch_peers():
         "mean_absolute_error": [("F.l1_loss", l1)],
         "huber": [("F.huber_loss", huber)],
         "log_cosh": [("plain torch log(cosh(d))", plain_log_cosh)],
+        "mean_absolute_percentage_error": [("plain torch MAPE", plain_mape)],
+        "mean_squared_logarithmic_error": [("plain torch MSLE (log1p)", plain_msle)],
+        "poisson": [("F.poisson_nll_loss", poisson_nll)],
+        "circle": [("keras.losses.circle (transcribed)", keras_circle_transcribed)],
+        "cosine_similarity": [("-F.cosine_similarity", cosine)],
+        "ctc": [("F.ctc_loss", ctc)],
         "asymmetric_exponential": [("custom_loss (asymmetric-cost answer, transcribed)", seed003_asym)],
         "count_penalty": [("hard count (count-above-a-threshold answer, transcribed)", seed000_count)],
         "mse_count_penalty": [("CountBasedRegularizationLoss (count-above-a-threshold answer, transcribed)", seed000_mse_count)],
