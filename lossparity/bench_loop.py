@@ -32,8 +32,9 @@ start of the first timed batch and the end of the last; the hand loop reads it a
 points), so the one-time ``Trainer`` setup is reported apart (``setup_ms``). After the timed
 steps the loops with the same loss must hold the same weights (bit-identical: same kernels in the
 same order), which is what makes the comparison one of loops and not of computations. Our loss
-and the peer (and the compiled loss) compute the same math with other float32 rounding, so their
-weights must agree within :data:`SAME_MATH_WEIGHT_RTOL` of the largest distance a weight travelled.
+and the peer (and the compiled loss) compute the same math with other float32 rounding: from the
+same weights the first step's losses agree within :data:`FIRST_LOSS_RTOL`, and after the timed
+steps the weights within :data:`SAME_MATH_WEIGHT_RTOL` of the distance they travelled (L2).
 
 Targets: ``lightning / hand`` ≤ 1.05. Lightning adds a fixed cost per step (about
 25 hook calls, the optimizer closure, the batch transfer: ~2,500 Python calls a step); the ratio
@@ -88,12 +89,16 @@ PEERS = {"weighted_bce": "F.binary_cross_entropy_with_logits", "sparse_categoric
 STEP_TARGETS = {"segmentation": 1.00}
 STEP_TARGET_MLP = 1.03
 
-#: largest weight difference after the timed steps between a loop with our loss and one with the
-#: peer (or the compiled loss), relative to the largest distance a weight travelled: the two compute
-#: the same math with other float32 rounding (≲ 1e-6 relative a step), which Adam's bounded steps
-#: (≤ ~lr each) carry into the weights at most linearly over the ~200 steps; a different loss (another
-#: pos_weight, a missing penalty) is off by tens of percent of the distance travelled
-SAME_MATH_WEIGHT_RTOL = 1e-2
+#: our loss and the peer (or the compiled loss) compute the same math with other float32 rounding.
+#: From the same initial weights, the first step's loss values agree within FIRST_LOSS_RTOL: each
+#: is a mean over ≤ 8 x 32 x 32 elements, whose float32 sums round to ≲ 1e-6 relative. After the
+#: timed steps, the weights differ by ‖Δw‖₂ ≤ SAME_MATH_WEIGHT_RTOL ‖w − w₀‖₂ (the distance
+#: travelled): Adam's normalized steps carry rounding differences on near-zero gradients into
+#: lr-sized steps and ReLU networks amplify them (measured: ~1e-6 for the MLPs, 0.035 for the
+#: U-Net after 210 steps); a loss of other math (pos_weight doubled) is 0.24 apart after 6 steps
+#: and its first loss 55% off
+FIRST_LOSS_RTOL = 1e-5
+SAME_MATH_WEIGHT_RTOL = 0.1
 
 #: ``LossModule(compile_options=...)`` of the compiled loop (None: torch.compile's defaults, inductor)
 COMPILE_OPTIONS: dict | None = None
@@ -153,8 +158,9 @@ def _setup_outside_trainer(module, dm) -> None:
         module._build_loss(resolve_auto_params(module.loss_params, dm.train_targets))
 
 
-def hand_loop(case, steps: int, warmup: int, loss: str = "ours") -> tuple[float, list]:
-    """Seconds for steps ``warmup .. steps-1`` of a plain torch loop, and the final weights."""
+def hand_loop(case, steps: int, warmup: int, loss: str = "ours") -> tuple[float, list, float]:
+    """Seconds for steps ``warmup .. steps-1`` of a plain torch loop, the final weights, and the
+    first step's loss value (read in the warm-up, outside the timed steps)."""
     import torch
 
     module, dm = _parts(case, loss=loss)
@@ -163,7 +169,7 @@ def hand_loop(case, steps: int, warmup: int, loss: str = "ours") -> tuple[float,
     opt = module.configure_optimizers()
     loader = dm.train_dataloader()
     net.train()
-    step, start, total = 0, None, torch.zeros(())
+    step, start, total, first = 0, None, torch.zeros(()), None
     epoch = 0
     while step < steps:
         if hasattr(loader.sampler, "set_epoch"):
@@ -177,11 +183,13 @@ def hand_loop(case, steps: int, warmup: int, loss: str = "ours") -> tuple[float,
             loss.backward()
             opt.step()
             total += loss.detach()  # the running sum behind the epoch mean self.log(on_epoch=True) keeps
+            if first is None:
+                first = float(loss.detach())
             step += 1
             if step == steps:
                 break
         epoch += 1
-    return time.perf_counter() - start, net.numpy_weights()
+    return time.perf_counter() - start, net.numpy_weights(), first
 
 
 def _bare(module, dm):
@@ -257,11 +265,14 @@ def _same(a, b) -> float:
                for u, v in zip(wa, wb))
 
 
+def _flat(weights) -> np.ndarray:
+    return np.concatenate([np.ravel(np.asarray(u, np.float64)) for layer in weights for u in layer])
+
+
 def _relative_difference(a, b, initial) -> float:
-    """Largest weight difference of ``a`` and ``b`` over the largest distance a weight of ``a``
-    travelled from ``initial``."""
-    moved = _same(a, initial)
-    return _same(a, b) / moved if moved > 0 else float("inf")
+    """‖a − b‖₂ over the distance ``a`` travelled from ``initial``, ‖a − initial‖₂ (all weights)."""
+    moved = float(np.linalg.norm(_flat(a) - _flat(initial)))
+    return float(np.linalg.norm(_flat(a) - _flat(b))) / moved if moved > 0 else float("inf")
 
 
 def step_target(scenario: str) -> float:
@@ -284,13 +295,13 @@ def bench_case(scenario: str, case_id: str, steps: int, warmup: int, repeats: in
     if compiled:
         loops["lightning_compiled"] = (False, {"compile_loss": True})
     times = {k: [] for k in loops}
-    setup, compile_s = [], []
+    setup, compile_s, first_loss = [], [], {}
     weights = {}
     for _ in range(repeats):  # alternate, so drifts of a shared machine hit every loop alike
         torch.use_deterministic_algorithms(True)  # what Trainer(deterministic=True) sets, for all
         for name, (hand, kw) in loops.items():
             if hand:
-                t, weights[name] = hand_loop(case, steps, warmup, **kw)
+                t, weights[name], first_loss[name] = hand_loop(case, steps, warmup, **kw)
             else:
                 t, s, weights[name] = lightning_loop(case, steps, warmup, **{"io": False, "progress": False, **kw})
                 if name == "lightning":
@@ -320,6 +331,8 @@ def bench_case(scenario: str, case_id: str, steps: int, warmup: int, repeats: in
            # loops with the same loss: bit-identical weights
            "max_weight_diff": max([_same(weights["hand"], weights[k]) for k in ("bare", "lightning", "lightning+io")]
                                   + [_same(weights["hand_peer"], weights["lightning_peer"])]),
+           "first_loss": first_loss["hand"], "first_loss_peer": first_loss["hand_peer"],
+           "ours_vs_peer_first_loss_rdiff": abs(first_loss["hand"] - first_loss["hand_peer"]) / abs(first_loss["hand"]),
            "ours_vs_peer_weight_rdiff": _relative_difference(weights["hand"], weights["hand_peer"], initial),
            "repeats": repeats}
     if compiled:
@@ -350,7 +363,7 @@ def format_row(r: dict) -> str:
 
 
 PEER_HEADER = (f"{'case':<26} {'peer':<34} {'hand ms':>8} {'hand peer':>9} {'L ms':>8} {'L peer':>8} "
-               f"{'hand ours/peer':>14} {'lightning ours/peer':>19} {'target':>6} {'Δw/moved':>8}")
+               f"{'hand ours/peer':>14} {'lightning ours/peer':>19} {'target':>6} {'Δloss₀':>8} {'Δw/moved':>8}")
 
 
 def _mark(ratio: float, target: float) -> str:
@@ -363,7 +376,8 @@ def format_peer_row(r: dict) -> str:
             f"{r['lightning_ms_per_step']:>8.3f} {r['lightning_peer_ms_per_step']:>8.3f} "
             f"{r['hand_ours_over_peer']:>13.3f}{_mark(r['hand_ours_over_peer'], t)} "
             f"{r['lightning_ours_over_peer']:>18.3f}{_mark(r['lightning_ours_over_peer'], t)} "
-            f"{'≤' + format(t, '.2f'):>6} {r['ours_vs_peer_weight_rdiff']:>8.1e}")
+            f"{'≤' + format(t, '.2f'):>6} {r['ours_vs_peer_first_loss_rdiff']:>8.1e} "
+            f"{r['ours_vs_peer_weight_rdiff']:>8.1e}")
 
 
 COMPILED_HEADER = (f"{'case':<26} {'L ms':>8} {'L compiled ms':>13} {'compiled/eager':>14} {'compile s':>9} "
@@ -378,13 +392,17 @@ def format_compiled_row(r: dict) -> str:
 
 
 def failures(rows: list[dict]) -> list[str]:
-    """What the weight checks found: loops with the same loss must end bit-identical, loops with our
-    loss and the peer (or the compiled loss) within ``SAME_MATH_WEIGHT_RTOL`` of the distance travelled."""
+    """What the checks found: loops with the same loss must end bit-identical; our loss and the peer
+    must give the same first-step loss (``FIRST_LOSS_RTOL``), and they (and the compiled loss) end
+    within ``SAME_MATH_WEIGHT_RTOL`` of the distance the weights travelled."""
     bad = []
     for r in rows:
         if r["max_weight_diff"] != 0.0:
             bad.append(f"{r['case']}: the loops with the same loss did not compute the same steps "
                        f"(Δw {r['max_weight_diff']:.1e})")
+        if "ours_vs_peer_first_loss_rdiff" in r and not r["ours_vs_peer_first_loss_rdiff"] <= FIRST_LOSS_RTOL:
+            bad.append(f"{r['case']}: the first step's loss of ours and of the peer differ by "
+                       f"{r['ours_vs_peer_first_loss_rdiff']:.1e} relative (> {FIRST_LOSS_RTOL})")
         for key, what in (("ours_vs_peer_weight_rdiff", "our loss and the peer"),
                           ("compiled_vs_eager_weight_rdiff", "the compiled and the eager loss")):
             if key in r and not r[key] <= SAME_MATH_WEIGHT_RTOL:

@@ -283,6 +283,7 @@ def test_loop_bench_runs_the_same_steps_in_both_loops(tmp_path, monkeypatch):
     assert row["peer"] == "F.binary_cross_entropy_with_logits" and row["target_ours_over_peer"] == 1.03
     assert row["max_weight_diff"] == 0.0
     assert 0 < row["ours_vs_peer_weight_rdiff"] <= bench_loop.SAME_MATH_WEIGHT_RTOL  # other rounding, same math
+    assert row["ours_vs_peer_first_loss_rdiff"] <= bench_loop.FIRST_LOSS_RTOL
     assert row["compiled_vs_eager_weight_rdiff"] <= bench_loop.SAME_MATH_WEIGHT_RTOL
     assert row["compile_s"] > 0
     for key in ("hand_ms_per_step", "hand_peer_ms_per_step", "bare_ms_per_step", "lightning_ms_per_step",
@@ -298,7 +299,7 @@ def test_loop_bench_weights_differ_when_the_loops_differ(monkeypatch):
     from lossparity import bench_loop
 
     case = bench_loop._case("multilabel", "multilabel-auto")
-    _, reference = bench_loop.hand_loop(case, 5, 1)
+    _, reference, _ = bench_loop.hand_loop(case, 5, 1)
     original = bench_loop._parts
 
     def other_lr(case, seed=0, **kw):
@@ -307,7 +308,7 @@ def test_loop_bench_weights_differ_when_the_loops_differ(monkeypatch):
         return module, dm
 
     monkeypatch.setattr(bench_loop, "_parts", other_lr)
-    _, other = bench_loop.hand_loop(case, 5, 1)
+    _, other, _ = bench_loop.hand_loop(case, 5, 1)
     assert bench_loop._same(reference, other) > 0
 
 
@@ -321,31 +322,35 @@ def test_loop_bench_peer_agrees_with_ours(scenario, case_id):
 
     case = bench_loop._case(scenario, case_id)
     initial = bench_loop._parts(case)[0].net.numpy_weights()
-    _, ours = bench_loop.hand_loop(case, 6, 1)
-    _, peer = bench_loop.hand_loop(case, 6, 1, loss="peer")
+    _, ours, ours_first = bench_loop.hand_loop(case, 6, 1)
+    _, peer, peer_first = bench_loop.hand_loop(case, 6, 1, loss="peer")
     assert 0 < bench_loop._relative_difference(ours, peer, initial) <= bench_loop.SAME_MATH_WEIGHT_RTOL
+    assert peer_first == pytest.approx(ours_first, rel=bench_loop.FIRST_LOSS_RTOL)
 
 
 def test_loop_bench_peer_check_can_fail(monkeypatch):
-    """A peer of other math (pos_weight doubled) ends far outside the tolerance, and failures()
-    reports it."""
+    """A peer of other math (pos_weight doubled) starts and ends far outside the tolerances, and
+    failures() reports it."""
     pytest.importorskip("lightning")
     from lossparity import bench_loop
 
     case = bench_loop._case("multilabel", "multilabel-auto")
     initial = bench_loop._parts(case)[0].net.numpy_weights()
-    _, ours = bench_loop.hand_loop(case, 6, 1)
+    _, ours, ours_first = bench_loop.hand_loop(case, 6, 1)
     original = bench_loop._peer_fn
 
     def doubled_pos_weight(name, params):
         return original(name, {**params, "pos_weight": 2 * np.asarray(params["pos_weight"])})
 
     monkeypatch.setattr(bench_loop, "_peer_fn", doubled_pos_weight)
-    _, other = bench_loop.hand_loop(case, 6, 1, loss="peer")
+    _, other, other_first = bench_loop.hand_loop(case, 6, 1, loss="peer")
     rdiff = bench_loop._relative_difference(ours, other, initial)
-    assert rdiff > 10 * bench_loop.SAME_MATH_WEIGHT_RTOL
-    row = {"case": case.id, "max_weight_diff": 0.0, "ours_vs_peer_weight_rdiff": rdiff}
-    assert bench_loop.failures([row]) and not bench_loop.failures([{**row, "ours_vs_peer_weight_rdiff": 1e-6}])
+    first_rdiff = abs(other_first - ours_first) / ours_first
+    assert rdiff > 2 * bench_loop.SAME_MATH_WEIGHT_RTOL and first_rdiff > 1e3 * bench_loop.FIRST_LOSS_RTOL
+    row = {"case": case.id, "max_weight_diff": 0.0, "ours_vs_peer_weight_rdiff": rdiff,
+           "ours_vs_peer_first_loss_rdiff": first_rdiff}
+    assert len(bench_loop.failures([row])) == 2
+    assert not bench_loop.failures([{**row, "ours_vs_peer_weight_rdiff": 1e-6, "ours_vs_peer_first_loss_rdiff": 1e-7}])
 
 
 def test_ratios_keep_four_significant_digits():
