@@ -23,8 +23,9 @@ warm-up and the median of the repeats:
   the end of each epoch, progress bar when ``--progress``);
 * ``lightning_compiled`` (unless ``--no-compiled``): ``LossModule(compile_loss=True)``, the loss
   through ``torch.compile`` (inductor); its compilation, at the first step, is timed apart
-  (``compile_s``: the first run's, compiled from nothing in this process, the on-disk inductor
-  cache as it is; ``compile_s_median`` over the runs) and ``break_even_steps`` is the number of
+  (``compile_s``: the case's first run, after ``torch._dynamo.reset()``; in the first case it
+  includes importing the compiler, as in a fresh process, later cases reuse the imports and
+  inductor's caches; ``compile_s_median`` over the runs) and ``break_even_steps`` is the number of
   steps after which the compiled loop has won it back (None: never, it is not faster a step).
 
 Timing covers the optimizer steps after 10 warm-up steps (a ``Callback`` reads the clock at the
@@ -341,7 +342,7 @@ def bench_case(scenario: str, case_id: str, steps: int, warmup: int, repeats: in
         row.update({
             "lightning_compiled_ms_per_step": compiled_ms,
             "compiled_over_eager": med["lightning_compiled"] / med["lightning"],
-            "compile_s": compile_s[0],  # the first run: compiled from nothing in this process
+            "compile_s": compile_s[0],  # the case's first run (the first case's also imports the compiler)
             "compile_s_median": statistics.median(compile_s),
             # steps after which the compiled loop has won its compilation back (None: never)
             "break_even_steps": 1e3 * compile_s[0] / saved_ms if saved_ms > 0 else None,
@@ -450,8 +451,9 @@ def main(argv=None, prog=None) -> int:
     for row in rows:
         print(format_peer_row(row))
     if args.compiled:
-        print(f"\nLossModule(compile_loss=True) against the eager loss (compile s: the first run's, from "
-              f"nothing in this process; break-even: steps to win it back):\n{COMPILED_HEADER}")
+        print(f"\nLossModule(compile_loss=True) against the eager loss (compile s: the case's first compilation, "
+              f"after torch._dynamo.reset(); the first case's also imports the compiler, as a fresh process does; "
+              f"break-even: steps to win it back):\n{COMPILED_HEADER}")
         for row in rows:
             print(format_compiled_row(row))
     if args.json:
