@@ -10,6 +10,8 @@ by ~1e-3 after the first step).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -182,7 +184,9 @@ def test_cli_switches(lightning_env, tmp_path):
     torch, L, tl = lightning_env
     from torch_impl.lightning.cli import LossParityCLI
 
-    config = "lossparity/configs/multilabel.yaml"
+    import lossparity
+
+    config = str(Path(lossparity.__file__).parent / "configs" / "multilabel.yaml")
     cli = LossParityCLI(args=["--config", config, "--out", str(tmp_path), "--model.compile_loss", "true",
                               "--model.compile_options", "{backend: aot_eager}"], run=False)
     assert cli.model.compile_loss and cli.model.compile_options == {"backend": "aot_eager"}
@@ -191,3 +195,35 @@ def test_cli_switches(lightning_env, tmp_path):
                         run=False)
     assert isinstance(cli.model.loss_fn, torch.nn.BCEWithLogitsLoss) and cli.model.loss_fn.reduction == "sum"
     assert cli.model.hparams["loss"]["class_path"] == "torch.nn.BCEWithLogitsLoss"  # rebuilt by the CLI at load
+
+
+def test_a_loss_object_gets_the_batch_weights(tmp_path, lightning_env):
+    """(x, y, w) batches call the object with sample_weight=w, the rows' own weights; an object
+    weighting as ours does trains as weighted_bce with the same sample weights."""
+    torch, L, tl = lightning_env
+    arrays = {**_arrays(), "w_train": np.linspace(0.5, 2.0, 64).astype(np.float32)}
+    seen = []
+
+    def weighted_bce(input, target, sample_weight):
+        seen.append(sample_weight.detach().clone())
+        per_sample = torch.nn.functional.binary_cross_entropy_with_logits(
+            input, target, pos_weight=torch.tensor(POS_WEIGHT), reduction="none").mean(1)
+        return (per_sample * sample_weight).mean()
+
+    def fit(module):
+        losses = []
+
+        class Record(L.Callback):
+            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+                losses.append(float(outputs["loss"]))
+
+        L.Trainer(max_epochs=1, default_root_dir=str(tmp_path), logger=False, enable_progress_bar=False,
+                  enable_model_summary=False, limit_val_batches=0, deterministic=True, accelerator="cpu",
+                  devices=1, callbacks=[Record()]).fit(
+            module, datamodule=tl.ArrayDataModule(arrays=arrays, batch_size=16, seed=1))
+        return np.array(losses)
+
+    ours = fit(_module(tl, torch))
+    objects = fit(_module(tl, torch, loss=weighted_bce))
+    assert len(seen) == 4 and sorted(torch.cat(seen).tolist()) == pytest.approx(sorted(arrays["w_train"].tolist()))
+    np.testing.assert_allclose(objects, ours, rtol=LOSS_RTOL)
