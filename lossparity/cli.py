@@ -40,7 +40,7 @@ COMMANDS: tuple[Command, ...] = (
             takes_prog=False, prefix=("fit",)),
     Command("report", "lossparity.report", "run every scenario in both frameworks over seeds: report.md + plots"),
     Command("bench", "lossparity.bench", "time every loss against its peers (forward+backward, memory)"),
-    Command("bench-loop", "lossparity.bench_loop", "time the Lightning training loop against a hand-written one"),
+    Command("bench-loop", "lossparity.bench_loop", "time each scenario's training step: Lightning and hand loops, ours and the peer loss"),
 )
 BY_NAME = {c.name: c for c in COMMANDS}
 

@@ -60,6 +60,10 @@ def _quick_report_dir(config) -> Path:
     return _shared_dir(config, "quick_report")
 
 
+def _distributed_dir(config) -> Path:
+    return _shared_dir(config, "distributed_runs")
+
+
 def _start_once(session, folder: Path, command) -> None:
     """Run ``command()`` (the argument list, made once the folder is ours) in the background unless
     another worker has; its output goes to ``folder/log.txt``, its exit code to ``folder/exit_code``."""
@@ -107,6 +111,13 @@ def pytest_collection_finish(session):
 
         folder = _shared_dir(session.config, "lightning_cli_fits")
         _start_once(session, folder, lambda: lightning_cli_runs.background_command(names, folder))
+    from parity_tests import distributed_runs
+
+    runs = [name for name in distributed_runs.RUNS if any(name in getattr(item, "fixturenames", ()) and not (
+        selection.ACTIVE and item.get_closest_marker("project")) for item in session.items)]
+    if runs:
+        folder = _distributed_dir(session.config)
+        _start_once(session, folder, lambda: distributed_runs.background_command(runs, folder))
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -128,6 +139,25 @@ def quick_report(pytestconfig):
     code, log = _wait_for(folder, "the quick report")
     assert code == "0", log[-6000:]
     return folder / "report"
+
+
+def distributed_results(config, name: str) -> dict:
+    """What the data-parallel run ``name`` of :mod:`parity_tests.distributed_runs` returned (started
+    at collection, in the background, once per session); waits for it."""
+    import numpy as np
+
+    folder = _distributed_dir(config)
+    run = folder / name
+    deadline = time.monotonic() + 1800
+    while not (run / "exit_code").is_file():  # written by the runner before it goes on to the next run
+        assert (folder / "started").is_file(), f"the data-parallel run {name} was not started at collection"
+        if (folder / "exit_code").is_file():  # the runner itself ended without running it
+            pytest.fail(f"the data-parallel runs ended before {name}:\n{(folder / 'log.txt').read_text()[-6000:]}")
+        assert time.monotonic() < deadline, f"the data-parallel run {name} did not finish within 30 minutes"
+        time.sleep(1.0)
+    error = run / "error.txt"
+    assert (run / "exit_code").read_text() == "0", error.read_text()[-8000:] if error.is_file() else "no error.txt"
+    return np.load(run / "results.npy", allow_pickle=True).item()
 
 
 @pytest.fixture(scope="session")
@@ -185,12 +215,16 @@ def __getattr__(attr):  # CASES / DTYPES evaluated on access (after the selectio
 
 
 @functools.lru_cache(maxsize=None)
-def get_case(name: str, case_id: str):
+def _cases_by_id(name: str):
+    """The entry and its cases by id, generated once per entry (``entry.cases()`` builds every case
+    of the entry, and the modules ask for each of them)."""
     entry = spec.get(name)
-    for case in entry.cases():
-        if case.id == case_id:
-            return entry, case
-    raise KeyError(case_id)
+    return entry, {case.id: case for case in entry.cases()}
+
+
+def get_case(name: str, case_id: str):
+    entry, cases = _cases_by_id(name)
+    return entry, cases[case_id]
 
 
 @functools.lru_cache(maxsize=None)

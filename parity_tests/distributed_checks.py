@@ -192,6 +192,25 @@ def activity_regularizer_fit(name, params, classes, strategy):
     return None
 
 
+def lightning_configs():
+    """The configurations of the Lightning ddp_spawn step check: the first two of a loss with a
+    target (a single-input penalty is checked under DDP by the torch and multi-node checks)."""
+    return [c for c in batch_statistic_configs() if not spec.get(c[0]).single_input][:2]
+
+
+def lightning_ddp_steps(out_path):
+    """Every configuration of :func:`lightning_configs`: one step through ddp_spawn (2 CPU processes),
+    then one on one device; ``{i: {devices: result}}`` saved to ``out_path``."""
+    results = {}
+    for i, (name, params, classes) in enumerate(lightning_configs()):
+        results[i] = {}
+        for devices in (2, 1):
+            step = os.path.join(os.path.dirname(out_path), f"{i}-d{devices}.npy")
+            lightning_ddp_step(name, params, classes, step, devices=devices)
+            results[i][devices] = np.load(step, allow_pickle=True).item()
+    np.save(out_path, np.array(results, dtype=object), allow_pickle=True)
+
+
 #: per-sample losses checked too: Keras' replica scaling of mean losses must hold for ours
 PER_SAMPLE_CONTROLS = [("weighted_bce", {"pos_weight": 3.0}, 3)]
 

@@ -290,20 +290,30 @@ def test_unknown_loss_is_rejected(tmp_path):
     assert proc.returncode != 0 and "no_such_loss" in proc.stderr
 
 
-def test_loop_bench_runs_the_same_steps_in_both_loops(tmp_path):
-    """``lossparity.bench_loop``: the hand loop and the three Lightning loops end at bit-identical weights
-    (the comparison is one of loops, not of computations) and the JSON holds every column."""
+def test_loop_bench_runs_the_same_steps_in_both_loops(tmp_path, monkeypatch):
+    """``lossparity.bench_loop``: the loops with the same loss end at bit-identical weights (the
+    comparison is one of loops, not of computations), ours and the peer (and the compiled loss)
+    within the same-math tolerance, and the JSON holds every column. The compiled loop uses the
+    aot_eager backend here (the LossModule switch without inductor's seconds of code generation)."""
     pytest.importorskip("lightning")
     from lossparity import bench_loop
 
+    monkeypatch.setattr(bench_loop, "COMPILE_OPTIONS", {"backend": "aot_eager"})
     out = tmp_path / "loop.json"
     assert bench_loop.main(["--steps", "3", "--repeats", "1", "--only", "multilabel-auto", "--json", str(out)]) == 0
     (row,) = json.loads(out.read_text())
     assert row["case"] == "multilabel-auto" and row["steps"] == 3
+    assert row["peer"] == "F.binary_cross_entropy_with_logits" and row["target_ours_over_peer"] == 1.03
     assert row["max_weight_diff"] == 0.0
-    for key in ("hand_ms_per_step", "bare_ms_per_step", "lightning_ms_per_step", "lightning_io_ms_per_step", "ratio",
-                "ratio_io", "ratio_bare", "ratio_over_bare"):
-        assert math.isfinite(row[key]) and row[key] > 0
+    assert 0 < row["ours_vs_peer_weight_rdiff"] <= bench_loop.SAME_MATH_WEIGHT_RTOL  # other rounding, same math
+    assert row["ours_vs_peer_first_loss_rdiff"] <= bench_loop.FIRST_LOSS_RTOL
+    assert row["compiled_vs_eager_weight_rdiff"] <= bench_loop.SAME_MATH_WEIGHT_RTOL
+    assert row["compile_s"] > 0
+    for key in ("hand_ms_per_step", "hand_peer_ms_per_step", "bare_ms_per_step", "lightning_ms_per_step",
+                "lightning_peer_ms_per_step", "lightning_io_ms_per_step", "lightning_compiled_ms_per_step", "ratio",
+                "ratio_io", "ratio_bare", "ratio_over_bare", "hand_ours_over_peer", "lightning_ours_over_peer",
+                "compiled_over_eager"):
+        assert math.isfinite(row[key]) and row[key] > 0, key
 
 
 def test_loop_bench_weights_differ_when_the_loops_differ(monkeypatch):
@@ -312,17 +322,58 @@ def test_loop_bench_weights_differ_when_the_loops_differ(monkeypatch):
     from lossparity import bench_loop
 
     case = bench_loop._case("multilabel", "multilabel-auto")
-    _, reference = bench_loop.hand_loop(case, 5, 1)
+    _, reference, _ = bench_loop.hand_loop(case, 5, 1)
     original = bench_loop._parts
 
-    def other_lr(case, seed=0):
-        module, dm = original(case, seed)
+    def other_lr(case, seed=0, **kw):
+        module, dm = original(case, seed, **kw)
         module.optimizer_config = {"name": "adam", "lr": 2e-3}
         return module, dm
 
     monkeypatch.setattr(bench_loop, "_parts", other_lr)
-    _, other = bench_loop.hand_loop(case, 5, 1)
+    _, other, _ = bench_loop.hand_loop(case, 5, 1)
     assert bench_loop._same(reference, other) > 0
+
+
+@pytest.mark.parametrize("scenario,case_id", [("multilabel", "multilabel-auto"),
+                                              ("sparse_autoencoder", "sparse_autoencoder-kl")])
+def test_loop_bench_peer_agrees_with_ours(scenario, case_id):
+    """The peer loop (F.binary_cross_entropy_with_logits; F.mse_loss with the problem's KL penalty)
+    ends within the same-math tolerance of ours, and not bit-identical (other kernels)."""
+    pytest.importorskip("lightning")
+    from lossparity import bench_loop
+
+    case = bench_loop._case(scenario, case_id)
+    initial = bench_loop._parts(case)[0].net.numpy_weights()
+    _, ours, ours_first = bench_loop.hand_loop(case, 6, 1)
+    _, peer, peer_first = bench_loop.hand_loop(case, 6, 1, loss="peer")
+    assert 0 < bench_loop._relative_difference(ours, peer, initial) <= bench_loop.SAME_MATH_WEIGHT_RTOL
+    assert peer_first == pytest.approx(ours_first, rel=bench_loop.FIRST_LOSS_RTOL)
+
+
+def test_loop_bench_peer_check_can_fail(monkeypatch):
+    """A peer of other math (pos_weight doubled) starts and ends far outside the tolerances, and
+    failures() reports it."""
+    pytest.importorskip("lightning")
+    from lossparity import bench_loop
+
+    case = bench_loop._case("multilabel", "multilabel-auto")
+    initial = bench_loop._parts(case)[0].net.numpy_weights()
+    _, ours, ours_first = bench_loop.hand_loop(case, 6, 1)
+    original = bench_loop._peer_fn
+
+    def doubled_pos_weight(name, params):
+        return original(name, {**params, "pos_weight": 2 * np.asarray(params["pos_weight"])})
+
+    monkeypatch.setattr(bench_loop, "_peer_fn", doubled_pos_weight)
+    _, other, other_first = bench_loop.hand_loop(case, 6, 1, loss="peer")
+    rdiff = bench_loop._relative_difference(ours, other, initial)
+    first_rdiff = abs(other_first - ours_first) / ours_first
+    assert rdiff > 2 * bench_loop.SAME_MATH_WEIGHT_RTOL and first_rdiff > 1e3 * bench_loop.FIRST_LOSS_RTOL
+    row = {"case": case.id, "max_weight_diff": 0.0, "ours_vs_peer_weight_rdiff": rdiff,
+           "ours_vs_peer_first_loss_rdiff": first_rdiff}
+    assert len(bench_loop.failures([row])) == 2
+    assert not bench_loop.failures([{**row, "ours_vs_peer_weight_rdiff": 1e-6, "ours_vs_peer_first_loss_rdiff": 1e-7}])
 
 
 def test_ratios_keep_four_significant_digits():

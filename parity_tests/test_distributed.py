@@ -7,29 +7,21 @@ documented (different) per-shard result.
 """
 from __future__ import annotations
 
-import socket
-
 import numpy as np
 import pytest
 
 from parity_tests import distributed_checks as dc
 
+from .conftest import distributed_results
+
 pytestmark = [pytest.mark.ddp, pytest.mark.project]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def torch_ddp_results(tmp_path_factory):
-    import torch.multiprocessing as mp
-
-    out = tmp_path_factory.mktemp("ddp") / "results.npy"
-    mp.spawn(dc.torch_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
-    return np.load(out, allow_pickle=True).item()
+def torch_ddp_results(pytestconfig):
+    """torch DDP, 2 spawned processes (gloo), every configuration with and without sync: run once per
+    session in the background from collection on (``distributed_runs``)."""
+    return distributed_results(pytestconfig, "torch_ddp_results")
 
 
 CONFIGS = dc.batch_statistic_configs()
@@ -62,15 +54,10 @@ def test_torch_ddp_without_sync_is_the_per_shard_result(torch_ddp_results, i):
 
 
 @pytest.fixture(scope="module")
-def keras_mirrored_results(tmp_path_factory):
-    import subprocess
-    import sys
-
-    out = tmp_path_factory.mktemp("mirrored") / "results.npy"
-    code = f"from parity_tests.distributed_checks import keras_main; keras_main({str(out)!r})"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return np.load(out, allow_pickle=True).item()
+def keras_mirrored_results(pytestconfig):
+    """MirroredStrategy on 2 logical CPUs in a fresh interpreter (``distributed_checks.keras_main``):
+    run once per session in the background from collection on (``distributed_runs``)."""
+    return distributed_results(pytestconfig, "keras_mirrored_results")
 
 
 KERAS_CONFIGS = CONFIGS + dc.PER_SAMPLE_CONTROLS
@@ -105,26 +92,26 @@ def test_keras_activity_regularizer_with_sync_is_refused_under_mirrored(keras_mi
     assert "compile the penalty as the loss of a model output" in message
 
 
-LIGHTNING_CONFIGS = [c for c in CONFIGS if not __import__("spec").get(c[0]).single_input][:2]
+LIGHTNING_CONFIGS = dc.lightning_configs()
+
+
+@pytest.fixture(scope="module")
+def lightning_ddp_steps(pytestconfig):
+    """Per configuration of ``LIGHTNING_CONFIGS``: ``{devices: result}`` of one step through
+    Lightning's ddp_spawn (2 CPU processes) and of the one-device step, every configuration in one
+    interpreter (``distributed_runs.lightning_ddp_steps``, run once per session in the background
+    from collection on)."""
+    return distributed_results(pytestconfig, "lightning_ddp_steps")
 
 
 @pytest.mark.parametrize("i", range(len(LIGHTNING_CONFIGS)), ids=[f"{n}-{p}" for n, p, _ in LIGHTNING_CONFIGS])
-def test_lightning_ddp_step_and_logged_loss_equal_the_global_batch(tmp_path, i):
+def test_lightning_ddp_step_and_logged_loss_equal_the_global_batch(lightning_ddp_steps, i):
     """Lightning's ddp_spawn (2 CPU processes): the weights after one step and the logged loss
-    equal the single-process step on the global batch (float64). Both trainers run in one
-    subprocess (one import of torch and Lightning), the ddp_spawn one first: its two workers are
-    fresh spawned interpreters, and the one-device step after it is a separate ``Trainer``."""
-    import subprocess
-    import sys
-
+    equal the single-process step on the global batch (float64). The ddp_spawn step runs first: its
+    two workers are fresh spawned interpreters, and the one-device step after it is a separate
+    ``Trainer``."""
     name, params, classes = LIGHTNING_CONFIGS[i]
-    code = "from parity_tests.distributed_checks import lightning_ddp_step\n"
-    for devices in (2, 1):
-        out = tmp_path / f"d{devices}.npy"
-        code += f"lightning_ddp_step({name!r}, {params!r}, {classes}, {str(out)!r}, devices={devices})\n"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    results = {devices: np.load(tmp_path / f"d{devices}.npy", allow_pickle=True).item() for devices in (2, 1)}
+    results = lightning_ddp_steps[i]
     ref_value, _ = dc.torch_grads(name, params, classes)
     np.testing.assert_allclose(results[1]["logged"], ref_value, rtol=1e-12)
     np.testing.assert_allclose(results[2]["logged"], ref_value, rtol=1e-12)

@@ -19,73 +19,15 @@ configuration.
 """
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import spec
 from parity_tests import distributed_checks as dc
 
+from .conftest import distributed_results
+
 pytestmark = [pytest.mark.ddp, pytest.mark.project]
-
-ROOT = Path(__file__).resolve().parents[1]
-TIMEOUT_S = 600
-#: what a surrounding scheduler or launcher may have set: the nodes must see only what we give them
-CLUSTER_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "WORLD_SIZE", "RANK", "LOCAL_RANK", "GROUP_RANK",
-                     "LOCAL_WORLD_SIZE", "TF_CONFIG")
-CLUSTER_PREFIXES = ("SLURM_", "TORCHELASTIC_", "OMPI_", "PMI_", "LSB_")
-
-
-def _free_ports(n: int) -> list[int]:
-    """``n`` distinct ports the OS has free now (bound together, then released)."""
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-def _launch(code: str, node_envs: list[dict], log_dir: Path) -> None:
-    """Run ``python -c code`` once per entry of ``node_envs`` (from the repository root), all at
-    once; wait for all. When one fails or ``TIMEOUT_S`` passes, the others are killed; the
-    assertion shows every process's exit status and the tail of its output."""
-    base = {k: v for k, v in os.environ.items() if k not in CLUSTER_VARIABLES and not k.startswith(CLUSTER_PREFIXES)}
-    base.update(PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-                TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
-    logs = [log_dir / f"node{i}.log" for i in range(len(node_envs))]
-    procs, killed, timed_out = [], set(), False
-    try:
-        for env, log in zip(node_envs, logs):
-            with open(log, "w") as out:
-                procs.append(subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env={**base, **env},
-                                              stdout=out, stderr=subprocess.STDOUT))
-        deadline = time.monotonic() + TIMEOUT_S
-        while None in (codes := [p.poll() for p in procs]) and not any(codes):
-            if timed_out := time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-    finally:
-        for i, p in enumerate(procs):
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-                killed.add(i)
-    if all(p.returncode == 0 for p in procs):
-        return
-    why = f"still running after {TIMEOUT_S} s" if timed_out else "another node failed"
-    report = [f"--- node {i}: {f'killed ({why})' if i in killed else f'exit status {p.returncode}'}; "
-              f"last output:\n{log.read_text()[-3000:]}" for i, (p, log) in enumerate(zip(procs, logs))]
-    pytest.fail("multi-node launch failed\n" + "\n".join(report), pytrace=False)
 
 
 CONFIGS = dc.batch_statistic_configs()
@@ -96,15 +38,10 @@ SYNC_PARAM = [i for i, (n, _, _) in enumerate(KERAS_CONFIGS) if "sync" in spec.g
 
 
 @pytest.fixture(scope="module")
-def lightning_nodes(tmp_path_factory):
-    """Two Lightning nodes (one CPU process each) on localhost: every configuration, sync on and off."""
-    tmp = tmp_path_factory.mktemp("lightning_nodes")
-    out = tmp / "results.npy"
-    code = f"from parity_tests.distributed_checks import lightning_node_main; lightning_node_main({str(out)!r})"
-    (port,) = _free_ports(1)
-    _launch(code, [{"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "NODE_RANK": str(node), "WORLD_SIZE": "2",
-                    "LOCAL_RANK": "0"} for node in range(2)], tmp)
-    return np.load(out, allow_pickle=True).item()
+def lightning_nodes(pytestconfig):
+    """Two Lightning nodes (one CPU process each) on localhost: every configuration, sync on and off
+    (``distributed_runs.lightning_nodes``, run once per session in the background from collection on)."""
+    return distributed_results(pytestconfig, "lightning_nodes")
 
 
 def test_lightning_nodes_form_one_job_and_split_the_batch(lightning_nodes):
@@ -140,15 +77,10 @@ def test_lightning_two_nodes_without_sync_is_the_per_shard_result(lightning_node
 
 
 @pytest.fixture(scope="module")
-def keras_workers(tmp_path_factory):
-    """Two MultiWorkerMirroredStrategy workers on localhost (CPU; worker 0 writes the results)."""
-    tmp = tmp_path_factory.mktemp("keras_workers")
-    out = tmp / "results.npy"
-    code = f"from parity_tests.distributed_checks import keras_main; keras_main({str(out)!r}, 'multiworker')"
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
-    _launch(code, [{"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
-                    "CUDA_VISIBLE_DEVICES": ""} for index in range(2)], tmp)
-    return np.load(out, allow_pickle=True).item()
+def keras_workers(pytestconfig):
+    """Two MultiWorkerMirroredStrategy workers on localhost (CPU; worker 0 writes the results):
+    ``distributed_runs.keras_workers``, run once per session in the background from collection on."""
+    return distributed_results(pytestconfig, "keras_workers")
 
 
 def test_keras_workers_form_one_strategy(keras_workers):

@@ -599,11 +599,12 @@ MEAN_SQUARED_LOGARITHMIC_ERROR = register(LossSpec(
                      "At ŷ = ε the subgradient is the ŷ >= ε branch: torch.clamp_min (our torch twin) and "
                      "tf.maximum(ŷ, ε) (our Keras twin, keras.losses.MeanSquaredLogarithmicError) both send the "
                      "gradient to ŷ there; torch.maximum would split it in half. The target is not differentiated."),
-    stability=("The difference of the logs as log1p((a - b) / (1 + b)) (a, b the clamped ŷ, y) where 1 + a >= "
-               "(1 + b) / 2, log1p(a) - log1p(b) beyond: near ŷ = y the plain difference of two logs cancels "
-               "(relative error 1e-9 at ŷ - y = 2**-20 in float64, 1e-1 in float32), the ratio form keeps every "
-               "digit; never log(x + 1), whose sum 1 + x drops the low digits of a small x (Keras' form; see the "
-               "peer notes). Finite for every finite input: the clamp keeps 1 + x >= 1."),
+    stability=("The distance of the logs in one formula, |log1p(a) - log1p(b)| = log1p(|a - b| / (1 + min(a, b))) "
+               "(a, b the clamped ŷ, y; squared, so its sign is not needed): a log1p of a non-negative number, "
+               "where the plain difference of two logs cancels near ŷ = y (relative error 1e-9 at ŷ - y = 2**-20 "
+               "in float64, 1e-1 in float32) and a ratio (a - b) / (1 + b) near -1 would cancel inside log1p; "
+               "never log(x + 1), whose sum 1 + x drops the low digits of a small x (Keras' form; see the peer "
+               "notes). Finite for every finite input: the clamp keeps 1 + x >= 1."),
     peer_notes=(
         PeerNote("keras.losses.MeanSquaredLogarithmicError", "ŷ or y in (ε, ~1e-2), float32 (float64: (ε, ~1e-6))",
                  "Keras computes log(max(x, ε) + 1): 1 + x rounds away the low digits of x, so the difference "

@@ -176,19 +176,16 @@ def mean_absolute_percentage_error(y_true, y_pred, *, epsilon=1e-7, sample_weigh
                  sample_weight, {"epsilon": epsilon}, reduction, validate)
 
 
-def _log1p_difference(a, b):
-    # the torch twin's form: log1p((a - b) / (1 + b)) where 1 + a >= (1 + b) / 2, the plain difference
-    # beyond; the unselected log1p sees 0
-    r = (a - b) / (b + 1.0)
-    near = r >= -0.5
-    return tf.where(near, tf.math.log1p(tf.where(near, r, tf.zeros_like(r))), tf.math.log1p(a) - tf.math.log1p(b))
+def _log1p_distance(a, b):
+    # the torch twin's form: |log1p(a) - log1p(b)| = log1p(|a - b| / (1 + min(a, b))), no cancellation
+    return tf.math.log1p(tf.abs(a - b) / (tf.minimum(a, b) + 1.0))
 
 
 def _msle_elementwise(x, y, *, epsilon):
     # never log(x + 1); tf.maximum(x, ε) sends the gradient to x at x = ε (the spec's subgradient); ε in the
     # compute dtype (Keras' is a float32 constant)
     eps = tf.constant(epsilon, x.dtype)
-    return tf.square(_log1p_difference(tf.maximum(x, eps), tf.maximum(y, eps)))
+    return tf.square(_log1p_distance(tf.maximum(x, eps), tf.maximum(y, eps)))
 
 
 _mean_squared_logarithmic_error_per_sample = _elementwise_loss(_msle_elementwise)

@@ -228,18 +228,16 @@ def mean_absolute_percentage_error(input, target, *, epsilon=1e-7, sample_weight
                  sample_weight, {"epsilon": epsilon}, reduction, validate)
 
 
-def _log1p_difference(a, b):
-    # log1p(a) - log1p(b), a, b >= 0 (spec.regression._log1p_difference): log1p((a - b) / (1 + b)) where
-    # 1 + a >= (1 + b) / 2 (no cancellation near a = b), the plain difference beyond; the unselected
-    # log1p sees 0 (no inf under where's zero cotangent)
-    r = (a - b) / (b + 1.0)
-    near = r >= -0.5
-    return torch.where(near, torch.log1p(torch.where(near, r, torch.zeros_like(r))), torch.log1p(a) - torch.log1p(b))
+def _log1p_distance(a, b):
+    # |log1p(a) - log1p(b)|, a, b >= 0, in one formula: log1p(|a - b| / (1 + min(a, b))) (= log((1 + max) /
+    # (1 + min)): a log1p of a non-negative number, so no cancellation anywhere, near a = b or far from it)
+    return torch.log1p(torch.abs(a - b) / (torch.minimum(a, b) + 1.0))
 
 
 def _msle_elementwise(x, y, *, epsilon):
-    # never log(x + 1); clamp_min sends the gradient to x at x = ε (torch.maximum would halve it)
-    return torch.square(_log1p_difference(torch.clamp_min(x, epsilon), torch.clamp_min(y, epsilon)))
+    # never log(x + 1); squared, so the distance's sign is not needed; clip's gradient is 1 at x = ε (the
+    # spec's subgradient on every torch: torch.clamp's is not, torch.maximum halves it)
+    return torch.square(_log1p_distance(clip(x, epsilon), clip(y, epsilon)))
 
 
 _mean_squared_logarithmic_error_per_sample = _elementwise_loss(_msle_elementwise)

@@ -1,7 +1,8 @@
 """Lightning pieces for training with our losses (imports lightning; never TensorFlow).
 
 * :class:`MLP` — the scenarios' network (Keras initialization, optional sigmoid heads);
-* :class:`LossModule` — a ``LightningModule`` for any registered loss, metrics via torchmetrics;
+* :class:`LossModule` — a ``LightningModule`` for any registered loss or loss object (``compile_loss``:
+  through ``torch.compile``), metrics via torchmetrics;
 * :class:`ArrayDataModule` — in-memory arrays, epoch-seeded batch order (resume-exact);
 * :class:`KerasAdam` / :func:`build_optimizer` — optimizers that step exactly like Keras';
 * :class:`EpochHistory` — per-epoch logged values;

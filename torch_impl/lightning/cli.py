@@ -5,6 +5,10 @@
 
 Everything is in the YAML config (``model``: the network by ``class_path``, the loss, metrics and
 optimizer; ``data``: the scenario's data function by import path; ``trainer``; ``seed_everything``).
+Every ``LossModule`` argument is a flag: ``--model.compile_loss true`` trains through
+``torch.compile`` of the loss (its compile seconds logged as ``loss_compile_s``), and
+``--model.loss_params null --model.loss '{class_path: torch.nn.BCEWithLogitsLoss}'`` trains with a
+loss object instead of a registered name (kept as config, rebuilt by ``test --ckpt_path``).
 ``--out DIR`` moves every file the run writes (``trainer.default_root_dir``, the CSV logs, the
 checkpoints, the saved ``config.yaml``) under ``DIR``; without it they go where the config says
 (``build/lightning_cli/<scenario>`` in the committed configs), never to the working directory's

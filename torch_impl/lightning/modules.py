@@ -8,6 +8,25 @@ Everything is described by plain values, so the same description drives the scen
   A parameter given as ``"auto"`` is computed from the training labels of the datamodule in
   ``setup`` (``pos_weight`` → ``torch_impl.pos_weight_from_labels``); the value used is saved in
   the checkpoint, so ``load_from_checkpoint`` and resumed runs use it too.
+* ``loss`` may also be a loss object: any ``nn.Module`` or callable taking ``(input, target)``
+  (``nn.BCEWithLogitsLoss(pos_weight=...)``, a function of one's own, a peer of ours), trained
+  through the same module; ``loss_params`` must then be empty. An object given in Python cannot
+  be rebuilt from hyperparameters (as ``net``): the checkpoint holds its state (an ``nn.Module``'s
+  buffers and parameters, under ``loss_fn.``) and, in the hyperparameters, ``loss: "object:<its
+  class>"``; ``load_from_checkpoint(path, net=..., loss=...)`` takes it again (the checkpoint's
+  state then replaces the object's), and loading without it raises ``ValueError`` naming the
+  class, never a silent default loss. On the Lightning CLI the object is a ``class_path`` config
+  (``--model.loss '{class_path: torch.nn.BCEWithLogitsLoss, init_args: {reduction: sum}}'
+  --model.loss_params null``), which the hyperparameters keep: ``test --ckpt_path`` and
+  ``load_from_checkpoint(path, net=...)`` rebuild it.
+  With weighted batches ``(x, y, w)`` the object is called ``loss(input, target, sample_weight=w)``.
+* ``compile_loss``: train through ``torch.compile(loss, **compile_options)`` (inductor fuses the
+  loss's elementwise chain and its closed-form gradient; see docs/benchmarks.md for when it pays).
+  The compilation runs at the first training step, timed apart on a probe call (forward and
+  backward of a detached copy of the step's prediction) and logged once as ``loss_compile_s``
+  (also kept in :attr:`LossModule.loss_compile_s`). Validation and test call the eager loss (a
+  no-grad call would compile a second graph for a few batches); values agree within float32
+  rounding. A batch of another shape (a shorter last batch) compiles once more, with dynamic shapes.
 * ``metrics``: ``{name: {"kind": ..., **arguments}}`` (:func:`torch_impl.lightning.metrics.build_metric`),
   updated in ``validation_step`` / ``test_step`` and logged through ``self.log`` as
   ``val_<name>`` / ``test_<name>`` (Lightning computes and resets them at the epoch end).
@@ -35,7 +54,8 @@ step value is logged only on the steps a logger writes.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning.pytorch as L
@@ -55,6 +75,45 @@ from .optim import build_optimizer
 _has_auto = has_auto
 
 
+#: hyperparameter value of ``loss`` standing for a loss object: ``"object:" + its class``
+OBJECT_LOSS_PREFIX = "object:"
+
+
+def _qualified_name(obj) -> str:
+    """``module.qualname`` of a function, or of the class of a loss object."""
+    named = obj if hasattr(obj, "__qualname__") else type(obj)
+    return f"{getattr(named, '__module__', None) or '?'}.{named.__qualname__}"
+
+
+def _loss_given_as_config() -> bool:
+    """True while ``LightningCLI`` instantiates the module with a loss object from its config: the
+    hyperparameters are then the config, where the loss is a ``class_path`` mapping that the CLI
+    (``--ckpt_path``) and ``load_from_checkpoint`` (through the CLI's instantiator) rebuild."""
+    try:
+        from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+    except ImportError:  # another Lightning: the object is then recorded by its class, as from Python
+        return False
+    given = _given_hyperparameters.get()
+    loss = given.get("loss") if isinstance(given, Mapping) else None
+    return isinstance(loss, Mapping) or hasattr(loss, "class_path")
+
+
+def _check_loss_argument(loss, loss_params: Mapping[str, Any]) -> None:
+    if isinstance(loss, str):
+        if loss.startswith(OBJECT_LOSS_PREFIX):
+            raise ValueError(
+                f"LossModule: this module was trained with the loss object {loss[len(OBJECT_LOSS_PREFIX):]}, "
+                "which hyperparameters cannot rebuild; pass it again: "
+                "LossModule.load_from_checkpoint(path, net=..., loss=...)")
+        return
+    if not callable(loss):
+        raise ValueError(f"LossModule: loss must be a registered loss name or a callable taking (input, target), "
+                         f"got {type(loss).__name__}")
+    if loss_params:
+        raise ValueError(f"LossModule: loss_params {sorted(loss_params)} apply to a registered loss name only; "
+                         f"give them to the loss object ({_qualified_name(loss)}) itself")
+
+
 def _plain(value):
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().double().numpy().tolist()
@@ -69,19 +128,39 @@ class LossModule(L.LightningModule):
     Args:
         net: the network (its ``forward`` returns the loss's prediction: logits for
             ``from_logits=True`` losses).
-        loss: registered loss name (``spec.names()``).
-        loss_params: the loss's parameters; ``"auto"`` values are computed from the training labels.
+        loss: registered loss name (``spec.names()``), or a loss object: an ``nn.Module`` or callable
+            taking ``(input, target)`` (pass it again to ``load_from_checkpoint``).
+        loss_params: the registered loss's parameters; ``"auto"`` values are computed from the
+            training labels. Empty with a loss object.
         metrics: ``{name: {"kind": ..., **arguments}}``.
         optimizer: ``{"name": "adam" | "sgd", "lr": ..., ...}`` (Keras names and defaults).
+        compile_loss: train through ``torch.compile`` of the loss (compiled at the first training
+            step; the seconds it took are logged once as ``loss_compile_s``).
+        compile_options: keyword arguments of ``torch.compile`` (``mode``, ``dynamic``,
+            ``backend``, ...); only with ``compile_loss``.
     """
 
-    def __init__(self, net: nn.Module, loss: str = "weighted_bce", loss_params: dict[str, Any] | None = None,
-                 metrics: dict[str, dict[str, Any]] | None = None, optimizer: dict[str, Any] | None = None):
+    def __init__(self, net: nn.Module, loss: str | nn.Module | Callable[..., torch.Tensor] = "weighted_bce",
+                 loss_params: dict[str, Any] | None = None,
+                 metrics: dict[str, dict[str, Any]] | None = None, optimizer: dict[str, Any] | None = None,
+                 compile_loss: bool = False, compile_options: dict[str, Any] | None = None):
         super().__init__()
-        self.save_hyperparameters(ignore=["net"])
+        _check_loss_argument(loss, loss_params or {})
+        if compile_options and not compile_loss:
+            raise ValueError("LossModule: compile_options are given but compile_loss is False")
+        if isinstance(loss, str) or _loss_given_as_config():
+            self.save_hyperparameters(ignore=["net"])
+        else:  # like net, the object is not a hyperparameter; its class is recorded, its state is in state_dict
+            self.save_hyperparameters(ignore=["net", "loss"])
+            for hparams in (self._hparams, self._hparams_initial):
+                hparams["loss"] = OBJECT_LOSS_PREFIX + _qualified_name(loss)
         self.net = net
-        self.loss_name = loss
+        self.loss_name = loss if isinstance(loss, str) else _qualified_name(loss)
         self.loss_params = dict(loss_params or {})
+        self.compile_loss = bool(compile_loss)
+        self.compile_options = dict(compile_options or {})
+        #: seconds the first training step's compilation of the loss took (``compile_loss=True``)
+        self.loss_compile_s: float | None = None
         self.optimizer_config = dict(optimizer or {"name": "adam"})
         build_optimizer([torch.zeros(1, requires_grad=True)], **self.optimizer_config)  # fail early
         self.metric_specs = {k: dict(v) for k, v in (metrics or {}).items()}
@@ -91,13 +170,42 @@ class LossModule(L.LightningModule):
         self.resolved_loss_params: dict[str, Any] | None = None
         self._epoch_loss_sum: torch.Tensor | None = None
         self._epoch_samples = 0
-        if not _has_auto(self.loss_params):
+        self._compiled_loss: Callable | None = None  # torch.compile(loss_fn), made at its first use
+        if not isinstance(loss, str):
+            self.loss_fn = loss  # an nn.Module is registered (its state in the checkpoint); a function is kept
+        elif not _has_auto(self.loss_params):
             self._build_loss(self.loss_params)
 
     # ------------------------------------------------------------------ loss
     def _build_loss(self, params: Mapping[str, Any]) -> None:
         self.loss_fn = get_loss(self.loss_name, **params)
         self.resolved_loss_params = {k: _plain(v) for k, v in params.items()}
+        self._compiled_loss = None
+
+    def _training_loss_fn(self) -> Callable:
+        """The loss the training step calls: ``loss_fn``, or with ``compile_loss`` its compiled form
+        (kept out of the module's children: it wraps ``loss_fn``, whose state is saved once)."""
+        if not self.compile_loss:
+            return self.loss_fn
+        if self._compiled_loss is None:
+            object.__setattr__(self, "_compiled_loss", torch.compile(self.loss_fn, **self.compile_options))
+        return self._compiled_loss
+
+    def _time_compilation(self, prediction, target, sample_weight) -> None:
+        """Compile the loss (forward, and backward where there is a gradient) on a detached copy of
+        the step's prediction, so that the step itself runs compiled code; record the seconds, from
+        ``torch.compile`` (its first call imports the compiler) to the compiled backward."""
+        if prediction.is_cuda:
+            torch.cuda.synchronize(prediction.device)
+        start = time.perf_counter()
+        fn = self._training_loss_fn()
+        probe = prediction.detach().requires_grad_(prediction.requires_grad)
+        value = fn(probe, target) if sample_weight is None else fn(probe, target, sample_weight=sample_weight)
+        if value.requires_grad:
+            torch.autograd.grad(value, probe)
+        if prediction.is_cuda:
+            torch.cuda.synchronize(prediction.device)
+        self.loss_compile_s = time.perf_counter() - start
 
     def setup(self, stage: str) -> None:
         if self.loss_fn is None:
@@ -114,14 +222,17 @@ class LossModule(L.LightningModule):
                               for k, v in resolved.items()})
             self.loss_fn.to(self.device)
 
-    def _loss(self, prediction, target, sample_weight=None):
+    def _loss(self, prediction, target, sample_weight=None, training: bool = False):
         if self.loss_fn is None:
             raise RuntimeError("LossModule: the loss has 'auto' parameters and is built in setup(); "
                                "run it through a Trainer with a datamodule that has train_targets")
+        if training and self.compile_loss and self.loss_compile_s is None:
+            self._time_compilation(prediction, target, sample_weight)
+        fn = self._training_loss_fn() if training else self.loss_fn
         if sample_weight is None:
-            value = self.loss_fn(prediction, target)
+            value = fn(prediction, target)
         else:
-            value = self.loss_fn(prediction, target, sample_weight=sample_weight)
+            value = fn(prediction, target, sample_weight=sample_weight)
         # penalties of activations recorded by the net's ActivityPenalty modules in this forward
         # pass (e.g. kl_sparsity of a coding layer): added undivided, as Keras' add_loss
         for extra in activity_losses(self.net):
@@ -160,9 +271,13 @@ class LossModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y, *w = batch  # (x, y) or (x, y, per-sample weights)
-        loss = self._loss(self(x), y, w[0] if w else None)
+        compiling = self.compile_loss and self.loss_compile_s is None
+        loss = self._loss(self(x), y, w[0] if w else None, training=True)
         if self._trainer is not None:
             self._log_train_loss(loss, len(x), batch_idx)
+            if compiling:  # once, on the step that compiled
+                self.log("loss_compile_s", self.loss_compile_s, on_step=False, on_epoch=True, batch_size=1,
+                         reduce_fx="max", sync_dist=True)
         return loss
 
     def on_train_epoch_end(self) -> None:
@@ -191,4 +306,4 @@ class LossModule(L.LightningModule):
         return build_optimizer(self.net.parameters(), **self.optimizer_config)
 
 
-__all__ = ["LossModule", "AUTO", "AUTO_PARAMS", "resolve_auto_params"]
+__all__ = ["LossModule", "AUTO", "AUTO_PARAMS", "OBJECT_LOSS_PREFIX", "resolve_auto_params"]
