@@ -1,5 +1,5 @@
 """Multiclass classification losses (softmax heads): ``categorical_crossentropy``,
-``sparse_categorical_crossentropy`` and ``cost_sensitive_cce``.
+``sparse_categorical_crossentropy``, ``cost_sensitive_cce`` and ``categorical_focal_crossentropy``.
 
 Layout (both frameworks)
 ------------------------
@@ -28,8 +28,8 @@ from . import validation as v
 from .cases import EXTREME_LOGITS, rng_for
 from .core import Case, Identity, InvalidCase, LossSpec, Param, ParamError, PeerNote, register
 from .messages import VALIDATE_HINT, format_shape
-from .numerics import (clamped_log, clamped_log_grad, log_softmax, mean_nonbatch, mp, mp_clamped_log,
-                       mp_log_softmax, softmax_cross_entropy_grad)
+from .numerics import (MP_P_MIN_EXP, clamped_log, clamped_log1m, clamped_log1m_grad, clamped_log_grad, log_softmax,
+                       mean_nonbatch, mp, mp_clamped_log, mp_log_softmax, softmax_cross_entropy_grad)
 from .performance import TORCH_CONTRACT, note
 
 #: |row sum - 1| allowed for probability rows (``from_logits=False``). 1e-2, not 1e-3: a softmax
@@ -730,5 +730,185 @@ COST_SENSITIVE_CCE = register(LossSpec(
     keras_class="CostSensitiveCCE",
 ))
 
+# =========================================================================== categorical_focal_crossentropy
+def _focal_logs(x, from_logits):
+    """``(log q, log(1 - q))`` per class, float64, both with full relative accuracy.
+
+    Logits: ``log(1 - q_c) = log1p(-q_c)`` for every class but the argmax ``c*`` (there
+    ``q_c <= 1/2``); at ``c*`` it is ``logsumexp_{k≠c*}(x) - logsumexp(x)``, finite however saturated
+    the row is (``1 - q_c*`` would round to 0, and ``(1 - q)^γ`` with ``γ < 1`` has an infinite
+    derivative at 0). Probabilities: the clamps ``log(max(p, 2**-126))`` and ``log(max(1 - p, 2**-126))``."""
+    if not from_logits:
+        return clamped_log(x), clamped_log1m(x)
+    logq = log_softmax(x)
+    k = np.argmax(x, axis=-1)[..., None]
+    # both logsumexps of x - x_c* (<= 0 off c*, log C at most): large logits (1e4, float32 spacing
+    # 1e-3) cancel before the sums, not after
+    others = x - np.take_along_axis(x, k, axis=-1)
+    np.put_along_axis(others, k, -np.inf, axis=-1)
+    m2 = others.max(axis=-1, keepdims=True)
+    lse_others = m2 + np.log(np.exp(others - m2).sum(axis=-1, keepdims=True))
+    lse = -np.take_along_axis(logq, k, axis=-1)  # logsumexp(x - x_c*) = -log q_c*
+    off_top = logq.copy()
+    np.put_along_axis(off_top, k, -1.0, axis=-1)  # q_c <= 1/2 off the argmax: log1p(-q) is accurate
+    log1mq = np.log1p(-np.exp(off_top))
+    np.put_along_axis(log1mq, k, lse_others - lse, axis=-1)
+    return logq, log1mq
+
+
+def _focal_reference(prediction, target, *, alpha, gamma, from_logits, label_smoothing):
+    x = np.asarray(prediction, np.float64)
+    y = _smooth(np.asarray(target, np.float64), label_smoothing, x.shape[-1])
+    logq, log1mq = _focal_logs(x, from_logits)
+    return mean_nonbatch(-alpha * (y * np.exp(gamma * log1mq) * logq).sum(axis=-1))
+
+
+def _focal_vjp(prediction, target, cotangent, *, alpha, gamma, from_logits, label_smoothing):
+    x = np.asarray(prediction, np.float64)
+    y = _smooth(np.asarray(target, np.float64), label_smoothing, x.shape[-1])
+    logq, log1mq = _focal_logs(x, from_logits)
+    f = np.exp(gamma * log1mq)
+    if from_logits:
+        # dℓ/dx = α (q Σ_c w_c - w) with w_c = y_c f_c (1 - γ q_c log q_c / (1 - q_c)) >= 0: the
+        # softmax cross-entropy gradient with weights w (accurate at the argmax too); log q / (1 - q)
+        # is log q / -expm1(log q), -1 in the limit log q -> 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(logq == 0.0, -1.0, logq / -np.expm1(logq))
+        w = y * f * (1.0 - gamma * np.exp(logq) * ratio)
+        grad = alpha * softmax_cross_entropy_grad(x, w)
+    else:
+        grad = -alpha * y * f * (clamped_log_grad(x) + gamma * logq * clamped_log1m_grad(x))
+    return grad * _row_cotangent(cotangent, x.shape)
+
+
+def _focal_exact(prediction, target, *, alpha, gamma, from_logits, label_smoothing):
+    ls, a, g = mp.mpf(label_smoothing), mp.mpf(alpha), mp.mpf(gamma)
+    p_min = mp.ldexp(1, MP_P_MIN_EXP)
+
+    def log1m(xs, c):
+        if not from_logits:
+            rest = 1 - xs[c]
+            return mp.log(rest if rest >= p_min else p_min)
+        top = max(xs)
+        return (mp.log(mp.fsum(mp.exp(val - top) for j, val in enumerate(xs) if j != c))
+                - mp.log(mp.fsum(mp.exp(val - top) for val in xs)))
+
+    def row_loss(xs, ys):
+        c = len(xs)
+        logq = _mp_log_q(xs, from_logits)
+        return -a * mp.fsum((mp.mpf(float(y)) * (1 - ls) + ls / c) * mp.exp(g * log1m(xs, j)) * lq
+                            for j, (y, lq) in enumerate(zip(ys, logq)))
+
+    return _exact_rows(prediction, target, row_loss)
+
+
+def _focal_cases():
+    name = "categorical_focal_crossentropy"
+    out = []
+    for tag, params in [
+        ("default", {}),
+        ("gamma0.5-ls0.1", {"gamma": 0.5, "alpha": 1.0, "label_smoothing": 0.1}),
+        ("probs-gamma0.5-ls0.2", {"from_logits": False, "gamma": 0.5, "label_smoothing": 0.2}),
+    ]:
+        out += _multiclass_cases(name, params, tag, from_logits=params.get("from_logits", True), classes=4,
+                                 ties=not params.get("from_logits", True))
+    x = np.array([[1e4, 0.0, -1e4], [40.0, 0.0, 0.0], [0.0, 1e4, 0.0], [1e4, 1e4 - 1.0, 1e4 - 2.5]])
+    out.append(Case("gamma0.3-extreme-saturated", "extreme", {"gamma": 0.3, "alpha": 1.0}, x,
+                    np.eye(3)[np.array([0, 0, 0, 1])],
+                    note="1 - q of the argmax rounds to 0 (every dtype): (1 - q)^γ with γ < 1 has an infinite "
+                         "derivative there; log(1 - q) from the other classes' logsumexp keeps it finite. Last row: "
+                         "logits near 1e4 (float32 spacing 1e-3) whose logsumexps must be taken after "
+                         "subtracting the max, not subtracted from each other"))
+    return out
+
+
+def _focal_invalid():
+    p = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -3.0]])
+    t = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    sigmoid_head = np.array([[0.9, 0.8, 0.1], [0.2, 0.7, 0.6]])
+    return [
+        InvalidCase("alpha-negative", {"alpha": -0.25}),
+        InvalidCase("alpha-nan", {"alpha": float("nan")}),
+        InvalidCase("alpha-list", {"alpha": [0.25, 0.75]}),
+        InvalidCase("gamma-negative", {"gamma": -1.0}),
+        InvalidCase("gamma-inf", {"gamma": float("inf")}),
+        InvalidCase("gamma-string", {"gamma": "2"}),
+        InvalidCase("label-smoothing-above-one", {"label_smoothing": 1.5}),
+        InvalidCase("from-logits-not-bool", {"from_logits": 1}),
+        InvalidCase("no-class-axis", {}, np.array([0.5, -1.0, 2.0]), np.array([1.0, 0.0, 0.0])),
+        InvalidCase("one-class", {}, np.array([[0.5], [-1.0]]), np.array([[1.0], [1.0]])),
+        InvalidCase("probability-rows-not-summing-to-one", {"from_logits": False}, sigmoid_head, t),
+        InvalidCase("target-shape-sparse-labels", {}, p, np.array([0.0, 1.0])),
+    ]
+
+
+CATEGORICAL_FOCAL_CROSSENTROPY = register(LossSpec(
+    name="categorical_focal_crossentropy",
+    family="multiclass",
+    summary=("Softmax focal loss (Lin et al.) with one-hot or soft targets on the last axis: cross-entropy "
+             "terms down-weighted by (1 - q)^γ, times α; optional label smoothing."),
+    formula=(r"\ell = -\frac{\alpha}{R}\sum_{r}\sum_{c=1}^{C} y'_{rc}\,(1 - q_{rc})^{\gamma}\,\log q_{rc},\quad "
+             r"q_r = \mathrm{softmax}(x_r),\quad y' = y(1-\epsilon) + \epsilon/C"),
+    params=(
+        Param("alpha", 0.25, "a finite float >= 0", v.real(lo=0.0),
+              doc="Constant factor of every term (Keras' default 0.25). Keras also accepts a per-class list; "
+                  "here it is one number."),
+        Param("gamma", 2.0, "a finite float >= 0", v.real(lo=0.0),
+              doc="Focusing exponent: 0 gives α times categorical_crossentropy; larger values down-weight "
+                  "well-classified terms. Any γ >= 0, γ < 1 included (finite gradients at saturated logits)."),
+        FROM_LOGITS,
+        LABEL_SMOOTHING,
+    ),
+    reference=_focal_reference,
+    reference_vjp=_focal_vjp,
+    exact=_focal_exact,
+    cases=_focal_cases,
+    invalid_cases=_focal_invalid,
+    prediction_domain=_prediction_domain,
+    prediction_domain_hint=_probability_hint,
+    check_shapes=_check_class_axis,
+    check_values=_check_dense_values,
+    grad_convention=(
+        "Logits: smooth, d/dx = α (q Σ_c w_c - w) with w_c = y'_c (1 - q_c)^γ (1 - γ q_c log q_c / (1 - q_c)) "
+        "(w >= 0; q_c log q_c / (1 - q_c) -> -1 as q_c -> 1): finite for every γ >= 0 and every finite "
+        "logit. Probabilities: the plain partial derivative through the clamps log(max(p, 2**-126)) and "
+        "log(max(1 - p, 2**-126)) (identity branch at the bound, 0 beyond): -α y'_c (1 - p_c)^γ "
+        "(1/p_c - γ log p_c / (1 - p_c)); the row-sum constraint is not projected out."),
+    stability=("log q from the log-softmax of categorical_crossentropy; (1 - q)^γ = exp(γ log(1 - q)) with "
+               "log(1 - q_c) = log1p(-q_c) off the argmax and logsumexp_{k≠c*}(x) - logsumexp(x) at the "
+               "argmax c*: never 1 - softmax, which rounds to 0 (and 0^γ has an infinite derivative for "
+               "γ < 1, a NaN gradient). Probabilities: log1p(-p) with the 2**-126 clamp."),
+    identities=(
+        Identity({"gamma": 0.0, "alpha": 1.0}, "categorical_crossentropy", {},
+                 "γ = 0, α = 1: (1 - q)^0 = 1, plain softmax cross-entropy"),
+    ),
+    peer_notes=(
+        PeerNote("keras CategoricalFocalCrossentropy(from_logits=True)", "logits with a softmax beyond [1e-7, 1 - 1e-7]",
+                 "Keras takes softmax(x), then log(clip(q, 1e-7, 1 - 1e-7)): each term is capped at -log 1e-7 "
+                 "= 16.12 (gradient 0 beyond) and a saturated correct row keeps (1e-7)^γ · 1e-7 instead of ~0; "
+                 "ours is the true loss for any finite logits. Equal values and gradients inside the clip range"),
+        PeerNote("keras CategoricalFocalCrossentropy(from_logits=False)", "probabilities",
+                 "Keras divides each row by its sum (a sigmoid head is silently renormalized) and clips to "
+                 "[1e-7, 1 - 1e-7]; ours rejects rows not summing to 1 and clamps at 2**-126. On rows summing "
+                 "to 1 the values are equal inside the clip range and the gradients differ by the "
+                 "renormalization: Keras' is ours minus (Σ_c p_c g_c) per row"),
+        PeerNote("keras CategoricalFocalCrossentropy", "defaults",
+                 "Keras' default is from_logits=False, ours True; alpha may be a per-class list there "
+                 "(ops.multiply broadcast over the class axis), one number here"),
+        PeerNote("torch.nn", "no multiclass focal loss",
+                 "torch.nn has none (torchvision.ops.sigmoid_focal_loss is the binary one: binary_focal); "
+                 "γ = 0 equals α · torch.nn.CrossEntropyLoss(label_smoothing=ε) with probability targets"),
+    ),
+    references=("Lin et al., Focal Loss for Dense Object Detection, ICCV 2017",
+                "keras.losses.CategoricalFocalCrossentropy"),
+    trap=("The textbook (1 - softmax(x))^γ log(softmax(x)) gives NaN gradients for γ < 1 once a row saturates "
+          "(1 - q = 0) and Keras' clip caps every term at 16.12: here log(1 - q) comes from the other "
+          "classes' logits and the loss is exact for any finite logit."),
+    torch_class="CategoricalFocalCELoss",
+    keras_class="CategoricalFocalCE",
+))
+
+
 __all__ = ["CATEGORICAL_CROSSENTROPY", "SPARSE_CATEGORICAL_CROSSENTROPY", "COST_SENSITIVE_CCE",
+           "CATEGORICAL_FOCAL_CROSSENTROPY",
            "COST_2", "COST_3", "log_softmax", "ROW_SUM_TOL"]

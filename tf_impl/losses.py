@@ -133,6 +133,19 @@ class CostSensitiveCCE(SpecLoss):
                          validate=validate, name=name)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CategoricalFocalCE(SpecLoss):
+    """Keras form of :func:`tf_impl.multiclass.categorical_focal_crossentropy` (classes on the last axis)."""
+
+    spec_name = "categorical_focal_crossentropy"
+    per_sample = staticmethod(multiclass._categorical_focal_crossentropy_per_sample)
+
+    def __init__(self, *, alpha=0.25, gamma=2.0, from_logits=True, label_smoothing=0.0, reduction="mean",
+                 validate=True, name=None):
+        super().__init__(alpha=alpha, gamma=gamma, from_logits=from_logits, label_smoothing=label_smoothing,
+                         reduction=reduction, validate=validate, name=name)
+
+
 # ---------------------------------------------------------------- family: overlap
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class SoftDice(SpecLoss):

@@ -1,5 +1,6 @@
 """Multiclass classification losses (softmax heads), TensorFlow twins of :mod:`spec.multiclass`:
-``categorical_crossentropy``, ``sparse_categorical_crossentropy``, ``cost_sensitive_cce``.
+``categorical_crossentropy``, ``sparse_categorical_crossentropy``, ``cost_sensitive_cce``,
+``categorical_focal_crossentropy``.
 
 Argument order is Keras': ``(y_true, y_pred)``, truth first.
 
@@ -10,11 +11,12 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from spec.numerics import P_MIN
+from spec.numerics import LOG_P_MIN, P_MIN
 
 from ._core import apply, mean_nonbatch, reduce, with_total
 
-__all__ = ["categorical_crossentropy", "sparse_categorical_crossentropy", "cost_sensitive_cce"]
+__all__ = ["categorical_crossentropy", "sparse_categorical_crossentropy", "cost_sensitive_cce",
+           "categorical_focal_crossentropy"]
 
 
 def _log_q(x: tf.Tensor, from_logits: bool) -> tf.Tensor:
@@ -162,3 +164,50 @@ def cost_sensitive_cce(y_true, y_pred, *, cost_matrix=None, mode="argmax", from_
     """
     return apply("cost_sensitive_cce", _cost_sensitive_cce_per_sample, y_true, y_pred, sample_weight,
                  {"cost_matrix": cost_matrix, "mode": mode, "from_logits": from_logits}, reduction, validate)
+
+
+def _focal_logs(x: tf.Tensor, from_logits: bool):
+    """``(log q, log(1 - q))`` per class (:func:`spec.multiclass._focal_logs`): at the argmax ``c*`` of
+    logits ``log(1 - q) = logsumexp_{k≠c*}(x) - logsumexp(x)``, finite where ``1 - q`` rounds to 0;
+    ``log1p(-q)`` elsewhere. Each ``where`` branch that is not taken sees a harmless argument, so its
+    gradient is 0, never 0 · inf."""
+    if not from_logits:
+        keep = (1.0 - x) >= tf.constant(P_MIN, x.dtype)
+        log_1mq = tf.where(keep, tf.math.log1p(-tf.where(keep, x, tf.zeros_like(x))),
+                           tf.constant(LOG_P_MIN, x.dtype))
+        return tf.math.log(tf.maximum(x, tf.constant(P_MIN, x.dtype))), log_1mq
+    log_q = tf.nn.log_softmax(x, axis=-1)
+    top = tf.one_hot(tf.argmax(x, axis=-1), tf.shape(x)[-1], on_value=True, off_value=False)
+    # both logsumexps of x - x_c* (the argmax's own logit, so its gradient cancels exactly): large
+    # logits cancel before the sums
+    shifted = x - tf.reduce_sum(tf.where(top, x, tf.zeros_like(x)), axis=-1, keepdims=True)
+    masked = tf.where(top, tf.constant(float("-inf"), x.dtype), shifted)
+    rest = (tf.reduce_logsumexp(masked, axis=-1, keepdims=True)
+            - tf.reduce_logsumexp(shifted, axis=-1, keepdims=True))
+    off_top = tf.math.log1p(-tf.exp(tf.where(top, tf.constant(-1.0, x.dtype), log_q)))
+    return log_q, tf.where(top, rest, off_top)
+
+
+def _categorical_focal_crossentropy_per_sample(x, y, *, alpha, gamma, from_logits, label_smoothing):
+    y = _smoothed(x, y, label_smoothing)
+    log_q, log_1mq = _focal_logs(x, from_logits)
+    return mean_nonbatch(tf.reduce_sum(y * tf.exp(gamma * log_1mq) * log_q, axis=-1) * -alpha)
+
+
+def categorical_focal_crossentropy(y_true, y_pred, *, alpha=0.25, gamma=2.0, from_logits=True, label_smoothing=0.0,
+                                   sample_weight=None, reduction="mean", validate=True):
+    r"""Softmax focal loss with one-hot or soft targets; classes on the last axis.
+
+    .. math::
+        \ell_i = -\frac{\alpha}{R}\sum_r \sum_c y'_{rc} (1 - q_{rc})^{\gamma} \log q_{rc},\quad
+        q = \mathrm{softmax}(x),\quad y' = y(1-\epsilon) + \epsilon / C
+
+    Stability: ``tf.nn.log_softmax`` for ``log q``; ``(1 - q)^γ = exp(γ log(1 - q))`` with ``log(1 - q)``
+    of the argmax class from the other classes' ``reduce_logsumexp``: finite values and gradients for
+    any ``γ >= 0`` and any finite logits (``keras.losses.CategoricalFocalCrossentropy`` clips the
+    softmax to [1e-7, 1 - 1e-7]). Same contract as the torch twin, with Keras' argument order.
+    """
+    return apply("categorical_focal_crossentropy", _categorical_focal_crossentropy_per_sample, y_true, y_pred,
+                 sample_weight, {"alpha": alpha, "gamma": gamma, "from_logits": from_logits,
+                                 "label_smoothing": label_smoothing}, reduction, validate)
+

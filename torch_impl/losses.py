@@ -156,6 +156,18 @@ class CostSensitiveCCELoss(SpecLoss):
                          validate=validate)
 
 
+class CategoricalFocalCELoss(SpecLoss):
+    """Module form of :func:`torch_impl.multiclass.categorical_focal_crossentropy` (classes on the LAST axis)."""
+
+    spec_name = "categorical_focal_crossentropy"
+    per_sample = staticmethod(multiclass._categorical_focal_crossentropy_per_sample)
+
+    def __init__(self, *, alpha=0.25, gamma=2.0, from_logits=True, label_smoothing=0.0, reduction="mean",
+                 validate=True):
+        super().__init__(alpha=alpha, gamma=gamma, from_logits=from_logits, label_smoothing=label_smoothing,
+                         reduction=reduction, validate=validate)
+
+
 # ---------------------------------------------------------------- family: overlap
 class SoftDiceLoss(SpecLoss):
     """Module form of :func:`torch_impl.overlap.soft_dice` (one value per sample)."""

@@ -1,5 +1,6 @@
 """Multiclass classification losses (softmax heads), torch twins of :mod:`spec.multiclass`:
-``categorical_crossentropy``, ``sparse_categorical_crossentropy``, ``cost_sensitive_cce``.
+``categorical_crossentropy``, ``sparse_categorical_crossentropy``, ``cost_sensitive_cce``,
+``categorical_focal_crossentropy``.
 
 Argument order is torch's: ``(input, target)``, prediction first.
 
@@ -14,11 +15,12 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from spec.numerics import P_MIN
+from spec.numerics import LOG_P_MIN, P_MIN
 
 from ._core import apply, clip, mean_nonbatch, reduce, with_total
 
-__all__ = ["categorical_crossentropy", "sparse_categorical_crossentropy", "cost_sensitive_cce"]
+__all__ = ["categorical_crossentropy", "sparse_categorical_crossentropy", "cost_sensitive_cce",
+           "categorical_focal_crossentropy"]
 
 
 def _log_q(x: torch.Tensor, from_logits: bool) -> torch.Tensor:
@@ -178,3 +180,50 @@ def cost_sensitive_cce(input, target, *, cost_matrix=None, mode="argmax", from_l
     """
     return apply("cost_sensitive_cce", _cost_sensitive_cce_per_sample, input, target, sample_weight,
                  {"cost_matrix": cost_matrix, "mode": mode, "from_logits": from_logits}, reduction, validate)
+
+
+def _focal_logs(x: torch.Tensor, from_logits: bool):
+    """``(log q, log(1 - q))`` per class (:func:`spec.multiclass._focal_logs`): at the argmax ``c*`` of
+    logits ``log(1 - q) = logsumexp_{k≠c*}(x) - logsumexp(x)``, finite where ``1 - q`` rounds to 0;
+    ``log1p(-q)`` elsewhere. Each ``where`` branch that is not taken sees a harmless argument, so its
+    gradient is 0, never 0 · inf."""
+    if not from_logits:
+        keep = (1.0 - x) >= P_MIN
+        log_1mq = torch.where(keep, torch.log1p(-torch.where(keep, x, torch.zeros_like(x))), LOG_P_MIN)
+        return torch.log(clip(x, P_MIN)), log_1mq
+    log_q = F.log_softmax(x, dim=-1)
+    top = F.one_hot(x.detach().argmax(dim=-1), x.shape[-1]).bool()
+    # both logsumexps of x - x_c* (the argmax's own logit, so its gradient cancels exactly): large
+    # logits cancel before the sums; logsumexp(x - x_c*) = -log q_c*
+    shifted = x - torch.where(top, x, 0.0).sum(dim=-1, keepdim=True)
+    rest = torch.logsumexp(shifted.masked_fill(top, float("-inf")), dim=-1, keepdim=True) - \
+        torch.logsumexp(shifted, dim=-1, keepdim=True)
+    off_top = torch.log1p(-torch.exp(log_q.masked_fill(top, -1.0)))
+    return log_q, torch.where(top, rest, off_top)
+
+
+def _categorical_focal_crossentropy_per_sample(x, y, *, alpha, gamma, from_logits, label_smoothing):
+    y = y.to(x.dtype)  # integer one-hot targets join the compute dtype
+    if label_smoothing:
+        y = y * (1.0 - label_smoothing) + label_smoothing / x.shape[-1]
+    log_q, log_1mq = _focal_logs(x, from_logits)
+    return mean_nonbatch((y * torch.exp(gamma * log_1mq) * log_q).sum(dim=-1) * -alpha)
+
+
+def categorical_focal_crossentropy(input, target, *, alpha=0.25, gamma=2.0, from_logits=True, label_smoothing=0.0,
+                                   sample_weight=None, reduction="mean", validate=True):
+    r"""Softmax focal loss with one-hot or soft targets; classes on the last axis.
+
+    .. math::
+        \ell_i = -\frac{\alpha}{R}\sum_r \sum_c y'_{rc} (1 - q_{rc})^{\gamma} \log q_{rc},\quad
+        q = \mathrm{softmax}(x),\quad y' = y(1-\epsilon) + \epsilon / C
+
+    Stability: ``F.log_softmax`` for ``log q``; ``(1 - q)^γ = exp(γ log(1 - q))`` with ``log(1 - q)``
+    of the argmax class from the other classes' ``logsumexp``: finite values and gradients for any
+    ``γ >= 0`` (``γ < 1`` included) and any finite logits. Probabilities (``from_logits=False``) use
+    the 2**-126 clamps and must be rows summing to 1.
+    """
+    return apply("categorical_focal_crossentropy", _categorical_focal_crossentropy_per_sample, input, target,
+                 sample_weight, {"alpha": alpha, "gamma": gamma, "from_logits": from_logits,
+                                 "label_smoothing": label_smoothing}, reduction, validate)
+

@@ -1,0 +1,271 @@
+"""The multiclass entries against the frameworks' own losses of the same math: our torch twin equals the
+torch.nn loss, our Keras twin equals the Keras loss class, in float32 and float64, values and gradients,
+on the spec's cases that the peer computes exactly (each peer's ``fits``: Keras clips probabilities to
+[1e-7, 1 - 1e-7], so cases beyond the clip are left to the pinned differences below). Each peer's
+default reduction maps to our "mean" (torch's "mean" over every position and Keras'
+"sum_over_batch_size": Σ_i ℓ_i / N of per-sample means). torch.nn takes the classes on axis 1: the
+peer gets ``x.movedim(-1, 1)``. Where a peer differs, the entry's ``peer_notes`` say so and a test
+here pins it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import spec
+
+pytestmark = pytest.mark.project
+
+DTYPES = ("float32", "float64")
+KERAS_CLIP = 1e-7
+
+
+def _softmax(x):
+    return np.exp(spec.numerics.log_softmax(x))
+
+
+def _probabilities(case, params):
+    return _softmax(case.prediction) if params.get("from_logits", True) else case.prediction
+
+
+def _inside_keras_clip(case, params):
+    """Every probability Keras computes within [1e-7, 1 - 1e-7] (its clip is then the identity)."""
+    p = _probabilities(case, params)
+    return bool(np.all((p >= 10 * KERAS_CLIP) & (p <= 1.0 - 10 * KERAS_CLIP)))
+
+
+def _labelled_inside_keras_clip(case, params):
+    p = np.take_along_axis(_probabilities(case, params), case.target.astype(np.int64)[..., None], axis=-1)
+    return bool(np.all(p >= 10 * KERAS_CLIP))
+
+
+def _torch_ce(nn, p):
+    return nn.CrossEntropyLoss(label_smoothing=p.get("label_smoothing", 0.0))
+
+
+#: spec name → (torch.nn peer or None, Keras peer or None, which cases the peers compute exactly)
+PEERS = {
+    "categorical_crossentropy": (
+        lambda nn, p: _torch_ce(nn, p) if p["from_logits"] else None,
+        lambda losses, p, dtype: losses.CategoricalCrossentropy(
+            from_logits=p["from_logits"], label_smoothing=p["label_smoothing"], dtype=dtype),
+        _inside_keras_clip),
+    "sparse_categorical_crossentropy": (
+        lambda nn, p: nn.CrossEntropyLoss() if p["from_logits"] else None,
+        lambda losses, p, dtype: losses.SparseCategoricalCrossentropy(from_logits=p["from_logits"], dtype=dtype),
+        _labelled_inside_keras_clip),
+    "categorical_focal_crossentropy": (
+        None,  # torch.nn has no multiclass focal loss
+        lambda losses, p, dtype: losses.CategoricalFocalCrossentropy(
+            alpha=p["alpha"], gamma=p["gamma"], from_logits=p["from_logits"],
+            label_smoothing=p["label_smoothing"], dtype=dtype),
+        _inside_keras_clip),
+}
+
+
+#: Keras divides probability rows by their sum first (CategoricalCrossentropy, SparseCategoricalCrossentropy
+#: through a softmax of log p, CategoricalFocalCrossentropy)
+KERAS_RENORMALIZES = {"categorical_crossentropy", "sparse_categorical_crossentropy", "categorical_focal_crossentropy"}
+
+
+def _cases(framework):
+    out = []
+    for name, (torch_peer, keras_peer, fits) in PEERS.items():
+        entry = spec.get(name)
+        for case in entry.cases():
+            params = entry.validate_params(case.params)
+            peer = torch_peer if framework == "torch" else keras_peer
+            if peer is None or case.sample_weight is not None or not fits(case, params):
+                continue
+            if framework == "torch" and peer(_NN, params) is None:
+                continue
+            if framework == "keras" and peer(_LOSSES, params, "float64") is None:
+                continue
+            for dtype in case.dtypes:
+                out.append(pytest.param(name, case, dtype, id=f"{name}-{case.id}-{dtype}"))
+    return out
+
+
+class _Stub:
+    """Stands for torch.nn / keras.losses at collection (no framework import): every class is a
+    callable returning a placeholder, so a peer builder says whether it exists for the params."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: object()
+
+
+_NN = _LOSSES = _Stub()
+
+
+def _assert_close(name, dtype, field, actual, expected):
+    result = getattr(spec.get(name).tolerances, field)[dtype].compare(actual, expected)
+    assert result.ok, f"{field}: {result.detail}"
+
+
+def _keras_grad_of_renormalized(grad_ours, prediction):
+    """Keras divides probability rows by their sum first: on rows summing to 1 its gradient is ours
+    minus the per-row Σ_c p_c g_c (the derivative of p / Σp)."""
+    return grad_ours - (grad_ours * prediction).sum(axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("name,case,dtype", _cases("torch"))
+def test_torch_twin_equals_the_torch_nn_loss(name, case, dtype):
+    import torch
+
+    import torch_impl
+
+    tdtype = getattr(torch, dtype)
+    params = spec.get(name).validate_params(case.params)
+    x_peer = torch.tensor(case.prediction, dtype=tdtype, requires_grad=True)
+    x_ours = torch.tensor(case.prediction, dtype=tdtype, requires_grad=True)
+    sparse = spec.get(name).target_shape is not None
+    y = torch.tensor(case.target, dtype=torch.int64 if sparse else tdtype)
+    peer = PEERS[name][0](torch.nn, params)(x_peer.movedim(-1, 1), y if sparse else y.movedim(-1, 1))
+    ours = torch_impl.get_loss(name, **case.params)(x_ours, y)
+    peer.backward()
+    ours.backward()
+    assert ours.dtype == peer.dtype == tdtype
+    _assert_close(name, dtype, "value", ours.detach().double().numpy(), peer.detach().double().numpy())
+    _assert_close(name, dtype, "grad", x_ours.grad.double().numpy(), x_peer.grad.double().numpy())
+
+
+@pytest.mark.parametrize("name,case,dtype", _cases("keras"))
+def test_keras_twin_equals_the_keras_loss(name, case, dtype):
+    import tf_impl  # first: TensorFlow without the start-up log lines
+
+    import keras
+    import tensorflow as tf
+
+    params = spec.get(name).validate_params(case.params)
+    x = tf.constant(case.prediction, dtype=dtype)
+    sparse = spec.get(name).target_shape is not None
+    y = tf.constant(case.target, dtype="int64" if sparse else dtype)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        peer = PEERS[name][1](keras.losses, params, dtype)(y, x)
+        ours = tf_impl.get_loss(name, **case.params)(y, x)
+    assert ours.dtype == peer.dtype == tf.as_dtype(dtype)
+    _assert_close(name, dtype, "value", ours.numpy(), peer.numpy())
+    grad_ours = tape.gradient(ours, x).numpy()
+    if not params.get("from_logits", True) and name in KERAS_RENORMALIZES:
+        grad_ours = _keras_grad_of_renormalized(grad_ours, case.prediction)
+    _assert_close(name, dtype, "grad", grad_ours, tape.gradient(peer, x).numpy())
+
+
+def test_the_peer_tables_cover_every_entry_and_config():
+    """Each entry of the table has at least one case per framework peer (a filter that leaves nothing
+    would test nothing)."""
+    for framework in ("torch", "keras"):
+        names = {p.values[0] for p in _cases(framework)}
+        expected = {n for n, peers in PEERS.items() if peers[0 if framework == "torch" else 1] is not None}
+        assert names == expected, framework
+
+
+# ---------------------------------------------------------------- categorical_focal_crossentropy
+def _keras_and_ours(name, params, y_true, y_pred, dtype="float64", peer=None):
+    import tf_impl
+
+    import tensorflow as tf
+
+    x = tf.constant(y_pred, dtype=dtype)
+    y = tf.constant(y_true)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours = tf_impl.get_loss(name, **params)(y, x)
+        theirs = peer(y, x)
+    return (float(ours), tape.gradient(ours, x).numpy()), (float(theirs), tape.gradient(theirs, x).numpy())
+
+
+def test_keras_focal_clips_the_softmax_of_logits():
+    """PeerNote of categorical_focal_crossentropy: Keras' from_logits=True takes log(clip(softmax, 1e-7,
+    1 - 1e-7)): a wrong row with a margin of 40 counts 16.12 instead of 40 and has no gradient at all;
+    ours is the reference."""
+    import keras
+
+    entry = spec.get("categorical_focal_crossentropy")
+    x = np.array([[40.0, 0.0, 0.0]])
+    y = np.array([[0.0, 1.0, 0.0]])
+    (ours, g_ours), (theirs, g_theirs) = _keras_and_ours(
+        "categorical_focal_crossentropy", {}, y, x,
+        peer=keras.losses.CategoricalFocalCrossentropy(from_logits=True, dtype="float64"))
+    assert ours == pytest.approx(float(entry.reference_reduced(x, y)), rel=1e-12)
+    assert ours == pytest.approx(0.25 * 40.0, rel=1e-12)  # (1 - q_1)^2 = 1 to 1e-17
+    assert theirs == pytest.approx(0.25 * (1.0 - KERAS_CLIP) ** 2 * -np.log(KERAS_CLIP), rel=1e-9)
+    np.testing.assert_allclose(g_ours, entry.reference_grad(x, y), rtol=1e-9)
+    assert np.all(g_theirs == 0.0) and np.abs(g_ours).max() > 0.2
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_focal_gamma_below_one_at_saturated_logits_has_finite_gradients(dtype):
+    """stability of categorical_focal_crossentropy: with γ = 0.3 the textbook (1 - softmax(x))^γ
+    log_softmax(x) has 1 - q = 0 at a saturated row and a NaN gradient; both twins are finite and equal
+    the reference."""
+    import tensorflow as tf
+    import torch
+    import torch.nn.functional as F
+
+    import tf_impl
+    import torch_impl
+
+    entry = spec.get("categorical_focal_crossentropy")
+    params = {"gamma": 0.3, "alpha": 1.0}
+    x = np.array([[200.0, 0.0, -5.0], [0.0, 3.0, 1.0]])
+    y = np.eye(3)[[0, 1]]
+    tdtype = getattr(torch, dtype)
+    naive_x = torch.tensor(x, dtype=tdtype, requires_grad=True)
+    log_q = F.log_softmax(naive_x, dim=-1)
+    naive = -(torch.tensor(y, dtype=tdtype) * (1.0 - log_q.exp()) ** 0.3 * log_q).sum(-1).mean()
+    naive.backward()
+    assert torch.isnan(naive_x.grad).any()
+    expected = entry.reference_reduced(x, y, **params)
+    expected_grad = entry.reference_grad(x, y, **params)
+    tx = torch.tensor(x, dtype=tdtype, requires_grad=True)
+    value = torch_impl.get_loss("categorical_focal_crossentropy", **params)(tx, torch.tensor(y, dtype=tdtype))
+    value.backward()
+    xt = tf.constant(x, dtype=dtype)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        k_value = tf_impl.get_loss("categorical_focal_crossentropy", **params)(tf.constant(y, dtype=dtype), xt)
+    for v, g in ((value.item(), tx.grad.numpy()), (float(k_value), tape.gradient(k_value, xt).numpy())):
+        assert np.all(np.isfinite(g))
+        _assert_close("categorical_focal_crossentropy", dtype, "value", v, expected)
+        _assert_close("categorical_focal_crossentropy", dtype, "grad", g, expected_grad)
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.2])
+def test_focal_with_gamma_zero_is_alpha_times_torch_cross_entropy(label_smoothing):
+    """PeerNote of categorical_focal_crossentropy (torch.nn has none): γ = 0 is α ·
+    torch.nn.CrossEntropyLoss(label_smoothing=ε) with probability targets, values and gradients."""
+    import torch
+
+    import torch_impl
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(0.0, 3.0, size=(5, 4))
+    y = np.eye(4)[rng.integers(0, 4, size=5)]
+    x_peer = torch.tensor(x, requires_grad=True)
+    x_ours = torch.tensor(x, requires_grad=True)
+    peer = 0.7 * torch.nn.CrossEntropyLoss(label_smoothing=label_smoothing)(x_peer, torch.tensor(y))
+    ours = torch_impl.get_loss("categorical_focal_crossentropy", alpha=0.7, gamma=0.0,
+                               label_smoothing=label_smoothing)(x_ours, torch.tensor(y))
+    peer.backward()
+    ours.backward()
+    _assert_close("categorical_focal_crossentropy", "float64", "value", ours.item(), peer.item())
+    _assert_close("categorical_focal_crossentropy", "float64", "grad", x_ours.grad.numpy(), x_peer.grad.numpy())
+
+
+def test_keras_focal_renormalizes_probability_rows_where_ours_rejects_them():
+    """PeerNote of categorical_focal_crossentropy: a sigmoid head (rows not summing to 1) is divided by
+    its row sum in Keras; ours raises the spec's ValueError."""
+    import tf_impl
+
+    import keras
+
+    p = np.array([[0.9, 0.8, 0.1]])
+    y = np.array([[1.0, 0.0, 0.0]])
+    renormalized = keras.losses.CategoricalFocalCrossentropy(dtype="float64")(y, p / p.sum())
+    assert float(keras.losses.CategoricalFocalCrossentropy(dtype="float64")(y, p)) == pytest.approx(
+        float(renormalized), rel=1e-12)
+    with pytest.raises(ValueError, match="summing to 1"):
+        tf_impl.get_loss("categorical_focal_crossentropy", from_logits=False)(y, p)
+
+
