@@ -59,11 +59,17 @@ PEERS = {
             alpha=p["alpha"], gamma=p["gamma"], from_logits=p["from_logits"],
             label_smoothing=p["label_smoothing"], dtype=dtype),
         _inside_keras_clip),
+    "categorical_generalized_crossentropy": (
+        None,  # torch.nn has no generalized cross-entropy
+        # Keras' takes probabilities only (and q < 1)
+        lambda losses, p, dtype: None if p["from_logits"] or p["q"] >= 1.0 else
+        losses.CategoricalGeneralizedCrossEntropy(q=p["q"], dtype=dtype),
+        _labelled_inside_keras_clip),
 }
 
 
 #: Keras divides probability rows by their sum first (CategoricalCrossentropy, SparseCategoricalCrossentropy
-#: through a softmax of log p, CategoricalFocalCrossentropy)
+#: through a softmax of log p, CategoricalFocalCrossentropy); CategoricalGeneralizedCrossEntropy does not
 KERAS_RENORMALIZES = {"categorical_crossentropy", "sparse_categorical_crossentropy", "categorical_focal_crossentropy"}
 
 
@@ -269,3 +275,51 @@ def test_keras_focal_renormalizes_probability_rows_where_ours_rejects_them():
         tf_impl.get_loss("categorical_focal_crossentropy", from_logits=False)(y, p)
 
 
+# ---------------------------------------------------------------- categorical_generalized_crossentropy
+def test_keras_generalized_ce_gradient_at_zero_probability_is_infinite():
+    """PeerNote of categorical_generalized_crossentropy: at p_y = 0 Keras' power(p, q) has the derivative
+    -inf; ours is 0 through the clamp log(max(p, 2**-126)); the values agree (1/q)."""
+    import keras
+
+    entry = spec.get("categorical_generalized_crossentropy")
+    p = np.array([[0.0, 1.0, 0.0], [0.2, 0.3, 0.5]])
+    labels = np.array([0, 2])
+    (ours, g_ours), (theirs, g_theirs) = _keras_and_ours(
+        "categorical_generalized_crossentropy", {"from_logits": False}, labels, p,
+        peer=keras.losses.CategoricalGeneralizedCrossEntropy(q=0.5, dtype="float64"))
+    assert ours == pytest.approx(theirs, rel=1e-12)
+    assert ours == pytest.approx(float(entry.reference_reduced(p, labels, from_logits=False)), rel=1e-12)
+    assert g_theirs[0, 0] == -np.inf and g_ours[0, 0] == 0.0
+    np.testing.assert_allclose(g_ours[1], g_theirs[1], rtol=1e-12)
+
+
+def test_keras_generalized_ce_cancels_for_confident_correct_rows():
+    """PeerNote of categorical_generalized_crossentropy: Keras' 1 - p**q in float32 at p = 1 - 3·2**-24,
+    q = 0.3 keeps one rounded digit (11% off); ours, -expm1(q log p) / q, is right to float32
+    precision."""
+    import keras
+
+    p1 = 1.0 - 3.0 * 2.0 ** -24
+    p = np.array([[p1, 1.0 - p1]], np.float32)
+    labels = np.array([0])
+    entry = spec.get("categorical_generalized_crossentropy")
+    exact = float(entry.reference_reduced(p.astype(np.float64), labels, from_logits=False, q=0.3))
+    (ours, _), (theirs, _) = _keras_and_ours(
+        "categorical_generalized_crossentropy", {"from_logits": False, "q": 0.3}, labels, p, dtype="float32",
+        peer=keras.losses.CategoricalGeneralizedCrossEntropy(q=0.3))
+    assert ours == pytest.approx(exact, rel=1e-5)
+    assert abs(theirs - exact) / exact > 0.05
+
+
+def test_keras_generalized_ce_takes_any_row_where_ours_rejects_unnormalized_ones():
+    """PeerNote of categorical_generalized_crossentropy: Keras computes on rows that are not
+    probability distributions; ours raises the spec's ValueError."""
+    import tf_impl
+
+    import keras
+
+    p = np.array([[0.9, 0.8, 0.1]])
+    labels = np.array([0])
+    assert np.isfinite(float(keras.losses.CategoricalGeneralizedCrossEntropy(dtype="float64")(labels, p)))
+    with pytest.raises(ValueError, match="summing to 1"):
+        tf_impl.get_loss("categorical_generalized_crossentropy", from_logits=False)(labels, p)

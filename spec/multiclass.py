@@ -1,5 +1,6 @@
 """Multiclass classification losses (softmax heads): ``categorical_crossentropy``,
-``sparse_categorical_crossentropy``, ``cost_sensitive_cce`` and ``categorical_focal_crossentropy``.
+``sparse_categorical_crossentropy``, ``cost_sensitive_cce``, ``categorical_focal_crossentropy`` and
+``categorical_generalized_crossentropy``.
 
 Layout (both frameworks)
 ------------------------
@@ -909,6 +910,112 @@ CATEGORICAL_FOCAL_CROSSENTROPY = register(LossSpec(
 ))
 
 
+# =========================================================================== categorical_generalized_crossentropy
+def _gce_log_p(prediction, target, from_logits):
+    """``log p_y`` per row (the labelled class) and ``d log q / d prediction`` info: (x, onehot, log p_y)."""
+    x = np.asarray(prediction, np.float64)
+    onehot = np.eye(x.shape[-1])[_labels(target)]
+    logq, _ = _log_q(x, from_logits)
+    return x, onehot, (logq * onehot).sum(axis=-1)
+
+
+def _gce_reference(prediction, target, *, q, from_logits):
+    _, _, logp = _gce_log_p(prediction, target, from_logits)
+    return mean_nonbatch(-np.expm1(q * logp) / q)
+
+
+def _gce_vjp(prediction, target, cotangent, *, q, from_logits):
+    x, onehot, logp = _gce_log_p(prediction, target, from_logits)
+    pq = np.exp(q * logp)[..., None]  # d/dlog p of -(p^q - 1)/q is -p^q
+    return pq * _dce(x, onehot, from_logits) * _row_cotangent(cotangent, x.shape)
+
+
+def _gce_exact(prediction, target, *, q, from_logits):
+    qm = mp.mpf(q)
+
+    def row_loss(xs, label):
+        return -mp.expm1(qm * _mp_log_q(xs, from_logits)[int(label)]) / qm
+
+    return _exact_rows(prediction, target, row_loss, sparse=True)
+
+
+def _gce_cases():
+    name = "categorical_generalized_crossentropy"
+    out = []
+    for tag, params in [("default", {}), ("q1", {"q": 1.0}), ("probs-q0.7", {"from_logits": False, "q": 0.7})]:
+        out += _multiclass_cases(name, params, tag, from_logits=params.get("from_logits", True), classes=4,
+                                 sparse=True)
+    return out
+
+
+def _gce_invalid():
+    p = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -3.0]])
+    sigmoid_head = np.array([[0.9, 0.8, 0.1], [0.2, 0.7, 0.6]])
+    return [
+        InvalidCase("q-zero", {"q": 0.0}),
+        InvalidCase("q-above-one", {"q": 1.5}),
+        InvalidCase("q-nan", {"q": float("nan")}),
+        InvalidCase("q-string", {"q": "0.5"}),
+        InvalidCase("from-logits-not-bool", {"from_logits": "true"}),
+        InvalidCase("label-too-large", {}, p, np.array([0, 3], np.int64)),
+        InvalidCase("label-not-integer", {}, p, np.array([0.5, 1.0])),
+        InvalidCase("one-hot-target", {}, p, np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])),
+        InvalidCase("one-class", {}, np.array([[0.5], [-1.0]]), np.array([0, 0], np.int64)),
+        InvalidCase("sigmoid-head-probabilities", {"from_logits": False}, sigmoid_head, np.array([2, 0], np.int64)),
+    ]
+
+
+CATEGORICAL_GENERALIZED_CROSSENTROPY = register(LossSpec(
+    name="categorical_generalized_crossentropy",
+    family="multiclass",
+    summary=("Generalized cross-entropy (Zhang & Sabuncu): (1 - p_y^q) / q of the labelled class's softmax "
+             "probability, integer class labels; q -> 0 is cross-entropy, q = 1 is 1 - p_y (MAE)."),
+    formula=(r"\ell = \frac{1}{R}\sum_{r} \frac{1 - p_{r,y_r}^{\,q}}{q},\quad p_r = \mathrm{softmax}(x_r),"
+             r"\quad y_r \in \{0,\dots,C-1\}"),
+    params=(
+        Param("q", 0.5, "a float in (0, 1]", v.real(lo=0.0, hi=1.0, lo_open=True),
+              doc="Robustness exponent (Keras' default 0.5): towards 0 the loss approaches cross-entropy "
+                  "-log p_y, at 1 it is 1 - p_y, the MAE of the one-hot target (robust to label noise)."),
+        FROM_LOGITS,
+    ),
+    reference=_gce_reference,
+    reference_vjp=_gce_vjp,
+    exact=_gce_exact,
+    cases=_gce_cases,
+    invalid_cases=_gce_invalid,
+    prediction_domain=_prediction_domain,
+    prediction_domain_hint=_probability_hint,
+    target_domain=None,  # class indices: checked by _check_sparse_values
+    target_shape=_sparse_target_shape,
+    check_shapes=_check_class_axis,
+    check_values=_check_sparse_values,
+    grad_convention=(
+        "Logits: smooth, d/dx = p_y^q (softmax(x) - onehot(y)) per row (divided by R): the "
+        "sparse_categorical_crossentropy gradient times p_y^q, finite everywhere. Probabilities: "
+        "d/dp_y = -p_y^(q-1) through the clamp log(max(p, 2**-126)) (identity branch at the bound, 0 "
+        "below: where the true derivative is infinite, at p_y = 0 with q < 1, the gradient is 0), 0 "
+        "at the other classes. No gradient w.r.t. the labels."),
+    stability=("p_y^q = exp(q log p_y) with log p_y the log-softmax (logits) or the 2**-126 clamp, and "
+               "(1 - p_y^q)/q = -expm1(q log p_y)/q: tiny losses of confident correct rows keep their "
+               "digits (1 - p^q cancels), no power of 0."),
+    peer_notes=(
+        PeerNote("keras CategoricalGeneralizedCrossEntropy(q=)", "probabilities (its only input)",
+                 "Keras takes probabilities only (no from_logits) and computes 1 - power(p_y, q): equal values; "
+                 "its gradient at p_y = 0 is -inf (power's derivative) where ours is 0 (the clamp), and near "
+                 "p_y = 1 its 1 - p^q loses the relative accuracy of tiny losses. It accepts any row (no "
+                 "row-sum check) and q in (0, 1) only; ours also q = 1. Despite the name both take integer "
+                 "labels; Keras also a trailing label axis of size 1 (pass y[..., 0] here)"),
+        PeerNote("torch.nn", "no generalized cross-entropy", "torch.nn has no such loss"),
+    ),
+    references=("Zhang & Sabuncu, Generalized Cross Entropy Loss for Training Deep Neural Networks with Noisy "
+                "Labels, NeurIPS 2018", "keras.losses.CategoricalGeneralizedCrossEntropy"),
+    trap=("(1 - p**q)/q on probabilities: an infinite gradient at p = 0 and the cancellation 1 - p^q for "
+          "confident correct rows; here logits by default, exp/expm1 of q log p."),
+    torch_class="CategoricalGeneralizedCELoss",
+    keras_class="CategoricalGeneralizedCE",
+))
+
+
 __all__ = ["CATEGORICAL_CROSSENTROPY", "SPARSE_CATEGORICAL_CROSSENTROPY", "COST_SENSITIVE_CCE",
-           "CATEGORICAL_FOCAL_CROSSENTROPY",
+           "CATEGORICAL_FOCAL_CROSSENTROPY", "CATEGORICAL_GENERALIZED_CROSSENTROPY",
            "COST_2", "COST_3", "log_softmax", "ROW_SUM_TOL"]

@@ -146,6 +146,18 @@ class CategoricalFocalCE(SpecLoss):
                          reduction=reduction, validate=validate, name=name)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CategoricalGeneralizedCE(SpecLoss):
+    """Keras form of :func:`tf_impl.multiclass.categorical_generalized_crossentropy` (integer ``y_true``
+    of shape ``y_pred.shape[:-1]``)."""
+
+    spec_name = "categorical_generalized_crossentropy"
+    per_sample = staticmethod(multiclass._categorical_generalized_crossentropy_per_sample)
+
+    def __init__(self, *, q=0.5, from_logits=True, reduction="mean", validate=True, name=None):
+        super().__init__(q=q, from_logits=from_logits, reduction=reduction, validate=validate, name=name)
+
+
 # ---------------------------------------------------------------- family: overlap
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class SoftDice(SpecLoss):

@@ -1,6 +1,6 @@
 """Multiclass classification losses (softmax heads), TensorFlow twins of :mod:`spec.multiclass`:
 ``categorical_crossentropy``, ``sparse_categorical_crossentropy``, ``cost_sensitive_cce``,
-``categorical_focal_crossentropy``.
+``categorical_focal_crossentropy``, ``categorical_generalized_crossentropy``.
 
 Argument order is Keras': ``(y_true, y_pred)``, truth first.
 
@@ -16,7 +16,7 @@ from spec.numerics import LOG_P_MIN, P_MIN
 from ._core import apply, mean_nonbatch, reduce, with_total
 
 __all__ = ["categorical_crossentropy", "sparse_categorical_crossentropy", "cost_sensitive_cce",
-           "categorical_focal_crossentropy"]
+           "categorical_focal_crossentropy", "categorical_generalized_crossentropy"]
 
 
 def _log_q(x: tf.Tensor, from_logits: bool) -> tf.Tensor:
@@ -211,3 +211,24 @@ def categorical_focal_crossentropy(y_true, y_pred, *, alpha=0.25, gamma=2.0, fro
                  sample_weight, {"alpha": alpha, "gamma": gamma, "from_logits": from_logits,
                                  "label_smoothing": label_smoothing}, reduction, validate)
 
+
+def _categorical_generalized_crossentropy_per_sample(x, y, *, q, from_logits):
+    onehot = tf.one_hot(tf.cast(y, tf.int64), tf.shape(x)[-1], dtype=x.dtype)
+    log_p = tf.reduce_sum(onehot * _log_q(x, from_logits), axis=-1)
+    return mean_nonbatch(tf.math.expm1(q * log_p) * (-1.0 / q))
+
+
+def categorical_generalized_crossentropy(y_true, y_pred, *, q=0.5, from_logits=True, sample_weight=None,
+                                         reduction="mean", validate=True):
+    r"""Generalized cross-entropy with integer class labels; classes on the last axis.
+
+    .. math::
+        \ell_i = \frac{1}{R}\sum_r \frac{1 - p_{r,y_r}^{\,q}}{q},\quad p = \mathrm{softmax}(x)
+
+    ``y_true``: class indices of shape ``y_pred.shape[:-1]``. Stability: ``-expm1(q log p) / q`` with
+    ``log p`` from ``tf.nn.log_softmax`` (or the 2**-126 clamp of probabilities);
+    ``keras.losses.CategoricalGeneralizedCrossEntropy`` takes probabilities only and computes
+    ``1 - p**q``.
+    """
+    return apply("categorical_generalized_crossentropy", _categorical_generalized_crossentropy_per_sample, y_true,
+                 y_pred, sample_weight, {"q": q, "from_logits": from_logits}, reduction, validate)

@@ -168,6 +168,17 @@ class CategoricalFocalCELoss(SpecLoss):
                          reduction=reduction, validate=validate)
 
 
+class CategoricalGeneralizedCELoss(SpecLoss):
+    """Module form of :func:`torch_impl.multiclass.categorical_generalized_crossentropy` (classes LAST,
+    integer targets of shape ``input.shape[:-1]``)."""
+
+    spec_name = "categorical_generalized_crossentropy"
+    per_sample = staticmethod(multiclass._categorical_generalized_crossentropy_per_sample)
+
+    def __init__(self, *, q=0.5, from_logits=True, reduction="mean", validate=True):
+        super().__init__(q=q, from_logits=from_logits, reduction=reduction, validate=validate)
+
+
 # ---------------------------------------------------------------- family: overlap
 class SoftDiceLoss(SpecLoss):
     """Module form of :func:`torch_impl.overlap.soft_dice` (one value per sample)."""

@@ -1,6 +1,6 @@
 """Multiclass classification losses (softmax heads), torch twins of :mod:`spec.multiclass`:
 ``categorical_crossentropy``, ``sparse_categorical_crossentropy``, ``cost_sensitive_cce``,
-``categorical_focal_crossentropy``.
+``categorical_focal_crossentropy``, ``categorical_generalized_crossentropy``.
 
 Argument order is torch's: ``(input, target)``, prediction first.
 
@@ -20,7 +20,7 @@ from spec.numerics import LOG_P_MIN, P_MIN
 from ._core import apply, clip, mean_nonbatch, reduce, with_total
 
 __all__ = ["categorical_crossentropy", "sparse_categorical_crossentropy", "cost_sensitive_cce",
-           "categorical_focal_crossentropy"]
+           "categorical_focal_crossentropy", "categorical_generalized_crossentropy"]
 
 
 def _log_q(x: torch.Tensor, from_logits: bool) -> torch.Tensor:
@@ -227,3 +227,26 @@ def categorical_focal_crossentropy(input, target, *, alpha=0.25, gamma=2.0, from
                  sample_weight, {"alpha": alpha, "gamma": gamma, "from_logits": from_logits,
                                  "label_smoothing": label_smoothing}, reduction, validate)
 
+
+def _categorical_generalized_crossentropy_per_sample(x, y, *, q, from_logits):
+    if from_logits and x.dim() >= 2:
+        # -log p_y from the fused log_softmax + nll_loss kernels (sparse_categorical_crossentropy's)
+        ce = F.cross_entropy(_rows(x), y.reshape(-1).long(), reduction="none", ignore_index=_NO_IGNORE)
+        return mean_nonbatch(torch.expm1(ce.reshape(x.shape[:-1]) * -q) * (-1.0 / q))
+    log_p = torch.gather(_log_q(x, from_logits), -1, y.long().unsqueeze(-1)).squeeze(-1)
+    return mean_nonbatch(torch.expm1(q * log_p) * (-1.0 / q))
+
+
+def categorical_generalized_crossentropy(input, target, *, q=0.5, from_logits=True, sample_weight=None,
+                                         reduction="mean", validate=True):
+    r"""Generalized cross-entropy with integer class labels; classes on the last axis.
+
+    .. math::
+        \ell_i = \frac{1}{R}\sum_r \frac{1 - p_{r,y_r}^{\,q}}{q},\quad p = \mathrm{softmax}(x)
+
+    Stability: ``p^q = exp(q log p)`` from ``F.log_softmax`` (or the 2**-126 clamp of probabilities)
+    and ``-expm1(q log p) / q``: no power of 0, no cancellation for confident correct rows.
+    ``target``: class indices of shape ``input.shape[:-1]``.
+    """
+    return apply("categorical_generalized_crossentropy", _categorical_generalized_crossentropy_per_sample, input,
+                 target, sample_weight, {"q": q, "from_logits": from_logits}, reduction, validate)
