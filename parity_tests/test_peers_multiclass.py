@@ -166,6 +166,35 @@ def test_the_peer_tables_cover_every_entry_and_config():
         assert names == expected, framework
 
 
+# ---------------------------------------------------------------- sparse_categorical_crossentropy
+def test_torch_nll_loss_of_log_probabilities_is_sparse_categorical_crossentropy_of_them():
+    """torch.nn.NLLLoss takes log-probabilities: NLLLoss()(log_softmax(z), y) equals
+    sparse_categorical_crossentropy(from_logits=True) of the same log-probabilities (log-softmax leaves
+    normalized log-probabilities unchanged), with the same gradient w.r.t. z. W.r.t. the
+    log-probabilities themselves ours has an extra softmax(lp) / N (NLLLoss' is -onehot / N alone),
+    which the log-softmax backward removes."""
+    import torch
+
+    import torch_impl
+
+    rng = np.random.default_rng(11)
+    z = rng.normal(0.0, 3.0, size=(6, 5))
+    y = torch.tensor(rng.integers(0, 5, size=6))
+    grads, lp_grads, values = [], [], []
+    for loss in (torch.nn.NLLLoss(), torch_impl.get_loss("sparse_categorical_crossentropy")):
+        zt = torch.tensor(z, requires_grad=True)
+        lp = torch.log_softmax(zt, dim=-1)
+        lp.retain_grad()
+        value = loss(lp, y)
+        value.backward()
+        values.append(value.item())
+        grads.append(zt.grad.numpy())
+        lp_grads.append(lp.grad.numpy())
+    _assert_close("sparse_categorical_crossentropy", "float64", "value", values[1], values[0])
+    _assert_close("sparse_categorical_crossentropy", "float64", "grad", grads[1], grads[0])
+    np.testing.assert_allclose(lp_grads[1] - lp_grads[0], _softmax(z) / 6, rtol=1e-12, atol=1e-15)
+
+
 # ---------------------------------------------------------------- categorical_focal_crossentropy
 def _keras_and_ours(name, params, y_true, y_pred, dtype="float64", peer=None):
     import tf_impl

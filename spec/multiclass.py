@@ -527,6 +527,12 @@ SPARSE_CATEGORICAL_CROSSENTROPY = register(LossSpec(
                  "the row sum: the MNIST problem's sigmoid head trains on σ/Σσ without any warning; ours "
                  "raises ValueError naming the sigmoid head. Keras also squeezes a trailing target "
                  "axis of size 1; ours requires shape prediction.shape[:-1] (pass y[..., 0])"),
+        PeerNote("torch.nn.NLLLoss", "log-probabilities (its input)",
+                 "NLLLoss(lp, y) = -lp_y; ours of the same normalized log-probabilities (from_logits=True) "
+                 "takes their log-softmax, which leaves them unchanged: equal values and equal gradients "
+                 "w.r.t. the logits before the log_softmax; w.r.t. lp itself ours adds softmax(lp) / N, "
+                 "which that log_softmax's backward removes. Unnormalized inputs differ (NLLLoss reads them "
+                 "as they are)"),
         PeerNote("keras SparseCategoricalCrossentropy", "tf.function without data checks",
                  "an out-of-range label raises in Keras on CPU; ours, like any graph-mode call with "
                  "validation skipped, selects nothing (one-hot of an invalid index is 0): loss 0 for "
