@@ -38,6 +38,10 @@ def _labelled_inside_keras_clip(case, params):
     return bool(np.all(p >= 10 * KERAS_CLIP))
 
 
+def _plain_sparse(params):
+    return not params["label_smoothing"] and params["class_weight"] is None and params["ignore_index"] is None
+
+
 def _torch_ce(nn, p):
     return nn.CrossEntropyLoss(label_smoothing=p.get("label_smoothing", 0.0))
 
@@ -49,9 +53,11 @@ PEERS = {
         lambda losses, p, dtype: losses.CategoricalCrossentropy(
             from_logits=p["from_logits"], label_smoothing=p["label_smoothing"], dtype=dtype),
         _inside_keras_clip),
+    # the default configurations (class_weight / ignore_index / label_smoothing: the tests further down)
     "sparse_categorical_crossentropy": (
-        lambda nn, p: nn.CrossEntropyLoss() if p["from_logits"] else None,
-        lambda losses, p, dtype: losses.SparseCategoricalCrossentropy(from_logits=p["from_logits"], dtype=dtype),
+        lambda nn, p: nn.CrossEntropyLoss() if p["from_logits"] and _plain_sparse(p) else None,
+        lambda losses, p, dtype: losses.SparseCategoricalCrossentropy(from_logits=p["from_logits"], dtype=dtype)
+        if _plain_sparse(p) else None,
         _labelled_inside_keras_clip),
     "categorical_focal_crossentropy": (
         None,  # torch.nn has no multiclass focal loss
@@ -80,11 +86,13 @@ def _cases(framework):
         for case in entry.cases():
             params = entry.validate_params(case.params)
             peer = torch_peer if framework == "torch" else keras_peer
-            if peer is None or case.sample_weight is not None or not fits(case, params):
+            if peer is None or case.sample_weight is not None:
                 continue
             if framework == "torch" and peer(_NN, params) is None:
                 continue
             if framework == "keras" and peer(_LOSSES, params, "float64") is None:
+                continue
+            if not fits(case, params):
                 continue
             for dtype in case.dtypes:
                 out.append(pytest.param(name, case, dtype, id=f"{name}-{case.id}-{dtype}"))
@@ -193,6 +201,153 @@ def test_torch_nll_loss_of_log_probabilities_is_sparse_categorical_crossentropy_
     _assert_close("sparse_categorical_crossentropy", "float64", "value", values[1], values[0])
     _assert_close("sparse_categorical_crossentropy", "float64", "grad", grads[1], grads[0])
     np.testing.assert_allclose(lp_grads[1] - lp_grads[0], _softmax(z) / 6, rtol=1e-12, atol=1e-15)
+
+
+SPARSE = spec.get("sparse_categorical_crossentropy")
+
+
+def _weighted_sparse_cases(ids=("weighted-ignore-ls-typical", "weighted-ignore-ls-extreme-grid",
+                                "ignore-void-typical", "ignore-every-row-edge")):
+    return [c for c in SPARSE.cases() if c.id in ids]
+
+
+def _torch_pair(case, dtype, reduction, peer_factory):
+    import torch
+
+    import torch_impl
+
+    tdtype = getattr(torch, dtype)
+    params = SPARSE.validate_params(case.params)
+    y = torch.tensor(case.target)
+    out = []
+    for build in (lambda: peer_factory(torch, params, reduction),
+                  lambda: torch_impl.get_loss("sparse_categorical_crossentropy", reduction=reduction, **case.params)):
+        x = torch.tensor(case.prediction, dtype=tdtype, requires_grad=True)
+        value = build()(x, y)
+        value.sum().backward()
+        out.append((value.detach().double().numpy(), x.grad.double().numpy()))
+    return out, params
+
+
+def _torch_cross_entropy(torch, p, reduction):
+    weight = None if p["class_weight"] is None else torch.tensor(p["class_weight"])
+    ignore = -100 if p["ignore_index"] is None else p["ignore_index"]
+
+    def loss(x, y):
+        w = None if weight is None else weight.to(x.dtype)
+        return torch.nn.CrossEntropyLoss(weight=w, ignore_index=ignore, label_smoothing=p["label_smoothing"],
+                                         reduction=reduction)(x, y)
+    return loss
+
+
+def _valid_weight_total(case, params):
+    """Σ_r w_{y_r} over the rows not ignored: torch's weighted-mean divisor (the row count without weights)."""
+    labels = case.target.astype(np.int64)
+    valid = labels != params["ignore_index"] if params["ignore_index"] is not None else np.ones(labels.shape, bool)
+    w = np.ones(case.prediction.shape[-1]) if params["class_weight"] is None else params["class_weight"]
+    return float(w[np.where(valid, labels, 0)][valid].sum())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", ["sum", "none"])
+@pytest.mark.parametrize("case", _weighted_sparse_cases(), ids=lambda c: c.id)
+def test_torch_cross_entropy_loss_weight_ignore_index_label_smoothing(case, reduction, dtype):
+    """CrossEntropyLoss(weight=w, ignore_index=k, label_smoothing=ε, reduction="sum"/"none") is
+    sparse_categorical_crossentropy(class_weight=w, ignore_index=k, label_smoothing=ε) with the same
+    reduction, values and gradients (2-D inputs: one row per sample)."""
+    (peer, ours), _ = _torch_pair(case, dtype, reduction, _torch_cross_entropy)
+    _assert_close(SPARSE.name, dtype, "value", ours[0], peer[0])
+    _assert_close(SPARSE.name, dtype, "grad", ours[1], peer[1])
+
+
+@pytest.mark.parametrize("case", _weighted_sparse_cases()[:3], ids=lambda c: c.id)
+def test_torch_weighted_mean_divides_by_the_weight_of_the_rows_not_ignored(case):
+    """PeerNote of sparse_categorical_crossentropy: torch's reduction="mean" with weight= / ignore_index is
+    Σ_r w_{y_r} ℓ_r / Σ_r w_{y_r} over the rows not ignored; ours ("mean": Σ_i ℓ_i / N) reproduces it
+    as reduction="sum" divided by that total, values and gradients."""
+    (peer, ours), params = _torch_pair(case, "float64", "mean", _torch_cross_entropy)
+    (_, ours_sum), _ = _torch_pair(case, "float64", "sum", _torch_cross_entropy)
+    total = _valid_weight_total(case, params)
+    _assert_close(SPARSE.name, "float64", "value", ours_sum[0] / total, peer[0])
+    _assert_close(SPARSE.name, "float64", "grad", ours_sum[1] / total, peer[1])
+    n = case.prediction.shape[0]
+    _assert_close(SPARSE.name, "float64", "value", ours[0], ours_sum[0] / n)
+    assert abs(total - n) > 0.1  # the two conventions differ on this case
+
+
+def test_torch_mean_of_every_row_ignored_is_nan_ours_is_zero():
+    """PeerNote of sparse_categorical_crossentropy: with every row ignored torch's mean is 0/0 = NaN;
+    ours is 0 with a zero gradient."""
+    case = _weighted_sparse_cases(("ignore-every-row-edge",))[0]
+    (peer, ours), _ = _torch_pair(case, "float64", "mean", _torch_cross_entropy)
+    assert np.isnan(peer[0]) and ours[0] == 0.0 and np.all(ours[1] == 0.0)
+
+
+def test_torch_nll_loss_with_weight_and_ignore_index():
+    """NLLLoss(weight=w, ignore_index=k) of log-probabilities, reduction="sum", is
+    sparse_categorical_crossentropy(class_weight=w, ignore_index=k) of them (normalized log-probabilities
+    are their own log-softmax), values and gradients w.r.t. the logits before the log_softmax."""
+    import torch
+
+    import torch_impl
+
+    case = _weighted_sparse_cases(("weighted-ignore-ls-typical",))[0]
+    w = torch.tensor(SPARSE.validate_params(case.params)["class_weight"])
+    values, grads = [], []
+    for loss in (torch.nn.NLLLoss(weight=w, ignore_index=-100, reduction="sum"),
+                 torch_impl.get_loss("sparse_categorical_crossentropy", class_weight=w, ignore_index=-100,
+                                     reduction="sum")):
+        z = torch.tensor(case.prediction, requires_grad=True)
+        value = loss(torch.log_softmax(z, dim=-1), torch.tensor(case.target))
+        value.backward()
+        values.append(value.item())
+        grads.append(z.grad.numpy())
+    _assert_close(SPARSE.name, "float64", "value", values[1], values[0])
+    _assert_close(SPARSE.name, "float64", "grad", grads[1], grads[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", _weighted_sparse_cases(("ignore-void-typical", "ignore-every-row-edge")),
+                         ids=lambda c: c.id)
+def test_keras_ignore_class(case, dtype):
+    """SparseCategoricalCrossentropy(from_logits=True, ignore_class=k, reduction="sum") is
+    sparse_categorical_crossentropy(ignore_index=k, reduction="sum"), values and gradients. PeerNote:
+    Keras' default sum_over_batch_size divides by the number of rows not ignored (0 when there is
+    none), ours' "mean" by N: Keras' value is ours' sum divided by that count."""
+    import tf_impl
+
+    import keras
+    import tensorflow as tf
+
+    k = case.params["ignore_index"]
+    x = tf.constant(case.prediction, dtype=dtype)
+    y = tf.constant(case.target)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        peer_sum = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=k, reduction="sum",
+                                                              dtype=dtype)(y, x)
+        peer_mean = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=k, dtype=dtype)(y, x)
+        ours = tf_impl.get_loss(SPARSE.name, ignore_index=k, reduction="sum")(y, x)
+    _assert_close(SPARSE.name, dtype, "value", float(ours), float(peer_sum))
+    _assert_close(SPARSE.name, dtype, "grad", tape.gradient(ours, x).numpy(), tape.gradient(peer_sum, x).numpy())
+    valid = int((case.target != k).sum())
+    _assert_close(SPARSE.name, dtype, "value", float(peer_mean), float(ours) / valid if valid else 0.0)
+
+
+def test_keras_fit_class_weight_is_class_weight():
+    """Keras' fit(class_weight={c: w_c}) weighs each sample by w[y] (a sample weight) under
+    sum_over_batch_size: sparse_categorical_crossentropy(class_weight=w) "mean" is that value."""
+    import tf_impl
+
+    import keras
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(0.0, 3.0, size=(6, 4))
+    y = rng.integers(0, 4, size=6)
+    w = np.array([0.5, 2.0, 0.0, 4.0])
+    peer = keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype="float64")(y, x, sample_weight=w[y])
+    ours = tf_impl.get_loss(SPARSE.name, class_weight=w)(y, x)
+    _assert_close(SPARSE.name, "float64", "value", float(ours), float(peer))
 
 
 # ---------------------------------------------------------------- categorical_focal_crossentropy

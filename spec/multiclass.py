@@ -75,6 +75,17 @@ def labels_not_integer(loss: str) -> str:
             f"non-integer values (one-hot or soft targets go to categorical_crossentropy){VALIDATE_HINT}")
 
 
+def class_weight_length(loss: str, k: int, c: int) -> str:
+    return (f"{loss}: `class_weight` has {k} values but the last axis of prediction has {c} classes; "
+            f"expected one weight per class ({c} values)")
+
+
+def labels_out_of_range_ignoring(loss: str, lo: float, hi: float, c: int, ignore_index: int) -> str:
+    return (f"{loss}: target class indices must lie in [0, {c - 1}] (the last axis of prediction has "
+            f"{c} classes) or equal ignore_index={ignore_index}; the other labels are in [{_num(lo)}, {_num(hi)}]"
+            f"{VALIDATE_HINT}")
+
+
 def labels_out_of_range(loss: str, lo: float, hi: float, c: int) -> str:
     return (f"{loss}: target class indices must lie in [0, {c - 1}] (the last axis of prediction has "
             f"{c} classes); got values in [{_num(lo)}, {_num(hi)}]{VALIDATE_HINT}")
@@ -97,6 +108,9 @@ def _check_class_axis(loss, params, shape):
     cost = params.get("cost_matrix")
     if isinstance(cost, np.ndarray) and cost.shape[0] != int(c):
         raise ValueError(cost_matrix_shape(loss, cost.shape[0], int(c)))
+    weights = params.get("class_weight")
+    if isinstance(weights, np.ndarray) and weights.shape[0] != int(c):
+        raise ValueError(class_weight_length(loss, weights.shape[0], int(c)))
 
 
 def _check_probability_rows(loss, params, prediction, ops):
@@ -120,8 +134,15 @@ def _check_sparse_values(loss, params, prediction, target, ops):
         raise ValueError(labels_not_integer(loss))
     c = int(ops.shape(prediction)[-1])
     lo, hi = ops.min_max(target)
-    if lo < 0 or hi > c - 1:
+    if lo >= 0 and hi <= c - 1:
+        return
+    ignore = params.get("ignore_index")
+    if ignore is None:
         raise ValueError(labels_out_of_range(loss, lo, hi, c))
+    # ignored labels outside [0, C-1] (torch's -100, a void 255): the extremes of the others
+    others = ops.min_max_excluding(target, ignore)
+    if others is not None and (others[0] < 0 or others[1] > c - 1):
+        raise ValueError(labels_out_of_range_ignoring(loss, others[0], others[1], c, ignore))
 
 
 def _sparse_target_shape(shape):
@@ -141,6 +162,28 @@ def _check_cost_matrix(value):
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
         raise ParamError
     return arr
+
+
+def _check_class_weight(value):
+    if value is None:
+        return None
+    if isinstance(value, (bool, str, np.bool_)):
+        raise ParamError
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ParamError from None
+    if arr.ndim != 1 or arr.shape[0] < 2 or not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise ParamError
+    return arr
+
+
+def _check_ignore_index(value):
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ParamError
+    return int(value)
 
 
 def _prediction_domain(params):
@@ -328,6 +371,22 @@ LABEL_SMOOTHING = Param(
     doc="Mixes the target with the uniform distribution: y' = y (1 - ls) + ls / C (Keras and torch "
         "semantics).")
 
+CLASS_WEIGHT = Param(
+    "class_weight", None, "None or a 1-D array of C >= 2 finite values >= 0 (one per class)", _check_class_weight,
+    doc="Per-class weights w: each row's loss is -Σ_c w_c y'_c log q_c (torch's CrossEntropyLoss(weight=) per "
+        "element; Keras' fit(class_weight=) as sample weights w[y]). The mean stays Σ_i ℓ_i / N (Keras' "
+        "sum_over_batch_size); torch's weighted 'mean' divides by Σ_r w_{y_r} instead: reduction='sum' "
+        "divided by that total reproduces it.")
+
+IGNORE_INDEX = Param(
+    "ignore_index", None, "None or an int", _check_ignore_index,
+    doc="Rows labelled with this value contribute 0 (loss and gradient) and are exempt from the label range "
+        "check: torch's ignore_index (e.g. -100), Keras' ignore_class (e.g. a void label 255). They still "
+        "count in the mean over the rows of a sample and in N; torch's 'mean' and Keras' "
+        "sum_over_batch_size divide by the non-ignored rows instead (reduction='sum' divided by their "
+        "count, or weight total, reproduces them).")
+
+
 # =========================================================================== categorical_crossentropy
 def _cce_cases():
     name = "categorical_crossentropy"
@@ -433,22 +492,40 @@ def _labels(target):
     return np.asarray(target, np.float64).astype(np.int64)
 
 
-def _sparse_reference(prediction, target, *, from_logits):
+def _sparse_dense_target(target, c, label_smoothing, class_weight, ignore_index):
+    """``w ⊙ y'`` per row: the smoothed one-hot of the label times the class weights, a zero row
+    where the label is ``ignore_index``."""
+    labels = _labels(target)
+    valid = np.ones(labels.shape, bool) if ignore_index is None else labels != ignore_index
+    y = _smooth(np.eye(c)[np.where(valid, labels, 0)], label_smoothing, c) * valid[..., None]
+    return y if class_weight is None else y * np.asarray(class_weight, np.float64)
+
+
+def _sparse_reference(prediction, target, *, from_logits, label_smoothing=0.0, class_weight=None,
+                      ignore_index=None):
     x = np.asarray(prediction, np.float64)
     logq, _ = _log_q(x, from_logits)
-    picked = np.take_along_axis(logq, _labels(target)[..., None], axis=-1)[..., 0]
-    return mean_nonbatch(-picked)
+    wy = _sparse_dense_target(target, x.shape[-1], label_smoothing, class_weight, ignore_index)
+    return mean_nonbatch(-(wy * logq).sum(axis=-1))
 
 
-def _sparse_vjp(prediction, target, cotangent, *, from_logits):
+def _sparse_vjp(prediction, target, cotangent, *, from_logits, label_smoothing=0.0, class_weight=None,
+                ignore_index=None):
     x = np.asarray(prediction, np.float64)
-    onehot = np.eye(x.shape[-1])[_labels(target)]
-    return _dce(x, onehot, from_logits) * _row_cotangent(cotangent, x.shape)
+    wy = _sparse_dense_target(target, x.shape[-1], label_smoothing, class_weight, ignore_index)
+    return _dce(x, wy, from_logits) * _row_cotangent(cotangent, x.shape)
 
 
-def _sparse_exact(prediction, target, *, from_logits):
+def _sparse_exact(prediction, target, *, from_logits, label_smoothing=0.0, class_weight=None, ignore_index=None):
+    ls = mp.mpf(label_smoothing)
+
     def row_loss(xs, label):
-        return -_mp_log_q(xs, from_logits)[int(label)]
+        c = len(xs)
+        if ignore_index is not None and int(label) == ignore_index:
+            return mp.mpf(0)
+        w = [mp.mpf(1)] * c if class_weight is None else [mp.mpf(float(val)) for val in class_weight]
+        logq = _mp_log_q(xs, from_logits)
+        return -mp.fsum(w[k] * ((1 - ls) * (k == int(label)) + ls / c) * logq[k] for k in range(c))
 
     return _exact_rows(prediction, target, row_loss, sparse=True)
 
@@ -466,7 +543,40 @@ def _sparse_cases():
         Case("default-edge-2-classes", "edge", {}, rng.normal(0.0, 3.0, size=(5, 2)),
              np.array([0, 1, 1, 0, 1], np.int64), note="a binary problem as 2 softmax columns"),
     ]
-    return out
+    return out + _sparse_weighted_cases()
+
+
+#: class weights of the weighted sparse cases: one zero weight, one large
+SPARSE_CLASS_WEIGHT = np.array([0.5, 2.0, 0.0, 4.0])
+
+
+def _sparse_weighted_cases():
+    """class_weight / ignore_index / label_smoothing (torch's CrossEntropyLoss(weight=, ignore_index=,
+    label_smoothing=) and Keras' ignore_class): ignored rows among the labels, outside [0, C-1] and
+    inside it."""
+    rng = rng_for("sparse_categorical_crossentropy" + "weighted")
+    w = SPARSE_CLASS_WEIGHT
+    torch_like = {"class_weight": w, "ignore_index": -100, "label_smoothing": 0.1}
+    labels = np.array([0, -100, 3, 2, -100, 1], np.int64)
+    grid = _tie_free_grid(4)
+    grid_labels = np.arange(grid.shape[0]) % 4
+    grid_labels[::3] = -100
+    return [
+        Case("weighted-ignore-ls-typical", "typical", torch_like, rng.normal(0.0, 3.0, size=(6, 4)), labels,
+             rng.uniform(0.2, 2.0, size=6), note="torch's CrossEntropyLoss(weight=, ignore_index=-100, "
+             "label_smoothing=0.1) per row"),
+        Case("weighted-ignore-ls-3d", "typical", torch_like, rng.normal(0.0, 3.0, size=(2, 3, 4)),
+             np.array([[0, -100, 3], [-100, -100, 1]], np.int64),
+             note="ignored positions count in the per-sample mean over the rows (as 0)"),
+        Case("weighted-ignore-ls-extreme-grid", "extreme", torch_like, grid, grid_labels),
+        Case("ignore-void-typical", "typical", {"ignore_index": 255}, rng.normal(0.0, 3.0, size=(5, 4)),
+             np.array([255, 1, 2, 255, 0], np.int64), note="Keras' ignore_class=255 (a void label)"),
+        Case("ignore-in-range-probs", "typical", {"ignore_index": 0, "class_weight": w, "from_logits": False},
+             _softmax_rows(rng.normal(0.0, 1.0, size=(5, 4))), np.array([0, 1, 2, 3, 0], np.int64),
+             note="an ignored real class (0): its rows contribute nothing"),
+        Case("ignore-every-row-edge", "edge", {"ignore_index": -100}, rng.normal(0.0, 3.0, size=(3, 4)),
+             np.full(3, -100, np.int64), note="every row ignored: loss 0 and gradient 0 (no 0/0)"),
+    ]
 
 
 def _sparse_invalid():
@@ -485,6 +595,18 @@ def _sparse_invalid():
         InvalidCase("sigmoid-head-probabilities", {"from_logits": False}, sigmoid_head, labels),
         InvalidCase("unnormalized-scores", {"from_logits": False}, np.array([[0.1, 0.2, 0.3], [0.0, 0.1, 0.0]]),
                     labels),
+        InvalidCase("class-weight-negative", {"class_weight": [1.0, -1.0, 1.0]}),
+        InvalidCase("class-weight-nan", {"class_weight": [1.0, float("nan"), 1.0]}),
+        InvalidCase("class-weight-matrix", {"class_weight": [[1.0, 1.0], [1.0, 1.0]]}),
+        InvalidCase("class-weight-string", {"class_weight": "balanced"}),
+        InvalidCase("class-weight-length", {"class_weight": [1.0, 2.0]}, p, labels),
+        InvalidCase("ignore-index-float", {"ignore_index": -100.0}),
+        InvalidCase("ignore-index-bool", {"ignore_index": True}),
+        InvalidCase("label-smoothing-above-one", {"label_smoothing": 2.0}),
+        InvalidCase("label-too-large-with-ignore-index", {"ignore_index": -100}, np.concatenate([p, p]),
+                    np.array([-100, 0, 3, -100], np.int64)),
+        InvalidCase("label-negative-with-ignore-index", {"ignore_index": 255}, np.concatenate([p, p]),
+                    np.array([255, -1, 0, 2], np.int64)),
     ]
 
 
@@ -497,9 +619,11 @@ _SPARSE_CATEGORICAL_CROSSENTROPY_PERFORMANCE = (
 SPARSE_CATEGORICAL_CROSSENTROPY = register(LossSpec(
     name="sparse_categorical_crossentropy",
     family="multiclass",
-    summary="Softmax cross-entropy with integer class labels (target shape = prediction.shape[:-1]).",
-    formula=r"\ell = -\frac{1}{R}\sum_{r} \log\mathrm{softmax}(x_r)_{y_r},\quad y_r \in \{0,\dots,C-1\}",
-    params=(FROM_LOGITS,),
+    summary=("Softmax cross-entropy with integer class labels (target shape = prediction.shape[:-1]); optional "
+             "per-class weights, an ignored label and label smoothing."),
+    formula=(r"\ell = -\frac{1}{R}\sum_{r} [y_r \ne k] \sum_{c} w_c\, y'_{rc} \log\mathrm{softmax}(x_r)_c,\quad "
+             r"y'_r = \mathrm{onehot}(y_r)(1-\epsilon) + \epsilon/C,\quad y_r \in \{0,\dots,C-1\}"),
+    params=(FROM_LOGITS, LABEL_SMOOTHING, CLASS_WEIGHT, IGNORE_INDEX),
     reference=_sparse_reference,
     reference_vjp=_sparse_vjp,
     exact=_sparse_exact,
@@ -512,9 +636,10 @@ SPARSE_CATEGORICAL_CROSSENTROPY = register(LossSpec(
     check_shapes=_check_class_axis,
     check_values=_check_sparse_values,
     grad_convention=(
-        "Logits: smooth, d/dx = softmax(x) - onehot(y) per row (divided by the number of rows R). "
-        "Probabilities: -1/p at the labelled class through the clamp log(max(p, 2**-126)) (identity "
-        "branch at ties, 0 below), 0 elsewhere. No gradient w.r.t. the labels."),
+        "Logits: smooth, d/dx = softmax(x) Σ_c t_c - t per row with t = w ⊙ y' (softmax(x) - onehot(y) by "
+        "default; divided by the number of rows R); 0 on ignored rows. "
+        "Probabilities: -t_c/p_c through the clamp log(max(p, 2**-126)) (identity "
+        "branch at ties, 0 below). No gradient w.r.t. the labels or the class weights."),
     stability=("Same log-softmax as categorical_crossentropy; the labelled entry is gathered (torch) "
                "or selected with a one-hot mask (TF, XLA-friendly), never a softmax then a log."),
     performance_notes=_SPARSE_CATEGORICAL_CROSSENTROPY_PERFORMANCE,
@@ -527,6 +652,15 @@ SPARSE_CATEGORICAL_CROSSENTROPY = register(LossSpec(
                  "the row sum: the MNIST problem's sigmoid head trains on σ/Σσ without any warning; ours "
                  "raises ValueError naming the sigmoid head. Keras also squeezes a trailing target "
                  "axis of size 1; ours requires shape prediction.shape[:-1] (pass y[..., 0])"),
+        PeerNote("torch.nn.CrossEntropyLoss(weight=, ignore_index=, label_smoothing=)", "reduction='mean'",
+                 "per row the same (class_weight=, ignore_index=, label_smoothing=; equal 'sum' and 'none' on "
+                 "2-D inputs), but torch's weighted mean divides by Σ_r w_{y_r} over the rows not ignored, ours "
+                 "by N (the library's mean, Keras' sum_over_batch_size): reduction='sum' divided by that total "
+                 "gives torch's number; all rows ignored: torch NaN (0/0), ours 0"),
+        PeerNote("keras SparseCategoricalCrossentropy(ignore_class=)", "reduction='sum_over_batch_size'",
+                 "ignore_class = ignore_index per row (equal 'sum'); Keras' mean divides by the number of rows "
+                 "not ignored (0 when there is none), ours by N: reduction='sum' divided by that count gives "
+                 "Keras' number. Keras' fit(class_weight=) is class_weight= here (sample weights w[y])"),
         PeerNote("torch.nn.NLLLoss", "log-probabilities (its input)",
                  "NLLLoss(lp, y) = -lp_y; ours of the same normalized log-probabilities (from_logits=True) "
                  "takes their log-softmax, which leaves them unchanged: equal values and equal gradients "

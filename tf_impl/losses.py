@@ -116,8 +116,10 @@ class SparseCategoricalCE(SpecLoss):
     spec_name = "sparse_categorical_crossentropy"
     per_sample = staticmethod(multiclass._sparse_categorical_crossentropy_per_sample)
 
-    def __init__(self, *, from_logits=True, reduction="mean", validate=True, name=None):
-        super().__init__(from_logits=from_logits, reduction=reduction, validate=validate, name=name)
+    def __init__(self, *, from_logits=True, label_smoothing=0.0, class_weight=None, ignore_index=None,
+                 reduction="mean", validate=True, name=None):
+        super().__init__(from_logits=from_logits, label_smoothing=label_smoothing, class_weight=class_weight,
+                         ignore_index=ignore_index, reduction=reduction, validate=validate, name=name)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

@@ -86,7 +86,11 @@ def _labels(y):
     return y if y.dtype == tf.int64 else tf.cast(y, tf.int64)
 
 
-def _sparse_categorical_crossentropy_total(x, y, mean, *, from_logits):
+def _sparse_categorical_crossentropy_total(x, y, mean, *, from_logits, label_smoothing=0.0, class_weight=None,
+                                           ignore_index=None):
+    if label_smoothing or class_weight is not None or ignore_index is not None:
+        return reduce(_weighted_sparse_per_sample(x, y, from_logits, label_smoothing, class_weight, ignore_index),
+                      None, "mean" if mean else "sum")
     if from_logits and x.shape.rank is not None and x.shape.rank >= 2:
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=_labels(y), logits=x)
         return _rows_total(ce, x, mean)
@@ -94,8 +98,29 @@ def _sparse_categorical_crossentropy_total(x, y, mean, *, from_logits):
                   "mean" if mean else "sum")
 
 
+def _weighted_sparse_per_sample(x, y, from_logits, label_smoothing, class_weight, ignore_index):
+    """Per-sample loss with class weights, ignored labels or label smoothing: -Σ_c w_c y'_c log q_c
+    per row, 0 on ignored rows (spec.multiclass._sparse_dense_target); only these calls pay for it."""
+    labels = _labels(y)
+    c = tf.shape(x)[-1]
+    if ignore_index is not None:
+        valid = tf.not_equal(labels, ignore_index)
+        labels = tf.where(valid, labels, tf.zeros_like(labels))
+    t = tf.one_hot(labels, c, dtype=x.dtype)
+    if label_smoothing:
+        t = t * (1.0 - label_smoothing) + label_smoothing / tf.cast(c, x.dtype)
+    if ignore_index is not None:
+        t = t * tf.cast(valid, x.dtype)[..., None]
+    if class_weight is not None:
+        t = t * class_weight
+    return mean_nonbatch(-tf.reduce_sum(t * _log_q(x, from_logits), axis=-1))
+
+
 @with_total(_sparse_categorical_crossentropy_total)
-def _sparse_categorical_crossentropy_per_sample(x, y, *, from_logits):
+def _sparse_categorical_crossentropy_per_sample(x, y, *, from_logits, label_smoothing=0.0, class_weight=None,
+                                                ignore_index=None):
+    if label_smoothing or class_weight is not None or ignore_index is not None:
+        return _weighted_sparse_per_sample(x, y, from_logits, label_smoothing, class_weight, ignore_index)
     if from_logits and x.shape.rank is not None and x.shape.rank >= 2:
         # the fused kernel (log-sum-exp loss, gradient softmax - onehot: exact for one-hot rows);
         # out-of-range labels with validate=False raise on CPU instead of giving a zero row
@@ -106,8 +131,8 @@ def _sparse_categorical_crossentropy_per_sample(x, y, *, from_logits):
     return mean_nonbatch(-tf.reduce_sum(onehot * _log_q(x, from_logits), axis=-1))
 
 
-def sparse_categorical_crossentropy(y_true, y_pred, *, from_logits=True, sample_weight=None, reduction="mean",
-                                    validate=True):
+def sparse_categorical_crossentropy(y_true, y_pred, *, from_logits=True, label_smoothing=0.0, class_weight=None,
+                                    ignore_index=None, sample_weight=None, reduction="mean", validate=True):
     r"""Softmax cross-entropy with integer class labels; classes on the last axis.
 
     .. math::
@@ -116,9 +141,14 @@ def sparse_categorical_crossentropy(y_true, y_pred, *, from_logits=True, sample_
     ``y_true``: class indices in ``[0, C-1]`` of shape ``y_pred.shape[:-1]`` (integer dtype, or
     floats holding whole numbers). With ``from_logits=False`` the rows must sum to 1: a sigmoid
     head (the MNIST problem) raises a ValueError instead of being renormalized as in Keras.
+    ``ignore_index``: Keras' ``ignore_class`` per row (0 there); the mean stays ``Σ_i ℓ_i / N`` (Keras'
+    masked sum_over_batch_size is ``reduction="sum"`` divided by the number of rows not ignored).
+    ``class_weight``: ``w[y]`` per row, what ``fit(class_weight=)`` does with sample weights.
     """
     return apply("sparse_categorical_crossentropy", _sparse_categorical_crossentropy_per_sample, y_true,
-                 y_pred, sample_weight, {"from_logits": from_logits}, reduction, validate)
+                 y_pred, sample_weight, {"from_logits": from_logits, "label_smoothing": label_smoothing,
+                                         "class_weight": class_weight, "ignore_index": ignore_index},
+                 reduction, validate)
 
 
 def _cost_sensitive_cce_per_sample(x, y, *, cost_matrix, mode, from_logits):

@@ -140,8 +140,10 @@ class SparseCategoricalCELoss(SpecLoss):
     spec_name = "sparse_categorical_crossentropy"
     per_sample = staticmethod(multiclass._sparse_categorical_crossentropy_per_sample)
 
-    def __init__(self, *, from_logits=True, reduction="mean", validate=True):
-        super().__init__(from_logits=from_logits, reduction=reduction, validate=validate)
+    def __init__(self, *, from_logits=True, label_smoothing=0.0, class_weight=None, ignore_index=None,
+                 reduction="mean", validate=True):
+        super().__init__(from_logits=from_logits, label_smoothing=label_smoothing, class_weight=class_weight,
+                         ignore_index=ignore_index, reduction=reduction, validate=validate)
 
 
 class CostSensitiveCCELoss(SpecLoss):

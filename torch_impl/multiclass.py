@@ -102,7 +102,11 @@ def categorical_crossentropy(input, target, *, from_logits=True, label_smoothing
                  reduction, validate)
 
 
-def _sparse_categorical_crossentropy_total(x, y, mean, *, from_logits):
+def _sparse_categorical_crossentropy_total(x, y, mean, *, from_logits, label_smoothing=0.0, class_weight=None,
+                                           ignore_index=None):
+    if label_smoothing or class_weight is not None or ignore_index is not None:
+        return reduce(_weighted_sparse_per_sample(x, y, from_logits, label_smoothing, class_weight, ignore_index),
+                      None, "mean" if mean else "sum")
     if from_logits and x.dim() >= 2:
         xr, yr = (x, y.long()) if x.dim() == 2 else (_rows(x), y.reshape(-1).long())
         return _rows_total(F.cross_entropy, xr, x.shape[0], mean, yr, ignore_index=_NO_IGNORE)
@@ -110,8 +114,31 @@ def _sparse_categorical_crossentropy_total(x, y, mean, *, from_logits):
                   "mean" if mean else "sum")
 
 
+def _weighted_sparse_per_sample(x, y, from_logits, label_smoothing, class_weight, ignore_index):
+    """Per-sample loss with class weights, ignored labels or label smoothing: -Σ_c w_c y'_c log q_c
+    per row, 0 on ignored rows (spec.multiclass._sparse_dense_target); only these calls pay for it."""
+    labels = y.reshape(-1).long()
+    if from_logits and x.dim() >= 2:
+        # F.cross_entropy's own weight / ignore_index / label_smoothing: the same per-row math
+        ce = F.cross_entropy(_rows(x), labels, weight=class_weight, reduction="none", label_smoothing=label_smoothing,
+                             ignore_index=_NO_IGNORE if ignore_index is None else ignore_index)
+        return mean_nonbatch(ce.reshape(x.shape[:-1]))
+    c = x.shape[-1]
+    valid = labels != ignore_index if ignore_index is not None else torch.ones_like(labels, dtype=torch.bool)
+    t = F.one_hot(torch.where(valid, labels, 0), c).to(x.dtype)
+    if label_smoothing:
+        t = t * (1.0 - label_smoothing) + label_smoothing / c
+    t = t * valid.unsqueeze(-1).to(x.dtype)
+    if class_weight is not None:
+        t = t * class_weight
+    return mean_nonbatch(-(t.reshape(x.shape) * _log_q(x, from_logits)).sum(dim=-1))
+
+
 @with_total(_sparse_categorical_crossentropy_total)
-def _sparse_categorical_crossentropy_per_sample(x, y, *, from_logits):
+def _sparse_categorical_crossentropy_per_sample(x, y, *, from_logits, label_smoothing=0.0, class_weight=None,
+                                                ignore_index=None):
+    if label_smoothing or class_weight is not None or ignore_index is not None:
+        return _weighted_sparse_per_sample(x, y, from_logits, label_smoothing, class_weight, ignore_index)
     if from_logits and x.dim() >= 2:
         # the fused log_softmax + nll_loss kernels: the same math (-log softmax(x)_y)
         ce = F.cross_entropy(_rows(x), y.reshape(-1).long(), reduction="none", ignore_index=_NO_IGNORE)
@@ -120,8 +147,8 @@ def _sparse_categorical_crossentropy_per_sample(x, y, *, from_logits):
     return mean_nonbatch(-picked)
 
 
-def sparse_categorical_crossentropy(input, target, *, from_logits=True, sample_weight=None, reduction="mean",
-                                    validate=True):
+def sparse_categorical_crossentropy(input, target, *, from_logits=True, label_smoothing=0.0, class_weight=None,
+                                    ignore_index=None, sample_weight=None, reduction="mean", validate=True):
     r"""Softmax cross-entropy with integer class labels; classes on the last axis.
 
     .. math::
@@ -132,11 +159,16 @@ def sparse_categorical_crossentropy(input, target, *, from_logits=True, sample_w
 
     Args:
         input: logits (or probabilities), shape ``(N, ..., C)``, classes LAST.
-        target: class indices in ``[0, C-1]``, shape ``(N, ...)`` (= ``input.shape[:-1]``); any
-            integer dtype, or floats holding whole numbers.
+        target: class indices in ``[0, C-1]`` (or ``ignore_index``), shape ``(N, ...)`` (=
+            ``input.shape[:-1]``); any integer dtype, or floats holding whole numbers.
+        label_smoothing, class_weight, ignore_index: ``F.cross_entropy``'s ``label_smoothing``,
+            ``weight`` and ``ignore_index`` per row; the mean stays ``Σ_i ℓ_i / N`` (torch's weighted
+            "mean" is ``reduction="sum"`` divided by ``Σ_r w_{y_r}`` over the rows not ignored).
     """
     return apply("sparse_categorical_crossentropy", _sparse_categorical_crossentropy_per_sample, input,
-                 target, sample_weight, {"from_logits": from_logits}, reduction, validate)
+                 target, sample_weight, {"from_logits": from_logits, "label_smoothing": label_smoothing,
+                                         "class_weight": class_weight, "ignore_index": ignore_index},
+                 reduction, validate)
 
 
 def _cost_sensitive_cce_per_sample(x, y, *, cost_matrix, mode, from_logits):
