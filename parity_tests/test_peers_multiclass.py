@@ -48,10 +48,12 @@ def _torch_ce(nn, p):
 
 #: spec name → (torch.nn peer or None, Keras peer or None, which cases the peers compute exactly)
 PEERS = {
+    # without class weights (those: test_torch_cross_entropy_loss_weight_with_probability_targets)
     "categorical_crossentropy": (
-        lambda nn, p: _torch_ce(nn, p) if p["from_logits"] else None,
+        lambda nn, p: _torch_ce(nn, p) if p["from_logits"] and p["class_weight"] is None else None,
         lambda losses, p, dtype: losses.CategoricalCrossentropy(
-            from_logits=p["from_logits"], label_smoothing=p["label_smoothing"], dtype=dtype),
+            from_logits=p["from_logits"], label_smoothing=p["label_smoothing"], dtype=dtype)
+        if p["class_weight"] is None else None,
         _inside_keras_clip),
     # the default configurations (class_weight / ignore_index / label_smoothing: the tests further down)
     "sparse_categorical_crossentropy": (
@@ -172,6 +174,35 @@ def test_the_peer_tables_cover_every_entry_and_config():
         names = {p.values[0] for p in _cases(framework)}
         expected = {n for n, peers in PEERS.items() if peers[0 if framework == "torch" else 1] is not None}
         assert names == expected, framework
+
+
+# ---------------------------------------------------------------- categorical_crossentropy
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", [c for c in spec.get("categorical_crossentropy").cases()
+                                  if "class_weight" in c.params and c.params.get("from_logits", True)],
+                         ids=lambda c: c.id)
+def test_torch_cross_entropy_loss_weight_with_probability_targets(case, dtype):
+    """CrossEntropyLoss(weight=w, label_smoothing=ε) with probability targets (classes on axis 1) is
+    categorical_crossentropy(class_weight=w, label_smoothing=ε): per row -Σ_c w_c y'_c log q_c, and its
+    mean divides by the number of rows as ours does (unlike class-index targets), values and gradients."""
+    import torch
+
+    import torch_impl
+
+    name = "categorical_crossentropy"
+    params = spec.get(name).validate_params(case.params)
+    tdtype = getattr(torch, dtype)
+    y = torch.tensor(case.target, dtype=tdtype)
+    peer_loss = torch.nn.CrossEntropyLoss(weight=torch.tensor(params["class_weight"], dtype=tdtype),
+                                          label_smoothing=params["label_smoothing"])
+    x_peer = torch.tensor(case.prediction, dtype=tdtype, requires_grad=True)
+    x_ours = torch.tensor(case.prediction, dtype=tdtype, requires_grad=True)
+    peer = peer_loss(x_peer.movedim(-1, 1), y.movedim(-1, 1))
+    ours = torch_impl.get_loss(name, **case.params)(x_ours, y)
+    peer.backward()
+    ours.backward()
+    _assert_close(name, dtype, "value", ours.item(), peer.item())
+    _assert_close(name, dtype, "grad", x_ours.grad.double().numpy(), x_peer.grad.double().numpy())
 
 
 # ---------------------------------------------------------------- sparse_categorical_crossentropy

@@ -242,26 +242,31 @@ def _smooth(y, label_smoothing, c):
     return y * (1.0 - label_smoothing) + label_smoothing / c
 
 
-def _cce_reference(prediction, target, *, from_logits, label_smoothing):
+def _weighted(y, class_weight):
+    return y if class_weight is None else y * np.asarray(class_weight, np.float64)
+
+
+def _cce_reference(prediction, target, *, from_logits, label_smoothing, class_weight=None):
     x = np.asarray(prediction, np.float64)
-    y = _smooth(np.asarray(target, np.float64), label_smoothing, x.shape[-1])
+    y = _weighted(_smooth(np.asarray(target, np.float64), label_smoothing, x.shape[-1]), class_weight)
     logq, _ = _log_q(x, from_logits)
     return mean_nonbatch(-(y * logq).sum(axis=-1))
 
 
-def _cce_vjp(prediction, target, cotangent, *, from_logits, label_smoothing):
+def _cce_vjp(prediction, target, cotangent, *, from_logits, label_smoothing, class_weight=None):
     x = np.asarray(prediction, np.float64)
-    y = _smooth(np.asarray(target, np.float64), label_smoothing, x.shape[-1])
+    y = _weighted(_smooth(np.asarray(target, np.float64), label_smoothing, x.shape[-1]), class_weight)
     return _dce(x, y, from_logits) * _row_cotangent(cotangent, x.shape)
 
 
-def _cce_exact(prediction, target, *, from_logits, label_smoothing):
+def _cce_exact(prediction, target, *, from_logits, label_smoothing, class_weight=None):
     ls = mp.mpf(label_smoothing)
 
     def row_loss(xs, ys):
         c = len(xs)
+        w = [mp.mpf(1)] * c if class_weight is None else [mp.mpf(float(val)) for val in class_weight]
         logq = _mp_log_q(xs, from_logits)
-        return -mp.fsum((mp.mpf(float(y)) * (1 - ls) + ls / c) * lq for y, lq in zip(ys, logq))
+        return -mp.fsum(wc * (mp.mpf(float(y)) * (1 - ls) + ls / c) * lq for wc, y, lq in zip(w, ys, logq))
 
     return _exact_rows(prediction, target, row_loss)
 
@@ -374,8 +379,9 @@ LABEL_SMOOTHING = Param(
 CLASS_WEIGHT = Param(
     "class_weight", None, "None or a 1-D array of C >= 2 finite values >= 0 (one per class)", _check_class_weight,
     doc="Per-class weights w: each row's loss is -Σ_c w_c y'_c log q_c (torch's CrossEntropyLoss(weight=) per "
-        "element; Keras' fit(class_weight=) as sample weights w[y]). The mean stays Σ_i ℓ_i / N (Keras' "
-        "sum_over_batch_size); torch's weighted 'mean' divides by Σ_r w_{y_r} instead: reduction='sum' "
+        "element; Keras' fit(class_weight=) as sample weights w[y] of one-hot rows). The mean stays "
+        "Σ_i ℓ_i / N (Keras' sum_over_batch_size, and torch's mean with probability targets); torch's "
+        "weighted 'mean' with class-index targets divides by Σ_r w_{y_r} instead: reduction='sum' "
         "divided by that total reproduces it.")
 
 IGNORE_INDEX = Param(
@@ -402,6 +408,19 @@ def _cce_cases():
         from_logits = params.get("from_logits", True)
         out += _multiclass_cases(name, params, tag, from_logits=from_logits, classes=4,
                                  ties=not from_logits)
+    rng = rng_for(name + "weighted")
+    w = SPARSE_CLASS_WEIGHT
+    grid = _tie_free_grid(4)
+    out += [
+        Case("weighted-ls0.1-typical-soft-3d", "typical", {"class_weight": w, "label_smoothing": 0.1},
+             rng.normal(0.0, 3.0, size=(2, 3, 4)), rng.dirichlet(np.ones(4), size=(2, 3)),
+             rng.uniform(0.2, 2.0, size=2), note="torch's CrossEntropyLoss(weight=, label_smoothing=) with "
+             "probability targets: -Σ_c w_c y'_c log q_c per row"),
+        Case("weighted-extreme-grid", "extreme", {"class_weight": w}, grid,
+             np.eye(4)[np.arange(grid.shape[0]) % 4]),
+        Case("weighted-probs-typical", "typical", {"class_weight": w, "from_logits": False},
+             _softmax_rows(rng.normal(0.0, 1.0, size=(5, 4))), np.eye(4)[rng.integers(0, 4, size=5)]),
+    ]
     return out
 
 
@@ -420,6 +439,9 @@ def _cce_invalid():
                     np.array([[1.0, 0.0, 0.0]])),
         InvalidCase("probability-rows-not-summing-to-one", {"from_logits": False}, sigmoid_head, t),
         InvalidCase("target-shape-sparse-labels", {}, p, np.array([0.0, 1.0])),
+        InvalidCase("class-weight-negative", {"class_weight": [1.0, -2.0, 1.0]}),
+        InvalidCase("class-weight-inf", {"class_weight": [1.0, float("inf"), 1.0]}),
+        InvalidCase("class-weight-length", {"class_weight": [1.0, 2.0, 3.0, 4.0]}, p, t),
     ]
 
 
@@ -435,9 +457,9 @@ CATEGORICAL_CROSSENTROPY = register(LossSpec(
     name="categorical_crossentropy",
     family="multiclass",
     summary="Softmax cross-entropy with one-hot or soft targets on the last axis, optional label smoothing.",
-    formula=(r"\ell = -\frac{1}{R}\sum_{r}\sum_{c=1}^{C} y'_{rc}\,\log\mathrm{softmax}(x_r)_c,\quad "
+    formula=(r"\ell = -\frac{1}{R}\sum_{r}\sum_{c=1}^{C} w_c\,y'_{rc}\,\log\mathrm{softmax}(x_r)_c,\quad "
              r"y' = y(1-\epsilon) + \epsilon/C"),
-    params=(FROM_LOGITS, LABEL_SMOOTHING),
+    params=(FROM_LOGITS, LABEL_SMOOTHING, CLASS_WEIGHT),
     reference=_cce_reference,
     reference_vjp=_cce_vjp,
     exact=_cce_exact,
@@ -448,8 +470,8 @@ CATEGORICAL_CROSSENTROPY = register(LossSpec(
     check_shapes=_check_class_axis,
     check_values=_check_dense_values,
     grad_convention=(
-        "Logits: smooth, d/dx = softmax(x) Σ_c y'_c - y' (per row, divided by the number of rows R). "
-        "Probabilities: d/dp_c = -y'_c / p_c through the clamp log(max(p, 2**-126)): 1/p for "
+        "Logits: smooth, d/dx = softmax(x) Σ_c t_c - t with t = w ⊙ y' (per row, divided by the number of rows R). "
+        "Probabilities: d/dp_c = -t_c / p_c through the clamp log(max(p, 2**-126)): 1/p for "
         "p >= 2**-126 (ties take the identity branch), 0 below; the row-sum constraint is not "
         "projected out (the gradient is the plain partial derivative, as in the frameworks)."),
     stability=("log-softmax as (x - max) - log1p(Σ_{c≠argmax} exp(x_c - max)) in the reference; "

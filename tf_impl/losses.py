@@ -103,9 +103,10 @@ class CategoricalCE(SpecLoss):
     spec_name = "categorical_crossentropy"
     per_sample = staticmethod(multiclass._categorical_crossentropy_per_sample)
 
-    def __init__(self, *, from_logits=True, label_smoothing=0.0, reduction="mean", validate=True, name=None):
-        super().__init__(from_logits=from_logits, label_smoothing=label_smoothing, reduction=reduction,
-                         validate=validate, name=name)
+    def __init__(self, *, from_logits=True, label_smoothing=0.0, class_weight=None, reduction="mean", validate=True,
+                 name=None):
+        super().__init__(from_logits=from_logits, label_smoothing=label_smoothing, class_weight=class_weight,
+                         reduction=reduction, validate=validate, name=name)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

@@ -47,7 +47,11 @@ def _rows_total(row_losses: tf.Tensor, x, mean: bool) -> tf.Tensor:
     return total / per_sample_rows if per_sample_rows != 1 else total
 
 
-def _categorical_crossentropy_total(x, y, mean, *, from_logits, label_smoothing):
+def _categorical_crossentropy_total(x, y, mean, *, from_logits, label_smoothing, class_weight=None):
+    if class_weight is not None:
+        return reduce(_categorical_crossentropy_per_sample(x, y, from_logits=from_logits,
+                                                           label_smoothing=label_smoothing, class_weight=class_weight),
+                      None, "mean" if mean else "sum")
     if x.shape.rank is not None and x.shape.rank >= 2:
         # -Σ y log q over every row, negated once on the reduced value
         total = tf.reduce_sum(_smoothed(x, y, label_smoothing) * _log_q(x, from_logits))
@@ -59,13 +63,15 @@ def _categorical_crossentropy_total(x, y, mean, *, from_logits, label_smoothing)
 
 
 @with_total(_categorical_crossentropy_total)
-def _categorical_crossentropy_per_sample(x, y, *, from_logits, label_smoothing):
+def _categorical_crossentropy_per_sample(x, y, *, from_logits, label_smoothing, class_weight=None):
     y = _smoothed(x, y, label_smoothing)
+    if class_weight is not None:
+        y = y * class_weight
     return mean_nonbatch(-tf.reduce_sum(y * _log_q(x, from_logits), axis=-1))
 
 
-def categorical_crossentropy(y_true, y_pred, *, from_logits=True, label_smoothing=0.0, sample_weight=None,
-                             reduction="mean", validate=True):
+def categorical_crossentropy(y_true, y_pred, *, from_logits=True, label_smoothing=0.0, class_weight=None,
+                             sample_weight=None, reduction="mean", validate=True):
     r"""Softmax cross-entropy with one-hot or soft targets; classes on the last axis.
 
     .. math::
@@ -75,11 +81,12 @@ def categorical_crossentropy(y_true, y_pred, *, from_logits=True, label_smoothin
     Stability: ``tf.nn.log_softmax`` (log-sum-exp), never ``log(softmax(x))``. Probabilities
     (``from_logits=False``) use ``log(max(p, 2**-126))`` and must be rows summing to 1 (checked;
     ``keras.losses.CategoricalCrossentropy`` silently renormalizes them and clips at 1e-7). Same
-    contract as the torch twin, with Keras' argument order.
+    contract as the torch twin, with Keras' argument order. ``class_weight``: ``(C,)`` per-class
+    weights, ``-Σ_c w_c y'_c log q_c`` per row (``fit(class_weight=)`` of one-hot rows).
     """
     return apply("categorical_crossentropy", _categorical_crossentropy_per_sample, y_true, y_pred,
-                 sample_weight, {"from_logits": from_logits, "label_smoothing": label_smoothing},
-                 reduction, validate)
+                 sample_weight, {"from_logits": from_logits, "label_smoothing": label_smoothing,
+                                 "class_weight": class_weight}, reduction, validate)
 
 
 def _labels(y):

@@ -52,7 +52,11 @@ def _rows_total(reduce_rows: Callable, xr: torch.Tensor, n: int, mean: bool, *ar
     return total / per_sample_rows if per_sample_rows != 1 else total
 
 
-def _categorical_crossentropy_total(x, y, mean, *, from_logits, label_smoothing):
+def _categorical_crossentropy_total(x, y, mean, *, from_logits, label_smoothing, class_weight=None):
+    if class_weight is not None:
+        return reduce(_categorical_crossentropy_per_sample(x, y, from_logits=from_logits,
+                                                           label_smoothing=label_smoothing, class_weight=class_weight),
+                      None, "mean" if mean else "sum")
     if from_logits and x.dim() >= 2:
         if y.dtype is not x.dtype:
             y = y.to(x.dtype)
@@ -64,20 +68,23 @@ def _categorical_crossentropy_total(x, y, mean, *, from_logits, label_smoothing)
 
 
 @with_total(_categorical_crossentropy_total)
-def _categorical_crossentropy_per_sample(x, y, *, from_logits, label_smoothing):
+def _categorical_crossentropy_per_sample(x, y, *, from_logits, label_smoothing, class_weight=None):
     y = y.to(x.dtype)  # integer one-hot targets join the compute dtype
     if from_logits and x.dim() >= 2:
         # F.cross_entropy with probability targets is the same math (log_softmax, smoothing
-        # y (1-ε) + ε/C only when ε > 0, -Σ y' log q; no normalization of y assumed)
-        ce = F.cross_entropy(_rows(x), _rows(y), reduction="none", label_smoothing=label_smoothing)
+        # y (1-ε) + ε/C only when ε > 0, -Σ w y' log q; no normalization of y assumed)
+        ce = F.cross_entropy(_rows(x), _rows(y), weight=class_weight, reduction="none",
+                             label_smoothing=label_smoothing)
         return mean_nonbatch(ce.reshape(x.shape[:-1]))
     if label_smoothing:
         y = y * (1.0 - label_smoothing) + label_smoothing / x.shape[-1]
+    if class_weight is not None:
+        y = y * class_weight
     return mean_nonbatch(-(y * _log_q(x, from_logits)).sum(dim=-1))
 
 
-def categorical_crossentropy(input, target, *, from_logits=True, label_smoothing=0.0, sample_weight=None,
-                             reduction="mean", validate=True):
+def categorical_crossentropy(input, target, *, from_logits=True, label_smoothing=0.0, class_weight=None,
+                             sample_weight=None, reduction="mean", validate=True):
     r"""Softmax cross-entropy with one-hot or soft targets; classes on the last axis.
 
     .. math::
@@ -92,14 +99,16 @@ def categorical_crossentropy(input, target, *, from_logits=True, label_smoothing
         input: logits (or probabilities), shape ``(N, ..., C)``, classes LAST (NCHW: ``x.movedim(1, -1)``).
         target: one-hot or soft labels in [0, 1], same shape.
         label_smoothing: ``ε`` in [0, 1] (torch / Keras semantics).
+        class_weight: ``(C,)`` non-negative per-class weights ``w``: ``-Σ_c w_c y'_c log q_c`` per row
+            (``F.cross_entropy``'s ``weight`` with probability targets, whose mean also divides by N).
         sample_weight: ``(N,)`` non-negative weights.
         reduction: ``"mean"`` (Σ w ℓ / N), ``"sum"`` or ``"none"`` (w ℓ per sample); rank > 2 inputs
             give one value per sample: the mean over the positions ``r``.
         validate: check data values (NaN, ranges, row sums); shapes are always checked.
     """
     return apply("categorical_crossentropy", _categorical_crossentropy_per_sample, input, target,
-                 sample_weight, {"from_logits": from_logits, "label_smoothing": label_smoothing},
-                 reduction, validate)
+                 sample_weight, {"from_logits": from_logits, "label_smoothing": label_smoothing,
+                                 "class_weight": class_weight}, reduction, validate)
 
 
 def _sparse_categorical_crossentropy_total(x, y, mean, *, from_logits, label_smoothing=0.0, class_weight=None,
