@@ -82,9 +82,10 @@ _PEER_SUFFIX = re.compile(r"\(seed (\d{3})\)")
 
 #: spec names Keras already defines: the string keeps Keras' meaning and ours is "lossparity>Class"
 #: (tf_impl.keras_names; test_docs.py checks this set against it)
-KERAS_BUILT_IN = frozenset({"categorical_crossentropy", "circle", "cosine_similarity", "ctc", "huber", "log_cosh",
-                            "mean_absolute_error", "mean_absolute_percentage_error", "mean_squared_error",
-                            "mean_squared_logarithmic_error", "poisson", "sparse_categorical_crossentropy",
+KERAS_BUILT_IN = frozenset({"categorical_crossentropy", "categorical_focal_crossentropy", "circle", "cosine_similarity",
+                            "ctc", "huber", "log_cosh", "mean_absolute_error", "mean_absolute_percentage_error",
+                            "mean_squared_error", "mean_squared_logarithmic_error", "poisson",
+                            "sparse_categorical_crossentropy",
                             "tversky"})
 
 

@@ -1,5 +1,6 @@
 """Multiclass classification losses (softmax heads): ``categorical_crossentropy``,
-``sparse_categorical_crossentropy`` and ``cost_sensitive_cce``.
+``sparse_categorical_crossentropy``, ``cost_sensitive_cce``, ``categorical_focal_crossentropy`` and
+``categorical_generalized_crossentropy``.
 
 Layout (both frameworks)
 ------------------------
@@ -28,8 +29,8 @@ from . import validation as v
 from .cases import EXTREME_LOGITS, rng_for
 from .core import Case, Identity, InvalidCase, LossSpec, Param, ParamError, PeerNote, register
 from .messages import VALIDATE_HINT, format_shape
-from .numerics import (clamped_log, clamped_log_grad, log_softmax, mean_nonbatch, mp, mp_clamped_log,
-                       mp_log_softmax, softmax_cross_entropy_grad)
+from .numerics import (MP_P_MIN_EXP, clamped_log, clamped_log1m, clamped_log1m_grad, clamped_log_grad, log_softmax,
+                       mean_nonbatch, mp, mp_clamped_log, mp_log_softmax, softmax_cross_entropy_grad)
 from .performance import TORCH_CONTRACT, note
 
 #: |row sum - 1| allowed for probability rows (``from_logits=False``). 1e-2, not 1e-3: a softmax
@@ -74,6 +75,17 @@ def labels_not_integer(loss: str) -> str:
             f"non-integer values (one-hot or soft targets go to categorical_crossentropy){VALIDATE_HINT}")
 
 
+def class_weight_length(loss: str, k: int, c: int) -> str:
+    return (f"{loss}: `class_weight` has {k} values but the last axis of prediction has {c} classes; "
+            f"expected one weight per class ({c} values)")
+
+
+def labels_out_of_range_ignoring(loss: str, lo: float, hi: float, c: int, ignore_index: int) -> str:
+    return (f"{loss}: target class indices must lie in [0, {c - 1}] (the last axis of prediction has "
+            f"{c} classes) or equal ignore_index={ignore_index}; the other labels are in [{_num(lo)}, {_num(hi)}]"
+            f"{VALIDATE_HINT}")
+
+
 def labels_out_of_range(loss: str, lo: float, hi: float, c: int) -> str:
     return (f"{loss}: target class indices must lie in [0, {c - 1}] (the last axis of prediction has "
             f"{c} classes); got values in [{_num(lo)}, {_num(hi)}]{VALIDATE_HINT}")
@@ -96,6 +108,9 @@ def _check_class_axis(loss, params, shape):
     cost = params.get("cost_matrix")
     if isinstance(cost, np.ndarray) and cost.shape[0] != int(c):
         raise ValueError(cost_matrix_shape(loss, cost.shape[0], int(c)))
+    weights = params.get("class_weight")
+    if isinstance(weights, np.ndarray) and weights.shape[0] != int(c):
+        raise ValueError(class_weight_length(loss, weights.shape[0], int(c)))
 
 
 def _check_probability_rows(loss, params, prediction, ops):
@@ -119,8 +134,15 @@ def _check_sparse_values(loss, params, prediction, target, ops):
         raise ValueError(labels_not_integer(loss))
     c = int(ops.shape(prediction)[-1])
     lo, hi = ops.min_max(target)
-    if lo < 0 or hi > c - 1:
+    if lo >= 0 and hi <= c - 1:
+        return
+    ignore = params.get("ignore_index")
+    if ignore is None:
         raise ValueError(labels_out_of_range(loss, lo, hi, c))
+    # ignored labels outside [0, C-1] (torch's -100, a void 255): the extremes of the others
+    others = ops.min_max_excluding(target, ignore)
+    if others is not None and (others[0] < 0 or others[1] > c - 1):
+        raise ValueError(labels_out_of_range_ignoring(loss, others[0], others[1], c, ignore))
 
 
 def _sparse_target_shape(shape):
@@ -140,6 +162,28 @@ def _check_cost_matrix(value):
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
         raise ParamError
     return arr
+
+
+def _check_class_weight(value):
+    if value is None:
+        return None
+    if isinstance(value, (bool, str, np.bool_)):
+        raise ParamError
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ParamError from None
+    if arr.ndim != 1 or arr.shape[0] < 2 or not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise ParamError
+    return arr
+
+
+def _check_ignore_index(value):
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ParamError
+    return int(value)
 
 
 def _prediction_domain(params):
@@ -198,26 +242,31 @@ def _smooth(y, label_smoothing, c):
     return y * (1.0 - label_smoothing) + label_smoothing / c
 
 
-def _cce_reference(prediction, target, *, from_logits, label_smoothing):
+def _weighted(y, class_weight):
+    return y if class_weight is None else y * np.asarray(class_weight, np.float64)
+
+
+def _cce_reference(prediction, target, *, from_logits, label_smoothing, class_weight=None):
     x = np.asarray(prediction, np.float64)
-    y = _smooth(np.asarray(target, np.float64), label_smoothing, x.shape[-1])
+    y = _weighted(_smooth(np.asarray(target, np.float64), label_smoothing, x.shape[-1]), class_weight)
     logq, _ = _log_q(x, from_logits)
     return mean_nonbatch(-(y * logq).sum(axis=-1))
 
 
-def _cce_vjp(prediction, target, cotangent, *, from_logits, label_smoothing):
+def _cce_vjp(prediction, target, cotangent, *, from_logits, label_smoothing, class_weight=None):
     x = np.asarray(prediction, np.float64)
-    y = _smooth(np.asarray(target, np.float64), label_smoothing, x.shape[-1])
+    y = _weighted(_smooth(np.asarray(target, np.float64), label_smoothing, x.shape[-1]), class_weight)
     return _dce(x, y, from_logits) * _row_cotangent(cotangent, x.shape)
 
 
-def _cce_exact(prediction, target, *, from_logits, label_smoothing):
+def _cce_exact(prediction, target, *, from_logits, label_smoothing, class_weight=None):
     ls = mp.mpf(label_smoothing)
 
     def row_loss(xs, ys):
         c = len(xs)
+        w = [mp.mpf(1)] * c if class_weight is None else [mp.mpf(float(val)) for val in class_weight]
         logq = _mp_log_q(xs, from_logits)
-        return -mp.fsum((mp.mpf(float(y)) * (1 - ls) + ls / c) * lq for y, lq in zip(ys, logq))
+        return -mp.fsum(wc * (mp.mpf(float(y)) * (1 - ls) + ls / c) * lq for wc, y, lq in zip(w, ys, logq))
 
     return _exact_rows(prediction, target, row_loss)
 
@@ -327,6 +376,23 @@ LABEL_SMOOTHING = Param(
     doc="Mixes the target with the uniform distribution: y' = y (1 - ls) + ls / C (Keras and torch "
         "semantics).")
 
+CLASS_WEIGHT = Param(
+    "class_weight", None, "None or a 1-D array of C >= 2 finite values >= 0 (one per class)", _check_class_weight,
+    doc="Per-class weights w: each row's loss is -Σ_c w_c y'_c log q_c (torch's CrossEntropyLoss(weight=) per "
+        "element; Keras' fit(class_weight=) as sample weights w[y] of one-hot rows). The mean stays "
+        "Σ_i ℓ_i / N (Keras' sum_over_batch_size, and torch's mean with probability targets); torch's "
+        "weighted 'mean' with class-index targets divides by Σ_r w_{y_r} instead: reduction='sum' "
+        "divided by that total reproduces it.")
+
+IGNORE_INDEX = Param(
+    "ignore_index", None, "None or an int", _check_ignore_index,
+    doc="Rows labelled with this value contribute 0 (loss and gradient) and are exempt from the label range "
+        "check: torch's ignore_index (e.g. -100), Keras' ignore_class (e.g. a void label 255). They still "
+        "count in the mean over the rows of a sample and in N; torch's 'mean' and Keras' "
+        "sum_over_batch_size divide by the non-ignored rows instead (reduction='sum' divided by their "
+        "count, or weight total, reproduces them).")
+
+
 # =========================================================================== categorical_crossentropy
 def _cce_cases():
     name = "categorical_crossentropy"
@@ -342,6 +408,19 @@ def _cce_cases():
         from_logits = params.get("from_logits", True)
         out += _multiclass_cases(name, params, tag, from_logits=from_logits, classes=4,
                                  ties=not from_logits)
+    rng = rng_for(name + "weighted")
+    w = SPARSE_CLASS_WEIGHT
+    grid = _tie_free_grid(4)
+    out += [
+        Case("weighted-ls0.1-typical-soft-3d", "typical", {"class_weight": w, "label_smoothing": 0.1},
+             rng.normal(0.0, 3.0, size=(2, 3, 4)), rng.dirichlet(np.ones(4), size=(2, 3)),
+             rng.uniform(0.2, 2.0, size=2), note="torch's CrossEntropyLoss(weight=, label_smoothing=) with "
+             "probability targets: -Σ_c w_c y'_c log q_c per row"),
+        Case("weighted-extreme-grid", "extreme", {"class_weight": w}, grid,
+             np.eye(4)[np.arange(grid.shape[0]) % 4]),
+        Case("weighted-probs-typical", "typical", {"class_weight": w, "from_logits": False},
+             _softmax_rows(rng.normal(0.0, 1.0, size=(5, 4))), np.eye(4)[rng.integers(0, 4, size=5)]),
+    ]
     return out
 
 
@@ -360,6 +439,9 @@ def _cce_invalid():
                     np.array([[1.0, 0.0, 0.0]])),
         InvalidCase("probability-rows-not-summing-to-one", {"from_logits": False}, sigmoid_head, t),
         InvalidCase("target-shape-sparse-labels", {}, p, np.array([0.0, 1.0])),
+        InvalidCase("class-weight-negative", {"class_weight": [1.0, -2.0, 1.0]}),
+        InvalidCase("class-weight-inf", {"class_weight": [1.0, float("inf"), 1.0]}),
+        InvalidCase("class-weight-length", {"class_weight": [1.0, 2.0, 3.0, 4.0]}, p, t),
     ]
 
 
@@ -375,9 +457,9 @@ CATEGORICAL_CROSSENTROPY = register(LossSpec(
     name="categorical_crossentropy",
     family="multiclass",
     summary="Softmax cross-entropy with one-hot or soft targets on the last axis, optional label smoothing.",
-    formula=(r"\ell = -\frac{1}{R}\sum_{r}\sum_{c=1}^{C} y'_{rc}\,\log\mathrm{softmax}(x_r)_c,\quad "
+    formula=(r"\ell = -\frac{1}{R}\sum_{r}\sum_{c=1}^{C} w_c\,y'_{rc}\,\log\mathrm{softmax}(x_r)_c,\quad "
              r"y' = y(1-\epsilon) + \epsilon/C"),
-    params=(FROM_LOGITS, LABEL_SMOOTHING),
+    params=(FROM_LOGITS, LABEL_SMOOTHING, CLASS_WEIGHT),
     reference=_cce_reference,
     reference_vjp=_cce_vjp,
     exact=_cce_exact,
@@ -388,8 +470,8 @@ CATEGORICAL_CROSSENTROPY = register(LossSpec(
     check_shapes=_check_class_axis,
     check_values=_check_dense_values,
     grad_convention=(
-        "Logits: smooth, d/dx = softmax(x) Σ_c y'_c - y' (per row, divided by the number of rows R). "
-        "Probabilities: d/dp_c = -y'_c / p_c through the clamp log(max(p, 2**-126)): 1/p for "
+        "Logits: smooth, d/dx = softmax(x) Σ_c t_c - t with t = w ⊙ y' (per row, divided by the number of rows R). "
+        "Probabilities: d/dp_c = -t_c / p_c through the clamp log(max(p, 2**-126)): 1/p for "
         "p >= 2**-126 (ties take the identity branch), 0 below; the row-sum constraint is not "
         "projected out (the gradient is the plain partial derivative, as in the frameworks)."),
     stability=("log-softmax as (x - max) - log1p(Σ_{c≠argmax} exp(x_c - max)) in the reference; "
@@ -433,22 +515,40 @@ def _labels(target):
     return np.asarray(target, np.float64).astype(np.int64)
 
 
-def _sparse_reference(prediction, target, *, from_logits):
+def _sparse_dense_target(target, c, label_smoothing, class_weight, ignore_index):
+    """``w ⊙ y'`` per row: the smoothed one-hot of the label times the class weights, a zero row
+    where the label is ``ignore_index``."""
+    labels = _labels(target)
+    valid = np.ones(labels.shape, bool) if ignore_index is None else labels != ignore_index
+    y = _smooth(np.eye(c)[np.where(valid, labels, 0)], label_smoothing, c) * valid[..., None]
+    return y if class_weight is None else y * np.asarray(class_weight, np.float64)
+
+
+def _sparse_reference(prediction, target, *, from_logits, label_smoothing=0.0, class_weight=None,
+                      ignore_index=None):
     x = np.asarray(prediction, np.float64)
     logq, _ = _log_q(x, from_logits)
-    picked = np.take_along_axis(logq, _labels(target)[..., None], axis=-1)[..., 0]
-    return mean_nonbatch(-picked)
+    wy = _sparse_dense_target(target, x.shape[-1], label_smoothing, class_weight, ignore_index)
+    return mean_nonbatch(-(wy * logq).sum(axis=-1))
 
 
-def _sparse_vjp(prediction, target, cotangent, *, from_logits):
+def _sparse_vjp(prediction, target, cotangent, *, from_logits, label_smoothing=0.0, class_weight=None,
+                ignore_index=None):
     x = np.asarray(prediction, np.float64)
-    onehot = np.eye(x.shape[-1])[_labels(target)]
-    return _dce(x, onehot, from_logits) * _row_cotangent(cotangent, x.shape)
+    wy = _sparse_dense_target(target, x.shape[-1], label_smoothing, class_weight, ignore_index)
+    return _dce(x, wy, from_logits) * _row_cotangent(cotangent, x.shape)
 
 
-def _sparse_exact(prediction, target, *, from_logits):
+def _sparse_exact(prediction, target, *, from_logits, label_smoothing=0.0, class_weight=None, ignore_index=None):
+    ls = mp.mpf(label_smoothing)
+
     def row_loss(xs, label):
-        return -_mp_log_q(xs, from_logits)[int(label)]
+        c = len(xs)
+        if ignore_index is not None and int(label) == ignore_index:
+            return mp.mpf(0)
+        w = [mp.mpf(1)] * c if class_weight is None else [mp.mpf(float(val)) for val in class_weight]
+        logq = _mp_log_q(xs, from_logits)
+        return -mp.fsum(w[k] * ((1 - ls) * (k == int(label)) + ls / c) * logq[k] for k in range(c))
 
     return _exact_rows(prediction, target, row_loss, sparse=True)
 
@@ -466,7 +566,40 @@ def _sparse_cases():
         Case("default-edge-2-classes", "edge", {}, rng.normal(0.0, 3.0, size=(5, 2)),
              np.array([0, 1, 1, 0, 1], np.int64), note="a binary problem as 2 softmax columns"),
     ]
-    return out
+    return out + _sparse_weighted_cases()
+
+
+#: class weights of the weighted sparse cases: one zero weight, one large
+SPARSE_CLASS_WEIGHT = np.array([0.5, 2.0, 0.0, 4.0])
+
+
+def _sparse_weighted_cases():
+    """class_weight / ignore_index / label_smoothing (torch's CrossEntropyLoss(weight=, ignore_index=,
+    label_smoothing=) and Keras' ignore_class): ignored rows among the labels, outside [0, C-1] and
+    inside it."""
+    rng = rng_for("sparse_categorical_crossentropy" + "weighted")
+    w = SPARSE_CLASS_WEIGHT
+    torch_like = {"class_weight": w, "ignore_index": -100, "label_smoothing": 0.1}
+    labels = np.array([0, -100, 3, 2, -100, 1], np.int64)
+    grid = _tie_free_grid(4)
+    grid_labels = np.arange(grid.shape[0]) % 4
+    grid_labels[::3] = -100
+    return [
+        Case("weighted-ignore-ls-typical", "typical", torch_like, rng.normal(0.0, 3.0, size=(6, 4)), labels,
+             rng.uniform(0.2, 2.0, size=6), note="torch's CrossEntropyLoss(weight=, ignore_index=-100, "
+             "label_smoothing=0.1) per row"),
+        Case("weighted-ignore-ls-3d", "typical", torch_like, rng.normal(0.0, 3.0, size=(2, 3, 4)),
+             np.array([[0, -100, 3], [-100, -100, 1]], np.int64),
+             note="ignored positions count in the per-sample mean over the rows (as 0)"),
+        Case("weighted-ignore-ls-extreme-grid", "extreme", torch_like, grid, grid_labels),
+        Case("ignore-void-typical", "typical", {"ignore_index": 255}, rng.normal(0.0, 3.0, size=(5, 4)),
+             np.array([255, 1, 2, 255, 0], np.int64), note="Keras' ignore_class=255 (a void label)"),
+        Case("ignore-in-range-probs", "typical", {"ignore_index": 0, "class_weight": w, "from_logits": False},
+             _softmax_rows(rng.normal(0.0, 1.0, size=(5, 4))), np.array([0, 1, 2, 3, 0], np.int64),
+             note="an ignored real class (0): its rows contribute nothing"),
+        Case("ignore-every-row-edge", "edge", {"ignore_index": -100}, rng.normal(0.0, 3.0, size=(3, 4)),
+             np.full(3, -100, np.int64), note="every row ignored: loss 0 and gradient 0 (no 0/0)"),
+    ]
 
 
 def _sparse_invalid():
@@ -485,6 +618,18 @@ def _sparse_invalid():
         InvalidCase("sigmoid-head-probabilities", {"from_logits": False}, sigmoid_head, labels),
         InvalidCase("unnormalized-scores", {"from_logits": False}, np.array([[0.1, 0.2, 0.3], [0.0, 0.1, 0.0]]),
                     labels),
+        InvalidCase("class-weight-negative", {"class_weight": [1.0, -1.0, 1.0]}),
+        InvalidCase("class-weight-nan", {"class_weight": [1.0, float("nan"), 1.0]}),
+        InvalidCase("class-weight-matrix", {"class_weight": [[1.0, 1.0], [1.0, 1.0]]}),
+        InvalidCase("class-weight-string", {"class_weight": "balanced"}),
+        InvalidCase("class-weight-length", {"class_weight": [1.0, 2.0]}, p, labels),
+        InvalidCase("ignore-index-float", {"ignore_index": -100.0}),
+        InvalidCase("ignore-index-bool", {"ignore_index": True}),
+        InvalidCase("label-smoothing-above-one", {"label_smoothing": 2.0}),
+        InvalidCase("label-too-large-with-ignore-index", {"ignore_index": -100}, np.concatenate([p, p]),
+                    np.array([-100, 0, 3, -100], np.int64)),
+        InvalidCase("label-negative-with-ignore-index", {"ignore_index": 255}, np.concatenate([p, p]),
+                    np.array([255, -1, 0, 2], np.int64)),
     ]
 
 
@@ -497,9 +642,11 @@ _SPARSE_CATEGORICAL_CROSSENTROPY_PERFORMANCE = (
 SPARSE_CATEGORICAL_CROSSENTROPY = register(LossSpec(
     name="sparse_categorical_crossentropy",
     family="multiclass",
-    summary="Softmax cross-entropy with integer class labels (target shape = prediction.shape[:-1]).",
-    formula=r"\ell = -\frac{1}{R}\sum_{r} \log\mathrm{softmax}(x_r)_{y_r},\quad y_r \in \{0,\dots,C-1\}",
-    params=(FROM_LOGITS,),
+    summary=("Softmax cross-entropy with integer class labels (target shape = prediction.shape[:-1]); optional "
+             "per-class weights, an ignored label and label smoothing."),
+    formula=(r"\ell = -\frac{1}{R}\sum_{r} [y_r \ne k] \sum_{c} w_c\, y'_{rc} \log\mathrm{softmax}(x_r)_c,\quad "
+             r"y'_r = \mathrm{onehot}(y_r)(1-\epsilon) + \epsilon/C,\quad y_r \in \{0,\dots,C-1\}"),
+    params=(FROM_LOGITS, LABEL_SMOOTHING, CLASS_WEIGHT, IGNORE_INDEX),
     reference=_sparse_reference,
     reference_vjp=_sparse_vjp,
     exact=_sparse_exact,
@@ -512,9 +659,10 @@ SPARSE_CATEGORICAL_CROSSENTROPY = register(LossSpec(
     check_shapes=_check_class_axis,
     check_values=_check_sparse_values,
     grad_convention=(
-        "Logits: smooth, d/dx = softmax(x) - onehot(y) per row (divided by the number of rows R). "
-        "Probabilities: -1/p at the labelled class through the clamp log(max(p, 2**-126)) (identity "
-        "branch at ties, 0 below), 0 elsewhere. No gradient w.r.t. the labels."),
+        "Logits: smooth, d/dx = softmax(x) Σ_c t_c - t per row with t = w ⊙ y' (softmax(x) - onehot(y) by "
+        "default; divided by the number of rows R); 0 on ignored rows. "
+        "Probabilities: -t_c/p_c through the clamp log(max(p, 2**-126)) (identity "
+        "branch at ties, 0 below). No gradient w.r.t. the labels or the class weights."),
     stability=("Same log-softmax as categorical_crossentropy; the labelled entry is gathered (torch) "
                "or selected with a one-hot mask (TF, XLA-friendly), never a softmax then a log."),
     performance_notes=_SPARSE_CATEGORICAL_CROSSENTROPY_PERFORMANCE,
@@ -529,10 +677,21 @@ SPARSE_CATEGORICAL_CROSSENTROPY = register(LossSpec(
                  "axis of size 1; ours requires shape prediction.shape[:-1] (pass y[..., 0]; from_keras does it). "
                  "Its renormalization adds 1 to the gradient of every class: the gradients agree along the "
                  "simplex only"),
-        PeerNote("torch.nn.NLLLoss", "inputs that are not log-probabilities",
-                 "NLLLoss reads -input[target] without normalizing: it equals ours (from_logits=True) on "
-                 "log_softmax outputs, with the same gradient through that log_softmax (not w.r.t. the "
-                 "log-probabilities themselves); on raw scores it is not a cross-entropy (it can be negative)"),
+        PeerNote("torch.nn.CrossEntropyLoss(weight=, ignore_index=, label_smoothing=)", "reduction='mean'",
+                 "per row the same (class_weight=, ignore_index=, label_smoothing=; equal 'sum' and 'none' on "
+                 "2-D inputs), but torch's weighted mean divides by Σ_r w_{y_r} over the rows not ignored, ours "
+                 "by N (the library's mean, Keras' sum_over_batch_size): reduction='sum' divided by that total "
+                 "gives torch's number; all rows ignored: torch NaN (0/0), ours 0"),
+        PeerNote("keras SparseCategoricalCrossentropy(ignore_class=)", "reduction='sum_over_batch_size'",
+                 "ignore_class = ignore_index per row (equal 'sum'); Keras' mean divides by the number of rows "
+                 "not ignored (0 when there is none), ours by N: reduction='sum' divided by that count gives "
+                 "Keras' number. Keras' fit(class_weight=) is class_weight= here (sample weights w[y])"),
+        PeerNote("torch.nn.NLLLoss", "log-probabilities (its input)",
+                 "NLLLoss(lp, y) = -lp_y; ours of the same normalized log-probabilities (from_logits=True) "
+                 "takes their log-softmax, which leaves them unchanged: equal values and equal gradients "
+                 "w.r.t. the logits before the log_softmax; w.r.t. lp itself ours adds softmax(lp) / N, "
+                 "which that log_softmax's backward removes. Unnormalized inputs differ (NLLLoss reads them "
+                 "as they are)"),
         PeerNote("keras SparseCategoricalCrossentropy", "tf.function without data checks",
                  "an out-of-range label raises in Keras on CPU; ours, like any graph-mode call with "
                  "validation skipped, selects nothing (one-hot of an invalid index is 0): loss 0 for "
@@ -737,5 +896,291 @@ COST_SENSITIVE_CCE = register(LossSpec(
     keras_class="CostSensitiveCCE",
 ))
 
+# =========================================================================== categorical_focal_crossentropy
+def _focal_logs(x, from_logits):
+    """``(log q, log(1 - q))`` per class, float64, both with full relative accuracy.
+
+    Logits: ``log(1 - q_c) = log1p(-q_c)`` for every class but the argmax ``c*`` (there
+    ``q_c <= 1/2``); at ``c*`` it is ``logsumexp_{k≠c*}(x) - logsumexp(x)``, finite however saturated
+    the row is (``1 - q_c*`` would round to 0, and ``(1 - q)^γ`` with ``γ < 1`` has an infinite
+    derivative at 0). Probabilities: the clamps ``log(max(p, 2**-126))`` and ``log(max(1 - p, 2**-126))``."""
+    if not from_logits:
+        return clamped_log(x), clamped_log1m(x)
+    logq = log_softmax(x)
+    k = np.argmax(x, axis=-1)[..., None]
+    # both logsumexps of x - x_c* (<= 0 off c*, log C at most): large logits (1e4, float32 spacing
+    # 1e-3) cancel before the sums, not after
+    others = x - np.take_along_axis(x, k, axis=-1)
+    np.put_along_axis(others, k, -np.inf, axis=-1)
+    m2 = others.max(axis=-1, keepdims=True)
+    lse_others = m2 + np.log(np.exp(others - m2).sum(axis=-1, keepdims=True))
+    lse = -np.take_along_axis(logq, k, axis=-1)  # logsumexp(x - x_c*) = -log q_c*
+    off_top = logq.copy()
+    np.put_along_axis(off_top, k, -1.0, axis=-1)  # q_c <= 1/2 off the argmax: log1p(-q) is accurate
+    log1mq = np.log1p(-np.exp(off_top))
+    np.put_along_axis(log1mq, k, lse_others - lse, axis=-1)
+    return logq, log1mq
+
+
+def _focal_reference(prediction, target, *, alpha, gamma, from_logits, label_smoothing):
+    x = np.asarray(prediction, np.float64)
+    y = _smooth(np.asarray(target, np.float64), label_smoothing, x.shape[-1])
+    logq, log1mq = _focal_logs(x, from_logits)
+    return mean_nonbatch(-alpha * (y * np.exp(gamma * log1mq) * logq).sum(axis=-1))
+
+
+def _focal_vjp(prediction, target, cotangent, *, alpha, gamma, from_logits, label_smoothing):
+    x = np.asarray(prediction, np.float64)
+    y = _smooth(np.asarray(target, np.float64), label_smoothing, x.shape[-1])
+    logq, log1mq = _focal_logs(x, from_logits)
+    f = np.exp(gamma * log1mq)
+    if from_logits:
+        # dℓ/dx = α (q Σ_c w_c - w) with w_c = y_c f_c (1 - γ q_c log q_c / (1 - q_c)) >= 0: the
+        # softmax cross-entropy gradient with weights w (accurate at the argmax too); log q / (1 - q)
+        # is log q / -expm1(log q), -1 in the limit log q -> 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(logq == 0.0, -1.0, logq / -np.expm1(logq))
+        w = y * f * (1.0 - gamma * np.exp(logq) * ratio)
+        grad = alpha * softmax_cross_entropy_grad(x, w)
+    else:
+        grad = -alpha * y * f * (clamped_log_grad(x) + gamma * logq * clamped_log1m_grad(x))
+    return grad * _row_cotangent(cotangent, x.shape)
+
+
+def _focal_exact(prediction, target, *, alpha, gamma, from_logits, label_smoothing):
+    ls, a, g = mp.mpf(label_smoothing), mp.mpf(alpha), mp.mpf(gamma)
+    p_min = mp.ldexp(1, MP_P_MIN_EXP)
+
+    def log1m(xs, c):
+        if not from_logits:
+            rest = 1 - xs[c]
+            return mp.log(rest if rest >= p_min else p_min)
+        top = max(xs)
+        return (mp.log(mp.fsum(mp.exp(val - top) for j, val in enumerate(xs) if j != c))
+                - mp.log(mp.fsum(mp.exp(val - top) for val in xs)))
+
+    def row_loss(xs, ys):
+        c = len(xs)
+        logq = _mp_log_q(xs, from_logits)
+        return -a * mp.fsum((mp.mpf(float(y)) * (1 - ls) + ls / c) * mp.exp(g * log1m(xs, j)) * lq
+                            for j, (y, lq) in enumerate(zip(ys, logq)))
+
+    return _exact_rows(prediction, target, row_loss)
+
+
+def _focal_cases():
+    name = "categorical_focal_crossentropy"
+    out = []
+    for tag, params in [
+        ("default", {}),
+        ("gamma0.5-ls0.1", {"gamma": 0.5, "alpha": 1.0, "label_smoothing": 0.1}),
+        ("probs-gamma0.5-ls0.2", {"from_logits": False, "gamma": 0.5, "label_smoothing": 0.2}),
+    ]:
+        out += _multiclass_cases(name, params, tag, from_logits=params.get("from_logits", True), classes=4,
+                                 ties=not params.get("from_logits", True))
+    x = np.array([[1e4, 0.0, -1e4], [40.0, 0.0, 0.0], [0.0, 1e4, 0.0], [1e4, 1e4 - 1.0, 1e4 - 2.5]])
+    out.append(Case("gamma0.3-extreme-saturated", "extreme", {"gamma": 0.3, "alpha": 1.0}, x,
+                    np.eye(3)[np.array([0, 0, 0, 1])],
+                    note="1 - q of the argmax rounds to 0 (every dtype): (1 - q)^γ with γ < 1 has an infinite "
+                         "derivative there; log(1 - q) from the other classes' logsumexp keeps it finite. Last row: "
+                         "logits near 1e4 (float32 spacing 1e-3) whose logsumexps must be taken after "
+                         "subtracting the max, not subtracted from each other"))
+    return out
+
+
+def _focal_invalid():
+    p = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -3.0]])
+    t = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    sigmoid_head = np.array([[0.9, 0.8, 0.1], [0.2, 0.7, 0.6]])
+    return [
+        InvalidCase("alpha-negative", {"alpha": -0.25}),
+        InvalidCase("alpha-nan", {"alpha": float("nan")}),
+        InvalidCase("alpha-list", {"alpha": [0.25, 0.75]}),
+        InvalidCase("gamma-negative", {"gamma": -1.0}),
+        InvalidCase("gamma-inf", {"gamma": float("inf")}),
+        InvalidCase("gamma-string", {"gamma": "2"}),
+        InvalidCase("label-smoothing-above-one", {"label_smoothing": 1.5}),
+        InvalidCase("from-logits-not-bool", {"from_logits": 1}),
+        InvalidCase("no-class-axis", {}, np.array([0.5, -1.0, 2.0]), np.array([1.0, 0.0, 0.0])),
+        InvalidCase("one-class", {}, np.array([[0.5], [-1.0]]), np.array([[1.0], [1.0]])),
+        InvalidCase("probability-rows-not-summing-to-one", {"from_logits": False}, sigmoid_head, t),
+        InvalidCase("target-shape-sparse-labels", {}, p, np.array([0.0, 1.0])),
+    ]
+
+
+CATEGORICAL_FOCAL_CROSSENTROPY = register(LossSpec(
+    name="categorical_focal_crossentropy",
+    family="multiclass",
+    summary=("Softmax focal loss (Lin et al.) with one-hot or soft targets on the last axis: cross-entropy "
+             "terms down-weighted by (1 - q)^γ, times α; optional label smoothing."),
+    formula=(r"\ell = -\frac{\alpha}{R}\sum_{r}\sum_{c=1}^{C} y'_{rc}\,(1 - q_{rc})^{\gamma}\,\log q_{rc},\quad "
+             r"q_r = \mathrm{softmax}(x_r),\quad y' = y(1-\epsilon) + \epsilon/C"),
+    params=(
+        Param("alpha", 0.25, "a finite float >= 0", v.real(lo=0.0),
+              doc="Constant factor of every term (Keras' default 0.25). Keras also accepts a per-class list; "
+                  "here it is one number."),
+        Param("gamma", 2.0, "a finite float >= 0", v.real(lo=0.0),
+              doc="Focusing exponent: 0 gives α times categorical_crossentropy; larger values down-weight "
+                  "well-classified terms. Any γ >= 0, γ < 1 included (finite gradients at saturated logits)."),
+        FROM_LOGITS,
+        LABEL_SMOOTHING,
+    ),
+    reference=_focal_reference,
+    reference_vjp=_focal_vjp,
+    exact=_focal_exact,
+    cases=_focal_cases,
+    invalid_cases=_focal_invalid,
+    prediction_domain=_prediction_domain,
+    prediction_domain_hint=_probability_hint,
+    check_shapes=_check_class_axis,
+    check_values=_check_dense_values,
+    grad_convention=(
+        "Logits: smooth, d/dx = α (q Σ_c w_c - w) with w_c = y'_c (1 - q_c)^γ (1 - γ q_c log q_c / (1 - q_c)) "
+        "(w >= 0; q_c log q_c / (1 - q_c) -> -1 as q_c -> 1): finite for every γ >= 0 and every finite "
+        "logit. Probabilities: the plain partial derivative through the clamps log(max(p, 2**-126)) and "
+        "log(max(1 - p, 2**-126)) (identity branch at the bound, 0 beyond): -α y'_c (1 - p_c)^γ "
+        "(1/p_c - γ log p_c / (1 - p_c)); the row-sum constraint is not projected out."),
+    stability=("log q from the log-softmax of categorical_crossentropy; (1 - q)^γ = exp(γ log(1 - q)) with "
+               "log(1 - q_c) = log1p(-q_c) off the argmax and logsumexp_{k≠c*}(x) - logsumexp(x) at the "
+               "argmax c*: never 1 - softmax, which rounds to 0 (and 0^γ has an infinite derivative for "
+               "γ < 1, a NaN gradient). Probabilities: log1p(-p) with the 2**-126 clamp."),
+    identities=(
+        Identity({"gamma": 0.0, "alpha": 1.0}, "categorical_crossentropy", {},
+                 "γ = 0, α = 1: (1 - q)^0 = 1, plain softmax cross-entropy"),
+    ),
+    peer_notes=(
+        PeerNote("keras CategoricalFocalCrossentropy(from_logits=True)", "logits with a softmax beyond [1e-7, 1 - 1e-7]",
+                 "Keras takes softmax(x), then log(clip(q, 1e-7, 1 - 1e-7)): each term is capped at -log 1e-7 "
+                 "= 16.12 (gradient 0 beyond) and a saturated correct row keeps (1e-7)^γ · 1e-7 instead of ~0; "
+                 "ours is the true loss for any finite logits. Equal values and gradients inside the clip range"),
+        PeerNote("keras CategoricalFocalCrossentropy(from_logits=False)", "probabilities",
+                 "Keras divides each row by its sum (a sigmoid head is silently renormalized) and clips to "
+                 "[1e-7, 1 - 1e-7]; ours rejects rows not summing to 1 and clamps at 2**-126. On rows summing "
+                 "to 1 the values are equal inside the clip range and the gradients differ by the "
+                 "renormalization: Keras' is ours minus (Σ_c p_c g_c) per row"),
+        PeerNote("keras CategoricalFocalCrossentropy", "defaults",
+                 "Keras' default is from_logits=False, ours True; alpha may be a per-class list there "
+                 "(ops.multiply broadcast over the class axis), one number here"),
+        PeerNote("torch.nn", "no multiclass focal loss",
+                 "torch.nn has none (torchvision.ops.sigmoid_focal_loss is the binary one: binary_focal); "
+                 "γ = 0 equals α · torch.nn.CrossEntropyLoss(label_smoothing=ε) with probability targets"),
+    ),
+    references=("Lin et al., Focal Loss for Dense Object Detection, ICCV 2017",
+                "keras.losses.CategoricalFocalCrossentropy"),
+    trap=("The textbook (1 - softmax(x))^γ log(softmax(x)) gives NaN gradients for γ < 1 once a row saturates "
+          "(1 - q = 0) and Keras' clip caps every term at 16.12: here log(1 - q) comes from the other "
+          "classes' logits and the loss is exact for any finite logit."),
+    torch_class="CategoricalFocalCELoss",
+    keras_class="CategoricalFocalCE",
+))
+
+
+# =========================================================================== categorical_generalized_crossentropy
+def _gce_log_p(prediction, target, from_logits):
+    """``log p_y`` per row (the labelled class) and ``d log q / d prediction`` info: (x, onehot, log p_y)."""
+    x = np.asarray(prediction, np.float64)
+    onehot = np.eye(x.shape[-1])[_labels(target)]
+    logq, _ = _log_q(x, from_logits)
+    return x, onehot, (logq * onehot).sum(axis=-1)
+
+
+def _gce_reference(prediction, target, *, q, from_logits):
+    _, _, logp = _gce_log_p(prediction, target, from_logits)
+    return mean_nonbatch(-np.expm1(q * logp) / q)
+
+
+def _gce_vjp(prediction, target, cotangent, *, q, from_logits):
+    x, onehot, logp = _gce_log_p(prediction, target, from_logits)
+    pq = np.exp(q * logp)[..., None]  # d/dlog p of -(p^q - 1)/q is -p^q
+    return pq * _dce(x, onehot, from_logits) * _row_cotangent(cotangent, x.shape)
+
+
+def _gce_exact(prediction, target, *, q, from_logits):
+    qm = mp.mpf(q)
+
+    def row_loss(xs, label):
+        return -mp.expm1(qm * _mp_log_q(xs, from_logits)[int(label)]) / qm
+
+    return _exact_rows(prediction, target, row_loss, sparse=True)
+
+
+def _gce_cases():
+    name = "categorical_generalized_crossentropy"
+    out = []
+    for tag, params in [("default", {}), ("q1", {"q": 1.0}), ("probs-q0.7", {"from_logits": False, "q": 0.7})]:
+        out += _multiclass_cases(name, params, tag, from_logits=params.get("from_logits", True), classes=4,
+                                 sparse=True)
+    return out
+
+
+def _gce_invalid():
+    p = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -3.0]])
+    sigmoid_head = np.array([[0.9, 0.8, 0.1], [0.2, 0.7, 0.6]])
+    return [
+        InvalidCase("q-zero", {"q": 0.0}),
+        InvalidCase("q-above-one", {"q": 1.5}),
+        InvalidCase("q-nan", {"q": float("nan")}),
+        InvalidCase("q-string", {"q": "0.5"}),
+        InvalidCase("from-logits-not-bool", {"from_logits": "true"}),
+        InvalidCase("label-too-large", {}, p, np.array([0, 3], np.int64)),
+        InvalidCase("label-not-integer", {}, p, np.array([0.5, 1.0])),
+        InvalidCase("one-hot-target", {}, p, np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])),
+        InvalidCase("one-class", {}, np.array([[0.5], [-1.0]]), np.array([0, 0], np.int64)),
+        InvalidCase("sigmoid-head-probabilities", {"from_logits": False}, sigmoid_head, np.array([2, 0], np.int64)),
+    ]
+
+
+CATEGORICAL_GENERALIZED_CROSSENTROPY = register(LossSpec(
+    name="categorical_generalized_crossentropy",
+    family="multiclass",
+    summary=("Generalized cross-entropy (Zhang & Sabuncu): (1 - p_y^q) / q of the labelled class's softmax "
+             "probability, integer class labels; q -> 0 is cross-entropy, q = 1 is 1 - p_y (MAE)."),
+    formula=(r"\ell = \frac{1}{R}\sum_{r} \frac{1 - p_{r,y_r}^{\,q}}{q},\quad p_r = \mathrm{softmax}(x_r),"
+             r"\quad y_r \in \{0,\dots,C-1\}"),
+    params=(
+        Param("q", 0.5, "a float in (0, 1]", v.real(lo=0.0, hi=1.0, lo_open=True),
+              doc="Robustness exponent (Keras' default 0.5): towards 0 the loss approaches cross-entropy "
+                  "-log p_y, at 1 it is 1 - p_y, the MAE of the one-hot target (robust to label noise)."),
+        FROM_LOGITS,
+    ),
+    reference=_gce_reference,
+    reference_vjp=_gce_vjp,
+    exact=_gce_exact,
+    cases=_gce_cases,
+    invalid_cases=_gce_invalid,
+    prediction_domain=_prediction_domain,
+    prediction_domain_hint=_probability_hint,
+    target_domain=None,  # class indices: checked by _check_sparse_values
+    target_shape=_sparse_target_shape,
+    check_shapes=_check_class_axis,
+    check_values=_check_sparse_values,
+    grad_convention=(
+        "Logits: smooth, d/dx = p_y^q (softmax(x) - onehot(y)) per row (divided by R): the "
+        "sparse_categorical_crossentropy gradient times p_y^q, finite everywhere. Probabilities: "
+        "d/dp_y = -p_y^(q-1) through the clamp log(max(p, 2**-126)) (identity branch at the bound, 0 "
+        "below: where the true derivative is infinite, at p_y = 0 with q < 1, the gradient is 0), 0 "
+        "at the other classes. No gradient w.r.t. the labels."),
+    stability=("p_y^q = exp(q log p_y) with log p_y the log-softmax (logits) or the 2**-126 clamp, and "
+               "(1 - p_y^q)/q = -expm1(q log p_y)/q: tiny losses of confident correct rows keep their "
+               "digits (1 - p^q cancels), no power of 0."),
+    peer_notes=(
+        PeerNote("keras CategoricalGeneralizedCrossEntropy(q=)", "probabilities (its only input)",
+                 "Keras takes probabilities only (no from_logits) and computes 1 - power(p_y, q): equal values; "
+                 "its gradient at p_y = 0 is -inf (power's derivative) where ours is 0 (the clamp), and near "
+                 "p_y = 1 its 1 - p^q loses the relative accuracy of tiny losses. It accepts any row (no "
+                 "row-sum check) and q in (0, 1) only; ours also q = 1. Despite the name both take integer "
+                 "labels; Keras also a trailing label axis of size 1 (pass y[..., 0] here)"),
+        PeerNote("torch.nn", "no generalized cross-entropy", "torch.nn has no such loss"),
+    ),
+    references=("Zhang & Sabuncu, Generalized Cross Entropy Loss for Training Deep Neural Networks with Noisy "
+                "Labels, NeurIPS 2018", "keras.losses.CategoricalGeneralizedCrossEntropy"),
+    trap=("(1 - p**q)/q on probabilities: an infinite gradient at p = 0 and the cancellation 1 - p^q for "
+          "confident correct rows; here logits by default, exp/expm1 of q log p."),
+    torch_class="CategoricalGeneralizedCELoss",
+    keras_class="CategoricalGeneralizedCE",
+))
+
+
 __all__ = ["CATEGORICAL_CROSSENTROPY", "SPARSE_CATEGORICAL_CROSSENTROPY", "COST_SENSITIVE_CCE",
+           "CATEGORICAL_FOCAL_CROSSENTROPY", "CATEGORICAL_GENERALIZED_CROSSENTROPY",
            "COST_2", "COST_3", "log_softmax", "ROW_SUM_TOL"]

@@ -322,6 +322,9 @@ class ArrayOps(Protocol):
 
     def all_integral(self, x) -> bool: ...  # every value is a whole number (True for int dtypes)
 
+    # (min, max) of the elements != value, None when there is none (labels beside an ignore_index)
+    def min_max_excluding(self, x, value) -> tuple[float, float] | None: ...
+
     # optional: ``nonfinite_min_max(x) -> (has_nonfinite, min, max)`` from one pass over x (min and
     # max may be None, e.g. for integer or empty arrays: ``min_max`` is then asked when needed).
     # When an adapter has it, ``check_inputs`` reads each array once (see :class:`_OnePassOps`).
@@ -391,6 +394,11 @@ class NumpyOps:
     def all_integral(self, x):
         a = np.asarray(x)
         return a.dtype.kind in "iub" or bool(np.all(a == np.round(a)))
+
+    def min_max_excluding(self, x, value):
+        a = np.asarray(x, np.float64)
+        a = a[a != value]
+        return (float(a.min()), float(a.max())) if a.size else None
 
 
 class InputChecker:

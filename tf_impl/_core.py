@@ -100,6 +100,10 @@ class TFOps:
             return True
         return bool(tf.reduce_all(tf.equal(x, tf.round(x))))
 
+    def min_max_excluding(self, x, value):
+        rest = tf.boolean_mask(x, tf.not_equal(x, tf.cast(value, x.dtype)))
+        return self.min_max(rest) if rest.shape.num_elements() else None
+
 
 OPS = TFOps()
 

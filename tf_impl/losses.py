@@ -103,9 +103,10 @@ class CategoricalCE(SpecLoss):
     spec_name = "categorical_crossentropy"
     per_sample = staticmethod(multiclass._categorical_crossentropy_per_sample)
 
-    def __init__(self, *, from_logits=True, label_smoothing=0.0, reduction="mean", validate=True, name=None):
-        super().__init__(from_logits=from_logits, label_smoothing=label_smoothing, reduction=reduction,
-                         validate=validate, name=name)
+    def __init__(self, *, from_logits=True, label_smoothing=0.0, class_weight=None, reduction="mean", validate=True,
+                 name=None):
+        super().__init__(from_logits=from_logits, label_smoothing=label_smoothing, class_weight=class_weight,
+                         reduction=reduction, validate=validate, name=name)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -116,8 +117,10 @@ class SparseCategoricalCE(SpecLoss):
     spec_name = "sparse_categorical_crossentropy"
     per_sample = staticmethod(multiclass._sparse_categorical_crossentropy_per_sample)
 
-    def __init__(self, *, from_logits=True, reduction="mean", validate=True, name=None):
-        super().__init__(from_logits=from_logits, reduction=reduction, validate=validate, name=name)
+    def __init__(self, *, from_logits=True, label_smoothing=0.0, class_weight=None, ignore_index=None,
+                 reduction="mean", validate=True, name=None):
+        super().__init__(from_logits=from_logits, label_smoothing=label_smoothing, class_weight=class_weight,
+                         ignore_index=ignore_index, reduction=reduction, validate=validate, name=name)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -131,6 +134,31 @@ class CostSensitiveCCE(SpecLoss):
                  name=None):
         super().__init__(cost_matrix=cost_matrix, mode=mode, from_logits=from_logits, reduction=reduction,
                          validate=validate, name=name)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CategoricalFocalCE(SpecLoss):
+    """Keras form of :func:`tf_impl.multiclass.categorical_focal_crossentropy` (classes on the last axis)."""
+
+    spec_name = "categorical_focal_crossentropy"
+    per_sample = staticmethod(multiclass._categorical_focal_crossentropy_per_sample)
+
+    def __init__(self, *, alpha=0.25, gamma=2.0, from_logits=True, label_smoothing=0.0, reduction="mean",
+                 validate=True, name=None):
+        super().__init__(alpha=alpha, gamma=gamma, from_logits=from_logits, label_smoothing=label_smoothing,
+                         reduction=reduction, validate=validate, name=name)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CategoricalGeneralizedCE(SpecLoss):
+    """Keras form of :func:`tf_impl.multiclass.categorical_generalized_crossentropy` (integer ``y_true``
+    of shape ``y_pred.shape[:-1]``)."""
+
+    spec_name = "categorical_generalized_crossentropy"
+    per_sample = staticmethod(multiclass._categorical_generalized_crossentropy_per_sample)
+
+    def __init__(self, *, q=0.5, from_logits=True, reduction="mean", validate=True, name=None):
+        super().__init__(q=q, from_logits=from_logits, reduction=reduction, validate=validate, name=name)
 
 
 # ---------------------------------------------------------------- family: overlap

@@ -172,6 +172,10 @@ class TorchOps:
         x = x.detach()
         return bool((x == torch.round(x)).all())
 
+    def min_max_excluding(self, x, value):
+        rest = x.detach()[x.detach() != value]
+        return self.min_max(rest) if rest.numel() else None
+
 
 OPS = TorchOps()
 

@@ -128,9 +128,9 @@ class CategoricalCELoss(SpecLoss):
     spec_name = "categorical_crossentropy"
     per_sample = staticmethod(multiclass._categorical_crossentropy_per_sample)
 
-    def __init__(self, *, from_logits=True, label_smoothing=0.0, reduction="mean", validate=True):
-        super().__init__(from_logits=from_logits, label_smoothing=label_smoothing, reduction=reduction,
-                         validate=validate)
+    def __init__(self, *, from_logits=True, label_smoothing=0.0, class_weight=None, reduction="mean", validate=True):
+        super().__init__(from_logits=from_logits, label_smoothing=label_smoothing, class_weight=class_weight,
+                         reduction=reduction, validate=validate)
 
 
 class SparseCategoricalCELoss(SpecLoss):
@@ -140,8 +140,10 @@ class SparseCategoricalCELoss(SpecLoss):
     spec_name = "sparse_categorical_crossentropy"
     per_sample = staticmethod(multiclass._sparse_categorical_crossentropy_per_sample)
 
-    def __init__(self, *, from_logits=True, reduction="mean", validate=True):
-        super().__init__(from_logits=from_logits, reduction=reduction, validate=validate)
+    def __init__(self, *, from_logits=True, label_smoothing=0.0, class_weight=None, ignore_index=None,
+                 reduction="mean", validate=True):
+        super().__init__(from_logits=from_logits, label_smoothing=label_smoothing, class_weight=class_weight,
+                         ignore_index=ignore_index, reduction=reduction, validate=validate)
 
 
 class CostSensitiveCCELoss(SpecLoss):
@@ -154,6 +156,29 @@ class CostSensitiveCCELoss(SpecLoss):
     def __init__(self, *, cost_matrix=None, mode="argmax", from_logits=True, reduction="mean", validate=True):
         super().__init__(cost_matrix=cost_matrix, mode=mode, from_logits=from_logits, reduction=reduction,
                          validate=validate)
+
+
+class CategoricalFocalCELoss(SpecLoss):
+    """Module form of :func:`torch_impl.multiclass.categorical_focal_crossentropy` (classes on the LAST axis)."""
+
+    spec_name = "categorical_focal_crossentropy"
+    per_sample = staticmethod(multiclass._categorical_focal_crossentropy_per_sample)
+
+    def __init__(self, *, alpha=0.25, gamma=2.0, from_logits=True, label_smoothing=0.0, reduction="mean",
+                 validate=True):
+        super().__init__(alpha=alpha, gamma=gamma, from_logits=from_logits, label_smoothing=label_smoothing,
+                         reduction=reduction, validate=validate)
+
+
+class CategoricalGeneralizedCELoss(SpecLoss):
+    """Module form of :func:`torch_impl.multiclass.categorical_generalized_crossentropy` (classes LAST,
+    integer targets of shape ``input.shape[:-1]``)."""
+
+    spec_name = "categorical_generalized_crossentropy"
+    per_sample = staticmethod(multiclass._categorical_generalized_crossentropy_per_sample)
+
+    def __init__(self, *, q=0.5, from_logits=True, reduction="mean", validate=True):
+        super().__init__(q=q, from_logits=from_logits, reduction=reduction, validate=validate)
 
 
 # ---------------------------------------------------------------- family: overlap

@@ -1,5 +1,6 @@
 """Multiclass classification losses (softmax heads), torch twins of :mod:`spec.multiclass`:
-``categorical_crossentropy``, ``sparse_categorical_crossentropy``, ``cost_sensitive_cce``.
+``categorical_crossentropy``, ``sparse_categorical_crossentropy``, ``cost_sensitive_cce``,
+``categorical_focal_crossentropy``, ``categorical_generalized_crossentropy``.
 
 Argument order is torch's: ``(input, target)``, prediction first.
 
@@ -14,11 +15,12 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from spec.numerics import P_MIN
+from spec.numerics import LOG_P_MIN, P_MIN
 
 from ._core import apply, clip, mean_nonbatch, reduce, with_total
 
-__all__ = ["categorical_crossentropy", "sparse_categorical_crossentropy", "cost_sensitive_cce"]
+__all__ = ["categorical_crossentropy", "sparse_categorical_crossentropy", "cost_sensitive_cce",
+           "categorical_focal_crossentropy", "categorical_generalized_crossentropy"]
 
 
 def _log_q(x: torch.Tensor, from_logits: bool) -> torch.Tensor:
@@ -50,7 +52,11 @@ def _rows_total(reduce_rows: Callable, xr: torch.Tensor, n: int, mean: bool, *ar
     return total / per_sample_rows if per_sample_rows != 1 else total
 
 
-def _categorical_crossentropy_total(x, y, mean, *, from_logits, label_smoothing):
+def _categorical_crossentropy_total(x, y, mean, *, from_logits, label_smoothing, class_weight=None):
+    if class_weight is not None:
+        return reduce(_categorical_crossentropy_per_sample(x, y, from_logits=from_logits,
+                                                           label_smoothing=label_smoothing, class_weight=class_weight),
+                      None, "mean" if mean else "sum")
     if from_logits and x.dim() >= 2:
         if y.dtype is not x.dtype:
             y = y.to(x.dtype)
@@ -62,20 +68,23 @@ def _categorical_crossentropy_total(x, y, mean, *, from_logits, label_smoothing)
 
 
 @with_total(_categorical_crossentropy_total)
-def _categorical_crossentropy_per_sample(x, y, *, from_logits, label_smoothing):
+def _categorical_crossentropy_per_sample(x, y, *, from_logits, label_smoothing, class_weight=None):
     y = y.to(x.dtype)  # integer one-hot targets join the compute dtype
     if from_logits and x.dim() >= 2:
         # F.cross_entropy with probability targets is the same math (log_softmax, smoothing
-        # y (1-ε) + ε/C only when ε > 0, -Σ y' log q; no normalization of y assumed)
-        ce = F.cross_entropy(_rows(x), _rows(y), reduction="none", label_smoothing=label_smoothing)
+        # y (1-ε) + ε/C only when ε > 0, -Σ w y' log q; no normalization of y assumed)
+        ce = F.cross_entropy(_rows(x), _rows(y), weight=class_weight, reduction="none",
+                             label_smoothing=label_smoothing)
         return mean_nonbatch(ce.reshape(x.shape[:-1]))
     if label_smoothing:
         y = y * (1.0 - label_smoothing) + label_smoothing / x.shape[-1]
+    if class_weight is not None:
+        y = y * class_weight
     return mean_nonbatch(-(y * _log_q(x, from_logits)).sum(dim=-1))
 
 
-def categorical_crossentropy(input, target, *, from_logits=True, label_smoothing=0.0, sample_weight=None,
-                             reduction="mean", validate=True):
+def categorical_crossentropy(input, target, *, from_logits=True, label_smoothing=0.0, class_weight=None,
+                             sample_weight=None, reduction="mean", validate=True):
     r"""Softmax cross-entropy with one-hot or soft targets; classes on the last axis.
 
     .. math::
@@ -90,17 +99,23 @@ def categorical_crossentropy(input, target, *, from_logits=True, label_smoothing
         input: logits (or probabilities), shape ``(N, ..., C)``, classes LAST (NCHW: ``x.movedim(1, -1)``).
         target: one-hot or soft labels in [0, 1], same shape.
         label_smoothing: ``ε`` in [0, 1] (torch / Keras semantics).
+        class_weight: ``(C,)`` non-negative per-class weights ``w``: ``-Σ_c w_c y'_c log q_c`` per row
+            (``F.cross_entropy``'s ``weight`` with probability targets, whose mean also divides by N).
         sample_weight: ``(N,)`` non-negative weights.
         reduction: ``"mean"`` (Σ w ℓ / N), ``"sum"`` or ``"none"`` (w ℓ per sample); rank > 2 inputs
             give one value per sample: the mean over the positions ``r``.
         validate: check data values (NaN, ranges, row sums); shapes are always checked.
     """
     return apply("categorical_crossentropy", _categorical_crossentropy_per_sample, input, target,
-                 sample_weight, {"from_logits": from_logits, "label_smoothing": label_smoothing},
-                 reduction, validate)
+                 sample_weight, {"from_logits": from_logits, "label_smoothing": label_smoothing,
+                                 "class_weight": class_weight}, reduction, validate)
 
 
-def _sparse_categorical_crossentropy_total(x, y, mean, *, from_logits):
+def _sparse_categorical_crossentropy_total(x, y, mean, *, from_logits, label_smoothing=0.0, class_weight=None,
+                                           ignore_index=None):
+    if label_smoothing or class_weight is not None or ignore_index is not None:
+        return reduce(_weighted_sparse_per_sample(x, y, from_logits, label_smoothing, class_weight, ignore_index),
+                      None, "mean" if mean else "sum")
     if from_logits and x.dim() >= 2:
         xr, yr = (x, y.long()) if x.dim() == 2 else (_rows(x), y.reshape(-1).long())
         return _rows_total(F.cross_entropy, xr, x.shape[0], mean, yr, ignore_index=_NO_IGNORE)
@@ -108,8 +123,31 @@ def _sparse_categorical_crossentropy_total(x, y, mean, *, from_logits):
                   "mean" if mean else "sum")
 
 
+def _weighted_sparse_per_sample(x, y, from_logits, label_smoothing, class_weight, ignore_index):
+    """Per-sample loss with class weights, ignored labels or label smoothing: -Σ_c w_c y'_c log q_c
+    per row, 0 on ignored rows (spec.multiclass._sparse_dense_target); only these calls pay for it."""
+    labels = y.reshape(-1).long()
+    if from_logits and x.dim() >= 2:
+        # F.cross_entropy's own weight / ignore_index / label_smoothing: the same per-row math
+        ce = F.cross_entropy(_rows(x), labels, weight=class_weight, reduction="none", label_smoothing=label_smoothing,
+                             ignore_index=_NO_IGNORE if ignore_index is None else ignore_index)
+        return mean_nonbatch(ce.reshape(x.shape[:-1]))
+    c = x.shape[-1]
+    valid = labels != ignore_index if ignore_index is not None else torch.ones_like(labels, dtype=torch.bool)
+    t = F.one_hot(torch.where(valid, labels, 0), c).to(x.dtype)
+    if label_smoothing:
+        t = t * (1.0 - label_smoothing) + label_smoothing / c
+    t = t * valid.unsqueeze(-1).to(x.dtype)
+    if class_weight is not None:
+        t = t * class_weight
+    return mean_nonbatch(-(t.reshape(x.shape) * _log_q(x, from_logits)).sum(dim=-1))
+
+
 @with_total(_sparse_categorical_crossentropy_total)
-def _sparse_categorical_crossentropy_per_sample(x, y, *, from_logits):
+def _sparse_categorical_crossentropy_per_sample(x, y, *, from_logits, label_smoothing=0.0, class_weight=None,
+                                                ignore_index=None):
+    if label_smoothing or class_weight is not None or ignore_index is not None:
+        return _weighted_sparse_per_sample(x, y, from_logits, label_smoothing, class_weight, ignore_index)
     if from_logits and x.dim() >= 2:
         # the fused log_softmax + nll_loss kernels: the same math (-log softmax(x)_y)
         ce = F.cross_entropy(_rows(x), y.reshape(-1).long(), reduction="none", ignore_index=_NO_IGNORE)
@@ -118,8 +156,8 @@ def _sparse_categorical_crossentropy_per_sample(x, y, *, from_logits):
     return mean_nonbatch(-picked)
 
 
-def sparse_categorical_crossentropy(input, target, *, from_logits=True, sample_weight=None, reduction="mean",
-                                    validate=True):
+def sparse_categorical_crossentropy(input, target, *, from_logits=True, label_smoothing=0.0, class_weight=None,
+                                    ignore_index=None, sample_weight=None, reduction="mean", validate=True):
     r"""Softmax cross-entropy with integer class labels; classes on the last axis.
 
     .. math::
@@ -130,11 +168,16 @@ def sparse_categorical_crossentropy(input, target, *, from_logits=True, sample_w
 
     Args:
         input: logits (or probabilities), shape ``(N, ..., C)``, classes LAST.
-        target: class indices in ``[0, C-1]``, shape ``(N, ...)`` (= ``input.shape[:-1]``); any
-            integer dtype, or floats holding whole numbers.
+        target: class indices in ``[0, C-1]`` (or ``ignore_index``), shape ``(N, ...)`` (=
+            ``input.shape[:-1]``); any integer dtype, or floats holding whole numbers.
+        label_smoothing, class_weight, ignore_index: ``F.cross_entropy``'s ``label_smoothing``,
+            ``weight`` and ``ignore_index`` per row; the mean stays ``Σ_i ℓ_i / N`` (torch's weighted
+            "mean" is ``reduction="sum"`` divided by ``Σ_r w_{y_r}`` over the rows not ignored).
     """
     return apply("sparse_categorical_crossentropy", _sparse_categorical_crossentropy_per_sample, input,
-                 target, sample_weight, {"from_logits": from_logits}, reduction, validate)
+                 target, sample_weight, {"from_logits": from_logits, "label_smoothing": label_smoothing,
+                                         "class_weight": class_weight, "ignore_index": ignore_index},
+                 reduction, validate)
 
 
 def _cost_sensitive_cce_per_sample(x, y, *, cost_matrix, mode, from_logits):
@@ -178,3 +221,73 @@ def cost_sensitive_cce(input, target, *, cost_matrix=None, mode="argmax", from_l
     """
     return apply("cost_sensitive_cce", _cost_sensitive_cce_per_sample, input, target, sample_weight,
                  {"cost_matrix": cost_matrix, "mode": mode, "from_logits": from_logits}, reduction, validate)
+
+
+def _focal_logs(x: torch.Tensor, from_logits: bool):
+    """``(log q, log(1 - q))`` per class (:func:`spec.multiclass._focal_logs`): at the argmax ``c*`` of
+    logits ``log(1 - q) = logsumexp_{k≠c*}(x) - logsumexp(x)``, finite where ``1 - q`` rounds to 0;
+    ``log1p(-q)`` elsewhere. Each ``where`` branch that is not taken sees a harmless argument, so its
+    gradient is 0, never 0 · inf."""
+    if not from_logits:
+        keep = (1.0 - x) >= P_MIN
+        log_1mq = torch.where(keep, torch.log1p(-torch.where(keep, x, torch.zeros_like(x))), LOG_P_MIN)
+        return torch.log(clip(x, P_MIN)), log_1mq
+    log_q = F.log_softmax(x, dim=-1)
+    top = F.one_hot(x.detach().argmax(dim=-1), x.shape[-1]).bool()
+    # both logsumexps of x - x_c* (the argmax's own logit, so its gradient cancels exactly): large
+    # logits cancel before the sums; logsumexp(x - x_c*) = -log q_c*
+    shifted = x - torch.where(top, x, 0.0).sum(dim=-1, keepdim=True)
+    rest = torch.logsumexp(shifted.masked_fill(top, float("-inf")), dim=-1, keepdim=True) - \
+        torch.logsumexp(shifted, dim=-1, keepdim=True)
+    off_top = torch.log1p(-torch.exp(log_q.masked_fill(top, -1.0)))
+    return log_q, torch.where(top, rest, off_top)
+
+
+def _categorical_focal_crossentropy_per_sample(x, y, *, alpha, gamma, from_logits, label_smoothing):
+    y = y.to(x.dtype)  # integer one-hot targets join the compute dtype
+    if label_smoothing:
+        y = y * (1.0 - label_smoothing) + label_smoothing / x.shape[-1]
+    log_q, log_1mq = _focal_logs(x, from_logits)
+    return mean_nonbatch((y * torch.exp(gamma * log_1mq) * log_q).sum(dim=-1) * -alpha)
+
+
+def categorical_focal_crossentropy(input, target, *, alpha=0.25, gamma=2.0, from_logits=True, label_smoothing=0.0,
+                                   sample_weight=None, reduction="mean", validate=True):
+    r"""Softmax focal loss with one-hot or soft targets; classes on the last axis.
+
+    .. math::
+        \ell_i = -\frac{\alpha}{R}\sum_r \sum_c y'_{rc} (1 - q_{rc})^{\gamma} \log q_{rc},\quad
+        q = \mathrm{softmax}(x),\quad y' = y(1-\epsilon) + \epsilon / C
+
+    Stability: ``F.log_softmax`` for ``log q``; ``(1 - q)^γ = exp(γ log(1 - q))`` with ``log(1 - q)``
+    of the argmax class from the other classes' ``logsumexp``: finite values and gradients for any
+    ``γ >= 0`` (``γ < 1`` included) and any finite logits. Probabilities (``from_logits=False``) use
+    the 2**-126 clamps and must be rows summing to 1.
+    """
+    return apply("categorical_focal_crossentropy", _categorical_focal_crossentropy_per_sample, input, target,
+                 sample_weight, {"alpha": alpha, "gamma": gamma, "from_logits": from_logits,
+                                 "label_smoothing": label_smoothing}, reduction, validate)
+
+
+def _categorical_generalized_crossentropy_per_sample(x, y, *, q, from_logits):
+    if from_logits and x.dim() >= 2:
+        # -log p_y from the fused log_softmax + nll_loss kernels (sparse_categorical_crossentropy's)
+        ce = F.cross_entropy(_rows(x), y.reshape(-1).long(), reduction="none", ignore_index=_NO_IGNORE)
+        return mean_nonbatch(torch.expm1(ce.reshape(x.shape[:-1]) * -q) * (-1.0 / q))
+    log_p = torch.gather(_log_q(x, from_logits), -1, y.long().unsqueeze(-1)).squeeze(-1)
+    return mean_nonbatch(torch.expm1(q * log_p) * (-1.0 / q))
+
+
+def categorical_generalized_crossentropy(input, target, *, q=0.5, from_logits=True, sample_weight=None,
+                                         reduction="mean", validate=True):
+    r"""Generalized cross-entropy with integer class labels; classes on the last axis.
+
+    .. math::
+        \ell_i = \frac{1}{R}\sum_r \frac{1 - p_{r,y_r}^{\,q}}{q},\quad p = \mathrm{softmax}(x)
+
+    Stability: ``p^q = exp(q log p)`` from ``F.log_softmax`` (or the 2**-126 clamp of probabilities)
+    and ``-expm1(q log p) / q``: no power of 0, no cancellation for confident correct rows.
+    ``target``: class indices of shape ``input.shape[:-1]``.
+    """
+    return apply("categorical_generalized_crossentropy", _categorical_generalized_crossentropy_per_sample, input,
+                 target, sample_weight, {"q": q, "from_logits": from_logits}, reduction, validate)

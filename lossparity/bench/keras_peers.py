@@ -116,6 +116,21 @@ def _keras_peers():
     def keras_scce(p, shape):
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True) if from_logits(p) else None
 
+    def keras_focal(p, shape):
+        if not from_logits(p):
+            return None
+        return keras.losses.CategoricalFocalCrossentropy(alpha=p["alpha"], gamma=p["gamma"], from_logits=True,
+                                                         label_smoothing=p.get("label_smoothing", 0.0))
+
+    def keras_gce(p, shape):
+        if not from_logits(p):
+            return None
+        peer = keras.losses.CategoricalGeneralizedCrossEntropy(q=p["q"])
+
+        def fn(y_true, y_pred):  # Keras' loss takes probabilities only: the softmax of the logits
+            return peer(y_true, tf.nn.softmax(y_pred, axis=-1))
+        return fn
+
     def seed003_w_cce(p, shape):
         if not from_logits(p) or p.get("mode", "argmax") != "argmax":
             return None
@@ -274,6 +289,9 @@ def _keras_peers():
         "binary_focal": [("keras.losses.BinaryFocalCrossentropy", keras_focal)],
         "categorical_crossentropy": [("keras.losses.CategoricalCrossentropy", keras_cce)],
         "sparse_categorical_crossentropy": [("keras.losses.SparseCategoricalCrossentropy", keras_scce)],
+        "categorical_focal_crossentropy": [("keras.losses.CategoricalFocalCrossentropy", keras_focal)],
+        "categorical_generalized_crossentropy": [("keras.losses.CategoricalGeneralizedCrossEntropy (softmax)",
+                                                  keras_gce)],
         "cost_sensitive_cce": [("w_categorical_crossentropy (cost-sensitive answer)", seed003_w_cce)],
         "soft_dice": [("keras.losses.Dice (on sigmoid)", keras_dice)],
         "soft_jaccard": [("keras.losses.Tversky(1, 1) (on sigmoid)", keras_tversky(None, None)),

@@ -192,6 +192,28 @@ def _torch_peers():
             return F.cross_entropy(f32(x).reshape(-1, c), y.reshape(-1, c), label_smoothing=ls)
         return fn
 
+    def focal_softmax(p, shape):
+        if not from_logits(p):
+            return None
+        alpha, gamma, ls = p["alpha"], p["gamma"], p.get("label_smoothing", 0.0)
+
+        def fn(x, y):  # the textbook softmax focal loss: -α Σ y' (1 - softmax)^γ log_softmax
+            log_q = F.log_softmax(f32(x), dim=-1)
+            if ls:
+                y = y * (1.0 - ls) + ls / x.shape[-1]
+            return (-alpha * (y * (1.0 - log_q.exp()) ** gamma * log_q).sum(dim=-1)).mean()
+        return fn
+
+    def generalized_ce(p, shape):
+        if not from_logits(p):
+            return None
+        q = p["q"]
+
+        def fn(x, y):  # (1 - p_y^q) / q of the softmax, as keras' function writes it
+            p_y = F.softmax(f32(x), dim=-1).gather(-1, y.unsqueeze(-1)).squeeze(-1)
+            return ((1.0 - p_y ** q) / q).mean()
+        return fn
+
     def sparse_cross_entropy(p, shape):
         if not from_logits(p):
             return None
@@ -368,6 +390,8 @@ def _torch_peers():
                                                           alpha=lambda p: p["alpha"], reduction="mean"))],
         "categorical_crossentropy": [("F.cross_entropy (prob. targets)", cross_entropy)],
         "sparse_categorical_crossentropy": [("F.cross_entropy", sparse_cross_entropy)],
+        "categorical_focal_crossentropy": [("softmax focal loss (transcribed)", focal_softmax)],
+        "categorical_generalized_crossentropy": [("(1 - softmax_y^q) / q (transcribed)", generalized_ce)],
         "cost_sensitive_cce": [("w_categorical_crossentropy (cost-sensitive answer, transcribed)", seed003_w_cce)],
         "soft_dice": [("monai.losses.DiceLoss", monai("DiceLoss", sigmoid=True, smooth_nr=lambda p: p["smooth"],
                                                        smooth_dr=lambda p: p["smooth"])),
