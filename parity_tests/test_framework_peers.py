@@ -18,6 +18,8 @@ test below pins it.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -51,13 +53,44 @@ def _hard(target) -> bool:
     return bool(np.all((target == 0) | (target == 1)))
 
 
+#: Keras rows that clip probabilities to [1e-7, 1 - 1e-7] (spec.ports.KERAS_PROBABILITIES; CategoricalGeneralized-
+#: CrossEntropy's power has an infinite gradient at 0): the proof takes the cases whose probabilities ("every") or
+#: labelled probabilities ("labelled") are inside the clip with a margin of 10; those beyond are pinned in
+#: test_peers_multiclass (test_keras_focal_clips_the_softmax_of_logits, test_keras_generalized_ce_...)
+KERAS_CLIP = 1e-7
+KERAS_CLIPPED = {"CategoricalCrossentropy": "every", "SparseCategoricalCrossentropy": "labelled",
+                 "CategoricalFocalCrossentropy": "every", "CategoricalGeneralizedCrossEntropy": "labelled"}
+
+
+def _inside_keras_clip(row, ported, case) -> bool:
+    how = KERAS_CLIPPED.get(row.class_name) if row.framework == ports.KERAS else None
+    if how is None:
+        return True
+    from_logits = ported.params.get("from_logits", True)
+    p = np.exp(spec.numerics.log_softmax(case.prediction)) if from_logits else case.prediction
+    if how == "labelled":
+        p = np.take_along_axis(p, case.target.astype(np.int64)[..., None], axis=-1)
+        return bool(np.all(p >= 10 * KERAS_CLIP))
+    return bool(np.all((p >= 10 * KERAS_CLIP) & (p <= 1.0 - 10 * KERAS_CLIP)))
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return a is not None and b is not None and np.array_equal(a, b)
+    return a == b
+
+
 def _fits(row, ported, name, case) -> bool:
-    """The case's parameters named by ``row.match_params`` are the twin's (its inputs are the twin's kind)."""
+    """The case's parameters named by ``row.match_params`` are the twin's (its inputs are the twin's kind);
+    a case of another entry (CrossEntropyLoss' class indices) is compared with the twin's ``index_targets``,
+    else with the twin's parameters that entry has."""
     entry = spec.get(name)
-    if ported.entry != name:  # another entry's cases (CrossEntropyLoss' class indices): logits or probabilities
-        return case.params.get("from_logits", True) == ported.params.get("from_logits", True)
-    ours, theirs = entry.validate_params(case.params), entry.validate_params(ported.params)
-    return all(ours.get(k) == theirs.get(k) for k in row.match_params)
+    ours = entry.validate_params(case.params)
+    twin = ported if ported.entry == name else ported.index_targets
+    if twin is None or twin.entry != name:
+        twin = dataclasses.replace(ported, params={k: v for k, v in ported.params.items() if k in ours})
+    theirs = entry.validate_params(twin.params)
+    return all(_same(ours.get(k), theirs.get(k)) for k in row.match_params)
 
 
 def _cases(row, ported, dtype):
@@ -67,13 +100,15 @@ def _cases(row, ported, dtype):
         for case in spec.get(name).cases():
             if case.kind not in row.kinds or dtype not in case.dtypes:
                 continue
-            if not _fits(row, ported, name, case) or (row.class_name, case.id, dtype) in PINNED_CASES:
+            if (not _fits(row, ported, name, case) or (row.class_name, case.id, dtype) in PINNED_CASES
+                    or not _inside_keras_clip(row, ported, case)):
                 continue
             if ported.layout == ports.SIGNED_TARGET and not _hard(case.target):
                 continue  # torch's log(1 + exp(-y x)) equals the BCE of (y + 1) / 2 for y = ±1 only
             if ported.axes is not None and case.prediction.ndim - 1 != len(ported.axes):
                 continue
-            out.append((case.prediction, case.target))
+            labels = spec.get(name).target_shape is not None and case.target.dtype.kind == "f"
+            out.append((case.prediction, case.target.astype(np.int64) if labels else case.target))  # class indices
     assert out, f"{row.qualified}: no case of {row.case_entries or row.entry} fits {ported}"
     return out
 

@@ -1,11 +1,11 @@
-"""The multiclass entries against the frameworks' own losses of the same math: our torch twin equals the
-torch.nn loss, our Keras twin equals the Keras loss class, in float32 and float64, values and gradients,
-on the spec's cases that the peer computes exactly (each peer's ``fits``: Keras clips probabilities to
-[1e-7, 1 - 1e-7], so cases beyond the clip are left to the pinned differences below). Each peer's
-default reduction maps to our "mean" (torch's "mean" over every position and Keras'
-"sum_over_batch_size": Σ_i ℓ_i / N of per-sample means). torch.nn takes the classes on axis 1: the
-peer gets ``x.movedim(-1, 1)``. Where a peer differs, the entry's ``peer_notes`` say so and a test
-here pins it."""
+"""The multiclass entries against the frameworks' own losses beyond the port table: the plain configurations
+of torch.nn.CrossEntropyLoss / NLLLoss and of keras.losses.CategoricalCrossentropy,
+SparseCategoricalCrossentropy, CategoricalFocalCrossentropy and CategoricalGeneralizedCrossEntropy are the
+rows of :mod:`spec.ports`, proven by ``test_framework_peers.py`` (on the cases inside Keras' probability
+clip). Here: class weights, ignored labels and their mean divisors, torch's NLLLoss of log-probabilities,
+Keras' fit(class_weight=), and, where a peer differs, the entry's ``peer_notes`` pinned (Keras' clip of the
+softmax, its row renormalization, the generalized cross-entropy's power). torch.nn takes the classes on
+axis 1: the peer gets ``x.movedim(-1, 1)``."""
 from __future__ import annotations
 
 import numpy as np
@@ -27,153 +27,9 @@ def _probabilities(case, params):
     return _softmax(case.prediction) if params.get("from_logits", True) else case.prediction
 
 
-def _inside_keras_clip(case, params):
-    """Every probability Keras computes within [1e-7, 1 - 1e-7] (its clip is then the identity)."""
-    p = _probabilities(case, params)
-    return bool(np.all((p >= 10 * KERAS_CLIP) & (p <= 1.0 - 10 * KERAS_CLIP)))
-
-
-def _labelled_inside_keras_clip(case, params):
-    p = np.take_along_axis(_probabilities(case, params), case.target.astype(np.int64)[..., None], axis=-1)
-    return bool(np.all(p >= 10 * KERAS_CLIP))
-
-
-def _plain_sparse(params):
-    return not params["label_smoothing"] and params["class_weight"] is None and params["ignore_index"] is None
-
-
-def _torch_ce(nn, p):
-    return nn.CrossEntropyLoss(label_smoothing=p.get("label_smoothing", 0.0))
-
-
-#: spec name → (torch.nn peer or None, Keras peer or None, which cases the peers compute exactly)
-PEERS = {
-    # without class weights (those: test_torch_cross_entropy_loss_weight_with_probability_targets)
-    "categorical_crossentropy": (
-        lambda nn, p: _torch_ce(nn, p) if p["from_logits"] and p["class_weight"] is None else None,
-        lambda losses, p, dtype: losses.CategoricalCrossentropy(
-            from_logits=p["from_logits"], label_smoothing=p["label_smoothing"], dtype=dtype)
-        if p["class_weight"] is None else None,
-        _inside_keras_clip),
-    # the default configurations (class_weight / ignore_index / label_smoothing: the tests further down)
-    "sparse_categorical_crossentropy": (
-        lambda nn, p: nn.CrossEntropyLoss() if p["from_logits"] and _plain_sparse(p) else None,
-        lambda losses, p, dtype: losses.SparseCategoricalCrossentropy(from_logits=p["from_logits"], dtype=dtype)
-        if _plain_sparse(p) else None,
-        _labelled_inside_keras_clip),
-    "categorical_focal_crossentropy": (
-        None,  # torch.nn has no multiclass focal loss
-        lambda losses, p, dtype: losses.CategoricalFocalCrossentropy(
-            alpha=p["alpha"], gamma=p["gamma"], from_logits=p["from_logits"],
-            label_smoothing=p["label_smoothing"], dtype=dtype),
-        _inside_keras_clip),
-    "categorical_generalized_crossentropy": (
-        None,  # torch.nn has no generalized cross-entropy
-        # Keras' takes probabilities only (and q < 1)
-        lambda losses, p, dtype: None if p["from_logits"] or p["q"] >= 1.0 else
-        losses.CategoricalGeneralizedCrossEntropy(q=p["q"], dtype=dtype),
-        _labelled_inside_keras_clip),
-}
-
-
-#: Keras divides probability rows by their sum first (CategoricalCrossentropy, SparseCategoricalCrossentropy
-#: through a softmax of log p, CategoricalFocalCrossentropy); CategoricalGeneralizedCrossEntropy does not
-KERAS_RENORMALIZES = {"categorical_crossentropy", "sparse_categorical_crossentropy", "categorical_focal_crossentropy"}
-
-
-def _cases(framework):
-    out = []
-    for name, (torch_peer, keras_peer, fits) in PEERS.items():
-        entry = spec.get(name)
-        for case in entry.cases():
-            params = entry.validate_params(case.params)
-            peer = torch_peer if framework == "torch" else keras_peer
-            if peer is None or case.sample_weight is not None:
-                continue
-            if framework == "torch" and peer(_NN, params) is None:
-                continue
-            if framework == "keras" and peer(_LOSSES, params, "float64") is None:
-                continue
-            if not fits(case, params):
-                continue
-            for dtype in case.dtypes:
-                out.append(pytest.param(name, case, dtype, id=f"{name}-{case.id}-{dtype}"))
-    return out
-
-
-class _Stub:
-    """Stands for torch.nn / keras.losses at collection (no framework import): every class is a
-    callable returning a placeholder, so a peer builder says whether it exists for the params."""
-
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: object()
-
-
-_NN = _LOSSES = _Stub()
-
-
 def _assert_close(name, dtype, field, actual, expected):
     result = getattr(spec.get(name).tolerances, field)[dtype].compare(actual, expected)
     assert result.ok, f"{field}: {result.detail}"
-
-
-def _keras_grad_of_renormalized(grad_ours, prediction):
-    """Keras divides probability rows by their sum first: on rows summing to 1 its gradient is ours
-    minus the per-row Σ_c p_c g_c (the derivative of p / Σp)."""
-    return grad_ours - (grad_ours * prediction).sum(axis=-1, keepdims=True)
-
-
-@pytest.mark.parametrize("name,case,dtype", _cases("torch"))
-def test_torch_twin_equals_the_torch_nn_loss(name, case, dtype):
-    import torch
-
-    import torch_impl
-
-    tdtype = getattr(torch, dtype)
-    params = spec.get(name).validate_params(case.params)
-    x_peer = torch.tensor(case.prediction, dtype=tdtype, requires_grad=True)
-    x_ours = torch.tensor(case.prediction, dtype=tdtype, requires_grad=True)
-    sparse = spec.get(name).target_shape is not None
-    y = torch.tensor(case.target, dtype=torch.int64 if sparse else tdtype)
-    peer = PEERS[name][0](torch.nn, params)(x_peer.movedim(-1, 1), y if sparse else y.movedim(-1, 1))
-    ours = torch_impl.get_loss(name, **case.params)(x_ours, y)
-    peer.backward()
-    ours.backward()
-    assert ours.dtype == peer.dtype == tdtype
-    _assert_close(name, dtype, "value", ours.detach().double().numpy(), peer.detach().double().numpy())
-    _assert_close(name, dtype, "grad", x_ours.grad.double().numpy(), x_peer.grad.double().numpy())
-
-
-@pytest.mark.parametrize("name,case,dtype", _cases("keras"))
-def test_keras_twin_equals_the_keras_loss(name, case, dtype):
-    import tf_impl  # first: TensorFlow without the start-up log lines
-
-    import keras
-    import tensorflow as tf
-
-    params = spec.get(name).validate_params(case.params)
-    x = tf.constant(case.prediction, dtype=dtype)
-    sparse = spec.get(name).target_shape is not None
-    y = tf.constant(case.target, dtype="int64" if sparse else dtype)
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch(x)
-        peer = PEERS[name][1](keras.losses, params, dtype)(y, x)
-        ours = tf_impl.get_loss(name, **case.params)(y, x)
-    assert ours.dtype == peer.dtype == tf.as_dtype(dtype)
-    _assert_close(name, dtype, "value", ours.numpy(), peer.numpy())
-    grad_ours = tape.gradient(ours, x).numpy()
-    if not params.get("from_logits", True) and name in KERAS_RENORMALIZES:
-        grad_ours = _keras_grad_of_renormalized(grad_ours, case.prediction)
-    _assert_close(name, dtype, "grad", grad_ours, tape.gradient(peer, x).numpy())
-
-
-def test_the_peer_tables_cover_every_entry_and_config():
-    """Each entry of the table has at least one case per framework peer (a filter that leaves nothing
-    would test nothing)."""
-    for framework in ("torch", "keras"):
-        names = {p.values[0] for p in _cases(framework)}
-        expected = {n for n, peers in PEERS.items() if peers[0 if framework == "torch" else 1] is not None}
-        assert names == expected, framework
 
 
 # ---------------------------------------------------------------- categorical_crossentropy

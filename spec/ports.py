@@ -355,6 +355,22 @@ def _keras_axes(config) -> tuple[str, tuple[int, ...] | None]:
     return SAME, axes
 
 
+def _keras_categorical_focal(config):
+    _keras_last_axis(config)
+    alpha = config.get("alpha", 0.25)
+    if np.ndim(alpha) != 0:
+        raise Unsupported(f"alpha={_fmt(alpha)}", "categorical_focal_crossentropy takes one alpha for every class")
+    return Ported("categorical_focal_crossentropy",
+                  {"alpha": float(alpha), "gamma": float(config.get("gamma", 2.0)),
+                   "from_logits": bool(config.get("from_logits", False)),
+                   "label_smoothing": float(config.get("label_smoothing", 0.0))}, keras_reduction(config))
+
+
+def _keras_generalized_ce(config):
+    return Ported("categorical_generalized_crossentropy", {"q": float(config.get("q", 0.5)), "from_logits": False},
+                  keras_reduction(config))
+
+
 def _keras_dice(config):
     layout, axes = _keras_axes(config)
     return Ported("soft_dice", {"smooth": 0.0, "from_logits": False}, keras_reduction(config), layout=layout,
@@ -466,6 +482,10 @@ KERAS_PROBABILITIES = ("from_logits=False (Keras' default): Keras clips p to [1e
 KERAS_RENORMALIZES = ("Keras divides each row by its sum (ours rejects rows that do not sum to 1), so its gradient has "
                       "an extra Σy / Σp (1 on the simplex) on every class: equal along the simplex, not across it")
 
+#: the parameters a cross-entropy case shares with the twin: logits or probabilities, and whether labels equal to
+#: ignore_index are in its data (a twin that ignores none rejects them)
+CLASS_INDEX_CASES = ("from_logits", "ignore_index")
+
 KERAS_PORTS: tuple[Port, ...] = (
     keras("MeanSquaredError", EQUAL, KERAS_DTYPE, entry="mean_squared_error", convert=plain("mean_squared_error"),
           names=("mse", "MSE", "mean_squared_error"),
@@ -496,11 +516,14 @@ KERAS_PORTS: tuple[Port, ...] = (
     keras("CategoricalCrossentropy", DIFFERS, KERAS_PROBABILITIES + "; " + KERAS_RENORMALIZES, entry="categorical_crossentropy", convert=_keras_cce,
           params_text="from_logits → from_logits; label_smoothing → label_smoothing (ε/C, the same convention); "
           "axis -1 only", names=("categorical_crossentropy",),
-          examples=({}, {"from_logits": True, "label_smoothing": 0.1}), rejects=({"axis": 1},), grad="simplex"),
+          examples=({}, {"label_smoothing": 0.2}, {"from_logits": True, "label_smoothing": 0.1}), rejects=({"axis": 1},),
+          grad="simplex", match_params=CLASS_INDEX_CASES,
+          kinds=("typical", "extreme", "edge"), dtypes=("float32", "float64")),
     keras("SparseCategoricalCrossentropy", DIFFERS, KERAS_PROBABILITIES + "; " + KERAS_RENORMALIZES, entry="sparse_categorical_crossentropy",
           convert=_keras_sparse_cce, params_text="from_logits → from_logits; a target with a trailing axis of size 1 "
           "is squeezed, as Keras does; ignore_class None and axis -1 only", names=("sparse_categorical_crossentropy",),
-          examples=({}, {"from_logits": True, "reduction": "sum"}), rejects=({"ignore_class": 0},), grad="simplex"),
+          examples=({}, {"from_logits": True, "reduction": "sum"}), rejects=({"ignore_class": 0},), grad="simplex", match_params=CLASS_INDEX_CASES,
+          kinds=("typical", "extreme", "edge"), dtypes=("float32", "float64")),
     keras("Dice", DIFFERS, "Keras adds 1e-7 to the denominator (a relative difference of 1e-7 / (Σy + Σp); an empty "
           "mask with an empty prediction gives 1 in both) and takes probabilities only", entry="soft_dice", convert=_keras_dice,
           params_text="smooth=0, from_logits=False; axis=None (one ratio over the whole batch) → the batch read as one "
@@ -512,10 +535,21 @@ KERAS_PORTS: tuple[Port, ...] = (
           params_text="alpha → beta, beta → alpha (where Keras really puts them); smooth=0, from_logits=False; axis "
                       "as Dice", names=("tversky",), examples=({}, {"alpha": 0.7, "beta": 0.3}, {"axis": (1,)}),
           rejects=({"axis": 0},), sum_over=""),
-    pending(KERAS, "CategoricalFocalCrossentropy", "categorical_focal_crossentropy", "categorical focal loss",
-            names=("categorical_focal_crossentropy",)),
-    pending(KERAS, "CategoricalGeneralizedCrossEntropy", "categorical_generalized_crossentropy",
-            "generalized cross-entropy", names=("categorical_generalized_cross_entropy",)),
+    keras("CategoricalFocalCrossentropy", DIFFERS, KERAS_PROBABILITIES + " (from_logits=True: of the softmax); "
+          + KERAS_RENORMALIZES, entry="categorical_focal_crossentropy", convert=_keras_categorical_focal,
+          params_text="alpha → alpha (one number; a per-class list raises), gamma → gamma, from_logits → from_logits, "
+          "label_smoothing → label_smoothing; axis -1 only", names=("categorical_focal_crossentropy",),
+          examples=({}, {"gamma": 0.5, "label_smoothing": 0.2},
+                    {"from_logits": True, "gamma": 0.5, "alpha": 1.0, "label_smoothing": 0.1}),
+          rejects=({"alpha": [0.25, 0.5, 0.25, 0.5]}, {"axis": 1}), grad="simplex", kinds=("typical", "extreme", "edge"),
+          dtypes=("float32", "float64")),
+    keras("CategoricalGeneralizedCrossEntropy", DIFFERS, "Keras computes 1 - p_y**q on probabilities: its gradient at "
+          "p_y = 0 is -inf (ours 0, the clamp) and near p_y = 1 it loses the digits of tiny losses (ours: "
+          "-expm1(q log p_y)); it takes any row (ours checks the row sums)", entry="categorical_generalized_crossentropy",
+          convert=_keras_generalized_ce, params_text="q → q; from_logits=False (Keras takes probabilities); "
+          "integer labels (N, ...)", names=("categorical_generalized_cross_entropy",),
+          examples=({}, {"q": 0.7, "reduction": "sum"}), kinds=("typical", "extreme", "edge"),
+          dtypes=("float32", "float64")),
     pending(KERAS, "Hinge", "hinge", "hinge family", names=("hinge",)),
     pending(KERAS, "SquaredHinge", "squared_hinge", "hinge family", names=("squared_hinge",)),
     pending(KERAS, "CategoricalHinge", "categorical_hinge", "hinge family", names=("categorical_hinge",)),
@@ -601,13 +635,14 @@ TORCH_PORTS: tuple[Port, ...] = (
           "weight None and ignore_index -100 only (labels -100 are rejected, not ignored)",
           case_entries=("categorical_crossentropy", "sparse_categorical_crossentropy"),
           examples=({}, {"label_smoothing": 0.1}, {"reduction": "none"}),
-          rejects=({"weight": [1.0, 2.0, 3.0, 4.0]}, {"ignore_index": 255}), sum_over=POSITIONS),
+          rejects=({"weight": [1.0, 2.0, 3.0, 4.0]}, {"ignore_index": 255}), sum_over=POSITIONS, match_params=CLASS_INDEX_CASES,
+          kinds=("typical", "extreme", "edge"), dtypes=("float32", "float64")),
     torch("NLLLoss", DIFFERS, "torch reads -input[target] as given; ours normalizes (log-softmax): equal on "
           "log-probabilities (log_softmax outputs, what NLLLoss expects), and so are the gradients through the "
           "log_softmax that made them (not w.r.t. the log-probabilities themselves)", entry="sparse_categorical_crossentropy",
           convert=_torch_nll, params_text="input read as logits (log_softmax of log-probabilities is themselves); "
           "class axis 1 → last; weight None and ignore_index -100 only", prediction="log_softmax",
-          rejects=({"ignore_index": 0},), sum_over=POSITIONS),
+          rejects=({"ignore_index": 0},), sum_over=POSITIONS, match_params=CLASS_INDEX_CASES),
     pending(TORCH, "KLDivLoss", "kl_divergence", "KL divergence"),
     torch("PoissonNLLLoss", EQUAL, "torch's eps defaults to 1e-8, the catalog's epsilon to Keras' 1e-7: the twin "
           "takes torch's eps; full=True adds Stirling's approximation of log y! for y > 1 (0.652 at y = 2, not "
