@@ -60,6 +60,9 @@ POSITIONS = "positions"  # every position, classes (the last axis) averaged or s
 #                          CrossEntropyLoss / NLLLoss): ours × the positions per sample
 #: what a framework's reduction='mean' divides by where it is not the batch size
 NONZERO = "nonzero"  # the samples whose loss is > 0 (Keras masks the zero losses of Circle): our sum / that count
+LABEL_WEIGHT = "label_weight"  # the class weights of the labels not ignored, 1 each without class weights (torch
+#                               CrossEntropyLoss / NLLLoss with class indices, Keras ignore_class): Σ over the
+#                               positions of our per-sample sums / that total (0 where it is 0)
 
 KERAS_REDUCTIONS = {"sum_over_batch_size": "mean", "mean": "mean", "sum": "sum", None: "none", "none": "none"}
 TORCH_REDUCTIONS = {"mean": "mean", "sum": "sum", "none": "none"}
@@ -98,7 +101,8 @@ class Ported:
     one_hot: bool = False
     #: reduction="sum" of the framework adds up ``ELEMENTS`` or ``POSITIONS``, not per-sample means
     sum_over: str = ""
-    #: reduction="mean" of the framework divides the (weighted) sum by the count of :data:`NONZERO` samples, not N
+    #: reduction="mean" of the framework divides the (weighted) sum by the count of :data:`NONZERO` samples or the
+    #: :data:`LABEL_WEIGHT` total, not N
     mean_over: str = ""
     #: the framework class it was read from (``keras.losses.Dice``), for messages
     source: str = ""
@@ -339,9 +343,12 @@ def _keras_cce(config):
 
 def _keras_sparse_cce(config):
     _keras_last_axis(config)
-    _no_tensor(config, "ignore_class", "an ignored class needs the ignore_index entry, not in the catalog yet")
-    return Ported("sparse_categorical_crossentropy", {"from_logits": bool(config.get("from_logits", False))},
-                  keras_reduction(config), layout=SQUEEZE_TARGET)
+    reduction = keras_reduction(config)
+    params = {"from_logits": bool(config.get("from_logits", False))}
+    if config.get("ignore_class") is None:
+        return Ported("sparse_categorical_crossentropy", params, reduction, layout=SQUEEZE_TARGET)
+    return Ported("sparse_categorical_crossentropy", {**params, "ignore_index": int(config["ignore_class"])},
+                  reduction, layout=SQUEEZE_TARGET, mean_over=LABEL_WEIGHT if reduction == "mean" else "")
 
 
 def _keras_axes(config) -> tuple[str, tuple[int, ...] | None]:
@@ -417,8 +424,6 @@ def _huber(key):
 
 # ---- torch converters
 ELEMENT_WEIGHT = "an elementwise rescaling weight has no twin; pass one weight per sample as sample_weight"
-CLASS_WEIGHTS = "class weights need the class-weighted entries, not in the catalog yet"
-IGNORE_INDEX = "an ignored label needs the ignore_index entry, not in the catalog yet"
 
 
 def _torch_bce(config):
@@ -433,24 +438,31 @@ def _torch_bce_with_logits(config):
     return Ported("weighted_bce", params, torch_reduction(config))
 
 
+def _class_weight(config) -> dict:
+    weight = config.get("weight")
+    return {} if weight is None else {"class_weight": np.asarray(weight, np.float64).reshape(-1)}
+
+
+def _torch_class_indices(config, reduction, smoothing=0.0) -> Ported:
+    """torch's loss of class indices: per position -Σ_c w_c y'_c log q_c, 0 at ignore_index; its 'mean'
+    divides by the weights of the labels not ignored (:data:`LABEL_WEIGHT`)."""
+    params = {**_class_weight(config), "ignore_index": int(config.get("ignore_index", -100))}
+    if smoothing:
+        params["label_smoothing"] = smoothing
+    return Ported("sparse_categorical_crossentropy", params, reduction, CLASS_FIRST,
+                  mean_over=LABEL_WEIGHT if reduction == "mean" else "")
+
+
 def _torch_cross_entropy(config):
-    _no_tensor(config, "weight", CLASS_WEIGHTS)
-    _require(config, "ignore_index", (-100,), IGNORE_INDEX)
     smoothing = float(config.get("label_smoothing", 0.0))
     reduction = torch_reduction(config)
-    if smoothing:
-        indices = Ported("categorical_crossentropy", {"label_smoothing": smoothing}, reduction, CLASS_FIRST,
-                         one_hot=True)
-    else:
-        indices = Ported("sparse_categorical_crossentropy", {}, reduction, CLASS_FIRST)
-    return Ported("categorical_crossentropy", {"label_smoothing": smoothing}, reduction, CLASS_FIRST,
-                  index_targets=indices)
+    probabilities = {**_class_weight(config), "label_smoothing": smoothing}
+    return Ported("categorical_crossentropy", probabilities, reduction, CLASS_FIRST,
+                  index_targets=_torch_class_indices(config, reduction, smoothing))
 
 
 def _torch_nll(config):
-    _no_tensor(config, "weight", CLASS_WEIGHTS)
-    _require(config, "ignore_index", (-100,), IGNORE_INDEX)
-    return Ported("sparse_categorical_crossentropy", {}, torch_reduction(config), CLASS_FIRST)
+    return _torch_class_indices(config, torch_reduction(config))
 
 
 def _torch_smooth_l1(config):
@@ -519,11 +531,14 @@ KERAS_PORTS: tuple[Port, ...] = (
           examples=({}, {"label_smoothing": 0.2}, {"from_logits": True, "label_smoothing": 0.1}), rejects=({"axis": 1},),
           grad="simplex", match_params=CLASS_INDEX_CASES,
           kinds=("typical", "extreme", "edge"), dtypes=("float32", "float64")),
-    keras("SparseCategoricalCrossentropy", DIFFERS, KERAS_PROBABILITIES + "; " + KERAS_RENORMALIZES, entry="sparse_categorical_crossentropy",
-          convert=_keras_sparse_cce, params_text="from_logits → from_logits; a target with a trailing axis of size 1 "
-          "is squeezed, as Keras does; ignore_class None and axis -1 only", names=("sparse_categorical_crossentropy",),
-          examples=({}, {"from_logits": True, "reduction": "sum"}), rejects=({"ignore_class": 0},), grad="simplex", match_params=CLASS_INDEX_CASES,
-          kinds=("typical", "extreme", "edge"), dtypes=("float32", "float64")),
+    keras("SparseCategoricalCrossentropy", DIFFERS, KERAS_PROBABILITIES + "; " + KERAS_RENORMALIZES,
+          entry="sparse_categorical_crossentropy", convert=_keras_sparse_cce,
+          params_text="from_logits → from_logits; ignore_class → ignore_index, 'sum_over_batch_size' divided by the "
+          "count of labels not ignored (Keras' mask); a target with a trailing axis of size 1 is squeezed, as Keras "
+          "does; axis -1 only", names=("sparse_categorical_crossentropy",),
+          examples=({}, {"from_logits": True, "ignore_class": 255}, {"from_logits": True, "reduction": "sum"}),
+          rejects=({"axis": 1},), grad="simplex", match_params=CLASS_INDEX_CASES, kinds=("typical", "extreme", "edge"),
+          dtypes=("float32", "float64")),
     keras("Dice", DIFFERS, "Keras adds 1e-7 to the denominator (a relative difference of 1e-7 / (Σy + Σp); an empty "
           "mask with an empty prediction gives 1 in both) and takes probabilities only", entry="soft_dice", convert=_keras_dice,
           params_text="smooth=0, from_logits=False; axis=None (one ratio over the whole batch) → the batch read as one "
@@ -629,20 +644,27 @@ TORCH_PORTS: tuple[Port, ...] = (
     torch("SoftMarginLoss", DIFFERS, "torch computes log1p(exp(-y x)): inf once -y x > 88.7 (float32), where ours "
           "(softplus) is finite; targets must be -1 or 1", entry="weighted_bce", convert=_torch_soft_margin,
           params_text="targets t ∈ {-1, 1} read as (t + 1) / 2; pos_weight=1, from_logits=True"),
-    torch("CrossEntropyLoss", EQUAL, "", entry="categorical_crossentropy", convert=_torch_cross_entropy,
-          params_text="class axis 1 → last; probability targets → categorical_crossentropy(label_smoothing); class "
-          "indices → sparse_categorical_crossentropy (one-hot categorical_crossentropy when label_smoothing > 0); "
-          "weight None and ignore_index -100 only (labels -100 are rejected, not ignored)",
+    torch("CrossEntropyLoss", DIFFERS, "a batch whose labels are all ignored (or weigh 0): torch's mean is 0 / 0 = "
+          "NaN, the twin's 0; with an ignore_index other than -100 torch rejects probability targets, the twin "
+          "computes them (ignore_index applies to class indices)", entry="categorical_crossentropy", convert=_torch_cross_entropy,
+          params_text="class axis 1 → last; probability targets → categorical_crossentropy(class_weight=weight, "
+          "label_smoothing); class indices → sparse_categorical_crossentropy(class_weight=weight, ignore_index, "
+          "label_smoothing), 'mean' divided by the weights of the labels not ignored (torch's divisor)",
           case_entries=("categorical_crossentropy", "sparse_categorical_crossentropy"),
-          examples=({}, {"label_smoothing": 0.1}, {"reduction": "none"}),
-          rejects=({"weight": [1.0, 2.0, 3.0, 4.0]}, {"ignore_index": 255}), sum_over=POSITIONS, match_params=CLASS_INDEX_CASES,
-          kinds=("typical", "extreme", "edge"), dtypes=("float32", "float64")),
+          examples=({}, {"label_smoothing": 0.1}, {"reduction": "none"},
+                    {"weight": [0.5, 2.0, 0.0, 4.0]},
+                    {"weight": [0.5, 2.0, 0.0, 4.0], "label_smoothing": 0.1, "reduction": "sum"}),
+          sum_over=POSITIONS, match_params=CLASS_INDEX_CASES, kinds=("typical", "extreme", "edge"),
+          dtypes=("float32", "float64")),
     torch("NLLLoss", DIFFERS, "torch reads -input[target] as given; ours normalizes (log-softmax): equal on "
           "log-probabilities (log_softmax outputs, what NLLLoss expects), and so are the gradients through the "
-          "log_softmax that made them (not w.r.t. the log-probabilities themselves)", entry="sparse_categorical_crossentropy",
+          "log_softmax that made them (not w.r.t. the log-probabilities themselves); a batch whose labels are all "
+          "ignored: NaN there, 0 here", entry="sparse_categorical_crossentropy",
           convert=_torch_nll, params_text="input read as logits (log_softmax of log-probabilities is themselves); "
-          "class axis 1 → last; weight None and ignore_index -100 only", prediction="log_softmax",
-          rejects=({"ignore_index": 0},), sum_over=POSITIONS, match_params=CLASS_INDEX_CASES),
+          "class axis 1 → last; weight → class_weight, ignore_index → ignore_index, 'mean' divided by the weights "
+          "of the labels not ignored", prediction="log_softmax",
+          examples=({}, {"weight": [0.5, 2.0, 0.0, 4.0], "ignore_index": 255}), sum_over=POSITIONS,
+          match_params=CLASS_INDEX_CASES),
     pending(TORCH, "KLDivLoss", "kl_divergence", "KL divergence"),
     torch("PoissonNLLLoss", EQUAL, "torch's eps defaults to 1e-8, the catalog's epsilon to Keras' 1e-7: the twin "
           "takes torch's eps; full=True adds Stirling's approximation of log y! for y > 1 (0.652 at y = 2, not "

@@ -53,8 +53,9 @@ class PortedLoss(keras.losses.Loss):
               and y_true.shape[-1] == 1):
             y_true = y_true[..., 0]
         p.check_axes(tuple(y_pred.shape))
-        if p.mean_over == ports.NONZERO:
-            value = _mean_over_nonzero(self.loss, y_true, y_pred, sample_weight)
+        if p.mean_over in (ports.NONZERO, ports.LABEL_WEIGHT):
+            value = (_mean_over_nonzero(self.loss, y_true, y_pred, sample_weight) if p.mean_over == ports.NONZERO
+                     else _mean_over_label_weight(self.loss, y_true, y_pred, sample_weight, p.params))
             return value if p.scale == 1.0 else value * tf.cast(p.scale, value.dtype)
         value = self.loss(y_true, y_pred, sample_weight)
         factor = p.scale * p.sum_count(tuple(y_pred.shape))
@@ -83,6 +84,24 @@ def _mean_over_nonzero(loss: keras.losses.Loss, y_true, y_pred, sample_weight):
     per_sample = tf.stop_gradient(per_sample)
     count = tf.maximum(tf.reduce_sum(tf.cast(per_sample > 0, weighted.dtype)), tf.cast(1, weighted.dtype))
     return tf.reduce_sum(weighted) / count
+
+
+def _mean_over_label_weight(loss: keras.losses.Loss, y_true, y_pred, sample_weight, params):
+    """The (weighted) sum over every position of the per-position losses, divided by the class weights of the
+    labels not ignored (their count without class weights; 0 where that is 0): torch's 'mean' of class indices
+    and Keras' of ignore_class (``spec.ports.LABEL_WEIGHT``); ``loss`` gives the per-sample means."""
+    per_sample = loss(y_true, y_pred, sample_weight)
+    labels = tf.cast(y_true, tf.int64)
+    positions = tf.cast(tf.reduce_prod(tf.shape(labels)[1:]), per_sample.dtype)
+    ignore, class_weight = params.get("ignore_index"), params.get("class_weight")
+    valid = tf.not_equal(labels, ignore) if ignore is not None else tf.ones_like(labels, dtype=tf.bool)
+    if class_weight is None:
+        weights = tf.cast(valid, per_sample.dtype)
+    else:
+        table = tf.constant(class_weight, dtype=per_sample.dtype)
+        weights = tf.where(valid, tf.gather(table, tf.where(valid, labels, tf.zeros_like(labels))), 0.0)
+    total = tf.reduce_sum(weights)
+    return tf.math.divide_no_nan(tf.reduce_sum(per_sample) * positions, total)
 
 
 def from_ported(ported: ports.Ported) -> keras.losses.Loss:

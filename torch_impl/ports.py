@@ -50,6 +50,8 @@ class PortedLoss(nn.Module):
         p.check_axes(tuple(input.shape))
         if p.mean_over == ports.NONZERO:
             return _mean_over_nonzero(self.loss, input, target, sample_weight) * p.scale
+        if p.mean_over == ports.LABEL_WEIGHT:
+            return _mean_over_label_weight(self.loss, input, target, sample_weight, p.params) * p.scale
         value = self.loss(input, target, sample_weight)
         factor = p.scale * p.sum_count(tuple(input.shape))
         return value if factor == 1.0 else value * factor
@@ -78,6 +80,25 @@ def _mean_over_nonzero(loss: nn.Module, input, target, sample_weight) -> torch.T
         weighted = loss(input, target, sample_weight)
     count = (per_sample.detach() > 0).sum().clamp_min(1).to(weighted.dtype)
     return weighted.sum() / count
+
+
+def _mean_over_label_weight(loss: nn.Module, input, target, sample_weight, params) -> torch.Tensor:
+    """The (weighted) sum over every position of the per-position losses, divided by the class weights of the
+    labels not ignored (their count without class weights; 0 where that is 0): torch's 'mean' of class indices
+    and Keras' of ignore_class (``spec.ports.LABEL_WEIGHT``); ``loss`` gives the per-sample means."""
+    per_sample = loss(input, target, sample_weight)
+    labels = torch.as_tensor(target).long()
+    positions = labels[0].numel() if labels.ndim else 1
+    ignore, class_weight = params.get("ignore_index"), params.get("class_weight")
+    valid = labels != ignore if ignore is not None else torch.ones_like(labels, dtype=torch.bool)
+    if class_weight is None:
+        weights = valid.to(per_sample.dtype)
+    else:
+        table = torch.as_tensor(class_weight, dtype=per_sample.dtype, device=per_sample.device)
+        weights = torch.where(valid, table[torch.where(valid, labels, 0)], 0.0)
+    total = weights.sum()
+    value = per_sample.sum() * positions
+    return torch.where(total > 0, value / torch.where(total > 0, total, 1.0), 0.0 * value)
 
 
 def from_ported(ported: ports.Ported) -> nn.Module:
