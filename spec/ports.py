@@ -28,8 +28,9 @@ means agree (the frameworks average every element, ours the per-sample means); t
 ``"sum"`` adds up every element or position, which the twin reproduces (:data:`SUM_REDUCTION`);
 ``"none"`` differs in shape where the frameworks keep more than the batch axis
 (:data:`NONE_REDUCTION`). Keras' ``"mean_with_sample_weight"`` (Σ w ℓ / Σ w) raises. Where a Keras loss masks its
-zero values (``Circle``), its mean divides by the samples whose loss is > 0, which the twin reproduces
-(:data:`NONZERO`, ``Ported.mean_over``).
+zero values (``Circle``), its mean divides by the samples whose loss is > 0, and where torch's or Keras' mean of
+class indices divides by the class weights of the labels not ignored, the twin divides by the same
+(:data:`NONZERO`, :data:`LABEL_WEIGHT`, ``Ported.mean_over``).
 """
 from __future__ import annotations
 

@@ -122,6 +122,7 @@ def from_torch(loss) -> keras.losses.Loss:
     The mapping is :mod:`spec.ports` (``docs/porting.md`` shows it): ``torch.nn.CrossEntropyLoss()``
     reads its class axis 1 and takes probabilities or class indices, ``SmoothL1Loss(beta)`` is
     ``huber(delta=beta) / beta``. A class without a twin, or a configuration the twin cannot reproduce
-    (``CrossEntropyLoss(weight=w)``), raises ``ValueError`` naming the class and the reason.
+    (``BCEWithLogitsLoss(weight=w)``, an elementwise weight), raises ``ValueError`` naming the class and the
+    reason.
     """
     return from_ported(ports.read_torch(loss))
