@@ -652,8 +652,7 @@ TORCH_PORTS: tuple[Port, ...] = (
           "label_smoothing); class indices → sparse_categorical_crossentropy(class_weight=weight, ignore_index, "
           "label_smoothing), 'mean' divided by the weights of the labels not ignored (torch's divisor)",
           case_entries=("categorical_crossentropy", "sparse_categorical_crossentropy"),
-          examples=({}, {"label_smoothing": 0.1}, {"reduction": "none"},
-                    {"weight": [0.5, 2.0, 0.0, 4.0]},
+          examples=({}, {"label_smoothing": 0.1, "reduction": "none"}, {"weight": [0.5, 2.0, 0.0, 4.0]},
                     {"weight": [0.5, 2.0, 0.0, 4.0], "label_smoothing": 0.1, "reduction": "sum"}),
           sum_over=POSITIONS, match_params=CLASS_INDEX_CASES, kinds=("typical", "extreme", "edge"),
           dtypes=("float32", "float64")),
