@@ -71,6 +71,9 @@ def examples(draw, entry):
         elif one_hot:
             idx = draw(st.lists(st.integers(0, shape[-1] - 1), min_size=m // shape[-1], max_size=m // shape[-1]))
             target = np.eye(shape[-1])[np.asarray(idx, int)].reshape(t_shape)
+        elif entry.target_domain == (-1.0, 1.0):  # hard labels of a hinge loss: -1 / 1, or 0 / 1 (0 means -1)
+            vals = st.sampled_from([-1.0, 0.0, 1.0])
+            target = np.asarray(draw(st.lists(vals, min_size=m, max_size=m)), np.float64).reshape(t_shape)
         elif entry.target_domain == (0.0, 1.0):
             hard = st.sampled_from([0.0, 1.0])
             vals = st.floats(0, 1, allow_nan=False, width=32) if draw(st.booleans()) else hard

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import spec as _spec
 
-from . import classification, keras_names, multiclass, overlap, regression, regularizers  # noqa: F401
+from . import classification, keras_names, margin, multiclass, overlap, regression, regularizers  # noqa: F401
 from ._core import LossCall, apply, split_params
 from .distributed import scale_for_replicas
 
@@ -237,6 +237,18 @@ class LogCosh(SpecLoss):
 
     spec_name = "log_cosh"
     per_sample = staticmethod(regression._log_cosh_per_sample)
+
+    def __init__(self, *, reduction="mean", validate=True, name=None):
+        super().__init__(reduction=reduction, validate=validate, name=name)
+
+
+# ---------------------------------------------------------------- family: margin
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Hinge(SpecLoss):
+    """Keras form of :func:`tf_impl.margin.hinge` (labels -1/1 or 0/1)."""
+
+    spec_name = "hinge"
+    per_sample = staticmethod(margin._hinge_per_sample)
 
     def __init__(self, *, reduction="mean", validate=True, name=None):
         super().__init__(reduction=reduction, validate=validate, name=name)

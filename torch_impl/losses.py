@@ -15,7 +15,7 @@ from torch import nn
 
 import spec as _spec
 
-from . import classification, multiclass, overlap, regression, regularizers  # noqa: F401
+from . import classification, margin, multiclass, overlap, regression, regularizers  # noqa: F401
 from ._core import LossCall, apply, split_params
 
 IMPLEMENTATIONS = _spec.core.Implementations("torch", to_plain=lambda c: split_params(c)[0])
@@ -248,6 +248,17 @@ class LogCoshLoss(SpecLoss):
 
     spec_name = "log_cosh"
     per_sample = staticmethod(regression._log_cosh_per_sample)
+
+    def __init__(self, *, reduction="mean", validate=True):
+        super().__init__(reduction=reduction, validate=validate)
+
+
+# ---------------------------------------------------------------- family: margin
+class HingeLoss(SpecLoss):
+    """Module form of :func:`torch_impl.margin.hinge` (labels -1/1 or 0/1)."""
+
+    spec_name = "hinge"
+    per_sample = staticmethod(margin._hinge_per_sample)
 
     def __init__(self, *, reduction="mean", validate=True):
         super().__init__(reduction=reduction, validate=validate)

@@ -195,6 +195,9 @@ def _keras_peers():
     def keras_log_cosh(p, shape):
         return keras.losses.LogCosh()
 
+    def keras_hinge(p, shape):
+        return keras.losses.Hinge()
+
     def seed003_asym(p, shape):
         def fn(y_true, y_pred):  # the asymmetric-cost answer: custom_loss
             return tf.reduce_mean(tf.abs(1 - tf.exp(-tf.math.log(tf.exp(y_true - f32(y_pred))))))
@@ -261,6 +264,7 @@ def _keras_peers():
         "mean_absolute_error": [("keras.losses.MeanAbsoluteError", keras_mae)],
         "huber": [("keras.losses.Huber", keras_huber)],
         "log_cosh": [("keras.losses.LogCosh", keras_log_cosh)],
+        "hinge": [("keras.losses.Hinge", keras_hinge)],
         "asymmetric_exponential": [("custom_loss (asymmetric-cost answer)", seed003_asym)],
         "count_penalty": [("hard count (count-above-a-threshold answer)", seed000_count)],
         "mse_count_penalty": [("CountBasedRegularizationLoss (count-above-a-threshold answer)", seed000_mse_count)],

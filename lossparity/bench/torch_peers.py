@@ -271,6 +271,9 @@ def _torch_peers():
     def plain_log_cosh(p, shape):
         return lambda x, y: torch.mean(torch.log(torch.cosh(f32(x) - y)))  # what users write (overflows past 89)
 
+    def plain_hinge(p, shape):
+        return lambda x, y: torch.mean(torch.clamp(1.0 - y * f32(x), min=0.0))  # labels -1/1 (torch.nn has none)
+
     def seed003_asym(p, shape):
         def fn(x, y):  # the asymmetric-cost answer: K.mean(abs(1 - exp(-log(exp(y_true - y_pred)))))
             return torch.mean(torch.abs(1 - torch.exp(-torch.log(torch.exp(y - f32(x))))))
@@ -342,6 +345,7 @@ def _torch_peers():
         "mean_absolute_error": [("F.l1_loss", l1)],
         "huber": [("F.huber_loss", huber)],
         "log_cosh": [("plain torch log(cosh(d))", plain_log_cosh)],
+        "hinge": [("plain torch clamp(1 - t ŷ, min=0)", plain_hinge)],
         "asymmetric_exponential": [("custom_loss (asymmetric-cost answer, transcribed)", seed003_asym)],
         "count_penalty": [("hard count (count-above-a-threshold answer, transcribed)", seed000_count)],
         "mse_count_penalty": [("CountBasedRegularizationLoss (count-above-a-threshold answer, transcribed)", seed000_mse_count)],

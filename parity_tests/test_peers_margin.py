@@ -1,0 +1,183 @@
+"""The margin entries (and kl_divergence) against the frameworks' own losses of the same math: our
+torch twin equals the torch.nn loss, our Keras twin equals the Keras loss class, in float32 and
+float64, values and gradients, on the spec's cases, with each peer's reduction mapped to ours (Keras'
+"sum_over_batch_size" equals our "mean": Σ_i ℓ_i / N of per-sample means). Where a peer differs, the
+entry's ``peer_notes`` say so and a test here pins it; a case a peer cannot take (a label form it
+reads differently) is listed in ``KERAS_SKIP`` / ``TORCH_SKIP`` with the test that pins why."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import spec
+
+pytestmark = pytest.mark.project
+
+#: spec name → (the torch.nn peer or None, the Keras peer or None), each built from the case's validated
+#: params (and, for the torch peer, the prediction's shape)
+PEERS = {
+    "hinge": (None, lambda losses, p, dtype: losses.Hinge(dtype=dtype)),  # torch.nn has no binary hinge
+}
+#: (name, case id) → why the peer is not compared on that case (a test below pins the difference)
+KERAS_SKIP = {
+    ("hinge", "edge-minus-one-and-zero"): "Keras leaves a batch mixing -1 and 0 unconverted "
+                                          "(test_keras_hinge_converts_labels_by_batch)",
+}
+TORCH_SKIP: dict = {}
+DTYPES = ("float32", "float64")
+
+
+def _cases(framework):
+    skip = (TORCH_SKIP, KERAS_SKIP)[framework]
+    out = []
+    for name in (n for n, peers in PEERS.items() if peers[framework] is not None):
+        for case in spec.get(name).cases():
+            if case.sample_weight is None and (name, case.id) not in skip:
+                for dtype in case.dtypes:
+                    out.append(pytest.param(name, case, dtype, id=f"{name}-{case.id}-{dtype}"))
+    return out
+
+
+def _assert_close(name, dtype, field, actual, expected):
+    result = getattr(spec.get(name).tolerances, field)[dtype].compare(actual, expected)
+    assert result.ok, f"{field}: {result.detail}"
+
+
+def _keras_ready(y_true, y_pred):
+    """Keras' own losses reduce the last axis per call; a 1-D input is one element per sample for us:
+    give Keras (N, 1)."""
+    return (y_true[:, None], y_pred[:, None]) if y_pred.ndim == 1 else (y_true, y_pred)
+
+
+def _torch_value_and_grad(loss, prediction, target, dtype):
+    import torch
+
+    x = torch.tensor(prediction, dtype=getattr(torch, dtype), requires_grad=True)
+    value = loss(x, torch.tensor(target, dtype=x.dtype))
+    value.backward()
+    return value.detach().double().numpy(), x.grad.double().numpy()
+
+
+def _keras_value_and_grad(loss, target, prediction, dtype):
+    import tensorflow as tf
+
+    x = tf.constant(prediction, dtype=dtype)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        value = loss(tf.constant(target, dtype=dtype), x)
+    return value.numpy(), tape.gradient(value, x).numpy()
+
+
+@pytest.mark.parametrize("name,case,dtype", _cases(0))
+def test_torch_twin_equals_the_torch_nn_loss(name, case, dtype):
+    import torch
+
+    import torch_impl
+
+    params = spec.get(name).validate_params(case.params)
+    peer = PEERS[name][0](torch.nn, params, case.prediction.shape)
+    ours = torch_impl.get_loss(name, **case.params)
+    peer_value, peer_grad = _torch_value_and_grad(peer, case.prediction, case.target, dtype)
+    value, grad = _torch_value_and_grad(ours, case.prediction, case.target, dtype)
+    _assert_close(name, dtype, "value", value, peer_value)
+    _assert_close(name, dtype, "grad", grad, peer_grad)
+
+
+@pytest.mark.parametrize("name,case,dtype", _cases(1))
+def test_keras_twin_equals_the_keras_loss(name, case, dtype):
+    import tf_impl  # first: TensorFlow without the start-up log lines
+
+    import keras
+
+    params = spec.get(name).validate_params(case.params)
+    y_true, y_pred = _keras_ready(case.target, case.prediction)
+    peer_value, peer_grad = _keras_value_and_grad(PEERS[name][1](keras.losses, params, dtype), y_true, y_pred, dtype)
+    value, grad = _keras_value_and_grad(tf_impl.get_loss(name, **case.params), y_true, y_pred, dtype)
+    assert value.dtype == peer_value.dtype == np.dtype(dtype)
+    _assert_close(name, dtype, "value", value, peer_value)
+    _assert_close(name, dtype, "grad", grad, peer_grad)
+
+
+# ---------------------------------------------------------------- hinge
+def test_keras_hinge_converts_labels_by_batch():
+    """PeerNote of hinge: keras.losses.Hinge converts 0/1 labels only when every label of the call is 0 or
+    1; a batch mixing -1 and 0 keeps its zeros (t = 0: the term is 1 whatever the score, gradient 0).
+    Ours reads every 0 as -1; on each label form alone both agree."""
+    import tf_impl
+
+    import keras
+
+    pred = np.array([[0.5, -2.0, 3.0]])
+    mixed = np.array([[0.0, -1.0, 1.0]])
+    as_signs = np.array([[-1.0, -1.0, 1.0]])
+    as_bits = np.array([[0.0, 0.0, 1.0]])
+    ours = float(tf_impl.get_loss("hinge")(mixed, pred))
+    assert ours == pytest.approx((1.5 + 0.0 + 0.0) / 3, rel=1e-15)  # 0 read as -1: max(0, 1 + 0.5)
+    assert float(keras.losses.Hinge()(mixed, pred)) == pytest.approx((1.0 + 0.0 + 0.0) / 3, rel=1e-7)  # t = 0
+    for labels in (as_signs, as_bits):
+        assert float(keras.losses.Hinge()(labels, pred)) == pytest.approx(ours, rel=1e-7)
+        assert float(tf_impl.get_loss("hinge")(labels, pred)) == ours
+
+
+@pytest.mark.parametrize("name", ["hinge"])
+def test_hinge_losses_reject_soft_labels_where_values_are_read(name):
+    """Contract of the hinge losses: labels are -1/1 or 0/1; a soft label (0.5), which Keras would use as
+    it is, is rejected with the spec's message in both frameworks (CPU tensors, eager Keras); a label
+    outside [-1, 1] gets the generic domain message."""
+    import tf_impl
+
+    import torch
+
+    import torch_impl
+    from spec.margin import labels_not_signs
+
+    pred = np.array([[0.5, -1.0, 2.0]])
+    soft = np.array([[0.5, 1.0, 0.0]])
+    with pytest.raises(ValueError) as t_err:
+        torch_impl.get_loss(name)(torch.tensor(pred), torch.tensor(soft))
+    with pytest.raises(ValueError) as k_err:
+        tf_impl.get_loss(name)(soft, pred)
+    assert str(t_err.value) == str(k_err.value) == labels_not_signs(name)
+    # validate=False computes with the element-wise rule (0.5 > 0: t = 1)
+    value = float(torch_impl.get_loss(name, validate=False)(torch.tensor(pred), torch.tensor(soft)))
+    assert value == pytest.approx(float(spec.get(name).reference_reduced(pred, np.array([[1.0, 1.0, -1.0]]))))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_hinge_at_the_margin_is_active_in_both_twins_and_keras(dtype):
+    """grad_convention of hinge: at t ŷ = 1 the gradient is -t / M (active), bit for bit in both twins and
+    keras.losses.Hinge."""
+    import tf_impl
+
+    import keras
+
+    import torch_impl
+
+    pred = np.array([[1.0, -1.0, 1.0, -1.0]])
+    target = np.array([[1.0, -1.0, 1.0, -1.0]])
+    expected = np.array([[-1.0, 1.0, -1.0, 1.0]]) / 4
+    np.testing.assert_array_equal(spec.get("hinge").reference_grad(pred, target), expected)
+    for value, grad in (_torch_value_and_grad(torch_impl.get_loss("hinge"), pred, target, dtype),
+                        _keras_value_and_grad(tf_impl.get_loss("hinge"), target, pred, dtype),
+                        _keras_value_and_grad(keras.losses.Hinge(dtype=dtype), target, pred, dtype)):
+        assert float(value) == 0.0
+        np.testing.assert_array_equal(grad, expected)
+
+
+def test_torch_soft_margin_loss_is_the_logistic_loss_not_the_hinge():
+    """PeerNote of hinge: torch.nn.SoftMarginLoss is log(1 + e^{-t ŷ}) = weighted_bce(from_logits=True) with
+    targets (t + 1) / 2, not the hinge; HingeEmbeddingLoss is a distance loss (x for t = 1)."""
+    import torch
+
+    import torch_impl
+
+    case = spec.get("hinge").cases()[0]  # labels -1 / 1
+    x = torch.tensor(case.prediction)
+    t = torch.tensor(case.target)
+    soft_margin = torch.nn.SoftMarginLoss()(x, t)
+    bce = torch_impl.get_loss("weighted_bce")(x, (t + 1) / 2)
+    assert float(soft_margin) == pytest.approx(float(bce), rel=1e-12)
+    hinge = torch_impl.get_loss("hinge")(x, t)
+    assert abs(float(soft_margin) - float(hinge)) > 0.05
+    embedding = torch.nn.HingeEmbeddingLoss(margin=1.0)(x, t)
+    assert abs(float(embedding) - float(hinge)) > 0.05

@@ -1,0 +1,217 @@
+"""Margin (hinge) losses on real-valued scores: ``hinge``, ``squared_hinge`` and ``categorical_hinge``.
+
+Targets
+-------
+``hinge`` / ``squared_hinge`` take one score per element and a class label per element: ``-1`` or
+``1``, or ``0`` and ``1`` (``0`` is read as ``-1``). The label is converted element by element,
+``t = 1`` where ``y > 0`` and ``t = -1`` elsewhere; every other value (soft labels, 2, -0.5) is
+rejected. Keras' ``Hinge`` converts by batch instead (``2y - 1`` when every label of the call is 0 or
+1, the labels unchanged otherwise): the same ``t`` on every accepted batch but one that mixes -1 and
+0 (see the entries' peer notes).
+
+``categorical_hinge`` takes scores ``(N, ..., C)`` with the classes on the LAST axis and one-hot
+targets of the same shape (exactly one 1 per row); for inputs of rank > 2 the per-sample loss is
+the mean over the non-batch, non-class positions.
+
+Subgradients
+------------
+At the hinge's kink (``1 - t ŷ = 0``, resp. ``1 + max_wrong - ŷ_true = 0``) the hinge counts as
+active: the gradient is that of ``1 - t ŷ`` (``tf.maximum``'s tie goes to its first argument, as in
+``keras.losses.Hinge``; the torch twin clips with a closed interval). Tied wrong-class maxima share
+the gradient equally (``torch.amax`` and ``tf.reduce_max`` both split it).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import validation as v
+from .cases import rng_for
+from .core import Case, InvalidCase, LossSpec, Param, PeerNote, register
+from .messages import VALIDATE_HINT, format_shape
+from .multiclass import class_axis_missing
+from .numerics import exact_elementwise_mean, mean_nonbatch, mp, spread_cotangent
+
+__all__ = ["HINGE", "SQUARED_HINGE", "CATEGORICAL_HINGE", "hinge_labels"]
+
+
+# =========================================================================== messages and checks
+def labels_not_signs(loss: str) -> str:
+    return (f"{loss}: target must hold class labels -1 or 1 (or 0 and 1, where 0 means -1); got "
+            f"non-integer values (a hinge loss takes hard labels){VALIDATE_HINT}")
+
+
+def targets_not_one_hot(loss: str, lo: float, hi: float) -> str:
+    return (f"{loss}: target must be one-hot rows (the last axis holds one 1 and zeros); got "
+            f"row sums in [{lo:.6g}, {hi:.6g}] or non-integer values (integer class indices: "
+            f"one-hot them first){VALIDATE_HINT}")
+
+
+def too_few_classes(loss: str, shape) -> str:
+    return (f"{loss}: the class axis (last) of prediction has size 1 (shape {format_shape(shape)}): "
+            f"there is no wrong class to compare with. For a binary problem use hinge with one score")
+
+
+def _size(shape) -> int:
+    return 1 if any(d is None for d in shape) else math.prod(int(d) for d in shape)
+
+
+def _reads_are_free(ops, x) -> bool:
+    """Whether one more look at ``x``'s values costs no device synchronization (CPU tensors, eager CPU
+    TensorFlow, NumPy). The label checks below need a second read after the one stacked read of the
+    generic checks, so on an accelerator they are skipped (inside ``sync_value_checks`` too, which
+    promises one read per call): there only the domain of the labels is checked."""
+    return getattr(ops, "reads_are_free", lambda _x: True)(x)
+
+
+def _check_sign_labels(loss, params, prediction, target, ops):
+    """``check_values`` of hinge / squared_hinge: whole-number labels (the domain [-1, 1] is generic)."""
+    if _size(ops.shape(target)) and _reads_are_free(ops, target) and not ops.all_integral(target):
+        raise ValueError(labels_not_signs(loss))
+
+
+def _check_class_axis(loss, params, shape):
+    if len(shape) < 2:
+        raise ValueError(class_axis_missing(loss, shape))
+    if shape[-1] is not None and int(shape[-1]) < 2:
+        raise ValueError(too_few_classes(loss, shape))
+
+
+def _check_one_hot(loss, params, prediction, target, ops):
+    """``check_values`` of categorical_hinge: whole numbers in [0, 1] (generic domain) summing to 1 per row."""
+    if not _size(ops.shape(target)) or not _reads_are_free(ops, target):
+        return
+    lo, hi = ops.row_sum_range(target)
+    if not ops.all_integral(target) or lo != 1.0 or hi != 1.0:
+        raise ValueError(targets_not_one_hot(loss, lo, hi))
+
+
+def hinge_labels(target):
+    """The labels ``t`` in {-1, 1} of the hinge losses: 1 where ``y > 0``, -1 elsewhere (0 and -1)."""
+    return np.where(np.asarray(target, np.float64) > 0, 1.0, -1.0)
+
+
+# =========================================================================== hinge
+def _hinge_reference(prediction, target):
+    return mean_nonbatch(np.maximum(0.0, 1.0 - hinge_labels(target) * prediction))
+
+
+def _hinge_vjp(prediction, target, cotangent):
+    # d/dŷ max(0, 1 - t ŷ) = -t where 1 - t ŷ >= 0 (active at the kink), 0 beyond the margin
+    t = hinge_labels(target)
+    active = (1.0 - t * prediction) >= 0.0
+    return np.where(active, -t, 0.0) * spread_cotangent(cotangent, np.shape(prediction))
+
+
+def _mp_label(y):
+    return 1 if y > 0 else -1
+
+
+def _hinge_exact(prediction, target):
+    return exact_elementwise_mean(lambda x, y: max(mp.mpf(0), 1 - _mp_label(y) * x), prediction, target)
+
+
+def hinge_cases(name: str) -> list[Case]:
+    """Typical / extreme / edge cases of a binary hinge loss (≤ 40 elements each), labels in both forms.
+
+    The kink ``t ŷ = 1`` is hit exactly (``ŷ = ±1``, exact in float32) by the grid and the margin case:
+    those are ``smooth=False`` (their subgradient is the entry's convention, checked against the frameworks)."""
+    rng = rng_for(name)
+
+    def signs(shape):
+        return np.where(rng.uniform(size=shape) < 0.4, 1.0, -1.0)
+
+    def bits(shape):
+        return (rng.uniform(size=shape) < 0.4).astype(np.float64)
+
+    scores = np.array([-1e4, -89.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 89.0, 1e4])
+    grid_x = np.repeat(scores[:, None], 2, axis=1)
+    grid_y = np.tile(np.array([-1.0, 1.0]), (scores.size, 1))
+    margin = np.array([[1.0, -1.0, 1.0 - 2.0 ** -20, -1.0 - 2.0 ** -20, 1.0 + 2.0 ** -20, 2.0 ** -20]])
+    return [
+        Case("typical-signs", "typical", {}, rng.normal(0.0, 1.5, size=(6, 3)), signs((6, 3)),
+             rng.uniform(0.2, 2.0, size=6), note="labels -1 / 1"),
+        Case("typical-bits-3d", "typical", {}, rng.normal(0.0, 1.5, size=(2, 3, 4)), bits((2, 3, 4)),
+             note="labels 0 / 1 (0 means -1); the per-sample loss is the mean over every non-batch axis"),
+        Case("extreme-grid", "extreme", {}, grid_x, grid_y, smooth=False,
+             note="scores from -1e4 to 1e4 against both labels, through the kink t ŷ = 1 (ŷ = ±1)"),
+        Case("extreme-weights", "extreme", {}, rng.normal(size=(3, 4)), signs((3, 4)), np.array([1e6, 1e-6, 0.0]),
+             note="huge, tiny and zero sample weights"),
+        Case("edge-margin", "edge", {}, margin, np.array([[1.0, -1.0, 1.0, -1.0, 1.0, 1.0]]), smooth=False,
+             note="t ŷ = 1 exactly (active: gradient -t), one float32 ulp-scale step inside and outside"),
+        Case("edge-all-negative-bits", "edge", {}, rng.normal(size=(4, 3)), np.zeros((4, 3)),
+             note="every label 0 (read as -1)"),
+        Case("edge-batch1", "edge", {}, rng.normal(size=(1, 4)), signs((1, 4))),
+        Case("edge-1d", "edge", {}, rng.normal(size=(5,)), signs((5,)), note="1-D input: each element is a sample"),
+        Case("edge-minus-one-and-zero", "edge", {}, rng.normal(size=(2, 3)),
+             np.array([[-1.0, 0.0, 1.0], [0.0, 1.0, -1.0]]),
+             note="-1 and 0 in one batch: both the negative class here; keras.losses.Hinge leaves such a batch "
+                  "unconverted (t = 0 for the zeros: see the peer notes)"),
+    ]
+
+
+def _hinge_invalid(name):
+    def build():
+        p = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -3.0]])
+        return [
+            InvalidCase("target-below-minus-one", {}, p, np.array([[-2.0, 1.0, 0.0], [1.0, 0.0, 1.0]])),
+        ]
+
+    return build
+
+
+_LABEL_PEER_NOTES = (
+    PeerNote("keras.losses.{cls}", "labels mixing -1 and 0 in one call",
+             "Keras converts by batch: 2y - 1 when every label of the call is 0 or 1, the labels unchanged "
+             "otherwise, so a 0 next to a -1 stays 0 (t = 0: a constant term, gradient 0); ours reads every 0 "
+             "as -1, element by element (the same t on every other batch)"),
+    PeerNote("keras.losses.{cls}", "soft or out-of-range labels (0.5, 2, -3)",
+             "Keras uses any real label as it is (t ŷ with t = 0.5 …); ours rejects them: a hinge loss takes "
+             "hard labels -1/1 or 0/1"),
+    PeerNote("keras.losses.{cls}", "float64 inputs; rank > 2 inputs",
+             "equal in float32 (value and gradient, the kink included); Keras computes in its floatx (float32) "
+             "unless built with dtype='float64', ours keeps float64; its reduction='none' keeps every axis but "
+             "the last, ours one value per sample"),
+)
+
+
+def _label_notes(cls):
+    return tuple(PeerNote(n.peer.format(cls=cls), n.where, n.spec_says) for n in _LABEL_PEER_NOTES)
+
+
+_TORCH_NONE = (
+    PeerNote("torch.nn (no binary hinge)", "every input",
+             "torch.nn has no twin: HingeEmbeddingLoss(margin) is x for y = 1 and max(0, margin - x) for y = -1 (a "
+             "distance loss, not max(0, 1 - t ŷ)); SoftMarginLoss is the logistic loss log(1 + e^{-t ŷ}) = "
+             "weighted_bce(from_logits=True) with targets (t + 1) / 2 (pinned by the peer tests)"),
+)
+
+HINGE = register(LossSpec(
+    name="hinge",
+    family="margin",
+    summary="Hinge loss max(0, 1 - t ŷ) of a score ŷ and a label t = ±1 (0/1 labels: 0 means -1), averaged over "
+            "every non-batch axis of a sample.",
+    formula=(r"\ell = \frac{1}{M}\sum_j \max\left(0,\ 1 - t_j \hat y_j\right),\quad "
+             r"t_j = \begin{cases} 1 & y_j > 0 \\ -1 & y_j \in \{0, -1\} \end{cases}"),
+    params=(),
+    reference=_hinge_reference,
+    reference_vjp=_hinge_vjp,
+    exact=_hinge_exact,
+    cases=lambda: hinge_cases("hinge"),
+    invalid_cases=_hinge_invalid("hinge"),
+    target_domain=(-1.0, 1.0),
+    check_values=_check_sign_labels,
+    grad_convention=("d/dŷ = -t / M where 1 - t ŷ >= 0, 0 beyond the margin. At the kink t ŷ = 1 the hinge is "
+                     "active (-t / M): keras.losses.Hinge's maximum(1 - t ŷ, 0) sends a tie to its first "
+                     "argument, and so do our twins (tf.maximum; a closed-interval clip in torch)."),
+    stability="max(0, 1 - t ŷ) directly: exact but for the rounding of 1 - t ŷ; finite for every finite score.",
+    peer_notes=_label_notes("Hinge") + _TORCH_NONE,
+    references=("Keras Hinge; C. Cortes, V. Vapnik, Support-Vector Networks (1995)",),
+    trap=("Labels 0/1 and -1/1 are both accepted and mean the same classes; a 0 is never a third label "
+          "(Keras leaves a batch mixing -1 and 0 unconverted). Soft labels (0.5) are rejected where values "
+          "are read for free (CPU tensors, eager CPU Keras); on an accelerator only the range [-1, 1] is "
+          "checked (one device read per call)."),
+    torch_class="HingeLoss",
+    keras_class="Hinge",
+))

@@ -1,0 +1,33 @@
+"""Margin (hinge) losses, torch twins of :mod:`spec.margin`: ``hinge``, ``squared_hinge`` and
+``categorical_hinge``. Argument order is torch's: ``(input, target)``, prediction first.
+
+Labels of ``hinge`` / ``squared_hinge``: -1/1 or 0/1 (0 means -1), converted element by element.
+``categorical_hinge``: classes on the LAST axis, one-hot targets of the same shape.
+"""
+from __future__ import annotations
+
+import torch
+
+from ._core import apply, clip, const, one_minus
+from .regression import _elementwise_loss
+
+__all__ = ["hinge"]
+
+
+def _signs(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """t = 1 where y > 0, -1 elsewhere (0 and -1), in ``like``'s dtype."""
+    return (y > 0).to(like.dtype) * const(2.0, like) - const(1.0, like)
+
+
+def _margin_gap(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``max(0, 1 - t ŷ)``: the closed-interval clip passes the gradient at 1 - t ŷ = 0 (active at the
+    kink, as keras.losses.Hinge's maximum)."""
+    return clip(one_minus(_signs(y, x) * x), 0.0)
+
+
+_hinge_per_sample = _elementwise_loss(_margin_gap)
+
+
+def hinge(input, target, *, sample_weight=None, reduction="mean", validate=True):
+    """torch.nn has no binary hinge loss; Keras' is ``keras.losses.Hinge``."""
+    return apply("hinge", _hinge_per_sample, input, target, sample_weight, {}, reduction, validate)
