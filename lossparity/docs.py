@@ -81,7 +81,7 @@ _PEER_SUFFIX = re.compile(r"\(seed (\d{3})\)")
 #: spec names Keras already defines: the string keeps Keras' meaning and ours is "lossparity>Class"
 #: (tf_impl.keras_names; test_docs.py checks this set against it)
 KERAS_BUILT_IN = frozenset({"categorical_crossentropy", "hinge", "huber", "log_cosh", "mean_absolute_error",
-                            "mean_squared_error", "sparse_categorical_crossentropy", "tversky"})
+                            "mean_squared_error", "sparse_categorical_crossentropy", "squared_hinge", "tversky"})
 
 
 def _keras_string(entry) -> str:

@@ -17,11 +17,14 @@ pytestmark = pytest.mark.project
 #: params (and, for the torch peer, the prediction's shape)
 PEERS = {
     "hinge": (None, lambda losses, p, dtype: losses.Hinge(dtype=dtype)),  # torch.nn has no binary hinge
+    "squared_hinge": (None, lambda losses, p, dtype: losses.SquaredHinge(dtype=dtype)),
 }
 #: (name, case id) → why the peer is not compared on that case (a test below pins the difference)
 KERAS_SKIP = {
     ("hinge", "edge-minus-one-and-zero"): "Keras leaves a batch mixing -1 and 0 unconverted "
                                           "(test_keras_hinge_converts_labels_by_batch)",
+    ("squared_hinge", "edge-minus-one-and-zero"): "the same by-batch conversion in keras.losses.SquaredHinge "
+                                                  "(test_keras_hinge_converts_labels_by_batch)",
 }
 TORCH_SKIP: dict = {}
 DTYPES = ("float32", "float64")
@@ -119,7 +122,7 @@ def test_keras_hinge_converts_labels_by_batch():
         assert float(tf_impl.get_loss("hinge")(labels, pred)) == ours
 
 
-@pytest.mark.parametrize("name", ["hinge"])
+@pytest.mark.parametrize("name", ["hinge", "squared_hinge"])
 def test_hinge_losses_reject_soft_labels_where_values_are_read(name):
     """Contract of the hinge losses: labels are -1/1 or 0/1; a soft label (0.5), which Keras would use as
     it is, is rejected with the spec's message in both frameworks (CPU tensors, eager Keras); a label
@@ -181,3 +184,30 @@ def test_torch_soft_margin_loss_is_the_logistic_loss_not_the_hinge():
     assert abs(float(soft_margin) - float(hinge)) > 0.05
     embedding = torch.nn.HingeEmbeddingLoss(margin=1.0)(x, t)
     assert abs(float(embedding) - float(hinge)) > 0.05
+
+
+# ---------------------------------------------------------------- squared_hinge
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_squared_hinge_is_the_square_of_hinge_elementwise_with_a_continuous_gradient(dtype):
+    """squared_hinge on one element per sample is hinge², with gradient 2 hinge · d hinge: 0 at the margin
+    (keras.losses.SquaredHinge too), where hinge's own gradient is -t."""
+    import tf_impl
+
+    import keras
+
+    import torch_impl
+
+    pred = np.array([1.0, -1.0, 0.25, -3.0, 2.0])
+    target = np.array([1.0, 0.0, 1.0, 1.0, 0.0])  # 0/1 labels: Keras converts them too
+    hinge = spec.get("hinge").reference(pred, target)
+    value, grad = _torch_value_and_grad(torch_impl.get_loss("squared_hinge", reduction="sum"), pred, target, dtype)
+    assert value == pytest.approx(float(np.sum(hinge ** 2)), rel=1e-6)
+    t = np.where(target > 0, 1.0, -1.0)
+    np.testing.assert_allclose(grad, -2.0 * t * hinge, rtol=1e-6)
+    assert grad[0] == grad[1] == 0.0  # t ŷ = 1: the margin
+    k_value, k_grad = _keras_value_and_grad(keras.losses.SquaredHinge(reduction="sum", dtype=dtype),
+                                            target[:, None], pred[:, None], dtype)
+    o_value, o_grad = _keras_value_and_grad(tf_impl.get_loss("squared_hinge", reduction="sum"),
+                                            target[:, None], pred[:, None], dtype)
+    assert float(o_value) == pytest.approx(float(k_value), rel=1e-6)
+    np.testing.assert_allclose(o_grad, k_grad, rtol=1e-6)

@@ -139,7 +139,7 @@ def hinge_cases(name: str) -> list[Case]:
         Case("extreme-weights", "extreme", {}, rng.normal(size=(3, 4)), signs((3, 4)), np.array([1e6, 1e-6, 0.0]),
              note="huge, tiny and zero sample weights"),
         Case("edge-margin", "edge", {}, margin, np.array([[1.0, -1.0, 1.0, -1.0, 1.0, 1.0]]), smooth=False,
-             note="t ŷ = 1 exactly (active: gradient -t), one float32 ulp-scale step inside and outside"),
+             note="t ŷ = 1 exactly (the kink), and 2**-20 inside and outside the margin"),
         Case("edge-all-negative-bits", "edge", {}, rng.normal(size=(4, 3)), np.zeros((4, 3)),
              note="every label 0 (read as -1)"),
         Case("edge-batch1", "edge", {}, rng.normal(size=(1, 4)), signs((1, 4))),
@@ -214,4 +214,59 @@ HINGE = register(LossSpec(
           "checked (one device read per call)."),
     torch_class="HingeLoss",
     keras_class="Hinge",
+))
+
+
+# =========================================================================== squared_hinge
+def _squared_hinge_reference(prediction, target):
+    return mean_nonbatch(np.maximum(0.0, 1.0 - hinge_labels(target) * prediction) ** 2)
+
+
+def _squared_hinge_vjp(prediction, target, cotangent):
+    # d/dŷ max(0, 1 - t ŷ)² = -2 t max(0, 1 - t ŷ): continuous, 0 at the margin and beyond
+    t = hinge_labels(target)
+    return -2.0 * t * np.maximum(0.0, 1.0 - t * prediction) * spread_cotangent(cotangent, np.shape(prediction))
+
+
+def _squared_hinge_exact(prediction, target):
+    return exact_elementwise_mean(lambda x, y: max(mp.mpf(0), 1 - _mp_label(y) * x) ** 2, prediction, target)
+
+
+def _squared_hinge_cases():
+    # hinge's cases (the margin cases stay smooth=False: the loss is C¹ there, its second derivative jumps)
+    return hinge_cases("squared_hinge")
+
+
+SQUARED_HINGE = register(LossSpec(
+    name="squared_hinge",
+    family="margin",
+    summary="Squared hinge loss max(0, 1 - t ŷ)² of a score ŷ and a label t = ±1 (0/1 labels: 0 means -1), "
+            "averaged over every non-batch axis of a sample.",
+    formula=(r"\ell = \frac{1}{M}\sum_j \max\left(0,\ 1 - t_j \hat y_j\right)^2,\quad "
+             r"t_j = \begin{cases} 1 & y_j > 0 \\ -1 & y_j \in \{0, -1\} \end{cases}"),
+    params=(),
+    reference=_squared_hinge_reference,
+    reference_vjp=_squared_hinge_vjp,
+    exact=_squared_hinge_exact,
+    cases=_squared_hinge_cases,
+    invalid_cases=_hinge_invalid("squared_hinge"),
+    target_domain=(-1.0, 1.0),
+    check_values=_check_sign_labels,
+    grad_convention=("C¹: d/dŷ = -2 t max(0, 1 - t ŷ) / M, continuous; exactly 0 at the margin t ŷ = 1 and "
+                     "beyond (both twins and keras.losses.SquaredHinge)."),
+    stability=("max(0, 1 - t ŷ)² directly; overflows only where the true value does (|ŷ| > 1.8e19 in float32 "
+               "on the wrong side of the margin)."),
+    peer_notes=_label_notes("SquaredHinge") + (
+        PeerNote("torch.nn (no squared hinge)", "every input",
+                 "torch.nn has no twin (MultiMarginLoss(p=2) squares a sum over wrong classes of a multiclass "
+                 "score, not max(0, 1 - t ŷ)² of one score)"),
+    ),
+    references=("Keras SquaredHinge; the L2-SVM loss (Y. Tang, Deep Learning using Linear Support Vector "
+                "Machines, 2013)",),
+    trap=("Labels 0/1 and -1/1 are both accepted and mean the same classes; a 0 is never a third label "
+          "(Keras leaves a batch mixing -1 and 0 unconverted). Soft labels (0.5) are rejected where values "
+          "are read for free (CPU tensors, eager CPU Keras); on an accelerator only the range [-1, 1] is "
+          "checked (one device read per call)."),
+    torch_class="SquaredHingeLoss",
+    keras_class="SquaredHinge",
 ))

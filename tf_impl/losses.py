@@ -254,6 +254,17 @@ class Hinge(SpecLoss):
         super().__init__(reduction=reduction, validate=validate, name=name)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SquaredHinge(SpecLoss):
+    """Keras form of :func:`tf_impl.margin.squared_hinge` (labels -1/1 or 0/1)."""
+
+    spec_name = "squared_hinge"
+    per_sample = staticmethod(margin._squared_hinge_per_sample)
+
+    def __init__(self, *, reduction="mean", validate=True, name=None):
+        super().__init__(reduction=reduction, validate=validate, name=name)
+
+
 # ---------------------------------------------------------------- family: regularizers
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class MSECountPenalty(SpecLoss):

@@ -12,7 +12,7 @@ import tensorflow as tf
 from ._core import apply
 from .regression import _elementwise_loss
 
-__all__ = ["hinge"]
+__all__ = ["hinge", "squared_hinge"]
 
 
 def _signs(y: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
@@ -32,3 +32,11 @@ _hinge_per_sample = _elementwise_loss(_margin_gap)
 def hinge(y_true, y_pred, *, sample_weight=None, reduction="mean", validate=True):
     """Equal to ``keras.losses.Hinge()`` for ``reduction="mean"`` (labels converted element by element)."""
     return apply("hinge", _hinge_per_sample, y_true, y_pred, sample_weight, {}, reduction, validate)
+
+
+_squared_hinge_per_sample = _elementwise_loss(lambda x, y: _margin_gap(x, y) ** 2)
+
+
+def squared_hinge(y_true, y_pred, *, sample_weight=None, reduction="mean", validate=True):
+    """Equal to ``keras.losses.SquaredHinge()`` for ``reduction="mean"`` (labels converted element by element)."""
+    return apply("squared_hinge", _squared_hinge_per_sample, y_true, y_pred, sample_weight, {}, reduction, validate)

@@ -264,6 +264,16 @@ class HingeLoss(SpecLoss):
         super().__init__(reduction=reduction, validate=validate)
 
 
+class SquaredHingeLoss(SpecLoss):
+    """Module form of :func:`torch_impl.margin.squared_hinge` (labels -1/1 or 0/1)."""
+
+    spec_name = "squared_hinge"
+    per_sample = staticmethod(margin._squared_hinge_per_sample)
+
+    def __init__(self, *, reduction="mean", validate=True):
+        super().__init__(reduction=reduction, validate=validate)
+
+
 # ---------------------------------------------------------------- family: regularizers
 class CountPenalty(SpecLoss):
     """Module form of :func:`torch_impl.regularizers.count_penalty`, called ``penalty(x)`` (one

@@ -11,7 +11,7 @@ import torch
 from ._core import apply, clip, const, one_minus
 from .regression import _elementwise_loss
 
-__all__ = ["hinge"]
+__all__ = ["hinge", "squared_hinge"]
 
 
 def _signs(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -31,3 +31,11 @@ _hinge_per_sample = _elementwise_loss(_margin_gap)
 def hinge(input, target, *, sample_weight=None, reduction="mean", validate=True):
     """torch.nn has no binary hinge loss; Keras' is ``keras.losses.Hinge``."""
     return apply("hinge", _hinge_per_sample, input, target, sample_weight, {}, reduction, validate)
+
+
+_squared_hinge_per_sample = _elementwise_loss(lambda x, y: _margin_gap(x, y) ** 2)
+
+
+def squared_hinge(input, target, *, sample_weight=None, reduction="mean", validate=True):
+    """torch.nn has no squared hinge loss; Keras' is ``keras.losses.SquaredHinge``."""
+    return apply("squared_hinge", _squared_hinge_per_sample, input, target, sample_weight, {}, reduction, validate)

@@ -198,6 +198,9 @@ def _keras_peers():
     def keras_hinge(p, shape):
         return keras.losses.Hinge()
 
+    def keras_squared_hinge(p, shape):
+        return keras.losses.SquaredHinge()
+
     def seed003_asym(p, shape):
         def fn(y_true, y_pred):  # the asymmetric-cost answer: custom_loss
             return tf.reduce_mean(tf.abs(1 - tf.exp(-tf.math.log(tf.exp(y_true - f32(y_pred))))))
@@ -265,6 +268,7 @@ def _keras_peers():
         "huber": [("keras.losses.Huber", keras_huber)],
         "log_cosh": [("keras.losses.LogCosh", keras_log_cosh)],
         "hinge": [("keras.losses.Hinge", keras_hinge)],
+        "squared_hinge": [("keras.losses.SquaredHinge", keras_squared_hinge)],
         "asymmetric_exponential": [("custom_loss (asymmetric-cost answer)", seed003_asym)],
         "count_penalty": [("hard count (count-above-a-threshold answer)", seed000_count)],
         "mse_count_penalty": [("CountBasedRegularizationLoss (count-above-a-threshold answer)", seed000_mse_count)],

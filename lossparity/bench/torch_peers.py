@@ -274,6 +274,9 @@ def _torch_peers():
     def plain_hinge(p, shape):
         return lambda x, y: torch.mean(torch.clamp(1.0 - y * f32(x), min=0.0))  # labels -1/1 (torch.nn has none)
 
+    def plain_squared_hinge(p, shape):
+        return lambda x, y: torch.mean(torch.clamp(1.0 - y * f32(x), min=0.0) ** 2)
+
     def seed003_asym(p, shape):
         def fn(x, y):  # the asymmetric-cost answer: K.mean(abs(1 - exp(-log(exp(y_true - y_pred)))))
             return torch.mean(torch.abs(1 - torch.exp(-torch.log(torch.exp(y - f32(x))))))
@@ -346,6 +349,7 @@ def _torch_peers():
         "huber": [("F.huber_loss", huber)],
         "log_cosh": [("plain torch log(cosh(d))", plain_log_cosh)],
         "hinge": [("plain torch clamp(1 - t ŷ, min=0)", plain_hinge)],
+        "squared_hinge": [("plain torch clamp(1 - t ŷ, min=0)²", plain_squared_hinge)],
         "asymmetric_exponential": [("custom_loss (asymmetric-cost answer, transcribed)", seed003_asym)],
         "count_penalty": [("hard count (count-above-a-threshold answer, transcribed)", seed000_count)],
         "mse_count_penalty": [("CountBasedRegularizationLoss (count-above-a-threshold answer, transcribed)", seed000_mse_count)],
