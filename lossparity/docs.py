@@ -80,7 +80,7 @@ _PEER_SUFFIX = re.compile(r"\(seed (\d{3})\)")
 
 #: spec names Keras already defines: the string keeps Keras' meaning and ours is "lossparity>Class"
 #: (tf_impl.keras_names; test_docs.py checks this set against it)
-KERAS_BUILT_IN = frozenset({"categorical_crossentropy", "hinge", "huber", "log_cosh", "mean_absolute_error",
+KERAS_BUILT_IN = frozenset({"categorical_crossentropy", "categorical_hinge", "hinge", "huber", "log_cosh", "mean_absolute_error",
                             "mean_squared_error", "sparse_categorical_crossentropy", "squared_hinge", "tversky"})
 
 

@@ -18,6 +18,12 @@ pytestmark = pytest.mark.project
 PEERS = {
     "hinge": (None, lambda losses, p, dtype: losses.Hinge(dtype=dtype)),  # torch.nn has no binary hinge
     "squared_hinge": (None, lambda losses, p, dtype: losses.SquaredHinge(dtype=dtype)),
+    # torch.nn.MultiMarginLoss is a different loss (a sum over the wrong classes): pinned below
+    "categorical_hinge": (None, lambda losses, p, dtype: losses.CategoricalHinge(dtype=dtype)),
+}
+#: (name, framework index) → which validated params the peer computes (the others are another loss)
+PEER_PARAMS = {
+    ("categorical_hinge", 1): lambda p: p["zero_competitor"],
 }
 #: (name, case id) → why the peer is not compared on that case (a test below pins the difference)
 KERAS_SKIP = {
@@ -34,8 +40,11 @@ def _cases(framework):
     skip = (TORCH_SKIP, KERAS_SKIP)[framework]
     out = []
     for name in (n for n, peers in PEERS.items() if peers[framework] is not None):
-        for case in spec.get(name).cases():
-            if case.sample_weight is None and (name, case.id) not in skip:
+        entry = spec.get(name)
+        applies = PEER_PARAMS.get((name, framework), lambda p: True)
+        for case in entry.cases():
+            if case.sample_weight is None and (name, case.id) not in skip and applies(
+                    entry.validate_params(case.params)):
                 for dtype in case.dtypes:
                     out.append(pytest.param(name, case, dtype, id=f"{name}-{case.id}-{dtype}"))
     return out
@@ -211,3 +220,74 @@ def test_squared_hinge_is_the_square_of_hinge_elementwise_with_a_continuous_grad
                                             target[:, None], pred[:, None], dtype)
     assert float(o_value) == pytest.approx(float(k_value), rel=1e-6)
     np.testing.assert_allclose(o_grad, k_grad, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- categorical_hinge
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_keras_categorical_hinge_lets_a_zero_score_compete(dtype):
+    """PeerNote of categorical_hinge: keras.losses.CategoricalHinge's neg = max((1 - y) ŷ) includes the true
+    class's 0, so rows whose wrong scores are all negative cost 1 - ŷ_true where the true multiclass hinge is
+    max(0, 1 + max_wrong - ŷ_true); zero_competitor=True reproduces Keras, values and gradients."""
+    import tf_impl
+
+    import keras
+
+    case = next(c for c in spec.get("categorical_hinge").cases() if c.id == "default-edge-wrong-scores-negative")
+    y, x = case.target, case.prediction
+    peer_value, peer_grad = _keras_value_and_grad(keras.losses.CategoricalHinge(reduction=None, dtype=dtype), y, x,
+                                                  dtype)
+    true_value, _ = _keras_value_and_grad(tf_impl.get_loss("categorical_hinge", reduction="none"), y, x, dtype)
+    np.testing.assert_allclose(true_value, [0.0, 0.625, 0.0], rtol=1e-6)  # 1 + max_wrong - ŷ_true, at least 0
+    np.testing.assert_allclose(peer_value, [0.5, 0.875, 0.25], rtol=1e-6)  # 1 - ŷ_true
+    value, grad = _keras_value_and_grad(
+        tf_impl.get_loss("categorical_hinge", zero_competitor=True, reduction="none"), y, x, dtype)
+    np.testing.assert_allclose(value, peer_value, rtol=1e-6)
+    np.testing.assert_allclose(grad, peer_grad, rtol=1e-6)
+    assert np.all(grad[y == 0] == 0.0)  # the competitor 0 is a constant: only the true class moves
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_torch_multi_margin_loss_is_categorical_hinge_over_c_for_two_classes_only(dtype):
+    """PeerNote of categorical_hinge: torch.nn.MultiMarginLoss(p=1, margin=1) = Σ_{c≠y} max(0, 1 - ŷ_y + ŷ_c) / C
+    with class-index targets: categorical_hinge / 2 for C = 2 (values and gradients), and a sum over the
+    wrong classes, not their max, for C > 2."""
+    import torch
+
+    import torch_impl
+
+    two = next(c for c in spec.get("categorical_hinge").cases() if c.id == "default-edge-two-classes")
+    labels = torch.tensor(two.target.argmax(axis=-1))
+    peer_value, peer_grad = _torch_value_and_grad(lambda x, _y: torch.nn.MultiMarginLoss()(x, labels),
+                                                  two.prediction, two.target, dtype)
+    ours = torch_impl.get_loss("categorical_hinge")
+    value, grad = _torch_value_and_grad(lambda x, y: ours(x, y) / 2, two.prediction, two.target, dtype)
+    _assert_close("categorical_hinge", dtype, "value", value, peer_value)
+    _assert_close("categorical_hinge", dtype, "grad", grad, peer_grad)
+    x = np.array([[2.0, 1.5, 1.0, -3.0]])  # two wrong classes inside the margin of the true one (class 0)
+    y = np.eye(4)[[0]]
+    multi = float(torch.nn.MultiMarginLoss()(torch.tensor(x), torch.tensor([0])))
+    assert multi == pytest.approx((0.5 + 0.0 + 0.0) / 4)  # Σ over wrong classes of max(0, 1 - 2 + ŷ_c), / C
+    x[0, 2] = 1.75
+    multi = float(torch.nn.MultiMarginLoss()(torch.tensor(x), torch.tensor([0])))
+    crammer_singer = float(ours(torch.tensor(x), torch.tensor(y)))
+    assert multi == pytest.approx((0.5 + 0.75) / 4) and crammer_singer == pytest.approx(0.75)
+
+
+def test_categorical_hinge_rejects_targets_that_are_not_one_hot_where_values_are_read():
+    """Contract of categorical_hinge: one-hot rows; soft rows and rows with two 1s are rejected with the spec's
+    message in both frameworks (Keras computes with them)."""
+    import tf_impl
+
+    import torch
+
+    import torch_impl
+    from spec.margin import targets_not_one_hot
+
+    pred = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -3.0]])
+    for target, (lo, hi) in ((np.array([[0.5, 0.5, 0.0], [0.0, 1.0, 0.0]]), (1.0, 1.0)),
+                             (np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0]]), (1.0, 2.0))):
+        with pytest.raises(ValueError) as t_err:
+            torch_impl.get_loss("categorical_hinge")(torch.tensor(pred), torch.tensor(target))
+        with pytest.raises(ValueError) as k_err:
+            tf_impl.get_loss("categorical_hinge")(target, pred)
+        assert str(t_err.value) == str(k_err.value) == targets_not_one_hot("categorical_hinge", lo, hi)

@@ -270,3 +270,169 @@ SQUARED_HINGE = register(LossSpec(
     torch_class="SquaredHingeLoss",
     keras_class="SquaredHinge",
 ))
+
+
+# =========================================================================== categorical_hinge
+def _categorical_hinge_parts(prediction, target, zero_competitor):
+    """``(wrong, neg, gap)`` per row: the scores with the true class masked to -inf, the largest competing
+    score ``neg`` (with ``zero_competitor``: at least 0) and ``gap = (neg - pos) + 1`` (Keras' order)."""
+    x = np.asarray(prediction, np.float64)
+    y = np.asarray(target, np.float64)
+    wrong = np.where(y > 0, -np.inf, x)
+    neg = wrong.max(axis=-1)
+    if zero_competitor:
+        neg = np.maximum(neg, 0.0)
+    pos = (y * x).sum(axis=-1)
+    return wrong, neg, (neg - pos) + 1.0
+
+
+def _categorical_hinge_reference(prediction, target, *, zero_competitor):
+    _, _, gap = _categorical_hinge_parts(prediction, target, zero_competitor)
+    return mean_nonbatch(np.maximum(gap, 0.0))
+
+
+def _categorical_hinge_vjp(prediction, target, cotangent, *, zero_competitor):
+    # active rows (gap >= 0): -1 on the true class, +1 shared equally by the competitors at the max (the
+    # wrong classes tied there, and with zero_competitor the constant 0 when neg = 0, whose share is lost)
+    x = np.asarray(prediction, np.float64)
+    y = np.asarray(target, np.float64)
+    wrong, neg, gap = _categorical_hinge_parts(x, y, zero_competitor)
+    ties = wrong == neg[..., None]
+    count = ties.sum(axis=-1) + (zero_competitor & (neg == 0.0))
+    row_grad = np.where((gap >= 0.0)[..., None], ties / count[..., None] - y, 0.0)
+    return row_grad * spread_cotangent(cotangent, x.shape[:-1])[..., None]
+
+
+def _categorical_hinge_exact(prediction, target, *, zero_competitor):
+    pred = np.asarray(prediction, dtype=object)  # mpf elements (the finite differences' steps) or floats
+    tgt = np.asarray(target, np.float64)
+    c = pred.shape[-1]
+    out = []
+    for i in range(pred.shape[0]):
+        xs, ys = pred[i].reshape(-1, c), tgt[i].reshape(-1, c)
+        rows = []
+        for x_row, y_row in zip(xs, ys):
+            competitors = [mp.mpf(v) for v, y in zip(x_row, y_row) if y == 0] + (
+                [mp.mpf(0)] if zero_competitor else [])
+            pos = mp.fsum(mp.mpf(float(y)) * mp.mpf(v) for v, y in zip(x_row, y_row))
+            rows.append(max(mp.mpf(0), 1 + max(competitors) - pos))
+        out.append(mp.fsum(rows) / len(rows))
+    return out
+
+
+def _categorical_hinge_cases():
+    name = "categorical_hinge"
+    c = 4
+    out = []
+    for tag, params in (("default", {}), ("zero", {"zero_competitor": True})):
+        rng = rng_for(name + tag)
+
+        def hot(shape):
+            return np.eye(c)[rng.integers(0, c, size=shape)]
+
+        extreme = np.array([[v, 1.5, -v / 2, 0.25] for v in (-1e4, -89.0, -20.0, 20.0, 89.0, 1e4)])
+        out += [
+            Case(f"{tag}-typical", "typical", params, rng.normal(0.0, 1.5, size=(6, c)), hot(6),
+                 rng.uniform(0.2, 2.0, size=6)),
+            Case(f"{tag}-extreme-grid", "extreme", params, extreme, np.eye(c)[np.arange(extreme.shape[0]) % c],
+                 note="scores up to ±1e4 against every class (unique row maxima, no row on the margin)"),
+            Case(f"{tag}-edge-wrong-scores-negative", "edge", params,
+                 np.array([[-1.0, -2.0, 0.5, -3.0], [-0.25, 0.125, -4.0, -0.5], [-2.0, -1.5, -1.0, 0.75]]),
+                 np.eye(c)[[2, 1, 3]],
+                 note="every wrong score < 0: the true hinge is 0 where 1 + max_wrong < ŷ_true; with "
+                      "zero_competitor (keras.losses.CategoricalHinge) the competitor is 0 and the loss 1 - ŷ_true"),
+        ]
+        if not params:
+            out += [
+                Case(f"{tag}-typical-3d", "typical", params, rng.normal(0.0, 1.5, size=(2, 3, c)), hot((2, 3)),
+                     note="per-position rows (e.g. pixels): the per-sample loss is their mean"),
+                Case(f"{tag}-extreme-weights", "extreme", params, rng.normal(size=(3, c)), hot(3),
+                     np.array([1e6, 1e-6, 0.0]), note="huge, tiny and zero sample weights"),
+                Case(f"{tag}-edge-ties", "edge", params,
+                     np.array([[2.0, 2.0, 0.5, -1.0], [0.0, 3.0, 3.0, 3.0]]), np.eye(c)[[3, 0]], smooth=False,
+                     note="wrong classes tied at the max: each gets 1/k of the gradient (torch.amax, tf.reduce_max)"),
+                Case(f"{tag}-edge-margin", "edge", params,
+                     np.array([[1.0, 0.0, -1.0, -2.0], [0.5, 1.5, 0.25, -0.5]]), np.eye(c)[[0, 1]], smooth=False,
+                     note="1 + max_wrong - ŷ_true = 0 exactly: the hinge is active (gradient -1 and +1)"),
+                Case(f"{tag}-edge-batch1", "edge", params, rng.normal(size=(1, c)), hot(1)),
+                Case(f"{tag}-edge-two-classes", "edge", params, rng.normal(0.0, 1.5, size=(5, 2)),
+                     np.eye(2)[rng.integers(0, 2, size=5)],
+                     note="C = 2: max(0, 1 + ŷ_wrong - ŷ_true), 2 × torch.nn.MultiMarginLoss"),
+            ]
+        else:
+            out.append(Case(f"{tag}-edge-zero-tie", "edge", params,
+                            np.array([[0.0, -1.0, 0.5, -2.0], [-1.0, 0.25, -0.5, -3.0]]), np.eye(c)[[2, 1]],
+                            smooth=False,
+                            note="the largest wrong score is 0: tied with the constant 0, it gets half the "
+                                 "gradient (Keras' reduce_max over (1 - y) ŷ, whose true-class entry is 0)"))
+    return out
+
+
+def _categorical_hinge_invalid():
+    p = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -3.0]])
+    return [
+        InvalidCase("zero-competitor-not-bool", {"zero_competitor": 1}),
+        InvalidCase("no-class-axis", {}, np.array([0.5, -1.0, 2.0]), np.array([1.0, 0.0, 0.0])),
+        InvalidCase("one-class", {}, np.array([[0.5], [-1.0]]), np.array([[1.0], [1.0]])),
+        InvalidCase("target-sign-labels", {}, p, np.array([[-1.0, 1.0, -1.0], [1.0, -1.0, -1.0]])),
+        InvalidCase("target-shape-class-indices", {}, p, np.array([2.0, 0.0])),
+    ]
+
+
+ZERO_COMPETITOR = Param(
+    "zero_competitor", False, "a bool", v.boolean(),
+    doc="False: the true multiclass hinge, the true score against the largest wrong-class score. True: a "
+        "constant score 0 competes too, neg = max(0, max_wrong ŷ): keras.losses.CategoricalHinge's max((1 - y) "
+        "ŷ), whose true-class entry (1 - 1) ŷ is 0.")
+
+CATEGORICAL_HINGE = register(LossSpec(
+    name="categorical_hinge",
+    family="margin",
+    summary="Multiclass (Crammer-Singer) hinge max(0, 1 + max_{c≠y} ŷ_c - ŷ_y) with one-hot targets on the last "
+            "axis; zero_competitor=True is keras.losses.CategoricalHinge.",
+    formula=(r"\ell = \frac{1}{R}\sum_r \max\left(0,\ 1 + n_r - \hat y_{r,y_r}\right),\quad "
+             r"n_r = \max_{c \ne y_r} \hat y_{rc}\ \left(\text{zero\_competitor: } \max\left(0, \max_{c \ne y_r} "
+             r"\hat y_{rc}\right)\right)"),
+    params=(ZERO_COMPETITOR,),
+    reference=_categorical_hinge_reference,
+    reference_vjp=_categorical_hinge_vjp,
+    exact=_categorical_hinge_exact,
+    cases=_categorical_hinge_cases,
+    invalid_cases=_categorical_hinge_invalid,
+    target_domain=(0.0, 1.0),
+    check_shapes=_check_class_axis,
+    check_values=_check_one_hot,
+    grad_convention=("Per active row (1 + n - ŷ_true >= 0, the margin itself included, as Keras' maximum): -1/R "
+                     "on the true class and +1/R shared equally by the competitors at the max n (k wrong classes "
+                     "tied there get 1/(kR) each, as torch.amax and tf.reduce_max split it; with zero_competitor "
+                     "and n = 0 the constant 0 is one of them and its share is dropped). Inactive rows: 0."),
+    stability=("Scores are compared, never exponentiated: exact but for the rounding of (n - ŷ_true) + 1; "
+               "finite for every finite score."),
+    peer_notes=(
+        PeerNote("keras.losses.CategoricalHinge", "rows whose wrong-class scores are all < 0",
+                 "Keras computes neg = max((1 - y) ŷ), where the true class contributes (1 - 1) ŷ = 0: its "
+                 "competitor is max(0, max_wrong), so a row with 1 + max_wrong < ŷ_true < 1 costs 1 - ŷ_true > 0 "
+                 "instead of 0. zero_competitor=True reproduces it (value and gradient, the 0 tie included); the "
+                 "default is the true multiclass hinge"),
+        PeerNote("keras.losses.CategoricalHinge", "targets that are not one-hot rows (-1/1 labels, soft rows)",
+                 "Keras computes Σ y ŷ and max((1 - y) ŷ) with any real y; ours rejects them (where values are "
+                 "read for free: CPU tensors, eager CPU Keras; on an accelerator only the range [0, 1] is checked)"),
+        PeerNote("keras.losses.CategoricalHinge", "float64 inputs; rank > 2 inputs",
+                 "equal in float32; Keras computes in its floatx (float32) unless built with dtype='float64', ours "
+                 "keeps float64; its reduction='none' keeps every axis but the last, ours one value per sample"),
+        PeerNote("torch.nn.MultiMarginLoss(p=1, margin=1)", "C > 2",
+                 "a different loss (Weston-Watkins): Σ_{c≠y} max(0, margin - ŷ_y + ŷ_c) / C, a sum over every wrong "
+                 "class, with class-index targets; no parameter of ours gives it. For C = 2 it is "
+                 "categorical_hinge / 2 (one wrong class); pinned by the peer tests"),
+        PeerNote("torch.nn.MultiLabelMarginLoss, torch.nn.HingeEmbeddingLoss", "every input",
+                 "no twin: MultiLabelMarginLoss sums the hinge over (target, non-target) pairs of a multi-label "
+                 "row (index targets padded by -1), HingeEmbeddingLoss is a distance loss"),
+    ),
+    references=("K. Crammer, Y. Singer, On the Algorithmic Implementation of Multiclass Kernel-based Vector "
+                "Machines (JMLR 2001); Keras CategoricalHinge",),
+    trap=("keras.losses.CategoricalHinge is not the Crammer-Singer hinge when every wrong score is negative (its "
+          "competitor is at least 0): use zero_competitor=True to reproduce it; torch's MultiMarginLoss sums over "
+          "the wrong classes instead of taking their max."),
+    torch_class="CategoricalHingeLoss",
+    keras_class="CategoricalHinge",
+))

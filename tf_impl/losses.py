@@ -265,6 +265,17 @@ class SquaredHinge(SpecLoss):
         super().__init__(reduction=reduction, validate=validate, name=name)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CategoricalHinge(SpecLoss):
+    """Keras form of :func:`tf_impl.margin.categorical_hinge` (classes last, one-hot targets)."""
+
+    spec_name = "categorical_hinge"
+    per_sample = staticmethod(margin._categorical_hinge_per_sample)
+
+    def __init__(self, *, zero_competitor=False, reduction="mean", validate=True, name=None):
+        super().__init__(zero_competitor=zero_competitor, reduction=reduction, validate=validate, name=name)
+
+
 # ---------------------------------------------------------------- family: regularizers
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class MSECountPenalty(SpecLoss):

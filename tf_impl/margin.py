@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from ._core import apply
+from ._core import apply, mean_nonbatch
 from .regression import _elementwise_loss
 
-__all__ = ["hinge", "squared_hinge"]
+__all__ = ["hinge", "squared_hinge", "categorical_hinge"]
 
 
 def _signs(y: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
@@ -40,3 +40,22 @@ _squared_hinge_per_sample = _elementwise_loss(lambda x, y: _margin_gap(x, y) ** 
 def squared_hinge(y_true, y_pred, *, sample_weight=None, reduction="mean", validate=True):
     """Equal to ``keras.losses.SquaredHinge()`` for ``reduction="mean"`` (labels converted element by element)."""
     return apply("squared_hinge", _squared_hinge_per_sample, y_true, y_pred, sample_weight, {}, reduction, validate)
+
+
+def _categorical_hinge_per_sample(x, y, *, zero_competitor):
+    pos = tf.reduce_sum(y * x, axis=-1)
+    if zero_competitor:  # keras.losses.CategoricalHinge: the true class's (1 - 1) ŷ = 0 competes
+        competitors = (1.0 - y) * x
+    else:
+        competitors = tf.where(y > 0, tf.constant(float("-inf"), x.dtype), x)
+    # tf.reduce_max splits the gradient equally among tied maxima (torch.amax does too)
+    neg = tf.reduce_max(competitors, axis=-1)
+    return mean_nonbatch(tf.maximum(neg - pos + 1.0, 0.0))
+
+
+def categorical_hinge(y_true, y_pred, *, zero_competitor=False, sample_weight=None, reduction="mean",
+                      validate=True):
+    """Classes on the LAST axis, one-hot targets; ``zero_competitor=True`` equals
+    ``keras.losses.CategoricalHinge()`` for ``reduction="mean"``."""
+    return apply("categorical_hinge", _categorical_hinge_per_sample, y_true, y_pred, sample_weight,
+                 {"zero_competitor": zero_competitor}, reduction, validate)

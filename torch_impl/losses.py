@@ -274,6 +274,16 @@ class SquaredHingeLoss(SpecLoss):
         super().__init__(reduction=reduction, validate=validate)
 
 
+class CategoricalHingeLoss(SpecLoss):
+    """Module form of :func:`torch_impl.margin.categorical_hinge` (classes last, one-hot targets)."""
+
+    spec_name = "categorical_hinge"
+    per_sample = staticmethod(margin._categorical_hinge_per_sample)
+
+    def __init__(self, *, zero_competitor=False, reduction="mean", validate=True):
+        super().__init__(zero_competitor=zero_competitor, reduction=reduction, validate=validate)
+
+
 # ---------------------------------------------------------------- family: regularizers
 class CountPenalty(SpecLoss):
     """Module form of :func:`torch_impl.regularizers.count_penalty`, called ``penalty(x)`` (one

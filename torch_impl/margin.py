@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import torch
 
-from ._core import apply, clip, const, one_minus
+from ._core import apply, clip, const, mean_nonbatch, one_minus
 from .regression import _elementwise_loss
 
-__all__ = ["hinge", "squared_hinge"]
+__all__ = ["hinge", "squared_hinge", "categorical_hinge"]
 
 
 def _signs(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -39,3 +39,22 @@ _squared_hinge_per_sample = _elementwise_loss(lambda x, y: _margin_gap(x, y) ** 
 def squared_hinge(input, target, *, sample_weight=None, reduction="mean", validate=True):
     """torch.nn has no squared hinge loss; Keras' is ``keras.losses.SquaredHinge``."""
     return apply("squared_hinge", _squared_hinge_per_sample, input, target, sample_weight, {}, reduction, validate)
+
+
+def _categorical_hinge_per_sample(x, y, *, zero_competitor):
+    y = y.to(x.dtype)  # integer one-hot targets join the compute dtype
+    pos = (y * x).sum(dim=-1)
+    if zero_competitor:  # keras.losses.CategoricalHinge: the true class's (1 - 1) ŷ = 0 competes
+        competitors = one_minus(y) * x
+    else:
+        competitors = torch.where(y > 0, float("-inf"), x)
+    # torch.amax splits the gradient equally among tied maxima (tf.reduce_max does too)
+    neg = torch.amax(competitors, dim=-1)
+    return mean_nonbatch(clip((neg - pos) + const(1.0, x), 0.0))
+
+
+def categorical_hinge(input, target, *, zero_competitor=False, sample_weight=None, reduction="mean", validate=True):
+    """Classes on the LAST axis (NCHW scores: ``x.movedim(1, -1)``), one-hot targets. ``torch.nn.MultiMarginLoss``
+    is a different loss (a sum over the wrong classes, / C); for C = 2 it is this loss / 2."""
+    return apply("categorical_hinge", _categorical_hinge_per_sample, input, target, sample_weight,
+                 {"zero_competitor": zero_competitor}, reduction, validate)

@@ -201,6 +201,20 @@ def _keras_peers():
     def keras_squared_hinge(p, shape):
         return keras.losses.SquaredHinge()
 
+    def keras_categorical_hinge(p, shape):
+        return keras.losses.CategoricalHinge() if p.get("zero_competitor") else None  # not the same math
+
+    def plain_categorical_hinge(p, shape):
+        if p.get("zero_competitor"):
+            return None
+
+        def fn(y_true, y_pred):  # what users write: max(0, 1 + max over the wrong classes - true score)
+            x = f32(y_pred)
+            pos = tf.reduce_sum(y_true * x, axis=-1)
+            neg = tf.reduce_max(x - y_true * 1e30, axis=-1)
+            return tf.reduce_mean(tf.maximum(neg - pos + 1.0, 0.0))
+        return fn
+
     def seed003_asym(p, shape):
         def fn(y_true, y_pred):  # the asymmetric-cost answer: custom_loss
             return tf.reduce_mean(tf.abs(1 - tf.exp(-tf.math.log(tf.exp(y_true - f32(y_pred))))))
@@ -269,6 +283,8 @@ def _keras_peers():
         "log_cosh": [("keras.losses.LogCosh", keras_log_cosh)],
         "hinge": [("keras.losses.Hinge", keras_hinge)],
         "squared_hinge": [("keras.losses.SquaredHinge", keras_squared_hinge)],
+        "categorical_hinge": [("keras.losses.CategoricalHinge", keras_categorical_hinge),
+                              ("plain tf max over wrong classes", plain_categorical_hinge)],
         "asymmetric_exponential": [("custom_loss (asymmetric-cost answer)", seed003_asym)],
         "count_penalty": [("hard count (count-above-a-threshold answer)", seed000_count)],
         "mse_count_penalty": [("CountBasedRegularizationLoss (count-above-a-threshold answer)", seed000_mse_count)],

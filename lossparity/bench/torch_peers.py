@@ -277,6 +277,14 @@ def _torch_peers():
     def plain_squared_hinge(p, shape):
         return lambda x, y: torch.mean(torch.clamp(1.0 - y * f32(x), min=0.0) ** 2)
 
+    def plain_categorical_hinge(p, shape):
+        def fn(x, y):  # what users write: max(0, 1 + max over the wrong classes - true score)
+            x = f32(x)
+            pos = (y * x).sum(-1)
+            neg = (x - y * 1e30).amax(-1) if not p.get("zero_competitor") else ((1 - y) * x).amax(-1)
+            return torch.mean(torch.clamp(neg - pos + 1.0, min=0.0))
+        return fn
+
     def seed003_asym(p, shape):
         def fn(x, y):  # the asymmetric-cost answer: K.mean(abs(1 - exp(-log(exp(y_true - y_pred)))))
             return torch.mean(torch.abs(1 - torch.exp(-torch.log(torch.exp(y - f32(x))))))
@@ -350,6 +358,7 @@ def _torch_peers():
         "log_cosh": [("plain torch log(cosh(d))", plain_log_cosh)],
         "hinge": [("plain torch clamp(1 - t ŷ, min=0)", plain_hinge)],
         "squared_hinge": [("plain torch clamp(1 - t ŷ, min=0)²", plain_squared_hinge)],
+        "categorical_hinge": [("plain torch max over wrong classes", plain_categorical_hinge)],
         "asymmetric_exponential": [("custom_loss (asymmetric-cost answer, transcribed)", seed003_asym)],
         "count_penalty": [("hard count (count-above-a-threshold answer, transcribed)", seed000_count)],
         "mse_count_penalty": [("CountBasedRegularizationLoss (count-above-a-threshold answer, transcribed)", seed000_mse_count)],
