@@ -11,7 +11,9 @@ import pytest
 
 import spec
 
-pytestmark = pytest.mark.project
+pytestmark = [pytest.mark.project,
+              # torch.nn.KLDivLoss(reduction="mean") warns that it is not the divergence (pinned below)
+              pytest.mark.filterwarnings("ignore:reduction. 'mean' divides the total loss:UserWarning")]
 
 #: spec name → (the torch.nn peer or None, the Keras peer or None), each built from the case's validated
 #: params (and, for the torch peer, the prediction's shape)
@@ -20,10 +22,17 @@ PEERS = {
     "squared_hinge": (None, lambda losses, p, dtype: losses.SquaredHinge(dtype=dtype)),
     # torch.nn.MultiMarginLoss is a different loss (a sum over the wrong classes): pinned below
     "categorical_hinge": (None, lambda losses, p, dtype: losses.CategoricalHinge(dtype=dtype)),
+    "kl_divergence": (lambda nn, p, shape: _torch_kl_div(nn, p, shape),
+                      lambda losses, p, dtype: losses.KLDivergence(dtype=dtype)),
 }
 #: (name, framework index) → which validated params the peer computes (the others are another loss)
 PEER_PARAMS = {
     ("categorical_hinge", 1): lambda p: p["zero_competitor"],
+    # torch.nn.KLDivLoss takes log q and has no clip
+    ("kl_divergence", 0): lambda p: p["log_prediction"] and p["epsilon"] == 0.0,
+    # keras.losses.KLDivergence: probabilities on both sides, clipped to [1e-7, 1]
+    ("kl_divergence", 1): lambda p: (p["epsilon"] == 1e-7 and not p["log_prediction"] and not p["log_target"]
+                                     and p["class_reduction"] == "sum"),
 }
 #: (name, case id) → why the peer is not compared on that case (a test below pins the difference)
 KERAS_SKIP = {
@@ -34,6 +43,17 @@ KERAS_SKIP = {
 }
 TORCH_SKIP: dict = {}
 DTYPES = ("float32", "float64")
+
+
+def _torch_kl_div(nn, params, shape):
+    """torch.nn.KLDivLoss of our kl_divergence(log_prediction=True, log_target=lt): reduction='batchmean' for
+    class_reduction='sum' (its sum over every element / N: R times ours on (N, ..., C) inputs with R positions
+    per sample, divided back here), reduction='mean' for class_reduction='mean' (every element's mean: ours)."""
+    if params["class_reduction"] == "mean":
+        return nn.KLDivLoss(reduction="mean", log_target=params["log_target"])
+    positions = int(np.prod(shape[1:-1]))
+    batchmean = nn.KLDivLoss(reduction="batchmean", log_target=params["log_target"])
+    return (lambda x, y: batchmean(x, y) / positions) if positions != 1 else batchmean
 
 
 def _cases(framework):
@@ -291,3 +311,79 @@ def test_categorical_hinge_rejects_targets_that_are_not_one_hot_where_values_are
         with pytest.raises(ValueError) as k_err:
             tf_impl.get_loss("categorical_hinge")(target, pred)
         assert str(t_err.value) == str(k_err.value) == targets_not_one_hot("categorical_hinge", lo, hi)
+
+
+# ---------------------------------------------------------------- kl_divergence
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_keras_kl_divergence_clips_zero_targets_to_epsilon(dtype):
+    """PeerNote of kl_divergence: keras.losses.KLDivergence clips p and q to [1e-7, 1], so a one-hot p equal to
+    q costs Σ_{c≠y} 1e-7 log(1e-7 / 1e-7) … and a zero p_c against q_c > 0 adds 1e-7 log(1e-7 / q_c) < 0; q below
+    1e-7 is capped with gradient 0. The default is the true divergence; epsilon=1e-7 is Keras."""
+    import tf_impl
+
+    import keras
+
+    y = np.array([[1.0, 0.0, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0]])
+    q = np.array([[1.0 - 3e-3, 1e-3, 1e-3, 1e-3], [0.5, 0.25, 0.25, 1e-9]])
+    exact = spec.get("kl_divergence").reference_reduced(q.astype(dtype), y, reduction="none")  # q as computed
+    peer_value, peer_grad = _keras_value_and_grad(keras.losses.KLDivergence(reduction=None, dtype=dtype), y, q, dtype)
+    ours, ours_grad = _keras_value_and_grad(tf_impl.get_loss("kl_divergence", reduction="none"), y, q, dtype)
+    clipped, clipped_grad = _keras_value_and_grad(
+        tf_impl.get_loss("kl_divergence", epsilon=1e-7, reduction="none"), y, q, dtype)
+    tol = spec.get("kl_divergence").tolerances
+    assert tol.value[dtype].compare(ours, exact).ok
+    assert tol.value[dtype].compare(clipped, peer_value).ok and tol.grad[dtype].compare(clipped_grad, peer_grad).ok
+    # the zero targets' terms: 1e-7 log(1e-7 / q_c) each (0 where q_c is clipped to 1e-7 too)
+    keras_excess = np.array([3 * 1e-7 * np.log(1e-7 / 1e-3), 1e-7 * np.log(1e-7 / 0.25)])
+    # (float32: Keras' log(p / q) of the kept terms carries ~1e-7 of rounding, a few % of the excess)
+    np.testing.assert_allclose(peer_value - exact, keras_excess, rtol=1e-2, atol={"float32": 2e-7, "float64": 0.0}[dtype])
+    assert np.all(peer_value < exact)  # each zero target probability lowers Keras' value
+    assert peer_grad[1, 3] == 0.0 and ours_grad[1, 3] == 0.0  # q = 1e-9: Keras' clip / true gradient -p/q with p = 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_torch_kl_div_loss_reductions_map_onto_ours(dtype):
+    """PeerNote of kl_divergence: torch.nn.KLDivLoss(log_target=) takes log q; its 'batchmean' and 'sum' equal ours
+    (log_prediction=True) on (N, C), are R times ours on (N, ..., C) (R positions per sample), and its 'mean' is
+    ours with class_reduction='mean' on every shape."""
+    import torch
+
+    import torch_impl
+
+    case = next(c for c in spec.get("kl_divergence").cases() if c.id == "log-typical-3d")  # (2, 3, 4): R = 3
+    x = torch.tensor(case.prediction, dtype=getattr(torch, dtype))
+    y = torch.tensor(case.target, dtype=x.dtype)
+    rtol = {"float32": 1e-5, "float64": 1e-12}[dtype]
+
+    def ours(**kw):
+        return float(torch_impl.get_loss("kl_divergence", log_prediction=True, **kw)(x, y))
+
+    assert float(torch.nn.KLDivLoss(reduction="batchmean")(x, y)) == pytest.approx(3 * ours(), rel=rtol)
+    assert float(torch.nn.KLDivLoss(reduction="sum")(x, y)) == pytest.approx(3 * ours(reduction="sum"), rel=rtol)
+    with pytest.warns(UserWarning, match="'mean' will be changed to behave the same as 'batchmean'"):
+        mean = float(torch.nn.KLDivLoss(reduction="mean")(x, y))
+    assert mean == pytest.approx(ours(class_reduction="mean"), rel=rtol)
+    x2, y2 = x.reshape(-1, 4), y.reshape(-1, 4)  # (N, C): batchmean is ours
+    ours2 = float(torch_impl.get_loss("kl_divergence", log_prediction=True)(x2, y2))
+    assert float(torch.nn.KLDivLoss(reduction="batchmean")(x2, y2)) == pytest.approx(ours2, rel=rtol)
+
+
+def test_kl_divergence_rejects_the_wrong_probability_form():
+    """Contract of kl_divergence: a log-probability prediction without log_prediction=True (torch's KLDivLoss
+    computes a wrong, possibly negative value with it silently) and probabilities with it are rejected, same
+    message in both frameworks."""
+    import tf_impl
+
+    import torch
+
+    import torch_impl
+
+    q = np.array([[0.5, 0.25, 0.25]])
+    p = np.array([[0.25, 0.25, 0.5]])
+    assert float(torch.nn.KLDivLoss(reduction="batchmean")(torch.tensor(q), torch.tensor(p))) < 0  # no error
+    for params, pred in (({}, np.log(q)), ({"log_prediction": True}, q)):
+        with pytest.raises(ValueError) as t_err:
+            torch_impl.get_loss("kl_divergence", **params)(torch.tensor(pred), torch.tensor(p))
+        with pytest.raises(ValueError) as k_err:
+            tf_impl.get_loss("kl_divergence", **params)(p, pred)
+        assert str(t_err.value) == str(k_err.value) and "prediction must lie in" in str(t_err.value)

@@ -56,8 +56,9 @@ def examples(draw, entry):
     domain = entry.prediction_domain(params)
     if domain is None:
         elem = st.one_of(st.floats(-30, 30, allow_nan=False, width=32), st.sampled_from(LOGIT_EDGES))
-    else:
-        elem = st.one_of(st.floats(domain[0], domain[1], allow_nan=False, width=32), st.sampled_from(list(domain)))
+    else:  # an unbounded side (log-probabilities: (-inf, 0]) stops at the largest logit edge
+        lo, hi = max(domain[0], LOGIT_EDGES[0]), min(domain[1], LOGIT_EDGES[-1])
+        elem = st.one_of(st.floats(lo, hi, allow_nan=False, width=32), st.sampled_from([lo, hi]))
     pred = np.asarray(draw(st.lists(elem, min_size=n, max_size=n)), np.float64).reshape(shape)
     if classes and domain is not None:  # probabilities of a softmax head sum to one per row
         pred = (pred + 1e-3) / (pred + 1e-3).sum(axis=-1, keepdims=True)
@@ -71,6 +72,12 @@ def examples(draw, entry):
         elif one_hot:
             idx = draw(st.lists(st.integers(0, shape[-1] - 1), min_size=m // shape[-1], max_size=m // shape[-1]))
             target = np.eye(shape[-1])[np.asarray(idx, int)].reshape(t_shape)
+        elif entry.family == "divergence":  # distributions: probabilities, or log-probabilities (log_target)
+            if params.get("log_target"):
+                vals = st.one_of(st.floats(-30, 0, allow_nan=False, width=32), st.sampled_from([-1e4, 0.0]))
+            else:
+                vals = st.one_of(st.floats(0, 1, allow_nan=False, width=32), st.sampled_from([0.0, 1.0]))
+            target = np.asarray(draw(st.lists(vals, min_size=m, max_size=m)), np.float64).reshape(t_shape)
         elif entry.target_domain == (-1.0, 1.0):  # hard labels of a hinge loss: -1 / 1, or 0 / 1 (0 means -1)
             vals = st.sampled_from([-1.0, 0.0, 1.0])
             target = np.asarray(draw(st.lists(vals, min_size=m, max_size=m)), np.float64).reshape(t_shape)

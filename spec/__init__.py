@@ -9,7 +9,7 @@
 """
 from __future__ import annotations
 
-from . import classification, margin, multiclass, overlap, regression, regularizers  # noqa: F401  (register entries)
+from . import classification, divergence, margin, multiclass, overlap, regression, regularizers  # noqa: F401  (register entries)
 from . import api, messages, numerics, validation
 from .api import define, entry_point_failures, implementations, load_entry_points
 from .core import (

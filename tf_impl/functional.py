@@ -1,5 +1,6 @@
 """Functional losses, one name per spec entry: ``fn(y_true, y_pred, *, ...)``."""
 from .classification import binary_focal, weighted_bce
+from .divergence import *  # noqa: F401,F403
 from .margin import *  # noqa: F401,F403
 from .multiclass import *  # noqa: F401,F403  (each family module lists its functions in __all__)
 from .overlap import *  # noqa: F401,F403

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import spec as _spec
 
-from . import classification, keras_names, margin, multiclass, overlap, regression, regularizers  # noqa: F401
+from . import classification, divergence, keras_names, margin, multiclass, overlap, regression, regularizers  # noqa: F401
 from ._core import LossCall, apply, split_params
 from .distributed import scale_for_replicas
 
@@ -274,6 +274,20 @@ class CategoricalHinge(SpecLoss):
 
     def __init__(self, *, zero_competitor=False, reduction="mean", validate=True, name=None):
         super().__init__(zero_competitor=zero_competitor, reduction=reduction, validate=validate, name=name)
+
+
+# ---------------------------------------------------------------- family: divergence
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class KLDivergence(SpecLoss):
+    """Keras form of :func:`tf_impl.divergence.kl_divergence` (distributions on the last axis)."""
+
+    spec_name = "kl_divergence"
+    per_sample = staticmethod(divergence._kl_divergence_per_sample)
+
+    def __init__(self, *, log_prediction=False, log_target=False, epsilon=0.0, class_reduction="sum",
+                 reduction="mean", validate=True, name=None):
+        super().__init__(log_prediction=log_prediction, log_target=log_target, epsilon=epsilon,
+                         class_reduction=class_reduction, reduction=reduction, validate=validate, name=name)
 
 
 # ---------------------------------------------------------------- family: regularizers

@@ -15,7 +15,7 @@ from torch import nn
 
 import spec as _spec
 
-from . import classification, margin, multiclass, overlap, regression, regularizers  # noqa: F401
+from . import classification, divergence, margin, multiclass, overlap, regression, regularizers  # noqa: F401
 from ._core import LossCall, apply, split_params
 
 IMPLEMENTATIONS = _spec.core.Implementations("torch", to_plain=lambda c: split_params(c)[0])
@@ -282,6 +282,19 @@ class CategoricalHingeLoss(SpecLoss):
 
     def __init__(self, *, zero_competitor=False, reduction="mean", validate=True):
         super().__init__(zero_competitor=zero_competitor, reduction=reduction, validate=validate)
+
+
+# ---------------------------------------------------------------- family: divergence
+class KLDivergenceLoss(SpecLoss):
+    """Module form of :func:`torch_impl.divergence.kl_divergence` (distributions on the last axis)."""
+
+    spec_name = "kl_divergence"
+    per_sample = staticmethod(divergence._kl_divergence_per_sample)
+
+    def __init__(self, *, log_prediction=False, log_target=False, epsilon=0.0, class_reduction="sum",
+                 reduction="mean", validate=True):
+        super().__init__(log_prediction=log_prediction, log_target=log_target, epsilon=epsilon,
+                         class_reduction=class_reduction, reduction=reduction, validate=validate)
 
 
 # ---------------------------------------------------------------- family: regularizers
