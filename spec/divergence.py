@@ -234,8 +234,7 @@ CLASS_REDUCTION = Param(
 KL_DIVERGENCE = register(LossSpec(
     name="kl_divergence",
     family="divergence",
-    summary="Kullback-Leibler divergence KL(p ‖ q) = Σ_c p_c log(p_c / q_c) of a target distribution p and a "
-            "predicted q on the last axis, each given as probabilities or log-probabilities.",
+    summary="KL(p ‖ q) = Σ_c p_c log(p_c / q_c) over the last axis, from probabilities or log-probabilities.",
     formula=(r"\ell = \frac{1}{R}\sum_r \sum_{c=1}^{C} p_{rc} \left(\log p_{rc} - \log q_{rc}\right),\quad "
              r"0 \log 0 = 0,\ \log q = \log\max(q, 2^{-126});\ \epsilon > 0:\ p, q \to \mathrm{clip}(\cdot, "
              r"\epsilon, 1)"),

@@ -190,8 +190,7 @@ _TORCH_NONE = (
 HINGE = register(LossSpec(
     name="hinge",
     family="margin",
-    summary="Hinge loss max(0, 1 - t ŷ) of a score ŷ and a label t = ±1 (0/1 labels: 0 means -1), averaged over "
-            "every non-batch axis of a sample.",
+    summary="Hinge loss max(0, 1 - t ŷ), labels t = ±1 (or 0/1: 0 means -1), averaged over a sample.",
     formula=(r"\ell = \frac{1}{M}\sum_j \max\left(0,\ 1 - t_j \hat y_j\right),\quad "
              r"t_j = \begin{cases} 1 & y_j > 0 \\ -1 & y_j \in \{0, -1\} \end{cases}"),
     params=(),
@@ -240,8 +239,7 @@ def _squared_hinge_cases():
 SQUARED_HINGE = register(LossSpec(
     name="squared_hinge",
     family="margin",
-    summary="Squared hinge loss max(0, 1 - t ŷ)² of a score ŷ and a label t = ±1 (0/1 labels: 0 means -1), "
-            "averaged over every non-batch axis of a sample.",
+    summary="Squared hinge loss max(0, 1 - t ŷ)², labels as in hinge, averaged over a sample.",
     formula=(r"\ell = \frac{1}{M}\sum_j \max\left(0,\ 1 - t_j \hat y_j\right)^2,\quad "
              r"t_j = \begin{cases} 1 & y_j > 0 \\ -1 & y_j \in \{0, -1\} \end{cases}"),
     params=(),
@@ -388,8 +386,7 @@ ZERO_COMPETITOR = Param(
 CATEGORICAL_HINGE = register(LossSpec(
     name="categorical_hinge",
     family="margin",
-    summary="Multiclass (Crammer-Singer) hinge max(0, 1 + max_{c≠y} ŷ_c - ŷ_y) with one-hot targets on the last "
-            "axis; zero_competitor=True is keras.losses.CategoricalHinge.",
+    summary="Multiclass hinge max(0, 1 + max_{c≠y} ŷ_c - ŷ_y), one-hot targets, classes last.",
     formula=(r"\ell = \frac{1}{R}\sum_r \max\left(0,\ 1 + n_r - \hat y_{r,y_r}\right),\quad "
              r"n_r = \max_{c \ne y_r} \hat y_{rc}\ \left(\text{zero\_competitor: } \max\left(0, \max_{c \ne y_r} "
              r"\hat y_{rc}\right)\right)"),
