@@ -82,11 +82,11 @@ _PEER_SUFFIX = re.compile(r"\(seed (\d{3})\)")
 
 #: spec names Keras already defines: the string keeps Keras' meaning and ours is "lossparity>Class"
 #: (tf_impl.keras_names; test_docs.py checks this set against it)
-KERAS_BUILT_IN = frozenset({"categorical_crossentropy", "categorical_focal_crossentropy", "circle", "cosine_similarity",
-                            "ctc", "huber", "log_cosh", "mean_absolute_error", "mean_absolute_percentage_error",
-                            "mean_squared_error", "mean_squared_logarithmic_error", "poisson",
-                            "sparse_categorical_crossentropy",
-                            "tversky"})
+KERAS_BUILT_IN = frozenset({"categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge", "circle",
+                            "cosine_similarity", "ctc", "hinge", "huber", "kl_divergence", "log_cosh",
+                            "mean_absolute_error", "mean_absolute_percentage_error", "mean_squared_error",
+                            "mean_squared_logarithmic_error", "poisson", "sparse_categorical_crossentropy",
+                            "squared_hinge", "tversky"})
 
 
 def _keras_string(entry) -> str:
@@ -455,6 +455,8 @@ def _target_text(entry) -> str:
         return "integer labels (any integers: only equality matters), one per row"
     if entry.target_shape is not None:
         return "integer class labels in [0, C), one per row (C: the size of the prediction's last axis)"
+    if entry.target_text:
+        return entry.target_text
     return "values in " + _domain(entry.target_domain) if entry.target_domain is not None else "any real values"
 
 
