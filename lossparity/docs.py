@@ -139,11 +139,12 @@ def _problem_links(entry, prefix: str) -> str:
 
 # --------------------------------------------------------------------------- catalog tables
 def readme_catalog() -> str:
-    """README's short catalog: name (linking to its page) → summary."""
-    lines = ["| loss | what it is | torch / Keras class |", "|---|---|---|"]
-    for entry in spec.all_specs():
-        lines.append(f"| [`{entry.name}`](docs/losses/{entry.name}.md) | {_cell(entry.summary)} "
-                     f"| `{entry.torch_class}` / `{entry.keras_class}` |")
+    """README's short catalog: one row per family, each loss's name linking to its page (the summaries,
+    parameters and problems are on ``docs/losses/index.md``)."""
+    lines = ["| family | losses |", "|---|---|"]
+    for family in dict.fromkeys(e.family for e in spec.all_specs()):
+        names = [f"[`{e.name}`](docs/losses/{e.name}.md)" for e in spec.all_specs() if e.family == family]
+        lines.append(f"| {family} | {', '.join(names)} |")
     return "\n".join(lines)
 
 
@@ -154,11 +155,13 @@ def losses_index() -> str:
              "convention, the problem it answers and the trap it avoids, torch and Keras usage, the "
              "errors it raises and its benchmark figures.", ""]
     for family in dict.fromkeys(e.family for e in spec.all_specs()):
-        lines += [f"## {family}", "", "| loss | summary | parameters (defaults) | problem |", "|---|---|---|---|"]
+        lines += [f"## {family}", "", "| loss | summary | parameters (defaults) | torch / Keras class | problem |",
+                  "|---|---|---|---|---|"]
         for entry in spec.all_specs():
             if entry.family == family:
                 lines.append(f"| [`{entry.name}`]({entry.name}.md) | {_cell(entry.summary)} "
-                             f"| {_cell(_param_text(entry))} | {_problem_links(entry, '../')} |")
+                             f"| {_cell(_param_text(entry))} | `{entry.torch_class}` / `{entry.keras_class}` "
+                             f"| {_problem_links(entry, '../')} |")
         lines.append("")
     return "\n".join(lines)
 
