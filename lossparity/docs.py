@@ -82,11 +82,11 @@ _PEER_SUFFIX = re.compile(r"\(seed (\d{3})\)")
 
 #: spec names Keras already defines: the string keeps Keras' meaning and ours is "lossparity>Class"
 #: (tf_impl.keras_names; test_docs.py checks this set against it)
-KERAS_BUILT_IN = frozenset({"categorical_crossentropy", "categorical_focal_crossentropy", "circle", "cosine_similarity",
-                            "ctc", "huber", "log_cosh", "mean_absolute_error", "mean_absolute_percentage_error",
-                            "mean_squared_error", "mean_squared_logarithmic_error", "poisson",
-                            "sparse_categorical_crossentropy",
-                            "tversky"})
+KERAS_BUILT_IN = frozenset({"categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge", "circle",
+                            "cosine_similarity", "ctc", "hinge", "huber", "kl_divergence", "log_cosh",
+                            "mean_absolute_error", "mean_absolute_percentage_error", "mean_squared_error",
+                            "mean_squared_logarithmic_error", "poisson", "sparse_categorical_crossentropy",
+                            "squared_hinge", "tversky"})
 
 
 def _keras_string(entry) -> str:
@@ -139,11 +139,12 @@ def _problem_links(entry, prefix: str) -> str:
 
 # --------------------------------------------------------------------------- catalog tables
 def readme_catalog() -> str:
-    """README's short catalog: name (linking to its page) → summary."""
-    lines = ["| loss | what it is | torch / Keras class |", "|---|---|---|"]
-    for entry in spec.all_specs():
-        lines.append(f"| [`{entry.name}`](docs/losses/{entry.name}.md) | {_cell(entry.summary)} "
-                     f"| `{entry.torch_class}` / `{entry.keras_class}` |")
+    """README's short catalog: one row per family, each loss's name linking to its page (the summaries,
+    parameters and problems are on ``docs/losses/index.md``)."""
+    lines = ["| family | losses |", "|---|---|"]
+    for family in dict.fromkeys(e.family for e in spec.all_specs()):
+        names = [f"[`{e.name}`](docs/losses/{e.name}.md)" for e in spec.all_specs() if e.family == family]
+        lines.append(f"| {family} | {', '.join(names)} |")
     return "\n".join(lines)
 
 
@@ -154,11 +155,13 @@ def losses_index() -> str:
              "convention, the problem it answers and the trap it avoids, torch and Keras usage, the "
              "errors it raises and its benchmark figures.", ""]
     for family in dict.fromkeys(e.family for e in spec.all_specs()):
-        lines += [f"## {family}", "", "| loss | summary | parameters (defaults) | problem |", "|---|---|---|---|"]
+        lines += [f"## {family}", "", "| loss | summary | parameters (defaults) | torch / Keras class | problem |",
+                  "|---|---|---|---|---|"]
         for entry in spec.all_specs():
             if entry.family == family:
                 lines.append(f"| [`{entry.name}`]({entry.name}.md) | {_cell(entry.summary)} "
-                             f"| {_cell(_param_text(entry))} | {_problem_links(entry, '../')} |")
+                             f"| {_cell(_param_text(entry))} | `{entry.torch_class}` / `{entry.keras_class}` "
+                             f"| {_problem_links(entry, '../')} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -455,6 +458,8 @@ def _target_text(entry) -> str:
         return "integer labels (any integers: only equality matters), one per row"
     if entry.target_shape is not None:
         return "integer class labels in [0, C), one per row (C: the size of the prediction's last axis)"
+    if entry.target_text:
+        return entry.target_text
     return "values in " + _domain(entry.target_domain) if entry.target_domain is not None else "any real values"
 
 

@@ -90,9 +90,10 @@ def examples(draw, entry):
     domain = entry.prediction_domain(params)
     if domain is None:
         elem = st.one_of(st.floats(-30, 30, allow_nan=False, width=32), st.sampled_from(LOGIT_EDGES))
-    else:  # a bound at infinity (rates >= 0): drawn up to 30, like the logits
-        lo, hi = domain
-        hi = min(hi, 30.0)
+    else:  # a side at infinity stops like the logits: rates (>= 0) are drawn up to 30, log-probabilities
+        # ((-inf, 0]) down to the largest logit edge
+        lo = max(domain[0], LOGIT_EDGES[0])
+        hi = domain[1] if np.isfinite(domain[1]) else 30.0
         elem = st.one_of(st.floats(lo, hi, allow_nan=False, width=32), st.sampled_from([lo, hi]))
     pred = np.asarray(draw(st.lists(elem, min_size=n, max_size=n)), np.float64).reshape(shape)
     if classes and domain is not None:  # probabilities of a softmax head sum to one per row
@@ -109,6 +110,15 @@ def examples(draw, entry):
         elif one_hot:
             idx = draw(st.lists(st.integers(0, shape[-1] - 1), min_size=m // shape[-1], max_size=m // shape[-1]))
             target = np.eye(shape[-1])[np.asarray(idx, int)].reshape(t_shape)
+        elif entry.family == "divergence":  # distributions: probabilities, or log-probabilities (log_target)
+            if params.get("log_target"):
+                vals = st.one_of(st.floats(-30, 0, allow_nan=False, width=32), st.sampled_from([-1e4, 0.0]))
+            else:
+                vals = st.one_of(st.floats(0, 1, allow_nan=False, width=32), st.sampled_from([0.0, 1.0]))
+            target = np.asarray(draw(st.lists(vals, min_size=m, max_size=m)), np.float64).reshape(t_shape)
+        elif entry.target_domain == (-1.0, 1.0):  # hard labels of a hinge loss: -1 / 1, or 0 / 1 (0 means -1)
+            vals = st.sampled_from([-1.0, 0.0, 1.0])
+            target = np.asarray(draw(st.lists(vals, min_size=m, max_size=m)), np.float64).reshape(t_shape)
         elif entry.target_domain == (0.0, 1.0):
             hard = st.sampled_from([0.0, 1.0])
             vals = st.floats(0, 1, allow_nan=False, width=32) if draw(st.booleans()) else hard

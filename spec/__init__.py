@@ -9,7 +9,7 @@
 """
 from __future__ import annotations
 
-from . import classification, metric_learning, multiclass, overlap, regression, regularizers, sequence  # noqa: F401  (register entries)
+from . import classification, divergence, margin, metric_learning, multiclass, overlap, regression, regularizers, sequence  # noqa: F401  (register entries)
 from . import api, messages, numerics, ports, validation
 from .api import define, entry_point_failures, implementations, load_entry_points
 from .core import (

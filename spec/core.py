@@ -226,6 +226,9 @@ class LossSpec:
     #: closed interval of the target (None = any real; an infinite bound: unbounded on that side, the
     #: values stay finite)
     target_domain: tuple[float, float] | None = (0.0, 1.0)
+    #: what the target holds, where ``target_domain`` cannot say it (a domain that depends on the params,
+    #: checked by ``check_values``): the docs and docstrings show this text instead
+    target_text: str = ""
     #: extra message appended when the prediction is outside its domain
     prediction_domain_hint: Callable[[Mapping[str, Any]], str] = lambda p: ""
     #: compatibility checks of params against the prediction shape: ``(loss, params, shape)``

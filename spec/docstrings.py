@@ -193,7 +193,9 @@ def _input_args(entry: LossSpec, framework: str) -> list[tuple[str, str]]:
         target = "integer class labels, shape ``prediction.shape[:-1]`` (classes on the last axis)"
     else:
         target = "the truth, same shape as the prediction"
-        if entry.target_domain is not None:
+        if entry.target_text:
+            target += f", {entry.target_text}"
+        elif entry.target_domain is not None:
             target += f", values {_interval(entry.target_domain)}"
         else:
             target += ", any real values"

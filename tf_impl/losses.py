@@ -16,6 +16,9 @@ import tensorflow as tf
 import spec as _spec
 
 from . import classification, keras_names, metric_learning, multiclass, overlap, regression, regularizers, sequence  # noqa: F401
+
+
+from . import classification, divergence, keras_names, margin, multiclass, overlap, regression, regularizers  # noqa: F401
 from ._core import LossCall, apply, split_params
 from .distributed import scale_for_replicas
 
@@ -341,6 +344,54 @@ class CTC(SpecLoss):
                  validate=True, name=None):
         super().__init__(blank=blank, zero_infinity=zero_infinity, divide_by_target_length=divide_by_target_length,
                          reduction=reduction, validate=validate, name=name)
+
+
+# ---------------------------------------------------------------- family: margin
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Hinge(SpecLoss):
+    """Keras form of :func:`tf_impl.margin.hinge` (labels -1/1 or 0/1)."""
+
+    spec_name = "hinge"
+    per_sample = staticmethod(margin._hinge_per_sample)
+
+    def __init__(self, *, reduction="mean", validate=True, name=None):
+        super().__init__(reduction=reduction, validate=validate, name=name)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SquaredHinge(SpecLoss):
+    """Keras form of :func:`tf_impl.margin.squared_hinge` (labels -1/1 or 0/1)."""
+
+    spec_name = "squared_hinge"
+    per_sample = staticmethod(margin._squared_hinge_per_sample)
+
+    def __init__(self, *, reduction="mean", validate=True, name=None):
+        super().__init__(reduction=reduction, validate=validate, name=name)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CategoricalHinge(SpecLoss):
+    """Keras form of :func:`tf_impl.margin.categorical_hinge` (classes last, one-hot targets)."""
+
+    spec_name = "categorical_hinge"
+    per_sample = staticmethod(margin._categorical_hinge_per_sample)
+
+    def __init__(self, *, zero_competitor=False, reduction="mean", validate=True, name=None):
+        super().__init__(zero_competitor=zero_competitor, reduction=reduction, validate=validate, name=name)
+
+
+# ---------------------------------------------------------------- family: divergence
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class KLDivergence(SpecLoss):
+    """Keras form of :func:`tf_impl.divergence.kl_divergence` (distributions on the last axis)."""
+
+    spec_name = "kl_divergence"
+    per_sample = staticmethod(divergence._kl_divergence_per_sample)
+
+    def __init__(self, *, log_prediction=False, log_target=False, epsilon=0.0, class_reduction="sum",
+                 reduction="mean", validate=True, name=None):
+        super().__init__(log_prediction=log_prediction, log_target=log_target, epsilon=epsilon,
+                         class_reduction=class_reduction, reduction=reduction, validate=validate, name=name)
 
 
 # ---------------------------------------------------------------- family: regularizers

@@ -16,6 +16,9 @@ from torch import nn
 import spec as _spec
 
 from . import classification, metric_learning, multiclass, overlap, regression, regularizers, sequence  # noqa: F401
+
+
+from . import classification, divergence, margin, multiclass, overlap, regression, regularizers  # noqa: F401
 from ._core import LossCall, apply, split_params
 
 IMPLEMENTATIONS = _spec.core.Implementations("torch", to_plain=lambda c: split_params(c)[0])
@@ -342,6 +345,50 @@ class CTCLoss(SpecLoss):
                  validate=True):
         super().__init__(blank=blank, zero_infinity=zero_infinity, divide_by_target_length=divide_by_target_length,
                          reduction=reduction, validate=validate)
+
+
+# ---------------------------------------------------------------- family: margin
+class HingeLoss(SpecLoss):
+    """Module form of :func:`torch_impl.margin.hinge` (labels -1/1 or 0/1)."""
+
+    spec_name = "hinge"
+    per_sample = staticmethod(margin._hinge_per_sample)
+
+    def __init__(self, *, reduction="mean", validate=True):
+        super().__init__(reduction=reduction, validate=validate)
+
+
+class SquaredHingeLoss(SpecLoss):
+    """Module form of :func:`torch_impl.margin.squared_hinge` (labels -1/1 or 0/1)."""
+
+    spec_name = "squared_hinge"
+    per_sample = staticmethod(margin._squared_hinge_per_sample)
+
+    def __init__(self, *, reduction="mean", validate=True):
+        super().__init__(reduction=reduction, validate=validate)
+
+
+class CategoricalHingeLoss(SpecLoss):
+    """Module form of :func:`torch_impl.margin.categorical_hinge` (classes last, one-hot targets)."""
+
+    spec_name = "categorical_hinge"
+    per_sample = staticmethod(margin._categorical_hinge_per_sample)
+
+    def __init__(self, *, zero_competitor=False, reduction="mean", validate=True):
+        super().__init__(zero_competitor=zero_competitor, reduction=reduction, validate=validate)
+
+
+# ---------------------------------------------------------------- family: divergence
+class KLDivergenceLoss(SpecLoss):
+    """Module form of :func:`torch_impl.divergence.kl_divergence` (distributions on the last axis)."""
+
+    spec_name = "kl_divergence"
+    per_sample = staticmethod(divergence._kl_divergence_per_sample)
+
+    def __init__(self, *, log_prediction=False, log_target=False, epsilon=0.0, class_reduction="sum",
+                 reduction="mean", validate=True):
+        super().__init__(log_prediction=log_prediction, log_target=log_target, epsilon=epsilon,
+                         class_reduction=class_reduction, reduction=reduction, validate=validate)
 
 
 # ---------------------------------------------------------------- family: regularizers

@@ -20,7 +20,7 @@ def layout(entry) -> str:
         return "sequence"
     if entry.target_shape is not None:
         return "classes"
-    if entry.family == "multiclass":
+    if entry.family in ("multiclass", "divergence"):  # distributions over the last axis
         return "classes"
     targets = [np.asarray(c.target, np.float64) for c in entry.cases()]
     one_hot = all(t.ndim >= 2 and t.shape[-1] > 1 and np.allclose(t.sum(-1), 1.0) and np.all((t == 0) | (t == 1))

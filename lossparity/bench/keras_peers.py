@@ -233,6 +233,40 @@ def _keras_peers():
         return keras.losses.Circle(gamma=p.get("gamma", 80.0), margin=p.get("margin", 0.4),
                                    remove_diagonal=p.get("remove_diagonal", True))
 
+    def keras_hinge(p, shape):
+        return keras.losses.Hinge()
+
+    def keras_squared_hinge(p, shape):
+        return keras.losses.SquaredHinge()
+
+    def keras_categorical_hinge(p, shape):
+        return keras.losses.CategoricalHinge() if p.get("zero_competitor") else None  # not the same math
+
+    def keras_kl_divergence(p, shape):
+        keras_form = (p.get("epsilon") == 1e-7 and not p.get("log_prediction") and not p.get("log_target")
+                      and p.get("class_reduction", "sum") == "sum")
+        return keras.losses.KLDivergence() if keras_form else None  # not the same math
+
+    def plain_kl_divergence(p, shape):
+        if p.get("epsilon") or p.get("log_prediction") or p.get("log_target") or p.get("class_reduction") == "mean":
+            return None
+
+        def fn(y_true, y_pred):  # the true divergence users write: Σ xlogy(p, p) - p log q
+            return tf.reduce_mean(tf.reduce_sum(tf.math.xlogy(y_true, y_true) - y_true * tf.math.log(f32(y_pred)),
+                                                axis=-1))
+        return fn
+
+    def plain_categorical_hinge(p, shape):
+        if p.get("zero_competitor"):
+            return None
+
+        def fn(y_true, y_pred):  # what users write: max(0, 1 + max over the wrong classes - true score)
+            x = f32(y_pred)
+            pos = tf.reduce_sum(y_true * x, axis=-1)
+            neg = tf.reduce_max(x - y_true * 1e30, axis=-1)
+            return tf.reduce_mean(tf.maximum(neg - pos + 1.0, 0.0))
+        return fn
+
     def seed003_asym(p, shape):
         def fn(y_true, y_pred):  # the asymmetric-cost answer: custom_loss
             return tf.reduce_mean(tf.abs(1 - tf.exp(-tf.math.log(tf.exp(y_true - f32(y_pred))))))
@@ -308,6 +342,12 @@ def _keras_peers():
         "circle": [("keras.losses.Circle", keras_circle)],
         "cosine_similarity": [("keras.losses.CosineSimilarity", keras_cosine)],
         "ctc": [("keras.losses.CTC", keras_ctc)],
+        "hinge": [("keras.losses.Hinge", keras_hinge)],
+        "squared_hinge": [("keras.losses.SquaredHinge", keras_squared_hinge)],
+        "categorical_hinge": [("keras.losses.CategoricalHinge", keras_categorical_hinge),
+                              ("plain tf max over wrong classes", plain_categorical_hinge)],
+        "kl_divergence": [("keras.losses.KLDivergence", keras_kl_divergence),
+                          ("plain tf xlogy(p, p) - p log q", plain_kl_divergence)],
         "asymmetric_exponential": [("custom_loss (asymmetric-cost answer)", seed003_asym)],
         "count_penalty": [("hard count (count-above-a-threshold answer)", seed000_count)],
         "mse_count_penalty": [("CountBasedRegularizationLoss (count-above-a-threshold answer)", seed000_mse_count)],

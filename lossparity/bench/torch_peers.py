@@ -335,6 +335,28 @@ def _torch_peers():
         return lambda x, y: torch.mean(torch.square(torch.log1p(torch.clamp_min(f32(x), eps))
                                                     - torch.log1p(torch.clamp_min(y, eps))))
 
+    def plain_hinge(p, shape):
+        return lambda x, y: torch.mean(torch.clamp(1.0 - y * f32(x), min=0.0))  # labels -1/1 (torch.nn has none)
+
+    def plain_squared_hinge(p, shape):
+        return lambda x, y: torch.mean(torch.clamp(1.0 - y * f32(x), min=0.0) ** 2)
+
+    def plain_categorical_hinge(p, shape):
+        def fn(x, y):  # what users write: max(0, 1 + max over the wrong classes - true score)
+            x = f32(x)
+            pos = (y * x).sum(-1)
+            neg = (x - y * 1e30).amax(-1) if not p.get("zero_competitor") else ((1 - y) * x).amax(-1)
+            return torch.mean(torch.clamp(neg - pos + 1.0, min=0.0))
+        return fn
+
+    def kl_div(p, shape):
+        if p.get("epsilon") or p.get("class_reduction") == "mean" or len(shape) != 2:
+            return None  # batchmean equals ours on (N, C) only
+        log_target = p.get("log_target", False)
+        if p.get("log_prediction"):
+            return lambda x, y: F.kl_div(f32(x), y, reduction="batchmean", log_target=log_target)
+        return lambda x, y: F.kl_div(torch.log(f32(x)), y, reduction="batchmean", log_target=log_target)
+
     def seed003_asym(p, shape):
         def fn(x, y):  # the asymmetric-cost answer: K.mean(abs(1 - exp(-log(exp(y_true - y_pred)))))
             return torch.mean(torch.abs(1 - torch.exp(-torch.log(torch.exp(y - f32(x))))))
@@ -414,6 +436,10 @@ def _torch_peers():
         "circle": [("keras.losses.circle (transcribed)", keras_circle_transcribed)],
         "cosine_similarity": [("-F.cosine_similarity", cosine)],
         "ctc": [("F.ctc_loss", ctc)],
+        "hinge": [("plain torch clamp(1 - t ŷ, min=0)", plain_hinge)],
+        "squared_hinge": [("plain torch clamp(1 - t ŷ, min=0)²", plain_squared_hinge)],
+        "categorical_hinge": [("plain torch max over wrong classes", plain_categorical_hinge)],
+        "kl_divergence": [("F.kl_div (batchmean)", kl_div)],
         "asymmetric_exponential": [("custom_loss (asymmetric-cost answer, transcribed)", seed003_asym)],
         "count_penalty": [("hard count (count-above-a-threshold answer, transcribed)", seed000_count)],
         "mse_count_penalty": [("CountBasedRegularizationLoss (count-above-a-threshold answer, transcribed)", seed000_mse_count)],

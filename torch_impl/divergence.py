@@ -1,0 +1,43 @@
+"""Divergences, torch twins of :mod:`spec.divergence`: ``kl_divergence``. Argument order is torch's:
+``(input, target)``, prediction first; the distribution on the LAST axis (NCHW: ``x.movedim(1, -1)``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from spec.numerics import P_MIN
+
+from ._core import apply, clip, mean_nonbatch
+
+__all__ = ["kl_divergence"]
+
+
+def _kl_elementwise(x, y, *, log_prediction, log_target, epsilon):
+    if epsilon > 0.0:  # Keras' clip of both distributions to [ε, 1], then p log(p/q)
+        p = clip(torch.exp(y) if log_target else y, epsilon, 1.0)
+        q = clip(torch.exp(x) if log_prediction else x, epsilon, 1.0)
+        return p * torch.log(p / q)
+    if log_prediction:  # torch's own kernel: xlogy(p, p) - p log q, or exp(log p) (log p - log q)
+        return F.kl_div(x, y, reduction="none", log_target=log_target)
+    q = clip(x, P_MIN)  # the library's clamp: log(max(q, 2**-126)), gradient 0 below
+    if log_target:
+        return torch.exp(y) * (y - torch.log(q))
+    # y log(y / q) with 0 log 0 = 0: the log's argument is 1 where y = 0 (no inf, no NaN gradient)
+    return y * torch.log(torch.where(y > 0, y, 1.0) / q)
+
+
+def _kl_divergence_per_sample(x, y, *, log_prediction, log_target, epsilon, class_reduction):
+    y = y.to(x.dtype)
+    elementwise = _kl_elementwise(x, y, log_prediction=log_prediction, log_target=log_target, epsilon=epsilon)
+    rows = elementwise.sum(dim=-1) if class_reduction == "sum" else elementwise.mean(dim=-1)
+    return mean_nonbatch(rows)
+
+
+def kl_divergence(input, target, *, log_prediction=False, log_target=False, epsilon=0.0, class_reduction="sum",
+                  sample_weight=None, reduction="mean", validate=True):
+    """``torch.nn.KLDivLoss(reduction="batchmean", log_target=lt)`` on ``(N, C)`` inputs is this loss with
+    ``log_prediction=True, log_target=lt``; its ``reduction="mean"`` is ``class_reduction="mean"``."""
+    return apply("kl_divergence", _kl_divergence_per_sample, input, target, sample_weight,
+                 {"log_prediction": log_prediction, "log_target": log_target, "epsilon": epsilon,
+                  "class_reduction": class_reduction}, reduction, validate)
