@@ -40,6 +40,8 @@ PINNED_CASES = {
         "test_keras_msle_in_float64_clamps_at_a_float32_epsilon",
     **{("CrossEntropyLoss", "ignore-every-row-edge", dtype): "test_torch_mean_of_every_row_ignored_is_nan_ours_is_zero"
        for dtype in DTYPES},
+    **{(cls, "edge-minus-one-and-zero", dtype): "test_keras_hinge_converts_labels_by_batch"
+       for cls in ("Hinge", "SquaredHinge") for dtype in DTYPES},
     ("CTC", "edge-padding-inside", "float32"): "test_keras_ctc_reads_the_first_label_count_entries_of_a_row",
     ("CTC", "edge-infeasible", "float32"): "test_infeasible_labels_inf_and_no_gradient_keras_finite_torch_nan",
     ("CTC", "edge-infeasible-zero", "float32"): "test_infeasible_labels_inf_and_no_gradient_keras_finite_torch_nan",
@@ -278,6 +280,7 @@ def _torch_module(row, config, dtype="float32"):
     return getattr(torch.nn, row.class_name)(**{**config, **tensors})
 
 
+@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides the total loss:UserWarning")  # KLDivLoss (row note)
 @pytest.mark.parametrize("row,config", _examples(ports.TORCH))
 def test_torch_loss_equals_its_keras_twin_and_the_round_trip(row, config):
     import tf_impl  # first: TensorFlow without the start-up log lines
@@ -404,21 +407,6 @@ def test_classes_without_a_twin_raise_naming_the_class_and_the_reason(row):
     with pytest.raises(ValueError) as err:
         _convert(_build(row, NO_TWIN_ARGS.get(row.class_name, {})), row.framework)
     assert str(err.value) == spec.messages.port_no_twin(row.qualified, row.note)
-
-
-def test_the_same_missing_twin_gives_the_same_message_in_both_directions():
-    import keras
-    import torch
-
-    import tf_impl
-    import torch_impl
-
-    with pytest.raises(ValueError) as from_keras:
-        torch_impl.from_keras(keras.losses.KLDivergence())
-    with pytest.raises(ValueError) as from_torch:
-        tf_impl.from_torch(torch.nn.KLDivLoss())
-    assert (str(from_keras.value).replace("keras.losses.KLDivergence", "X")
-            == str(from_torch.value).replace("torch.nn.KLDivLoss", "X"))
 
 
 def test_objects_that_are_not_framework_losses_raise():

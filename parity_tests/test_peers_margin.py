@@ -1,9 +1,9 @@
-"""The margin entries (and kl_divergence) against the frameworks' own losses of the same math: our
-torch twin equals the torch.nn loss, our Keras twin equals the Keras loss class, in float32 and
-float64, values and gradients, on the spec's cases, with each peer's reduction mapped to ours (Keras'
-"sum_over_batch_size" equals our "mean": Σ_i ℓ_i / N of per-sample means). Where a peer differs, the
-entry's ``peer_notes`` say so and a test here pins it; a case a peer cannot take (a label form it
-reads differently) is listed in ``KERAS_SKIP`` / ``TORCH_SKIP`` with the test that pins why."""
+"""The margin entries (and kl_divergence) against the frameworks' own losses beyond the port table: the
+rows Hinge, SquaredHinge, CategoricalHinge, KLDivergence and KLDivLoss of :mod:`spec.ports` prove the twins
+equal to keras.losses / torch.nn (``test_framework_peers.py``). Here, where a peer differs from the catalog's
+entry, the entry's ``peer_notes`` say so and a test pins it (Keras' by-batch label conversion, its zero
+competitor and clip, torch's KLDivLoss reductions, MultiMarginLoss and SoftMarginLoss), and the label
+contracts the twins share."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,70 +15,12 @@ pytestmark = [pytest.mark.project,
               # torch.nn.KLDivLoss(reduction="mean") warns that it is not the divergence (pinned below)
               pytest.mark.filterwarnings("ignore:reduction. 'mean' divides the total loss:UserWarning")]
 
-#: spec name → (the torch.nn peer or None, the Keras peer or None), each built from the case's validated
-#: params (and, for the torch peer, the prediction's shape)
-PEERS = {
-    "hinge": (None, lambda losses, p, dtype: losses.Hinge(dtype=dtype)),  # torch.nn has no binary hinge
-    "squared_hinge": (None, lambda losses, p, dtype: losses.SquaredHinge(dtype=dtype)),
-    # torch.nn.MultiMarginLoss is a different loss (a sum over the wrong classes): pinned below
-    "categorical_hinge": (None, lambda losses, p, dtype: losses.CategoricalHinge(dtype=dtype)),
-    "kl_divergence": (lambda nn, p, shape: _torch_kl_div(nn, p, shape),
-                      lambda losses, p, dtype: losses.KLDivergence(dtype=dtype)),
-}
-#: (name, framework index) → which validated params the peer computes (the others are another loss)
-PEER_PARAMS = {
-    ("categorical_hinge", 1): lambda p: p["zero_competitor"],
-    # torch.nn.KLDivLoss takes log q and has no clip
-    ("kl_divergence", 0): lambda p: p["log_prediction"] and p["epsilon"] == 0.0,
-    # keras.losses.KLDivergence: probabilities on both sides, clipped to [1e-7, 1]
-    ("kl_divergence", 1): lambda p: (p["epsilon"] == 1e-7 and not p["log_prediction"] and not p["log_target"]
-                                     and p["class_reduction"] == "sum"),
-}
-#: (name, case id) → why the peer is not compared on that case (a test below pins the difference)
-KERAS_SKIP = {
-    ("hinge", "edge-minus-one-and-zero"): "Keras leaves a batch mixing -1 and 0 unconverted "
-                                          "(test_keras_hinge_converts_labels_by_batch)",
-    ("squared_hinge", "edge-minus-one-and-zero"): "the same by-batch conversion in keras.losses.SquaredHinge "
-                                                  "(test_keras_hinge_converts_labels_by_batch)",
-}
-TORCH_SKIP: dict = {}
 DTYPES = ("float32", "float64")
-
-
-def _torch_kl_div(nn, params, shape):
-    """torch.nn.KLDivLoss of our kl_divergence(log_prediction=True, log_target=lt): reduction='batchmean' for
-    class_reduction='sum' (its sum over every element / N: R times ours on (N, ..., C) inputs with R positions
-    per sample, divided back here), reduction='mean' for class_reduction='mean' (every element's mean: ours)."""
-    if params["class_reduction"] == "mean":
-        return nn.KLDivLoss(reduction="mean", log_target=params["log_target"])
-    positions = int(np.prod(shape[1:-1]))
-    batchmean = nn.KLDivLoss(reduction="batchmean", log_target=params["log_target"])
-    return (lambda x, y: batchmean(x, y) / positions) if positions != 1 else batchmean
-
-
-def _cases(framework):
-    skip = (TORCH_SKIP, KERAS_SKIP)[framework]
-    out = []
-    for name in (n for n, peers in PEERS.items() if peers[framework] is not None):
-        entry = spec.get(name)
-        applies = PEER_PARAMS.get((name, framework), lambda p: True)
-        for case in entry.cases():
-            if case.sample_weight is None and (name, case.id) not in skip and applies(
-                    entry.validate_params(case.params)):
-                for dtype in case.dtypes:
-                    out.append(pytest.param(name, case, dtype, id=f"{name}-{case.id}-{dtype}"))
-    return out
 
 
 def _assert_close(name, dtype, field, actual, expected):
     result = getattr(spec.get(name).tolerances, field)[dtype].compare(actual, expected)
     assert result.ok, f"{field}: {result.detail}"
-
-
-def _keras_ready(y_true, y_pred):
-    """Keras' own losses reduce the last axis per call; a 1-D input is one element per sample for us:
-    give Keras (N, 1)."""
-    return (y_true[:, None], y_pred[:, None]) if y_pred.ndim == 1 else (y_true, y_pred)
 
 
 def _torch_value_and_grad(loss, prediction, target, dtype):
@@ -98,36 +40,6 @@ def _keras_value_and_grad(loss, target, prediction, dtype):
         tape.watch(x)
         value = loss(tf.constant(target, dtype=dtype), x)
     return value.numpy(), tape.gradient(value, x).numpy()
-
-
-@pytest.mark.parametrize("name,case,dtype", _cases(0))
-def test_torch_twin_equals_the_torch_nn_loss(name, case, dtype):
-    import torch
-
-    import torch_impl
-
-    params = spec.get(name).validate_params(case.params)
-    peer = PEERS[name][0](torch.nn, params, case.prediction.shape)
-    ours = torch_impl.get_loss(name, **case.params)
-    peer_value, peer_grad = _torch_value_and_grad(peer, case.prediction, case.target, dtype)
-    value, grad = _torch_value_and_grad(ours, case.prediction, case.target, dtype)
-    _assert_close(name, dtype, "value", value, peer_value)
-    _assert_close(name, dtype, "grad", grad, peer_grad)
-
-
-@pytest.mark.parametrize("name,case,dtype", _cases(1))
-def test_keras_twin_equals_the_keras_loss(name, case, dtype):
-    import tf_impl  # first: TensorFlow without the start-up log lines
-
-    import keras
-
-    params = spec.get(name).validate_params(case.params)
-    y_true, y_pred = _keras_ready(case.target, case.prediction)
-    peer_value, peer_grad = _keras_value_and_grad(PEERS[name][1](keras.losses, params, dtype), y_true, y_pred, dtype)
-    value, grad = _keras_value_and_grad(tf_impl.get_loss(name, **case.params), y_true, y_pred, dtype)
-    assert value.dtype == peer_value.dtype == np.dtype(dtype)
-    _assert_close(name, dtype, "value", value, peer_value)
-    _assert_close(name, dtype, "grad", grad, peer_grad)
 
 
 # ---------------------------------------------------------------- hinge

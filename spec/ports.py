@@ -238,7 +238,7 @@ def _finish(ported: Ported, source: str, sum_over: str) -> Ported:
     """Where it was read from, and what the framework's "sum" adds up."""
     inner = None if ported.index_targets is None else _finish(ported.index_targets, source, sum_over)
     return dataclasses.replace(ported, source=source, index_targets=inner,
-                               sum_over=sum_over if ported.reduction == "sum" else "")
+                               sum_over=ported.sum_over or (sum_over if ported.reduction == "sum" else ""))
 
 
 # --------------------------------------------------------------------------- reading a configuration
@@ -417,6 +417,14 @@ def _keras_ctc(config):
     return Ported("ctc", {"blank": 0}, keras_reduction(config))
 
 
+def _keras_categorical_hinge(config):
+    return Ported("categorical_hinge", {"zero_competitor": True}, keras_reduction(config))
+
+
+def _keras_kl_divergence(config):
+    return Ported("kl_divergence", {"epsilon": 1e-7}, keras_reduction(config))
+
+
 def _huber(key):
     def convert(config):
         return Ported("huber", {"delta": float(config.get(key, 1.0))}, _reduction(config))
@@ -482,6 +490,18 @@ def _torch_multilabel_soft_margin(config):
 def _torch_poisson_nll(config):
     return Ported("poisson", {"log_input": bool(config.get("log_input", True)), "full": bool(config.get("full", False)),
                               "epsilon": float(config.get("eps", 1e-8))}, torch_reduction(config))
+
+
+def _torch_kl_div(config):
+    """torch's KLDivLoss takes log q; 'batchmean' (Σ every element / N) and 'sum' add up every position's row sum
+    (ours: their mean per sample, × the positions), 'mean' and 'none' every element (class_reduction='mean')."""
+    params = {"log_prediction": True, "log_target": bool(config.get("log_target", False))}
+    reduction = config.get("reduction", "mean")
+    if reduction == "batchmean":
+        return Ported("kl_divergence", params, "mean", sum_over=POSITIONS)
+    if reduction == "sum":
+        return Ported("kl_divergence", params, "sum")
+    return Ported("kl_divergence", {**params, "class_reduction": "mean"}, torch_reduction(config))
 
 
 def _torch_soft_margin(config):
@@ -566,10 +586,24 @@ KERAS_PORTS: tuple[Port, ...] = (
           "integer labels (N, ...)", names=("categorical_generalized_cross_entropy",),
           examples=({}, {"q": 0.7, "reduction": "sum"}), kinds=("typical", "extreme", "edge"),
           dtypes=("float32", "float64")),
-    pending(KERAS, "Hinge", "hinge", "hinge family", names=("hinge",)),
-    pending(KERAS, "SquaredHinge", "squared_hinge", "hinge family", names=("squared_hinge",)),
-    pending(KERAS, "CategoricalHinge", "categorical_hinge", "hinge family", names=("categorical_hinge",)),
-    pending(KERAS, "KLDivergence", "kl_divergence", "KL divergence", names=("kl_divergence", "kld", "KLD")),
+    keras("Hinge", DIFFERS, "Keras reads 0 as -1 only when every label of the batch is 0 or 1 (a batch mixing -1 and 0 keeps its 0s); ours element by element. " + KERAS_DTYPE, entry="hinge", convert=plain("hinge"),
+          params_text="labels -1/1 or 0/1 (0 read as -1)", names=("hinge",), examples=({}, {"reduction": "sum"}),
+          kinds=("typical", "extreme", "edge"), dtypes=("float32", "float64")),
+    keras("SquaredHinge", DIFFERS, "Keras reads 0 as -1 only when every label of the batch is 0 or 1 (a batch mixing -1 and 0 keeps its 0s); ours element by element. " + KERAS_DTYPE, entry="squared_hinge", convert=plain("squared_hinge"),
+          params_text="labels -1/1 or 0/1 (0 read as -1)", names=("squared_hinge",),
+          examples=({}, {"reduction": None}), kinds=("typical", "extreme", "edge"), dtypes=("float32", "float64")),
+    keras("CategoricalHinge", EQUAL, "Keras' max((1 - y) ŷ) lets a constant 0 compete with the wrong classes: "
+          "zero_competitor=True. " + KERAS_DTYPE, entry="categorical_hinge", convert=_keras_categorical_hinge,
+          params_text="zero_competitor=True; one-hot targets", names=("categorical_hinge",),
+          examples=({}, {"reduction": "sum"}), kinds=("typical", "extreme", "edge"), dtypes=("float32", "float64")),
+    keras("KLDivergence", EQUAL, "Keras clips both distributions to [1e-7, 1], which epsilon=1e-7 reproduces (a zero "
+          "target contributes 1e-7 log(1e-7 / q) there, 0 in the true divergence, the catalog's default "
+          "epsilon=0). " + KERAS_DTYPE,
+          entry="kl_divergence", convert=_keras_kl_divergence,
+          params_text="epsilon=1e-7 (Keras' clip), probabilities on both sides, class_reduction='sum'",
+          names=("kl_divergence", "kld", "KLD"), examples=({}, {"reduction": "sum"}),
+          match_params=("log_prediction", "log_target"), kinds=("typical", "extreme", "edge"),
+          dtypes=("float32", "float64")),
     keras("MeanAbsolutePercentageError", EQUAL, KERAS_DTYPE, entry="mean_absolute_percentage_error",
           convert=plain("mean_absolute_percentage_error"),
           params_text="epsilon=1e-7 (Keras' backend epsilon, the default)",
@@ -665,7 +699,15 @@ TORCH_PORTS: tuple[Port, ...] = (
           "of the labels not ignored", prediction="log_softmax",
           examples=({}, {"weight": [0.5, 2.0, 0.0, 4.0], "ignore_index": 255}), sum_over=POSITIONS,
           match_params=CLASS_INDEX_CASES),
-    pending(TORCH, "KLDivLoss", "kl_divergence", "KL divergence"),
+    torch("KLDivLoss", EQUAL, "torch's reduction='mean' averages every element (warning that it is not the "
+          "divergence): class_reduction='mean'; 'batchmean' is the divergence's batch mean; torch computes "
+          "p (log p - input) of any input, the twin rejects a positive log-probability",
+          entry="kl_divergence", convert=_torch_kl_div,
+          params_text="log_prediction=True (torch takes log q), log_target → log_target, epsilon=0; 'batchmean' → "
+          "'mean' (× the positions per sample), 'sum' → 'sum', 'mean' / 'none' → class_reduction='mean'",
+          examples=({}, {"reduction": "batchmean"}, {"reduction": "sum", "log_target": True}, {"reduction": "none"}),
+          match_params=("log_prediction", "log_target"), sum_over=POSITIONS, kinds=("typical", "extreme", "edge"),
+          dtypes=("float32", "float64")),
     torch("PoissonNLLLoss", EQUAL, "torch's eps defaults to 1e-8, the catalog's epsilon to Keras' 1e-7: the twin "
           "takes torch's eps; full=True adds Stirling's approximation of log y! for y > 1 (0.652 at y = 2, not "
           "log 2! = 0.693), which the twin reproduces; log_input=False: a negative rate gives NaN there, ValueError "
