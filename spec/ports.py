@@ -649,7 +649,7 @@ KERAS_PORTS: tuple[Port, ...] = (
           entry="ctc", convert=_keras_ctc,
           params_text="blank=0 (Keras' mask index), zero_infinity=False, divide_by_target_length=False; logits "
           "(N, T, C), labels (N, L) padded with 0 at the end", names=("ctc",),
-          examples=({}, {"reduction": "sum"}, {"reduction": None}), match_params=("blank",),
+          examples=({}, {"reduction": "sum"}), match_params=("blank",),
           kinds=("typical", "extreme", "edge"), sum_over=""),
 )
 
@@ -686,7 +686,7 @@ TORCH_PORTS: tuple[Port, ...] = (
           "label_smoothing); class indices → sparse_categorical_crossentropy(class_weight=weight, ignore_index, "
           "label_smoothing), 'mean' divided by the weights of the labels not ignored (torch's divisor)",
           case_entries=("categorical_crossentropy", "sparse_categorical_crossentropy"),
-          examples=({}, {"label_smoothing": 0.1, "reduction": "none"}, {"weight": [0.5, 2.0, 0.0, 4.0]},
+          examples=({}, {"label_smoothing": 0.1, "reduction": "none"},
                     {"weight": [0.5, 2.0, 0.0, 4.0], "label_smoothing": 0.1, "reduction": "sum"}),
           sum_over=POSITIONS, match_params=CLASS_INDEX_CASES, kinds=("typical", "extreme", "edge"),
           dtypes=("float32", "float64")),
@@ -697,7 +697,8 @@ TORCH_PORTS: tuple[Port, ...] = (
           convert=_torch_nll, params_text="input read as logits (log_softmax of log-probabilities is themselves); "
           "class axis 1 → last; weight → class_weight, ignore_index → ignore_index, 'mean' divided by the weights "
           "of the labels not ignored", prediction="log_softmax",
-          examples=({}, {"weight": [0.5, 2.0, 0.0, 4.0], "ignore_index": 255}), sum_over=POSITIONS,
+          examples=({}, {"weight": [0.5, 2.0, 0.0, 4.0]}, {"weight": [0.5, 2.0, 0.0, 4.0], "ignore_index": 255}),
+          sum_over=POSITIONS,
           match_params=CLASS_INDEX_CASES),
     torch("KLDivLoss", EQUAL, "torch's reduction='mean' averages every element (warning that it is not the "
           "divergence): class_reduction='mean'; 'batchmean' is the divergence's batch mean; torch computes "
