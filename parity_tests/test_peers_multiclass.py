@@ -170,29 +170,6 @@ def test_torch_mean_of_every_row_ignored_is_nan_ours_is_zero():
     assert np.isnan(peer[0]) and ours[0] == 0.0 and np.all(ours[1] == 0.0)
 
 
-def test_torch_nll_loss_with_weight_and_ignore_index():
-    """NLLLoss(weight=w, ignore_index=k) of log-probabilities, reduction="sum", is
-    sparse_categorical_crossentropy(class_weight=w, ignore_index=k) of them (normalized log-probabilities
-    are their own log-softmax), values and gradients w.r.t. the logits before the log_softmax."""
-    import torch
-
-    import torch_impl
-
-    case = _weighted_sparse_cases(("weighted-ignore-ls-typical",))[0]
-    w = torch.tensor(SPARSE.validate_params(case.params)["class_weight"])
-    values, grads = [], []
-    for loss in (torch.nn.NLLLoss(weight=w, ignore_index=-100, reduction="sum"),
-                 torch_impl.get_loss("sparse_categorical_crossentropy", class_weight=w, ignore_index=-100,
-                                     reduction="sum")):
-        z = torch.tensor(case.prediction, requires_grad=True)
-        value = loss(torch.log_softmax(z, dim=-1), torch.tensor(case.target))
-        value.backward()
-        values.append(value.item())
-        grads.append(z.grad.numpy())
-    _assert_close(SPARSE.name, "float64", "value", values[1], values[0])
-    _assert_close(SPARSE.name, "float64", "grad", grads[1], grads[0])
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", _weighted_sparse_cases(("ignore-void-typical", "ignore-every-row-edge")),
                          ids=lambda c: c.id)

@@ -697,7 +697,8 @@ TORCH_PORTS: tuple[Port, ...] = (
           convert=_torch_nll, params_text="input read as logits (log_softmax of log-probabilities is themselves); "
           "class axis 1 → last; weight → class_weight, ignore_index → ignore_index, 'mean' divided by the weights "
           "of the labels not ignored", prediction="log_softmax",
-          examples=({}, {"weight": [0.5, 2.0, 0.0, 4.0]}, {"weight": [0.5, 2.0, 0.0, 4.0], "ignore_index": 255}),
+          examples=({}, {"weight": [0.5, 2.0, 0.0, 4.0], "reduction": "sum"},
+                    {"weight": [0.5, 2.0, 0.0, 4.0], "ignore_index": 255}),
           sum_over=POSITIONS,
           match_params=CLASS_INDEX_CASES),
     torch("KLDivLoss", EQUAL, "torch's reduction='mean' averages every element (warning that it is not the "
