@@ -1014,15 +1014,16 @@ _CATEGORICAL_FOCAL_CROSSENTROPY_PERFORMANCE = (
          "transcendental passes over the logits); ours keeps (1 - q)^γ = exp(γ log(1 - q)) finite for "
          "confident rows and γ < 1: log(1 - q) of the argmax class from the other classes' logsumexp (an "
          "argmax, a one_hot, a shift, two logsumexps), log1p(-exp(log q)) elsewhere, then exp(γ ·): about six "
-         "exp/log passes over the (rows, C) logits against two, and ~20 elementwise ops against ~8. One of "
-         "them is plainly redundant: logsumexp(x - x_c*) is -log q_c*, already in log_softmax's output, so "
-         "one logsumexp (an exp and a log pass) could be dropped", TORCH_CONTRACT),
+         "exp/log passes over the (rows, C) logits against two, and ~20 elementwise ops against ~8. The second "
+         "logsumexp has the value -log q_c* that log_softmax already gives, but not its gradient: taken from "
+         "log_softmax, d/dx_c* would be -1 + (1 - q_c*) with 1 - q_c* rounded to 0 on confident rows, where "
+         "the difference of the two logsumexps of x - x_c* cancels the argmax's logit exactly", TORCH_CONTRACT),
     note("keras", "keras eager*", ("cls", "seg"), 1.7,
          "keras.losses.CategoricalFocalCrossentropy is a softmax, a clip to [1e-7, 1 - 1e-7], a log, a power "
          "and a weighted sum (~12 ops, its clip flattening the gradient of confident rows); ours is the "
          "stable form of the torch note (~25 ops: log_softmax, argmax, one_hot, two reduce_logsumexp, "
-         "log1p, two exp, three where), of which one reduce_logsumexp repeats -log q_c* and could be "
-         "dropped", KERAS_EAGER),
+         "log1p, two exp, three where; the second reduce_logsumexp is there for the gradient, as in the torch "
+         "note)", KERAS_EAGER),
 )
 
 CATEGORICAL_FOCAL_CROSSENTROPY = register(LossSpec(
