@@ -129,10 +129,10 @@ def all_extras(user_pkg: str) -> None:
     from_site_packages(tf_impl)
     assert console("--help").stdout.startswith("usage: lossparity")
     os.environ["PYTHONPATH"] = user_pkg  # the example package only, not the repository
-    proc = console("check", "--module", "user_loss.loss_specs", "--only", "squared_hinge", check=False)
+    proc = console("check", "--module", "user_loss.loss_specs", "--only", "squared_margin", check=False)
     tail = proc.stdout[-3000:] + proc.stderr[-2000:]
     assert proc.returncode == 0, f"lossparity check failed ({proc.returncode}):\n{tail}"
-    assert "squared_hinge" in proc.stdout, tail
+    assert "squared_margin" in proc.stdout, tail
     say("lossparity check --module user_loss.loss_specs: passed; lossparity --help")
 
 

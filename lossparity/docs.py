@@ -376,6 +376,14 @@ def _example_params(entry) -> str:
     return ", ".join(parts)
 
 
+def _probability_rows(a) -> bool:
+    """Rows (last axis) of values in [0, 1] that sum to 1 (a softmax output or a distribution)."""
+    import numpy as np
+
+    a = np.asarray(a, np.float64)
+    return bool(((a >= 0) & (a <= 1)).all() and np.allclose(a.sum(-1), 1.0))
+
+
 def _example_inputs(entry) -> tuple[list[str], list[str]]:
     """Lines that make example inputs of the shapes and domains of the entry's first case:
     ``(torch lines, NumPy lines)`` defining ``prediction``/``target`` and ``y_pred``/``y_true``."""
@@ -384,10 +392,14 @@ def _example_inputs(entry) -> tuple[list[str], list[str]]:
     case = entry.cases()[0]
     shape = tuple(case.prediction.shape)
     bounded = entry.prediction_domain(entry.validate_params(dict(case.params))) is not None
-    torch_lines = [f"prediction = torch.{'rand' if bounded else 'randn'}{shape}"
-                   f"{'' if entry.single_input else '.requires_grad_()'}   # "
-                   f"{'activations in [0, 1]' if bounded else 'logits' if 'from_logits' in entry.param_names else 'real values'}"]
-    np_lines = [f"y_pred = rng.{'random' if bounded else 'normal'}(size={shape}).astype(\"float32\")"]
+    grad = '' if entry.single_input else '.requires_grad_()'
+    if bounded and len(shape) >= 2 and _probability_rows(case.prediction):
+        torch_lines = [f"prediction = torch.softmax(torch.randn{shape}, dim=-1){grad}   # probability rows"]
+        np_lines = [f"y_pred = rng.dirichlet(np.ones({shape[-1]}), size={shape[:-1]}).astype(\"float32\")"]
+    else:
+        torch_lines = [f"prediction = torch.{'rand' if bounded else 'randn'}{shape}{grad}   # "
+                       f"{'activations in [0, 1]' if bounded else 'logits' if 'from_logits' in entry.param_names else 'real values'}"]
+        np_lines = [f"y_pred = rng.{'random' if bounded else 'normal'}(size={shape}).astype(\"float32\")"]
     target = case.target
     if target is not None:
         classes = shape[-1]
@@ -401,6 +413,15 @@ def _example_inputs(entry) -> tuple[list[str], list[str]]:
         elif np.isin(target, [0, 1]).all():
             torch_lines.append(f"target = (torch.rand{shape} < 0.3).float()   # binary labels")
             np_lines.append(f"y_true = (rng.random(size={shape}) < 0.3).astype(\"float32\")")
+        elif np.isin(target, [-1, 1]).all():
+            torch_lines.append(f"target = torch.randint(0, 2, {shape}).float() * 2 - 1   # labels -1 / 1")
+            np_lines.append(f"y_true = rng.choice([-1.0, 1.0], size={shape}).astype(\"float32\")")
+        elif len(shape) >= 2 and _probability_rows(target):
+            torch_lines.append(f"target = torch.softmax(torch.randn{shape}, dim=-1)   # probability rows")
+            np_lines.append(f"y_true = rng.dirichlet(np.ones({shape[-1]}), size={shape[:-1]}).astype(\"float32\")")
+        elif entry.target_domain is not None and entry.target_domain[0] == 0 and np.all(target == np.round(target)):
+            torch_lines.append(f"target = torch.randint(0, 6, {shape}).float()   # counts")
+            np_lines.append(f"y_true = rng.integers(0, 6, size={shape}).astype(\"float32\")")
         else:
             torch_lines.append(f"target = torch.randn{shape}   # real targets")
             np_lines.append(f"y_true = rng.normal(size={shape}).astype(\"float32\")")

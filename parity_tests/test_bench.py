@@ -114,7 +114,9 @@ def _check_percall_rows(rows, expected):
         assert not missing, f"missing keys {missing} in {r}"
         assert r["mode"] == bench.PERCALL_MODE and r["dtype"] == "float32" and r["peer"]
         assert r["impl"] == {"torch": "torch eager", "keras": "keras eager"}[r["framework"]]
-        assert r["shape"].startswith(f"{bench.PERCALL_SHAPE[0]}x")
+        entry = spec.get(r["loss"])
+        shape = bench.percall_shape(entry, entry.validate_params(entry.cases()[0].params))
+        assert r["shape"] == "x".join(map(str, shape))  # 256×10, or the entry's own layout (ctc: 16×20×10)
         assert isinstance(r["ours_us"], float) and r["ours_us"] > 0 and math.isfinite(r["ours_us"])
         if r["peer_us"] is None:
             assert r["note"] and r["diff_us"] is None and r["ratio"] is None

@@ -30,11 +30,11 @@ def test_checker_passes_on_the_example(tmp_path):
                  "--junit-xml", str(junit)], EXAMPLE)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
     results = json.loads(report.read_text())["results"]
-    assert {r["loss"] for r in results if r["loss"] != "-"} == {"squared_hinge"}
+    assert {r["loss"] for r in results if r["loss"] != "-"} == {"squared_margin"}
     assert sum(r["outcome"] == "passed" for r in results) > 100
     assert not [r for r in results if r["outcome"] == "failed"]
     assert "<testsuite" in junit.read_text()
-    assert "squared_hinge" in proc.stdout and " ok " in proc.stdout
+    assert "squared_margin" in proc.stdout and " ok " in proc.stdout
 
 
 def test_checker_fails_on_a_broken_copy_with_a_useful_report(tmp_path):
@@ -48,9 +48,9 @@ def test_checker_fails_on_a_broken_copy_with_a_useful_report(tmp_path):
                  "--json", str(tmp_path / "r.json")], broken)
     out = proc.stdout
     assert proc.returncode == 1, out[-3000:]
-    assert "squared_hinge" in out and "FAIL" in out
+    assert "squared_margin" in out and "FAIL" in out
     assert "torch vs reference" in out and "worst at" in out and "reference" in out
-    assert "reproduce: python -m parity_tests.check --module user_loss.loss_specs --only squared_hinge --case" in out
+    assert "reproduce: python -m parity_tests.check --module user_loss.loss_specs --only squared_margin --case" in out
     failed = [r for r in json.loads((tmp_path / "r.json").read_text())["results"] if r["outcome"] == "failed"]
     assert failed and all("keras" not in r["test"] or "torch" in r["test"] for r in failed)
     # the reproduction command re-runs exactly the failing case and fails again
@@ -65,8 +65,8 @@ def test_installed_packages_register_through_entry_points(tmp_path):
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: user-loss\nVersion: 0.1.0\n")
     (dist / "entry_points.txt").write_text("[lossparity.specs]\nuser_loss = user_loss.loss_specs\n")
-    code = ("import spec, sys; assert 'squared_hinge' in spec.names(), spec.names(); "
-            "import torch_impl; loss = torch_impl.get_loss('squared_hinge', margin=2.0); "
+    code = ("import spec, sys; assert 'squared_margin' in spec.names(), spec.names(); "
+            "import torch_impl; loss = torch_impl.get_loss('squared_margin', margin=2.0); "
             "assert type(loss).__name__ == 'SquaredHingeLoss'; print('ok')")
     proc = _run(["-c", code], os.pathsep.join([str(tmp_path), str(EXAMPLE)]))
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]
@@ -76,7 +76,7 @@ def test_golden_vectors_for_a_user_module(tmp_path):
     out = tmp_path / "golden"
     proc = _run(["-m", "lossparity.make_golden", "--module", "user_loss.loss_specs", "--out", str(out)], EXAMPLE)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (out / "squared_hinge.npz").exists()
+    assert (out / "squared_margin.npz").exists()
     check = _run(["-m", "lossparity.make_golden", "--module", "user_loss.loss_specs", "--out", str(out), "--check"], EXAMPLE)
     assert check.returncode == 0, check.stdout
     proc = _run(["-m", "parity_tests.check", "--module", "user_loss.loss_specs", "--golden-dir", str(out),

@@ -32,6 +32,7 @@ from .core import Case, InvalidCase, LossSpec, Param, PeerNote, register
 from .messages import VALIDATE_HINT, format_shape
 from .multiclass import class_axis_missing
 from .numerics import exact_elementwise_mean, mean_nonbatch, mp, spread_cotangent
+from .performance import KERAS_EAGER, TORCH_CONTRACT, note
 
 __all__ = ["HINGE", "SQUARED_HINGE", "CATEGORICAL_HINGE", "hinge_labels"]
 
@@ -187,6 +188,21 @@ _TORCH_NONE = (
              "weighted_bce(from_logits=True) with targets (t + 1) / 2 (pinned by the peer tests)"),
 )
 
+_HINGE_PERFORMANCE = (
+    note("torch", "torch eager*", ("seg",), 3.0,
+         "the peer is the hinge users write for -1/1 labels, clamp(1 - t ŷ, min=0) and a mean (3 elementwise "
+         "ops); ours converts 0/1 or -1/1 labels element by element (measured with four passes, (y > 0) · 2 - 1; "
+         "now a compare and a where) and "
+         "clips with the library's clip (a compare and a where, for the spec's subgradient at the kink): ~8 ops "
+         "forward against 3; with validate=True an aminmax pass per array (71.5 against 49.4 ms at `seg` "
+         "float32)", TORCH_CONTRACT),
+    note("keras", "keras eager", ("seg",), 2.3,
+         "keras.losses.Hinge is one label conversion (a check of the whole batch), a multiply, a maximum and a "
+         "mean; ours converts labels element by element (measured with four ops; now a compare and a "
+         "where) and adds the contract's ops and, with validate=True, the min and max passes (only the "
+         "bfloat16 validate=True row misses)", KERAS_EAGER),
+)
+
 HINGE = register(LossSpec(
     name="hinge",
     family="margin",
@@ -205,6 +221,7 @@ HINGE = register(LossSpec(
                      "active (-t / M): keras.losses.Hinge's maximum(1 - t ŷ, 0) sends a tie to its first "
                      "argument, and so do our twins (tf.maximum; a closed-interval clip in torch)."),
     stability="max(0, 1 - t ŷ) directly: exact but for the rounding of 1 - t ŷ; finite for every finite score.",
+    performance_notes=_HINGE_PERFORMANCE,
     peer_notes=_label_notes("Hinge") + _TORCH_NONE,
     references=("Keras Hinge; C. Cortes, V. Vapnik, Support-Vector Networks (1995)",),
     trap=("Labels 0/1 and -1/1 are both accepted and mean the same classes; a 0 is never a third label "
@@ -236,6 +253,18 @@ def _squared_hinge_cases():
     return hinge_cases("squared_hinge")
 
 
+_SQUARED_HINGE_PERFORMANCE = (
+    note("torch", "torch eager*", ("cls", "seg"), 2.0,
+         "the peer is clamp(1 - t ŷ, min=0)² and a mean (4 elementwise ops); ours is the hinge's ops (the "
+         "element-by-element label conversion, measured with four passes, now a compare and a where; the clip "
+         "as a compare and a where) and the square", TORCH_CONTRACT),
+    note("keras", "keras eager*", ("seg",), 3.5,
+         "keras.losses.SquaredHinge is one label conversion (a check of the whole batch), a multiply, a maximum, "
+         "a square and a mean; ours converted labels element by element in four ops and "
+         "squared with `** 2` (a tf.pow, whose backward adds a pow(x, 1) pass) when measured; both are now one "
+         "where and tf.square", KERAS_EAGER),
+)
+
 SQUARED_HINGE = register(LossSpec(
     name="squared_hinge",
     family="margin",
@@ -254,6 +283,7 @@ SQUARED_HINGE = register(LossSpec(
                      "beyond (both twins and keras.losses.SquaredHinge)."),
     stability=("max(0, 1 - t ŷ)² directly; overflows only where the true value does (|ŷ| > 1.8e19 in float32 "
                "on the wrong side of the margin)."),
+    performance_notes=_SQUARED_HINGE_PERFORMANCE,
     peer_notes=_label_notes("SquaredHinge") + (
         PeerNote("torch.nn (no squared hinge)", "every input",
                  "torch.nn has no twin (MultiMarginLoss(p=2) squares a sum over wrong classes of a multiclass "
@@ -383,6 +413,20 @@ ZERO_COMPETITOR = Param(
         "constant score 0 competes too, neg = max(0, max_wrong ŷ): keras.losses.CategoricalHinge's max((1 - y) "
         "ŷ), whose true-class entry (1 - 1) ŷ is 0.")
 
+_CATEGORICAL_HINGE_PERFORMANCE = (
+    note("torch", "torch eager*", ("cls", "seg"), 2.3,
+         "the peer is what users write, max over the wrong classes (x - 1e30 y) minus the true score, clamped "
+         "(~7 ops); ours is the same count (a where with -inf in place of the 1e30 shift, which is exact for "
+         "any score) but for the library's clip (a compare and a where) and the cast of the targets, so the "
+         "difference is the contract and, with validate=True, an aminmax pass per array (31.3 against 25.0 ms "
+         "at `seg` float32)", TORCH_CONTRACT),
+    note("keras", "keras eager*", ("cls", "seg"), 2.8,
+         "the fastest peer is the plain tf max over the wrong classes (~7 ops; keras.losses.CategoricalHinge is "
+         "zero_competitor=True, a different loss); ours is the same ops with a where of -inf in place of the "
+         "1e30 shift; the cls validate=True row (2.6, against 1.2 with validate=False) is the min and max "
+         "passes over the two arrays", KERAS_EAGER),
+)
+
 CATEGORICAL_HINGE = register(LossSpec(
     name="categorical_hinge",
     family="margin",
@@ -405,6 +449,7 @@ CATEGORICAL_HINGE = register(LossSpec(
                      "and n = 0 the constant 0 is one of them and its share is dropped). Inactive rows: 0."),
     stability=("Scores are compared, never exponentiated: exact but for the rounding of (n - ŷ_true) + 1; "
                "finite for every finite score."),
+    performance_notes=_CATEGORICAL_HINGE_PERFORMANCE,
     peer_notes=(
         PeerNote("keras.losses.CategoricalHinge", "rows whose wrong-class scores are all < 0",
                  "Keras computes neg = max((1 - y) ŷ), where the true class contributes (1 - 1) ŷ = 0: its "

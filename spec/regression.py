@@ -395,14 +395,13 @@ LOG_COSH = register(LossSpec(
     target_domain=None,
     grad_convention="Smooth: d/dŷ = tanh(ŷ - y) / M (0 at ŷ = y, where both twins' abs backpropagates sign(0) = 0).",
     performance_notes=(
-        note("torch", "torch eager*", ("cls", "seg"), 7.5,
+        note("torch", "torch eager*", ("seg",), 1.7,
              "the peer is the plain log(cosh(d)) users write (two transcendentals, overflowing past |d| = 89 in "
              "float32 with a NaN gradient, cancelling near 0: see the peer notes); ours is one stable formula "
              "(abs, clamp, expm1, square, a division, log1p: ~9 elementwise ops forward) with the closed-form "
-             "gradient tanh(d) (one op backward) against the peer's 3 ops each way", TORCH_CONTRACT),
-        note("keras", "keras eager*", ("cls", "seg"), 3.0,
-             "keras.losses.LogCosh is d + softplus(-2d) - log 2 (cancelling near 0, see the peer notes); ours "
-             "is one stable formula (~9 elementwise ops forward) with the closed-form gradient tanh(d)", KERAS_EAGER),
+             "gradient tanh(d) (one op backward) against the peer's 3 ops each way; only the bfloat16 "
+             "validate=False row misses (its validate=True twin, which does more, meets the target)",
+             TORCH_CONTRACT),
     ),
     stability=("Never cosh itself (it overflows for |d| > 710 in float64, 89 in float32): one formula, "
                "log1p(t²/(2 + 2t)) + (|d| - c) with c = min(|d|, 40) and t = expm1(c). t²/(2 + 2t) is cosh c - 1 "
@@ -470,6 +469,17 @@ EPSILON_MAPE = Param("epsilon", 1e-7, "a finite float > 0", v.real(lo=0.0, lo_op
                          "is Keras' backend epsilon (keras.losses.MeanAbsolutePercentageError); "
                          "torchmetrics' MeanAbsolutePercentageError uses 1.17e-6 and no factor 100.")
 
+_MEAN_ABSOLUTE_PERCENTAGE_ERROR_PERFORMANCE = (
+    note("torch", "torch eager*", ("seg",), 1.8,
+         "the peer is the MAPE users write in torch (abs, subtract, abs, clamp_min, divide, ×100, mean: one "
+         "kernel each); ours is the same six elementwise ops, so the difference is the contract (the per-sample "
+         "mean and the reduction as separate small ops) and, with validate=True, one aminmax pass per array "
+         "(12.4 ms against 9.2 ms with validate=False at `seg`)", TORCH_CONTRACT),
+    note("keras", "keras eager*", ("seg",), 1.2,
+         "keras.losses.MeanAbsolutePercentageError is the same abs, maximum, division and mean; ours adds the "
+         "contract's ops (only the bfloat16 validate=True row misses, by 11%)", KERAS_EAGER),
+)
+
 MEAN_ABSOLUTE_PERCENTAGE_ERROR = register(LossSpec(
     name="mean_absolute_percentage_error",
     family="regression",
@@ -496,6 +506,7 @@ MEAN_ABSOLUTE_PERCENTAGE_ERROR = register(LossSpec(
                "100 |ŷ| / ε, e.g. 1e9 |ŷ| with the default ε = 1e-7: finite, but large; choose ε on the "
                "scale of the targets (or leave out the samples) where targets near 0 occur. ε is rounded "
                "to the compute dtype (float32: 1e-7 becomes 1.0000000116860974e-07, relative 1.2e-8)."),
+    performance_notes=_MEAN_ABSOLUTE_PERCENTAGE_ERROR_PERFORMANCE,
     peer_notes=(
         PeerNote("keras.losses.MeanAbsolutePercentageError", "float64 inputs; rank > 2 inputs",
                  "equal in float32 (value and gradient, 0 at ŷ = y; its epsilon is the backend epsilon "
@@ -576,6 +587,22 @@ EPSILON_MSLE = Param("epsilon", 1e-7, "a finite float >= 0", v.real(lo=0.0),
                          "for negative inputs, whose gradient is 0). The default is Keras' backend epsilon "
                          "(keras.losses.MeanSquaredLogarithmicError); 0 clamps at 0.")
 
+_MEAN_SQUARED_LOGARITHMIC_ERROR_PERFORMANCE = (
+    note("torch", "torch eager*", ("cls", "seg"), 3.2,
+         "the peer is the MSLE users write, (log1p(max(ŷ, ε)) - log1p(max(y, ε)))² (clamp_min ×2, log1p ×2, "
+         "subtract, square: 6 elementwise ops, 2 transcendentals); ours is the one-log form log1p(|a - b| / "
+         "(1 + min(a, b))) that does not cancel near ŷ = y (subtract, abs, minimum, +1, divide, log1p, square: "
+         "1 transcendental but 7 ops, and the division and minimum cost two inputs' worth of backward each), and "
+         "each clamp is the library's clip (a compare and a where, two passes, for the spec's subgradient at "
+         "the bound that torch.clamp does not pin): ~11 elementwise ops forward against 6, with their "
+         "backward", TORCH_CONTRACT),
+    note("keras", "keras eager*", ("seg",), 2.3,
+         "keras.losses.MeanSquaredLogarithmicError is log(max(x, ε) + 1) for both arrays, a difference, a square "
+         "and a mean (~9 ops); ours is the cancellation-free log1p(|a - b| / (1 + min(a, b))) (~9 ops) plus the "
+         "contract's per-sample mean and reduction and, with validate=True, the min and max passes (the "
+         "bfloat16 validate=True row, 2.1, is the one far over)", KERAS_EAGER),
+)
+
 MEAN_SQUARED_LOGARITHMIC_ERROR = register(LossSpec(
     name="mean_squared_logarithmic_error",
     family="regression",
@@ -605,6 +632,7 @@ MEAN_SQUARED_LOGARITHMIC_ERROR = register(LossSpec(
                "in float64, 1e-1 in float32) and a ratio (a - b) / (1 + b) near -1 would cancel inside log1p; "
                "never log(x + 1), whose sum 1 + x drops the low digits of a small x (Keras' form; see the peer "
                "notes). Finite for every finite input: the clamp keeps 1 + x >= 1."),
+    performance_notes=_MEAN_SQUARED_LOGARITHMIC_ERROR_PERFORMANCE,
     peer_notes=(
         PeerNote("keras.losses.MeanSquaredLogarithmicError", "ŷ or y in (ε, ~1e-2), float32 (float64: (ε, ~1e-6))",
                  "Keras computes log(max(x, ε) + 1): 1 + x rounds away the low digits of x, so the difference "
@@ -724,6 +752,14 @@ POISSON_PARAMS = (
               "of log y! (torch.nn.PoissonNLLLoss(full=True)); it does not depend on the prediction."),
 )
 
+_POISSON_PERFORMANCE = (
+    note("torch", "torch eager*", ("seg",), 2.0,
+         "the peer is F.poisson_nll_loss(reduction='mean'); ours is the same kernel with reduction='none' "
+         "(sample weights and reduction='none' need per-sample values) followed by the sum; only the bfloat16 "
+         "rows miss (4.8 and 6.4 ms against 3.4 ms, the validate=False row slower than the validate=True one, "
+         "which does strictly more: much of it is the loaded machine)", TORCH_CONTRACT),
+)
+
 POISSON = register(LossSpec(
     name="poisson",
     family="regression",
@@ -757,6 +793,7 @@ POISSON = register(LossSpec(
                "in float32, 709.8 in float64). log_input=False: log(ŷ + ε) >= log ε, finite at ŷ = 0 (0 · log ε = 0 "
                "for a zero count); the gradient 1 - y/(ŷ + ε) is at most y/ε in size. The Stirling term's logs "
                "see 1 where y <= 1 (no 0 · log 0)."),
+    performance_notes=_POISSON_PERFORMANCE,
     peer_notes=(
         PeerNote("torch.nn.PoissonNLLLoss(log_input, full, eps) / torch.nn.functional.poisson_nll_loss",
                  "every input",
@@ -905,6 +942,20 @@ COSINE_PARAMS = (
               "F.cosine_similarity uses eps = 1e-8."),
 )
 
+_COSINE_SIMILARITY_PERFORMANCE = (
+    note("torch", "torch eager*", ("cls", "seg"), 3.9,
+         "the peer is -F.cosine_similarity(...).mean(), ATen's composite (a product sum and two norms); ours "
+         "scales each vector by its largest |element| before the norm (F.cosine_similarity's float32 norm "
+         "overflows past 1.8e19: see the stability text): per array an abs, an amax, a division, a square and "
+         "a sum, a sqrt and a compare, an rsqrt and three wheres (~15 ops, ×2 arrays) and then the product sum; "
+         "the a / ε branch (a zero vector's) is evaluated for every element although it is selected only for "
+         "vectors with ‖a‖ < ε: one division pass per array that could be avoided", TORCH_CONTRACT),
+    note("keras", "keras eager*", ("cls", "seg"), 3.3,
+         "keras.losses.CosineSimilarity is two l2_normalize (square, sum, rsqrt, multiply) and a product sum "
+         "(~10 ops, its norm overflowing past 1.8e19 in float32); ours is the scaled norm of the torch note "
+         "(~15 ops per array, the a / ε branch computed for every element) plus the contract's ops", KERAS_EAGER),
+)
+
 COSINE_SIMILARITY = register(LossSpec(
     name="cosine_similarity",
     family="regression",
@@ -942,6 +993,7 @@ COSINE_SIMILARITY = register(LossSpec(
                "tolerance: atol 1e-14 for D <= 33, rtol 1e-12). Near parallel vectors the gradient m - (n·m) n "
                "is a difference of nearly equal vectors: absolute error ~ ulp / ‖ŷ‖, within the gradient "
                "tolerances' scaled absolute part."),
+    performance_notes=_COSINE_SIMILARITY_PERFORMANCE,
     peer_notes=(
         PeerNote("keras.losses.CosineSimilarity(axis)", "float32 vectors with ‖x‖ >= 1.8e19; rank > 2 inputs",
                  "-Σ l2_normalize(y) l2_normalize(ŷ) with l2_normalize(x) = x min(rsqrt(Σ x²), 1/ε), ε = 1e-7: "

@@ -16,6 +16,7 @@ from .cases import rng_for
 from .core import Case, InvalidCase, LossSpec, Param, PeerNote, register
 from .messages import VALIDATE_HINT, format_shape
 from .numerics import log_softmax, mp
+from .performance import TORCH_CONTRACT, note
 
 NEG_INF = -np.inf
 
@@ -301,6 +302,15 @@ DIVIDE = Param("divide_by_target_length", False, "a bool", v.boolean(),
                doc="Divide each sample's loss by its label count (at least 1), as torch.nn.CTCLoss's "
                    "reduction='mean' does before averaging: torch's 'mean' is ours with this and reduction='mean'.")
 
+_CTC_PERFORMANCE = (
+    note("torch", "torch eager*", ("cls", "seg"), 2.0,
+         "the peer is F.ctc_loss on float32 log_softmax with lengths counted from the padding; ours runs the "
+         "log_softmax and the CTC recursion in float64 (float32 log-probabilities absorb the recursion's small "
+         "differences: see the stability text), which is most of the difference, plus a stable argsort and a "
+         "gather that move each row's labels to its front (padding anywhere in a row), the feasibility check "
+         "and the casts back; bfloat16 input is computed the same way (float64 inside)", TORCH_CONTRACT),
+)
+
 CTC = register(LossSpec(
     name="ctc",
     family="sequence",
@@ -334,6 +344,7 @@ CTC = register(LossSpec(
         "result cast back: in float32 the log-probabilities (about -|x|) absorb the small differences between "
         "the paths, so the posteriors (the gradient) would be off by eps32 · |x| (6e-4 at |x| = 1e4, found by "
         "the property test). Default tolerances in float32 and float64."),
+    performance_notes=_CTC_PERFORMANCE,
     peer_notes=(
         PeerNote("keras.losses.CTC()", "float64 logits",
                  "keras.ops.ctc_loss casts float64 logits to float32 (tf.nn.ctc_loss rejects float64) and the "

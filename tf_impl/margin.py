@@ -16,8 +16,8 @@ __all__ = ["hinge", "squared_hinge", "categorical_hinge"]
 
 
 def _signs(y: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
-    """t = 1 where y > 0, -1 elsewhere (0 and -1), in ``like``'s dtype."""
-    return tf.cast(y > 0, like.dtype) * 2.0 - 1.0
+    """t = 1 where y > 0, -1 elsewhere (0 and -1), in ``like``'s dtype (one comparison, one select)."""
+    return tf.where(y > 0, tf.constant(1.0, like.dtype), tf.constant(-1.0, like.dtype))
 
 
 def _margin_gap(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
@@ -34,7 +34,7 @@ def hinge(y_true, y_pred, *, sample_weight=None, reduction="mean", validate=True
     return apply("hinge", _hinge_per_sample, y_true, y_pred, sample_weight, {}, reduction, validate)
 
 
-_squared_hinge_per_sample = _elementwise_loss(lambda x, y: _margin_gap(x, y) ** 2)
+_squared_hinge_per_sample = _elementwise_loss(lambda x, y: tf.square(_margin_gap(x, y)))
 
 
 def squared_hinge(y_true, y_pred, *, sample_weight=None, reduction="mean", validate=True):

@@ -15,8 +15,11 @@ __all__ = ["hinge", "squared_hinge", "categorical_hinge"]
 
 
 def _signs(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """t = 1 where y > 0, -1 elsewhere (0 and -1), in ``like``'s dtype."""
-    return (y > 0).to(like.dtype) * const(2.0, like) - const(1.0, like)
+    """t = 1 where y > 0, -1 elsewhere (0 and -1), in ``like``'s dtype (one comparison, one select)."""
+    one = const(1.0, like)
+    if isinstance(one, float):  # compiling: the numbers themselves
+        return torch.where(y > 0, 1.0, -1.0).to(like.dtype)
+    return torch.where(y > 0, one, const(-1.0, like))
 
 
 def _margin_gap(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -33,7 +36,7 @@ def hinge(input, target, *, sample_weight=None, reduction="mean", validate=True)
     return apply("hinge", _hinge_per_sample, input, target, sample_weight, {}, reduction, validate)
 
 
-_squared_hinge_per_sample = _elementwise_loss(lambda x, y: _margin_gap(x, y) ** 2)
+_squared_hinge_per_sample = _elementwise_loss(lambda x, y: torch.square(_margin_gap(x, y)))
 
 
 def squared_hinge(input, target, *, sample_weight=None, reduction="mean", validate=True):

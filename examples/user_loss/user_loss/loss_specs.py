@@ -11,7 +11,7 @@ def _margin_gap(x, y, margin):
 
 
 spec.define(
-    name="squared_hinge",
+    name="squared_margin",
     summary="Squared hinge loss on logits with labels in [0, 1] (mapped to -1 / +1).",
     formula=r"\ell = \frac{1}{M}\sum_j \max(0,\ m - (2y_j - 1)\,x_j)^2",
     params=[spec.Param("margin", 1.0, "a finite float > 0", spec.validation.real(lo=0.0, lo_open=True),
@@ -21,5 +21,5 @@ spec.define(
     elementwise_exact=lambda x, y, *, margin: max(mp.mpf(0), _margin_gap(x, y, margin)) ** 2,
     grad_convention="at the kink (gap = 0) the derivative is 0 on both sides (the function is C1)",
     implementations={"torch": "user_loss.torch_losses", "keras": "user_loss.keras_losses"},
-    torch_class="SquaredHingeLoss", keras_class="SquaredHinge",
+    torch_class="SquaredMarginLoss", keras_class="SquaredMargin",
 )
