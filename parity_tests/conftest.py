@@ -231,3 +231,19 @@ def get_case(name: str, case_id: str):
 def reference_result(name, case_id, dtype, reduction):
     entry, case = get_case(name, case_id)
     return harness.reference(entry, case, dtype, reduction)
+
+
+@pytest.fixture
+def lightning_env():
+    """``(torch, lightning.pytorch, torch_impl.lightning)`` on one intra-op thread (skipped without
+    them); the thread count and the deterministic-algorithms flag (``Trainer(deterministic=True)``
+    sets it) are restored for the tests that follow."""
+    torch = pytest.importorskip("torch")
+    L = pytest.importorskip("lightning.pytorch")
+    from torch_impl import lightning as tl
+
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    yield torch, L, tl
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic)

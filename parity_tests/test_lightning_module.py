@@ -20,19 +20,6 @@ WEIGHT_ATOL = 1e-5
 POS_WEIGHT = 3.0
 
 
-@pytest.fixture
-def lightning_env():
-    torch = pytest.importorskip("torch")
-    L = pytest.importorskip("lightning.pytorch")
-    from torch_impl import lightning as tl
-
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(1)
-    yield torch, L, tl
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(deterministic)
-
-
 def _arrays():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(80, 30)).astype(np.float32)

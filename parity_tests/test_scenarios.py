@@ -174,19 +174,6 @@ def test_runner_imports_one_framework(framework, forbidden):
 
 
 # --------------------------------------------------------------------------- Lightning (fast)
-@pytest.fixture
-def lightning_env():
-    torch = pytest.importorskip("torch")
-    L = pytest.importorskip("lightning.pytorch")
-    from torch_impl import lightning as tl
-
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(1)
-    yield torch, L, tl
-    torch.set_num_threads(threads)  # and undo Trainer(deterministic=True) for the tests that follow
-    torch.use_deterministic_algorithms(deterministic)
-
-
 def _small_multilabel():
     x, y = multilabel.generate(n_observations=600)
     x, y = x.astype(np.float32), y.astype(np.float32)
