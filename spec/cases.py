@@ -71,6 +71,13 @@ def binary_cases(name: str, params: dict, tag: str, *, from_logits: bool,
     return cases
 
 
+def softmax_head_inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fresh inputs for a softmax head's invalid cases: logits of shape (2, 3), one-hot targets for
+    them, and a sigmoid head's output (rows that do not sum to 1, the wrong probabilities)."""
+    return (np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -3.0]]), np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]),
+            np.array([[0.9, 0.8, 0.1], [0.2, 0.7, 0.6]]))
+
+
 def common_invalid_cases(example: Case, *, bounded_target: bool = True,
                          target_domain: tuple[float, float] | None = None,
                          free_target_length: bool = False) -> list[InvalidCase]:

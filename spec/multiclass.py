@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from . import validation as v
-from .cases import EXTREME_LOGITS, rng_for
+from .cases import EXTREME_LOGITS, rng_for, softmax_head_inputs
 from .core import Case, Identity, InvalidCase, LossSpec, Param, ParamError, PeerNote, register
 from .messages import VALIDATE_HINT, format_shape
 from .numerics import (MP_P_MIN_EXP, clamped_log, clamped_log1m, clamped_log1m_grad, clamped_log_grad, log_softmax,
@@ -425,9 +425,7 @@ def _cce_cases():
 
 
 def _cce_invalid():
-    p = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -3.0]])
-    t = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-    sigmoid_head = np.array([[0.9, 0.8, 0.1], [0.2, 0.7, 0.6]])
+    p, t, sigmoid_head = softmax_head_inputs()
     return [
         InvalidCase("label-smoothing-above-one", {"label_smoothing": 1.5}),
         InvalidCase("label-smoothing-negative", {"label_smoothing": -0.1}),
@@ -814,9 +812,7 @@ def _cs_cases():
 
 
 def _cs_invalid():
-    p = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -3.0]])
-    t = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-    sigmoid_head = np.array([[0.9, 0.8, 0.1], [0.2, 0.7, 0.6]])
+    p, t, sigmoid_head = softmax_head_inputs()
     return [
         InvalidCase("cost-matrix-missing", {}),
         InvalidCase("cost-matrix-negative", {"cost_matrix": [[1.0, -1.0], [1.0, 1.0]]}),
@@ -989,9 +985,7 @@ def _focal_cases():
 
 
 def _focal_invalid():
-    p = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -3.0]])
-    t = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-    sigmoid_head = np.array([[0.9, 0.8, 0.1], [0.2, 0.7, 0.6]])
+    p, t, sigmoid_head = softmax_head_inputs()
     return [
         InvalidCase("alpha-negative", {"alpha": -0.25}),
         InvalidCase("alpha-nan", {"alpha": float("nan")}),
@@ -1133,8 +1127,7 @@ def _gce_cases():
 
 
 def _gce_invalid():
-    p = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -3.0]])
-    sigmoid_head = np.array([[0.9, 0.8, 0.1], [0.2, 0.7, 0.6]])
+    p, _, sigmoid_head = softmax_head_inputs()
     return [
         InvalidCase("q-zero", {"q": 0.0}),
         InvalidCase("q-above-one", {"q": 1.5}),

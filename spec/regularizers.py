@@ -25,7 +25,7 @@ import numpy as np
 
 from . import messages
 from . import validation as v
-from .cases import EXTREME_LOGITS, rng_for
+from .cases import EXTREME_LOGITS, rng_for, softmax_head_inputs
 from .core import REQUIRED, Case, Identity, InvalidCase, LossSpec, Param, ParamError, PeerNote, register
 from .multiclass import (
     _check_class_axis,
@@ -391,9 +391,7 @@ def _cce_count_cases():
 
 
 def _cce_count_invalid():
-    p = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -3.0]])
-    t = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-    sigmoid_head = np.array([[0.9, 0.8, 0.1], [0.2, 0.7, 0.6]])
+    p, t, sigmoid_head = softmax_head_inputs()
     base = {"threshold": 0.9}
     return _count_param_invalid(base) + [
         InvalidCase("from-logits-not-bool", dict(base, from_logits=1)),
