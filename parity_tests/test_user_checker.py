@@ -67,7 +67,7 @@ def test_installed_packages_register_through_entry_points(tmp_path):
     (dist / "entry_points.txt").write_text("[lossparity.specs]\nuser_loss = user_loss.loss_specs\n")
     code = ("import spec, sys; assert 'squared_margin' in spec.names(), spec.names(); "
             "import torch_impl; loss = torch_impl.get_loss('squared_margin', margin=2.0); "
-            "assert type(loss).__name__ == 'SquaredHingeLoss'; print('ok')")
+            "assert type(loss).__name__ == 'SquaredMarginLoss'; print('ok')")
     proc = _run(["-c", code], os.pathsep.join([str(tmp_path), str(EXAMPLE)]))
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]
 
