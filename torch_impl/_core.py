@@ -135,20 +135,8 @@ class TorchOps:
         is: NaN and ±inf propagate; an overflow says no, and the detailed checks decide). ``item``
         on the CPU; one stacked read elsewhere. An empty, integer-unbounded or bool tensor passes."""
         if _on_host(checks[0][0]):
-            for x, (lo, hi) in checks:
-                floating = x.is_floating_point()
-                if not (floating or _is_integer(x)) or not x.numel():
-                    continue
-                if x.requires_grad:
-                    x = x.detach()
-                if lo == -_LARGEST and hi == _LARGEST:
-                    if floating and not math.isfinite(x.sum().item()):
-                        return False
-                    continue
-                vmin, vmax = torch.aminmax(x)
-                if not (vmin.item() >= lo and vmax.item() <= hi):
-                    return False
-            return True
+            return all(_host_within(x, lo, hi) for x, (lo, hi) in checks
+                       if (x.is_floating_point() or _is_integer(x)) and x.numel())
         parts, bounds = [], []  # elsewhere: every reduction first, then one read
         for x, b in checks:
             if (x.is_floating_point() or _is_integer(x)) and x.numel():
@@ -180,18 +168,24 @@ class TorchOps:
 OPS = TorchOps()
 
 
-def _floats_within(x: torch.Tensor, bounds) -> bool:
-    """A floating CPU tensor's values all lie within ``bounds`` (``None``: finite), with one reduction
-    and no autograd record: the short path of :meth:`LossCall._accepts`. False for anything else
-    (integer, bool, empty or out-of-bounds tensors), which the full check then decides."""
-    if not x.is_floating_point() or not x.numel():
-        return False
+def _host_within(x: torch.Tensor, lo: float, hi: float) -> bool:
+    """Every value of a non-empty floating or integer CPU tensor within ``[lo, hi]``, with one reduction
+    and no autograd record: ``aminmax`` and its two values, or for an unbounded tensor (``±_LARGEST``)
+    the sum of a floating one (finite only if every element is: NaN and ±inf propagate; an overflow
+    says no, and the detailed checks decide); an unbounded integer tensor passes unread."""
     if x.requires_grad:
         x = x.detach()
-    if bounds is None:
-        return math.isfinite(x.sum().item())
-    lo, hi = torch.aminmax(x)
-    return lo.item() >= bounds[0] and hi.item() <= bounds[1]
+    if lo == -_LARGEST and hi == _LARGEST:
+        return not x.is_floating_point() or math.isfinite(x.sum().item())
+    vmin, vmax = torch.aminmax(x)
+    return vmin.item() >= lo and vmax.item() <= hi
+
+
+def _floats_within(x: torch.Tensor, bounds: tuple[float, float]) -> bool:
+    """The short path of :meth:`LossCall._accepts`: a non-empty floating CPU tensor within ``bounds``
+    (:func:`_host_within`); False for anything else (integer, bool, empty or out-of-bounds tensors),
+    which the full check then decides."""
+    return x.is_floating_point() and x.numel() > 0 and _host_within(x, *bounds)
 
 
 def compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -348,8 +342,7 @@ class LossCall(CheckedCall):
         self._cache: _TensorCache = {}
         # the valid call's short path (:meth:`_accepts`): the bounds of prediction and target where
         # the entry's whole check of a same-shape pair is their bounds
-        bounds = self.check.pair_bounds
-        self._pair = None if bounds is None else tuple(b if b != (-_LARGEST, _LARGEST) else None for b in bounds)
+        self._pair = self.check.pair_bounds
 
     as_vector = staticmethod(torch.as_tensor)  # array parameters as tensors (converted once)
 
