@@ -211,6 +211,11 @@ def _circle_cases():
         Case("edge-zero-row", "edge", {}, np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 0.5], [0.5, -1.0, 2.0],
                                                     [-1.0, 0.5, 0.25]]), np.array([0, 0, 1, 1], np.int64),
              smooth=False, note="a zero embedding: normalized to 0 (x / max(|x|, 1e-12)), cosine 0 to every other"),
+        Case("edge-zero-rows-negative", "edge", {}, np.vstack([[0.0, 0.0, 0.0, -1e4], np.zeros((4, 4))]),
+             np.array([1, 0, 0, 0, 0], np.int64), smooth=False,
+             note="zero rows whose only negative is the one non-zero row: d = 1, c = 1 - d = 0, and d z_n / d c = "
+                  "2γc = 0 exactly, so the zero rows' gradient (their g_u / 1e-12) is 0; a rounding residue of "
+                  "the negative term's two factors there came out ~1e6 (found by the property test)"),
     ]
 
 

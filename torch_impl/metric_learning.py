@@ -39,7 +39,12 @@ def _circle_per_sample(x, y, *, gamma, margin, remove_diagonal, normalize):
     same = y[:, None] == y[None, :]
     positive = same & ~torch.eye(y.shape[0], dtype=torch.bool, device=y.device) if remove_diagonal else same
     z_pos = gamma * clip(margin + distance, lo=0.0) * (distance - margin)
-    z_neg = gamma * clip((1.0 + margin) - distance, lo=0.0) * ((1.0 - margin) - distance)
+    # the negatives' term from c = 1 - d as γ (c² - m²) where c + m >= 0 (= γ [c + m]₊ (c - m)): its derivative
+    # 2γc is exactly 0 at c = 0 (a zero row's pairs: s = 0), where the product's two partials γ(c - m) and
+    # γ(c + m) leave a rounding residue that the zero row's 1/eps turns into ~1e6
+    closeness = 1.0 - distance
+    z_neg = torch.where(closeness + margin >= 0.0, gamma * (closeness * closeness - margin * margin),
+                        torch.zeros_like(closeness))
     lse_pos, has_pos = _masked_logsumexp(z_pos, positive)
     lse_neg, has_neg = _masked_logsumexp(z_neg, ~same)
     has = has_pos & has_neg
