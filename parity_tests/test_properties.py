@@ -178,6 +178,10 @@ def test_property_parity(name):
         # are normal numbers (and zero), so smaller inputs (in the tested dtype) become 0
         case = dataclasses.replace(case, prediction=_flush_tiny(case.prediction, dtype),
                                    target=_flush_tiny(case.target, dtype))
+        # an input where the result amplifies absolute rounding without bound is pinned by the edge
+        # cases, not drawn here (circle's zero rows)
+        assume(entry.ill_conditioned is None or not entry.ill_conditioned(case.prediction, case.target,
+                                                                          entry.validate_params(case.params)))
         ref = harness.reference(entry, case, dtype, reduction)
         # the contract covers results whose elementwise terms are representable in the dtype
         # (e^{1e4} is not; nor is e^{89} in float32, even when a mean over M terms would be)

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 
 REDUCTIONS = ("mean", "sum", "none")
+# what an entry's ``check_values`` hook checks for a parameter set (``LossSpec.check_values_scope``)
+CHECKS_NOTHING, CHECKS_LABELS, CHECKS_ALL = "nothing", "labels", "all"
 DTYPES = ("float32", "float64")
 
 
@@ -254,10 +256,22 @@ class LossSpec:
     #: the loss of a sample depends on the other samples of the batch (pairwise losses), though it
     #: is still one value per sample with the usual reductions: derivatives move every sample's loss
     couples_samples: bool = False
+    #: why an input lies outside the region where a float32 (or float64) result can match the float64
+    #: reference to the tolerances, ``(prediction, target, params) -> reason`` ('' when it does not):
+    #: a result that amplifies an absolute rounding error without bound (circle's zero rows: their
+    #: gradient is g / 1e-12, and g a sum that may cancel). The edge cases pin the convention there;
+    #: the property tests draw elsewhere
+    ill_conditioned: Callable[[Any, Any, Mapping[str, Any]], str] | None = None
     #: extra data checks ``(loss, params, prediction, target, ops)`` run by ``check_inputs`` after
     #: the generic ones, only when values can be read and ``validate`` is on (e.g. integer class
     #: labels in range, probability rows summing to 1); ``ops`` is the framework's ``ArrayOps``
     check_values: Callable[..., None] | None = None
+    #: what ``check_values`` checks for a parameter set (None: :data:`CHECKS_ALL` always):
+    #: :data:`CHECKS_NOTHING` (e.g. row sums of probabilities with ``from_logits=True``: the hook is
+    #: skipped), :data:`CHECKS_LABELS` (its whole check is that the class-index target holds integers in
+    #: [0, C - 1], C = the prediction's last axis: a framework may test that with one reduction) or
+    #: :data:`CHECKS_ALL`
+    check_values_scope: Callable[[Mapping[str, Any]], str] | None = None
     identities: tuple[Identity, ...] = ()
     peer_notes: tuple[PeerNote, ...] = ()
     #: why benchmark rows miss their speed target (see :class:`PerformanceNote`)
