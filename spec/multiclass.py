@@ -27,7 +27,7 @@ import numpy as np
 
 from . import validation as v
 from .cases import EXTREME_LOGITS, rng_for, softmax_head_inputs
-from .core import Case, Identity, InvalidCase, LossSpec, Param, ParamError, PeerNote, register
+from .core import CHECKS_ALL, CHECKS_LABELS, CHECKS_NOTHING, Case, Identity, InvalidCase, LossSpec, Param, ParamError, PeerNote, register
 from .messages import VALIDATE_HINT, format_shape
 from .numerics import (MP_P_MIN_EXP, clamped_log, clamped_log1m, clamped_log1m_grad, clamped_log_grad, log_softmax,
                        mean_nonbatch, mp, mp_clamped_log, mp_log_softmax, softmax_cross_entropy_grad)
@@ -143,6 +143,17 @@ def _check_sparse_values(loss, params, prediction, target, ops):
     others = ops.min_max_excluding(target, ignore)
     if others is not None and (others[0] < 0 or others[1] > c - 1):
         raise ValueError(labels_out_of_range_ignoring(loss, others[0], others[1], c, ignore))
+
+
+def _dense_scope(params):
+    """``check_values_scope`` of :func:`_check_dense_values`: row sums of probabilities only."""
+    return CHECKS_ALL if not params.get("from_logits", True) else CHECKS_NOTHING
+
+
+def _sparse_scope(params):
+    """``check_values_scope`` of :func:`_check_sparse_values`: the labels alone for logits without an
+    ignored label (their range is then [0, C - 1])."""
+    return CHECKS_LABELS if params.get("from_logits", True) and params.get("ignore_index") is None else CHECKS_ALL
 
 
 def _sparse_target_shape(shape):
@@ -467,6 +478,7 @@ CATEGORICAL_CROSSENTROPY = register(LossSpec(
     prediction_domain_hint=_probability_hint,
     check_shapes=_check_class_axis,
     check_values=_check_dense_values,
+    check_values_scope=_dense_scope,
     grad_convention=(
         "Logits: smooth, d/dx = softmax(x) Σ_c t_c - t with t = w ⊙ y' (per row, divided by the number of rows R). "
         "Probabilities: d/dp_c = -t_c / p_c through the clamp log(max(p, 2**-126)): 1/p for "
@@ -656,6 +668,7 @@ SPARSE_CATEGORICAL_CROSSENTROPY = register(LossSpec(
     target_shape=_sparse_target_shape,
     check_shapes=_check_class_axis,
     check_values=_check_sparse_values,
+    check_values_scope=_sparse_scope,
     grad_convention=(
         "Logits: smooth, d/dx = softmax(x) Σ_c t_c - t per row with t = w ⊙ y' (softmax(x) - onehot(y) by "
         "default; divided by the number of rows R); 0 on ignored rows. "
@@ -859,6 +872,7 @@ COST_SENSITIVE_CCE = register(LossSpec(
     prediction_domain_hint=_probability_hint,
     check_shapes=_check_class_axis,
     check_values=_check_dense_values,
+    check_values_scope=_dense_scope,
     grad_convention=(
         "mode='argmax': m is piecewise constant in the prediction and is treated as a constant "
         "(stop_gradient / detach): d/dx = m dCE/dx everywhere, at ties too. Tie convention: the mask "
@@ -1046,6 +1060,7 @@ CATEGORICAL_FOCAL_CROSSENTROPY = register(LossSpec(
     prediction_domain_hint=_probability_hint,
     check_shapes=_check_class_axis,
     check_values=_check_dense_values,
+    check_values_scope=_dense_scope,
     grad_convention=(
         "Logits: smooth, d/dx = α (q Σ_c w_c - w) with w_c = y'_c (1 - q_c)^γ (1 - γ q_c log q_c / (1 - q_c)) "
         "(w >= 0; q_c log q_c / (1 - q_c) -> -1 as q_c -> 1): finite for every γ >= 0 and every finite "
@@ -1174,6 +1189,7 @@ CATEGORICAL_GENERALIZED_CROSSENTROPY = register(LossSpec(
     target_shape=_sparse_target_shape,
     check_shapes=_check_class_axis,
     check_values=_check_sparse_values,
+    check_values_scope=_sparse_scope,
     grad_convention=(
         "Logits: smooth, d/dx = p_y^q (softmax(x) - onehot(y)) per row (divided by R): the "
         "sparse_categorical_crossentropy gradient times p_y^q, finite everywhere. Probabilities: "

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import messages
-from .core import LossSpec, ParamError
+from .core import CHECKS_ALL, CHECKS_LABELS, CHECKS_NOTHING, LossSpec, ParamError
 
 # --------------------------------------------------------------------------- checkers
 
@@ -408,7 +408,7 @@ class InputChecker:
     :func:`check_inputs`'s (which is ``InputChecker(spec, params)(...)``)."""
 
     __slots__ = ("spec", "params", "loss", "single_input", "target_shape", "check_shapes", "prediction_domain",
-                 "target_domain", "check_values", "_bounds")
+                 "target_domain", "check_values", "_bounds", "_labels_only")
 
     def __init__(self, spec: LossSpec, params):
         self.spec, self.params, self.loss = spec, params, spec.name
@@ -417,7 +417,11 @@ class InputChecker:
         self.check_shapes = spec.check_shapes
         self.prediction_domain = spec.prediction_domain(params)
         self.target_domain = None if spec.single_input else spec.target_domain
-        self.check_values = spec.check_values
+        scope = CHECKS_ALL if spec.check_values is None or spec.check_values_scope is None else \
+            spec.check_values_scope(params)
+        # the hook only where it has something to check for these params (e.g. no row sums of logits)
+        self.check_values = None if scope == CHECKS_NOTHING else spec.check_values
+        self._labels_only = scope == CHECKS_LABELS and spec.target_shape is not None and not spec.single_input
         # the closed bounds of a valid prediction / target / sample_weight: finite (the largest
         # float stands for "unbounded", so that ±inf and NaN fall outside) and in the domain
         self._bounds = tuple(_bounds(d) for d in (self.prediction_domain, self.target_domain, (0.0, None)))
@@ -433,6 +437,16 @@ class InputChecker:
         if self.single_input or self.target_shape is not None or self.check_values is not None:
             return None
         return self._bounds[0], self._bounds[1]
+
+    @property
+    def label_bounds(self) -> tuple[float, float] | None:
+        """The prediction's bounds when the whole check of a call with an integer class-index target of
+        the entry's target shape and no sample weight is the entry's ``check_shapes`` (if any), that
+        every prediction value lies within those bounds, and that every label lies in [0, C - 1]
+        (C = the prediction's last axis; ``check_values_scope`` says :data:`CHECKS_LABELS`); None
+        otherwise. Like :attr:`pair_bounds`, a short path for the valid call: any other call, or a
+        failed test, goes through :meth:`__call__`."""
+        return self._bounds[0] if self._labels_only else None
 
     def __call__(self, prediction, target, sample_weight, ops: ArrayOps, validate: bool = True) -> None:
         loss = self.loss

@@ -335,7 +335,7 @@ class LossCall(CheckedCall):
     ``vectors``: the array parameters as tensors (the module's buffers, which follow ``.to()``);
     ``tensors``: parameters given as tensors to the functional form (gradients flow to them)."""
 
-    __slots__ = ("_cache", "_pair")
+    __slots__ = ("_cache", "_pair", "_labels")
 
     def __init__(self, entry, per_sample: Callable, params: Mapping[str, Any], reduction: str, validate: bool):
         super().__init__(entry, per_sample, params, reduction, validate)
@@ -343,6 +343,9 @@ class LossCall(CheckedCall):
         # the valid call's short path (:meth:`_accepts`): the bounds of prediction and target where
         # the entry's whole check of a same-shape pair is their bounds
         self._pair = self.check.pair_bounds
+        # and of an entry whose check of a class-index call is its shapes, the prediction's bounds and
+        # the labels' range (``label_bounds``)
+        self._labels = self.check.label_bounds
 
     as_vector = staticmethod(torch.as_tensor)  # array parameters as tensors (converted once)
 
@@ -366,7 +369,9 @@ class LossCall(CheckedCall):
         :func:`sync_value_checks`). False sends the call through the full check, which raises
         with the spec's message or passes."""
         pair = self._pair
-        if (pair is None or sample_weight is not None or not isinstance(input, torch.Tensor)
+        if pair is None:
+            return self._labels is not None and self._accepts_labels(input, target, sample_weight)
+        if (sample_weight is not None or not isinstance(input, torch.Tensor)
                 or not isinstance(target, torch.Tensor) or input.shape != target.shape or not input.dim()
                 or _compiling()):
             return False
@@ -378,6 +383,27 @@ class LossCall(CheckedCall):
         if not _on_host(input):
             return not _SYNC_CHECKS.get()  # values are read there only inside sync_value_checks
         return _floats_within(input, pair[0]) and _floats_within(target, pair[1])
+
+    def _accepts_labels(self, input, target, sample_weight) -> bool:
+        """:meth:`_accepts` for class-index targets (``label_bounds``): an integer target of the entry's
+        target shape, no sample weight, the entry's ``check_shapes``, the prediction within its bounds
+        and the labels in [0, C - 1] (one ``aminmax``), or not read."""
+        if (sample_weight is not None or not isinstance(input, torch.Tensor) or not isinstance(target, torch.Tensor)
+                or input.dim() < 2 or not _is_integer(target) or _compiling()):
+            return False
+        check = self.check
+        shape = tuple(input.shape)
+        if tuple(target.shape) != tuple(check.target_shape(shape)):
+            return False
+        if check.check_shapes is not None:
+            check.check_shapes(check.loss, check.params, shape)  # raises as the full check would
+        if not self.validate:
+            return True
+        if not _on_host(input):
+            return not _SYNC_CHECKS.get()
+        if not _floats_within(input, self._labels) or not target.numel():
+            return False
+        return _host_within(target, 0.0, float(shape[-1] - 1))
 
     def __call__(self, input, target, sample_weight, tensors=None, vectors=None) -> torch.Tensor:
         if not self._accepts(input, target, sample_weight):
