@@ -171,3 +171,29 @@ def test_reduction_contract():
     assert spec.reduce(per_sample, w, "mean") == pytest.approx(10.0 / 4)  # Σ w ℓ / N, not / Σ w
     np.testing.assert_allclose(spec.reduce(per_sample, w, "none"), per_sample * w)
     np.testing.assert_allclose(spec.per_sample_cotangent(4, w, "mean"), w / 4)
+
+
+@pytest.mark.project
+def test_ctc_reference_posteriors_keep_their_digits_where_the_gradient_cancels():
+    """Found by the property test: logits ±1e4 beside 88 / 89 put the log-domain sums near -2e4, and at
+    (t = 2, c = 7) the gradient softmax - G cancels from 0.73 to 1.4e-7. The reference's posteriors come
+    from reverse mode through the recursion (neighbouring forward variables only): the element within
+    1e-8 of itself against mpmath (``α + β - lp + nll``, sums of size 2e4, left it 7.6e-6 off)."""
+    from spec.sequence import _ctc_exact
+
+    x = np.zeros((1, 8, 11))
+    for t, c, v in ((0, 6, -1e4), (1, 6, 89.0), (2, 0, 88.0), (2, 7, 89.0), (3, 7, 1e4), (4, 10, 1e4),
+                    (5, 0, -14.135014533996582), (7, 0, 1e4)):
+        x[0, t, c] = v
+    labels = np.array([[6, 7, 7, 7]], np.int64)
+    params = {"blank": 0, "zero_infinity": False, "divide_by_target_length": False}
+    analytic = spec.get("ctc").reference_vjp(x, labels, np.ones(1), **params)
+    with mp.workdps(60):
+        for index in ((0, 2, 7), (0, 2, 0)):
+            def loss(delta, index=index):
+                xx = np.vectorize(mp.mpf, otypes=[object])(x)
+                xx[index] += delta
+                return _ctc_exact(xx, labels, **params)[0]
+            h = mp.mpf("1e-25")
+            numeric = float((loss(h) - loss(-h)) / (2 * h))
+            assert abs(analytic[index] - numeric) <= 1e-8 * abs(numeric), (index, analytic[index], numeric)
