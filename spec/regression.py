@@ -924,6 +924,11 @@ def _cosine_cases():
         Case("edge-exact-fit", "edge", {}, fit, 2.0 * fit,
              note="ŷ parallel to y (y = 2ŷ: exactly, in both dtypes): loss -1, gradient 0 (y has no part orthogonal "
                   "to ŷ)"),
+        Case("edge-parallel-small", "edge", {}, np.array([[0.0, -2.0 ** -14, 0.0], [2.0 ** -14, 0.0, 0.0]]),
+             np.array([[0.0, 38.8908576965332, 0.0], [3.0, 0.0, 0.0]]),
+             note="small vectors (norm 6.1e-5) anti-parallel and parallel to their targets: cos = ∓1 exactly and "
+                  "gradient 0, whose size would be up to 1 / ‖ŷ‖ = 1.6e4; a unit vector a few ulps off (an "
+                  "inexact rsqrt) shows there as a gradient of 2.4e-4 (found by the property test)"),
         Case("edge-batch1", "edge", {}, rng.normal(size=(1, 5)), rng.normal(size=(1, 5))),
         Case("epsilon-0.5-typical", "typical", {"epsilon": 0.5}, rng.normal(0.0, 0.4, size=(5, 3)),
              np.concatenate([rng.normal(0.0, 0.4, size=(4, 3)), np.zeros((1, 3))]),
