@@ -170,6 +170,31 @@ def with_total(total: Callable) -> Callable:
     return attach
 
 
+def traced_when_eager(per_sample: Callable) -> Callable:
+    """Run an eager call of a per-sample loss of many small ops as one traced graph: the loss, its
+    reduction and (under a ``GradientTape``) their gradient each become one function call instead
+    of one eager op each (a soft Dice's 20 ops: 2.5 ms eagerly on one CPU thread, 0.9 ms traced).
+    Traces are shared by every loss object of the entry, one per dtype, ranks, parameter set and
+    reduction (``reduce_retracing``: shapes generalized after the second); inside a graph
+    (``tf.function``, ``model.fit``, XLA) the ops are inlined as before. The values are the graph's
+    (the parity tests run both)."""
+
+    def reduced(x, y, sample_weight, reduction, kwargs):
+        return reduce(per_sample(x, y, **kwargs), sample_weight, reduction)
+
+    graphs: dict = {}  # one tf.function per rank of each input: generalized shapes keep their rank
+
+    def eager_graph(x, y, sample_weight, reduction, kwargs):
+        key = (x.shape.rank, None if y is None else y.shape.rank, sample_weight is None)
+        graph = graphs.get(key)
+        if graph is None:
+            graph = graphs[key] = tf.function(reduced, reduce_retracing=True, autograph=False)
+        return graph(x, y, sample_weight, reduction, kwargs)
+
+    per_sample.eager_graph = eager_graph
+    return per_sample
+
+
 def _as_tensor(x):
     return x if isinstance(x, tf.Tensor) else as_tensor(x)
 
@@ -181,11 +206,13 @@ class LossCall(CheckedCall):
     computes, through the loss's reduced form (:func:`with_total`) for "mean"/"sum" without
     sample weights. Array parameters become constants once per dtype (eagerly)."""
 
-    __slots__ = ("_constants",)
+    __slots__ = ("_constants", "_eager_graph")
 
     def __init__(self, entry, per_sample: Callable, params: Mapping[str, Any], reduction: str, validate: bool):
         super().__init__(entry, per_sample, params, reduction, validate)
         self._constants: dict = {}
+        # a per-sample loss marked by traced_when_eager (a batch statistic keeps its own path)
+        self._eager_graph = None if self.batch_statistic else getattr(per_sample, "eager_graph", None)
 
     def kwargs(self, dtype: tf.DType, tensors: Mapping[str, Any] | None = None) -> dict:
         if not self.vectors and not tensors:
@@ -215,6 +242,12 @@ class LossCall(CheckedCall):
             y = tf.cast(y_true, dtype)
         kwargs = self.scalars if tensors is None and not self.vectors else self.kwargs(dtype, tensors)
         return self.finish(x, y, sample_weight, kwargs)
+
+    def finish(self, x, y, sample_weight, kwargs):
+        graph = self._eager_graph
+        if graph is not None and tf.executing_eagerly():  # one traced call (traced_when_eager)
+            return graph(x, y, sample_weight, self.reduction, kwargs)
+        return super().finish(x, y, sample_weight, kwargs)
 
     # the tensor ops of :meth:`spec.validation.CheckedCall.finish`; the reduced form needs a
     # static, non-empty shape (``num_elements`` is None for an unknown one)

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from spec.numerics import LOG_P_MIN, P_MIN
 
-from ._core import apply, mean_nonbatch, reduce, with_total
+from ._core import apply, mean_nonbatch, reduce, traced_when_eager, with_total
 from ._fused import elementwise_closed_form, elementwise_cotangent
 
 
@@ -108,6 +108,7 @@ def _weighted_bce_total(x, y, mean, *, pos_weight, from_logits):
                   "mean" if mean else "sum")
 
 
+@traced_when_eager
 @with_total(_weighted_bce_total)
 def _weighted_bce_per_sample(x, y, *, pos_weight, from_logits):
     if from_logits:
@@ -222,6 +223,7 @@ def _binary_focal_total(x, y, mean, *, gamma, alpha, from_logits):
                   "mean" if mean else "sum")
 
 
+@traced_when_eager
 @with_total(_binary_focal_total)
 def _binary_focal_per_sample(x, y, *, gamma, alpha, from_logits):
     if from_logits:

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from spec.numerics import P_MIN
 
-from ._core import apply, mean_nonbatch
+from ._core import apply, mean_nonbatch, traced_when_eager
 
 __all__ = ["kl_divergence"]
 
@@ -26,6 +26,7 @@ def _kl_elementwise(x, y, *, log_prediction, log_target, epsilon):
     return y * tf.math.log(tf.where(y > 0, y, tf.ones_like(y)) / q)
 
 
+@traced_when_eager
 def _kl_divergence_per_sample(x, y, *, log_prediction, log_target, epsilon, class_reduction):
     elementwise = _kl_elementwise(x, y, log_prediction=log_prediction, log_target=log_target, epsilon=epsilon)
     rows = tf.reduce_sum(elementwise, axis=-1) if class_reduction == "sum" else tf.reduce_mean(elementwise, axis=-1)

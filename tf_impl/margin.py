@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from ._core import apply, mean_nonbatch
+from ._core import apply, mean_nonbatch, traced_when_eager
 from .regression import _elementwise_loss
 
 __all__ = ["hinge", "squared_hinge", "categorical_hinge"]
@@ -26,7 +26,7 @@ def _margin_gap(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
     return tf.maximum(1.0 - _signs(y, x) * x, 0.0)
 
 
-_hinge_per_sample = _elementwise_loss(_margin_gap)
+_hinge_per_sample = traced_when_eager(_elementwise_loss(_margin_gap))
 
 
 def hinge(y_true, y_pred, *, sample_weight=None, reduction="mean", validate=True):
@@ -34,7 +34,7 @@ def hinge(y_true, y_pred, *, sample_weight=None, reduction="mean", validate=True
     return apply("hinge", _hinge_per_sample, y_true, y_pred, sample_weight, {}, reduction, validate)
 
 
-_squared_hinge_per_sample = _elementwise_loss(lambda x, y: tf.square(_margin_gap(x, y)))
+_squared_hinge_per_sample = traced_when_eager(_elementwise_loss(lambda x, y: tf.square(_margin_gap(x, y))))
 
 
 def squared_hinge(y_true, y_pred, *, sample_weight=None, reduction="mean", validate=True):
@@ -42,6 +42,7 @@ def squared_hinge(y_true, y_pred, *, sample_weight=None, reduction="mean", valid
     return apply("squared_hinge", _squared_hinge_per_sample, y_true, y_pred, sample_weight, {}, reduction, validate)
 
 
+@traced_when_eager
 def _categorical_hinge_per_sample(x, y, *, zero_competitor):
     pos = tf.reduce_sum(y * x, axis=-1)
     if zero_competitor:  # keras.losses.CategoricalHinge: the true class's (1 - 1) ŷ = 0 competes

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from spec.metric_learning import NORM_EPS
 
-from ._core import apply
+from ._core import apply, traced_when_eager
 
 __all__ = ["circle"]
 
@@ -35,6 +35,7 @@ def _masked_logsumexp(z, mask):
     return tf.math.log(tf.where(has, total, tf.ones_like(total))) + top, has
 
 
+@traced_when_eager
 def _circle_per_sample(x, y, *, gamma, margin, remove_diagonal, normalize):
     u = _unit_rows(x) if normalize else x
     distance = _floor_at_zero(1.0 - tf.matmul(u, u, transpose_b=True))

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from spec.numerics import LOG_P_MIN, P_MIN
 
-from ._core import apply, mean_nonbatch, reduce, with_total
+from ._core import apply, mean_nonbatch, reduce, traced_when_eager, with_total
 
 __all__ = ["categorical_crossentropy", "sparse_categorical_crossentropy", "cost_sensitive_cce",
            "categorical_focal_crossentropy", "categorical_generalized_crossentropy"]
@@ -158,6 +158,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, *, from_logits=True, label_s
                  reduction, validate)
 
 
+@traced_when_eager
 def _cost_sensitive_cce_per_sample(x, y, *, cost_matrix, mode, from_logits):
     y = tf.cast(y, x.dtype)  # integer one-hot targets join the compute dtype
     log_q = _log_q(x, from_logits)
@@ -225,6 +226,7 @@ def _focal_logs(x: tf.Tensor, from_logits: bool):
     return log_q, tf.where(top, rest, off_top)
 
 
+@traced_when_eager
 def _categorical_focal_crossentropy_per_sample(x, y, *, alpha, gamma, from_logits, label_smoothing):
     y = _smoothed(x, y, label_smoothing)
     log_q, log_1mq = _focal_logs(x, from_logits)
@@ -249,6 +251,7 @@ def categorical_focal_crossentropy(y_true, y_pred, *, alpha=0.25, gamma=2.0, fro
                                  "label_smoothing": label_smoothing}, reduction, validate)
 
 
+@traced_when_eager
 def _categorical_generalized_crossentropy_per_sample(x, y, *, q, from_logits):
     onehot = tf.one_hot(tf.cast(y, tf.int64), tf.shape(x)[-1], dtype=x.dtype)
     log_p = tf.reduce_sum(onehot * _log_q(x, from_logits), axis=-1)

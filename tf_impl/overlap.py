@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from ._core import apply, with_total
+from ._core import apply, traced_when_eager, with_total
 from .distributed import sync_sum
 
 __all__ = ["soft_dice", "soft_jaccard", "tversky", "soft_fbeta"]
@@ -162,6 +162,7 @@ def _soft_dice_total(x, y, mean, *, smooth, from_logits):
     return _overlap_total(x, y, mean, from_logits, 1.0, 1.0, 2.0, 0.0, smooth)
 
 
+@traced_when_eager
 @with_total(_soft_dice_total)
 def _soft_dice_per_sample(x, y, *, smooth, from_logits):
     return _overlap_per_sample(x, y, from_logits, 1.0, 1.0, 2.0, 0.0, smooth)
@@ -188,6 +189,7 @@ def _soft_jaccard_total(x, y, mean, *, smooth, from_logits):
     return _overlap_total(x, y, mean, from_logits, 1.0, 1.0, 1.0, 0.0, smooth)
 
 
+@traced_when_eager
 @with_total(_soft_jaccard_total)
 def _soft_jaccard_per_sample(x, y, *, smooth, from_logits):
     return _overlap_per_sample(x, y, from_logits, 1.0, 1.0, 1.0, 0.0, smooth)
@@ -212,6 +214,7 @@ def _tversky_total(x, y, mean, *, alpha, beta, smooth, from_logits):
     return _overlap_total(x, y, mean, from_logits, alpha, beta, 1.0, 0.0, smooth)
 
 
+@traced_when_eager
 @with_total(_tversky_total)
 def _tversky_per_sample(x, y, *, alpha, beta, smooth, from_logits):
     return _overlap_per_sample(x, y, from_logits, alpha, beta, 1.0, 0.0, smooth)
@@ -239,6 +242,7 @@ def _soft_fbeta_total(x, y, mean, *, beta, epsilon, average, from_logits, sync):
     return _overlap_total(x, y, mean, from_logits, 1.0, b2, 1.0 + b2, epsilon, 0.0)
 
 
+@traced_when_eager
 @with_total(_soft_fbeta_total)
 def _soft_fbeta_per_sample(x, y, *, beta, epsilon, average, from_logits, sync, sample_weight=None):
     b2 = beta * beta

@@ -17,7 +17,7 @@ import tensorflow as tf
 import spec as _spec
 from spec.core import REQUIRED
 
-from ._core import LossCall, apply, mean_nonbatch, reduce, split_params, with_total
+from ._core import LossCall, apply, mean_nonbatch, reduce, split_params, traced_when_eager, with_total
 from .distributed import scale_for_replicas, sync_sum
 from .multiclass import _log_q
 
@@ -43,6 +43,7 @@ def _count(x: tf.Tensor, threshold: float, temperature: float) -> tf.Tensor:
 
 
 # --------------------------------------------------------------------------- count_penalty
+@traced_when_eager
 def _count_penalty_per_sample(x, y, *, threshold, factor, temperature):
     return factor * _sum_nonbatch(_count(x, threshold, temperature))
 

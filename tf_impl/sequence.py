@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from ._core import apply
+from ._core import apply, traced_when_eager
 
 __all__ = ["ctc"]
 
@@ -54,17 +54,8 @@ def _extended(labels, blank):
 
 
 def _nll(x, labels, lengths, blank):
-    """``-log p(labels | x)`` per sample: eagerly through one traced graph (:func:`_nll_graph`: one op
-    instead of some 15 eager ops per time step, forward and backward); inside a graph (tf.function,
-    XLA) the ops themselves, inlined with their static shapes (XLA compiles no while loop of
-    generalized shapes)."""
-    if tf.executing_eagerly():
-        return _nll_graph(x, labels, lengths, blank)
-    return _nll_ops(x, labels, lengths, blank)
-
-
-def _nll_ops(x, labels, lengths, blank):
-    """The forward recursion over the extended labels, in log space."""
+    """``-log p(labels | x)`` per sample: the forward recursion over the extended labels, in log space
+    (an eager call runs it as one traced graph: :func:`_ctc_per_sample` is ``traced_when_eager``)."""
     ext, skip = _extended(labels, blank)
     lp = tf.nn.log_softmax(x, axis=-1)
     lp_ext = tf.transpose(tf.gather(lp, ext, axis=2, batch_dims=1), [1, 0, 2])  # (T, N, S)
@@ -83,10 +74,7 @@ def _nll_ops(x, labels, lengths, blank):
     return -(top + tf.math.log(tf.exp(last - top) + tf.exp(before_last - top)))
 
 
-#: the recursion traced once per dtype and blank, shapes generalized (eager calls)
-_nll_graph = tf.function(_nll_ops, reduce_retracing=True)
-
-
+@traced_when_eager
 def _ctc_per_sample(x, y, *, blank, zero_infinity, divide_by_target_length):
     labels, lengths = label_rows(y, blank)
     nll = _nll(tf.cast(x, tf.float64), labels, lengths, blank)  # float64 inside (the torch twin's reason)
