@@ -161,7 +161,8 @@ class TorchOps:
         return bool((x == torch.round(x)).all())
 
     def min_max_excluding(self, x, value):
-        rest = x.detach()[x.detach() != value]
+        x = x.detach()
+        rest = x[x != value]
         return self.min_max(rest) if rest.numel() else None
 
 
