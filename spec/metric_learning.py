@@ -160,18 +160,21 @@ def _unit_rows(a):
     return a / np.linalg.norm(a, axis=1, keepdims=True)
 
 
-#: the similarities' condition number Σ_k |u_ik u_jk| / max(|s_ij|, 1) past which float32 keeps fewer than half
-#: of its digits of s_ij (2^12 of its 2^24)
-_DOT_CANCELLATION = 2.0 ** 12
+#: how far float32's rounding of the similarities may move a pair term z (in nats) before the result
+#: leaves the tolerances: e^{z ± δ} is off by δ relatively
+_PAIR_TERM_ROUNDING = 2.0 ** -10
 
 
 def _circle_ill_conditioned(prediction, target, params):
     """``ill_conditioned``: (normalize=True) a row at or below NORM_EPS: its gradient is g_u / 1e-12,
     g_u = Σ_j (G_ij + G_ji) x̂_j a sum of the other rows' unit vectors that may cancel, so its absolute
     rounding (ε · Σ|terms|, ~1e-6 in float32) comes out ~1e6 whatever the true value (float32 rounds
-    x̂ = (-1e4, 1) / |·| to (-1, 0), and g_u = G(x̂_a - x̂_b) loses the 5e-9 that the reference keeps);
-    (normalize=False) a similarity s_ij = u_i · u_j of raw rows that cancels: (-1e4, 1/32, 89) · (-89, 1,
-    -1e4) = 890000 + 1/32 - 890000, which float32 (ulp 1/16 at 890000) cannot hold."""
+    x̂ = (-1e4, 1) / |·| to (-1, 0), and g_u = G(x̂_a - x̂_b) loses the 5e-9 that the reference keeps).
+    (normalize=False) raw rows whose similarities float32 cannot hold to the pair terms' needs: s_ij =
+    u_i · u_j is rounded by ε32 · M (M = max Σ_k |u_ik u_jk|), which moves z = γ(d² - m²) by
+    2γ|d| ε32 M with |d| <= 1 + M: beyond 2^-10 for rows of norm past ~3 at γ = 80 (unit rows, as
+    keras.losses.Circle takes them, stay below it up to γ = 320); (-1e4, 1/32, 89) · (-89, 1, -1e4) =
+    890000 + 1/32 - 890000, or rows of norm 1e4 with pair terms of 3e10, are far past it."""
     x = np.asarray(prediction, np.float64)
     if x.ndim != 2:
         return ""
@@ -179,9 +182,9 @@ def _circle_ill_conditioned(prediction, target, params):
         if np.any(np.sqrt(np.sum(x * x, axis=1)) <= NORM_EPS):
             return "a zero row (|x| <= 1e-12): its gradient is a sum divided by 1e-12"
         return ""
-    magnitude = np.abs(x) @ np.abs(x).T
-    if np.any(magnitude > _DOT_CANCELLATION * np.maximum(np.abs(x @ x.T), 1.0)):
-        return "raw rows whose dot product cancels (float32 keeps fewer than half its digits)"
+    magnitude = float(np.max(np.abs(x) @ np.abs(x).T, initial=0.0))
+    if 2.0 * params.get("gamma", 80.0) * (2.0 + magnitude) * magnitude * 2.0 ** -24 > _PAIR_TERM_ROUNDING:
+        return "raw rows whose similarities float32 rounds by more than the pair terms allow"
     return ""
 
 
@@ -314,7 +317,8 @@ CIRCLE = register(LossSpec(
         "of the other samples' pairs). normalize: the gradient is projected, (g - x̂ (x̂·g)) / |x|; a row with "
         "|x| <= 1e-12 gets g / 1e-12 (exact where g has no cancellation, as in the edge cases; elsewhere its "
         "absolute rounding times 1e12: outside the property tests' domain, see ill_conditioned, as are raw rows "
-        "(normalize=False) whose dot products cancel). No gradient w.r.t. the labels."),
+        "(normalize=False) of norm past ~3, whose rounded similarities move the pair terms beyond the "
+        "tolerances). No gradient w.r.t. the labels."),
     stability=(
         "The pair terms reach ±γ(2 + m)·2 (±384 at the defaults; ±1500 at γ = 320): never e^z itself. Each "
         "log-sum-exp is shifted by its own masked maximum (0 for an empty row, whose sum is replaced by 1 under a "
