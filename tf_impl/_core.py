@@ -241,13 +241,10 @@ class LossCall(CheckedCall):
         if y_true is not None and y_true.dtype != dtype and not (self.class_targets and y_true.dtype.is_integer):
             y = tf.cast(y_true, dtype)
         kwargs = self.scalars if tensors is None and not self.vectors else self.kwargs(dtype, tensors)
-        return self.finish(x, y, sample_weight, kwargs)
-
-    def finish(self, x, y, sample_weight, kwargs):
         graph = self._eager_graph
-        if graph is not None and tf.executing_eagerly():  # one traced call (traced_when_eager)
+        if graph is not None and tf.executing_eagerly():  # one traced call: per-sample loss and reduction
             return graph(x, y, sample_weight, self.reduction, kwargs)
-        return super().finish(x, y, sample_weight, kwargs)
+        return self.finish(x, y, sample_weight, kwargs)
 
     # the tensor ops of :meth:`spec.validation.CheckedCall.finish`; the reduced form needs a
     # static, non-empty shape (``num_elements`` is None for an unknown one)
