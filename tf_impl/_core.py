@@ -175,28 +175,19 @@ def traced_when_eager(per_sample: Callable) -> Callable:
     reduction and (under a ``GradientTape``) their gradient each become one function call instead
     of one eager op each (a soft Dice's 20 ops: 2.5 ms eagerly on one CPU thread, 0.9 ms traced).
     Traces are shared by every loss object of the entry, one per dtype, ranks, parameter set and
-    reduction (``reduce_retracing``: shapes generalized after the second), made at a configuration's
-    second call (its first runs op by op: a one-off call pays no trace); inside a graph
+    reduction (``reduce_retracing``: shapes generalized after the second); inside a graph
     (``tf.function``, ``model.fit``, XLA) the ops are inlined as before. The values are the graph's
     (the parity tests run both)."""
 
     def reduced(x, y, sample_weight, reduction, kwargs):
         return reduce(per_sample(x, y, **kwargs), sample_weight, reduction)
 
-    # one tf.function per configuration: dtype, ranks (generalized shapes keep their rank), weights or
-    # not, reduction and the plain parameters; a configuration's first call runs eagerly and only a
-    # repeated one is traced (a loop's second step pays the trace, a one-off call never does)
-    graphs: dict = {}
-    seen: set = set()
+    graphs: dict = {}  # one tf.function per rank of each input: generalized shapes keep their rank
 
     def eager_graph(x, y, sample_weight, reduction, kwargs):
-        key = (x.dtype, x.shape.rank, None if y is None else y.shape.rank, sample_weight is None, reduction,
-               tuple((k, repr(v)) for k, v in kwargs.items() if not isinstance(v, (tf.Tensor, tf.Variable))))
+        key = (x.shape.rank, None if y is None else y.shape.rank, sample_weight is None)
         graph = graphs.get(key)
         if graph is None:
-            if key not in seen:
-                seen.add(key)
-                return reduced(x, y, sample_weight, reduction, kwargs)
             graph = graphs[key] = tf.function(reduced, reduce_retracing=True, autograph=False)
         return graph(x, y, sample_weight, reduction, kwargs)
 
