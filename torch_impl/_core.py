@@ -376,14 +376,24 @@ class LossCall(CheckedCall):
                 or not isinstance(target, torch.Tensor) or input.shape != target.shape or not input.dim()
                 or _compiling()):
             return False
+        reads = self._shapes_then_reads(input, input.shape)
+        if reads is not None:
+            return reads
+        return _floats_within(input, pair[0]) and _floats_within(target, pair[1])
+
+    def _shapes_then_reads(self, input, shape) -> bool | None:
+        """The short paths' common steps after their layout tests: the entry's ``check_shapes`` (it
+        raises as the full check would), then the verdict where no value is read (True with
+        ``validate=False``; on an accelerator True, or False inside :func:`sync_value_checks`, whose
+        reads the full check makes), or None: the values are to be read here."""
         check = self.check
         if check.check_shapes is not None:
-            check.check_shapes(check.loss, check.params, input.shape)  # raises as the full check would
+            check.check_shapes(check.loss, check.params, shape)
         if not self.validate:
             return True
         if not _on_host(input):
-            return not _SYNC_CHECKS.get()  # values are read there only inside sync_value_checks
-        return _floats_within(input, pair[0]) and _floats_within(target, pair[1])
+            return not _SYNC_CHECKS.get()
+        return None
 
     def _accepts_labels(self, input, target, sample_weight) -> bool:
         """:meth:`_accepts` for class-index targets (``label_bounds``): an integer target of the entry's
@@ -392,16 +402,12 @@ class LossCall(CheckedCall):
         if (sample_weight is not None or not isinstance(input, torch.Tensor) or not isinstance(target, torch.Tensor)
                 or input.dim() < 2 or not _is_integer(target) or _compiling()):
             return False
-        check = self.check
         shape = tuple(input.shape)
-        if tuple(target.shape) != tuple(check.target_shape(shape)):
+        if tuple(target.shape) != tuple(self.check.target_shape(shape)):
             return False
-        if check.check_shapes is not None:
-            check.check_shapes(check.loss, check.params, shape)  # raises as the full check would
-        if not self.validate:
-            return True
-        if not _on_host(input):
-            return not _SYNC_CHECKS.get()
+        reads = self._shapes_then_reads(input, shape)
+        if reads is not None:
+            return reads
         if not _floats_within(input, self._labels) or not target.numel():
             return False
         return _host_within(target, 0.0, float(shape[-1] - 1))
