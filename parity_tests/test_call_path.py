@@ -12,6 +12,7 @@ import torch
 
 import spec
 from parity_tests import selection
+from torch_impl._core import OPS, RESULT_DECIDES
 
 
 def _base_params(entry) -> dict:
@@ -94,13 +95,19 @@ def test_short_path_never_accepts_an_invalid_call(name):
         y = None if case.target is None else _tensor(case.target)
         w = None if case.sample_weight is None else _tensor(case.sample_weight)
         with pytest.raises(ValueError) as full:
-            call(x, y, w)  # the full contract: the spec's message
+            call(x, y, w)  # the call as a user makes it
+        with pytest.raises(ValueError) as checked:
+            call.check(x, y, w, OPS, True)  # the full check alone: the spec's message
+        assert str(full.value) == str(checked.value), (name, case.id)
         try:
             accepted = call._accepts(x, y, w)
         except ValueError as short:  # a shape rule raised on the short path: the same message
             assert str(short) == str(full.value), (name, case.id)
         else:
-            assert not accepted, f"{name}: the short path accepted the invalid case {case.id}"
+            # accepted on its reads so far only where the loss's value decides the rest (and the
+            # call above raised the full check's message after seeing a non-finite loss)
+            assert not accepted or accepted is RESULT_DECIDES, \
+                f"{name}: the short path accepted the invalid case {case.id}"
         seen += 1
     assert seen, f"{name}: no invalid call with the base parameters"
 
@@ -117,3 +124,84 @@ def test_short_path_with_validate_off_only_checks_shapes(name):
     x = _tensor(case.prediction).clone()
     x.view(-1)[0] = float("nan")
     assert call._accepts(x, _tensor(case.target), None)
+
+
+# ---- the result decides (``LossSpec.nonfinite_propagates``) --------------------------------------------
+
+_NONFINITE = (float("nan"), float("inf"), float("-inf"))
+
+
+def _propagation_failures(entry, argument: str, dtype=torch.float64) -> list[str]:
+    """Where a NaN or ±inf in ``argument`` ("prediction" or "target") of a valid case leaves the torch
+    loss (``validate=False``, each reduction) finite: the case, reduction, value and position. Every
+    valid case of the entry with a target of the prediction's shape and no sample weight, the value at
+    the first, a middle and the last element."""
+    import torch_impl
+
+    failures = []
+    index = ("prediction", "target").index(argument)
+    for case in entry.cases():
+        if case.target is None or case.sample_weight is not None:
+            continue
+        params = entry.validate_params(case.params)
+        if not spec.validation.InputChecker(entry, params).unbounded[index]:
+            continue  # a bounded argument is read by the short path (e.g. probabilities, not logits)
+        x, y = _tensor(case.prediction, dtype), _tensor(case.target, dtype)
+        arrays = {"prediction": x, "target": y}
+        if not arrays[argument].is_floating_point() or not arrays[argument].numel():
+            continue
+        for reduction in spec.REDUCTIONS:
+            try:
+                loss = torch_impl.get_loss(entry.name, reduction=reduction, validate=False, **params)
+            except ValueError:  # a batch statistic has "mean" only
+                continue
+            n = arrays[argument].numel()
+            for value in _NONFINITE:
+                for position in sorted({0, n // 2, n - 1}):
+                    changed = {k: v.clone() for k, v in arrays.items()}
+                    changed[argument].view(-1)[position] = value
+                    out = loss(changed["prediction"], changed["target"])
+                    if bool(torch.isfinite(out).all()):
+                        failures.append(f"{case.id} {reduction} {value} at {position}")
+    return failures
+
+
+def _propagating_entries():
+    return [pytest.param(e.name, a, id=f"{e.name}-{a}") for e in selection.entries()
+            for a in e.nonfinite_propagates]
+
+
+@pytest.mark.parametrize("name, argument", _propagating_entries())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_nonfinite_argument_makes_a_nonfinite_loss(name, argument, dtype):
+    """The claim of ``nonfinite_propagates`` on which the short path's result check rests: NaN or ±inf
+    anywhere in the argument gives a non-finite loss, for every valid case and reduction."""
+    entry = spec.get(name)
+    assert argument in ("prediction", "target") and not entry.single_input
+    failures = _propagation_failures(entry, argument, dtype)
+    assert not failures, f"{name}: a non-finite {argument} gave a finite loss: {failures[:5]}"
+
+
+def test_propagation_check_sees_a_loss_that_absorbs_infinities():
+    """The test above can fail: the hinge's max(0, 1 - yŷ) turns ŷ = +inf (y = 1) into 0, and the sparse
+    cross-entropy ignores a -inf logit of a class that is not the label; neither makes the claim."""
+    assert _propagation_failures(spec.get("hinge"), "prediction")
+    assert _propagation_failures(spec.get("sparse_categorical_crossentropy"), "prediction")
+    assert "prediction" not in spec.get("hinge").nonfinite_propagates
+    assert "prediction" not in spec.get("sparse_categorical_crossentropy").nonfinite_propagates
+
+
+def test_a_valid_call_whose_loss_overflows_returns_it():
+    """A non-finite loss from finite arguments (an overflow) goes through the full check, which passes:
+    the call returns the loss (inf), as the full check alone would."""
+    call = _loss_call("mean_squared_error")
+    assert call._deferred == (True, True)
+    x = torch.full((2, 3), 1e200, dtype=torch.float64, requires_grad=True)
+    y = torch.full((2, 3), -1e200, dtype=torch.float64)
+    assert call._accepts(x, y, None) is RESULT_DECIDES
+    out = call(x, y, None)
+    assert out.item() == float("inf")
+    x = x.detach().clone()
+    x.view(-1)[1] = float("nan")  # and a NaN is still the spec's error
+    with pytest.raises(ValueError, match="prediction"):
+        call(x.requires_grad_(), y, None)

@@ -126,6 +126,7 @@ _WEIGHTED_BCE_PERFORMANCE = (
 
 WEIGHTED_BCE = register(LossSpec(
     name="weighted_bce",
+    nonfinite_propagates=('prediction',),
     family="classification",
     summary="Binary cross-entropy with a weight on the positive term (multilabel, imbalanced).",
     formula=r"\ell = -\frac{1}{M}\sum_j \left[w_j\, y_j \log\sigma(x_j) + (1-y_j)\log(1-\sigma(x_j))\right]",
@@ -263,6 +264,7 @@ _BINARY_FOCAL_PERFORMANCE = (
 
 BINARY_FOCAL = register(LossSpec(
     name="binary_focal",
+    nonfinite_propagates=('prediction',),
     family="classification",
     summary="Focal loss (Lin et al. 2017): BCE down-weighted on easy examples by (1 - p_t)^γ.",
     formula=(r"\ell = \frac{1}{M}\sum_j \alpha_t\,(1-p_t)^{\gamma}\,\mathrm{BCE}(x_j, y_j),\quad "

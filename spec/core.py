@@ -272,6 +272,13 @@ class LossSpec:
     #: [0, C - 1], C = the prediction's last axis: a framework may test that with one reduction) or
     #: :data:`CHECKS_ALL`
     check_values_scope: Callable[[Mapping[str, Any]], str] | None = None
+    #: the arguments (``"prediction"``, ``"target"``) of unbounded domain whose NaN or ±inf makes the
+    #: loss NaN or ±inf under every reduction and valid parameter set (IEEE arithmetic carries it through
+    #: the formula: (ŷ - y)² yes, max(0, 1 - yŷ) no). A framework may then test such an argument's
+    #: values through the result of the valid call (one read of the loss instead of one reduction of the
+    #: argument; a non-finite result goes through the full check, which raises or lets it pass).
+    #: ``parity_tests/test_call_path.py`` proves the claim for each entry that makes it
+    nonfinite_propagates: tuple[str, ...] = ()
     identities: tuple[Identity, ...] = ()
     peer_notes: tuple[PeerNote, ...] = ()
     #: why benchmark rows miss their speed target (see :class:`PerformanceNote`)

@@ -464,6 +464,7 @@ _CATEGORICAL_CROSSENTROPY_PERFORMANCE = (
 
 CATEGORICAL_CROSSENTROPY = register(LossSpec(
     name="categorical_crossentropy",
+    nonfinite_propagates=('prediction',),
     family="multiclass",
     summary="Softmax cross-entropy with one-hot or soft targets on the last axis, optional label smoothing.",
     formula=(r"\ell = -\frac{1}{R}\sum_{r}\sum_{c=1}^{C} w_c\,y'_{rc}\,\log\mathrm{softmax}(x_r)_c,\quad "
@@ -844,6 +845,7 @@ def _cs_invalid():
 
 COST_SENSITIVE_CCE = register(LossSpec(
     name="cost_sensitive_cce",
+    nonfinite_propagates=('prediction',),
     family="multiclass",
     summary=("Categorical cross-entropy times a misclassification cost read from a (true, predicted) "
              "cost matrix (the cost-sensitive problem's w_categorical_crossentropy, fixed)."),
@@ -1036,6 +1038,7 @@ _CATEGORICAL_FOCAL_CROSSENTROPY_PERFORMANCE = (
 
 CATEGORICAL_FOCAL_CROSSENTROPY = register(LossSpec(
     name="categorical_focal_crossentropy",
+    nonfinite_propagates=('prediction',),
     family="multiclass",
     summary=("Softmax focal loss (Lin et al.) with one-hot or soft targets on the last axis: cross-entropy "
              "terms down-weighted by (1 - q)^γ, times α; optional label smoothing."),

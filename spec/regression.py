@@ -75,6 +75,7 @@ _MEAN_SQUARED_ERROR_PERFORMANCE = (
 
 MEAN_SQUARED_ERROR = register(LossSpec(
     name="mean_squared_error",
+    nonfinite_propagates=('prediction', 'target'),
     family="regression",
     summary="Mean squared error, averaged over every non-batch axis of a sample.",
     formula=r"\ell = \frac{1}{M}\sum_j (y_j - \hat y_j)^2",
@@ -186,6 +187,7 @@ def _mae_exact(prediction, target):
 
 MEAN_ABSOLUTE_ERROR = register(LossSpec(
     name="mean_absolute_error",
+    nonfinite_propagates=('prediction', 'target'),
     family="regression",
     summary="Mean absolute error, averaged over every non-batch axis of a sample.",
     formula=r"\ell = \frac{1}{M}\sum_j \left|y_j - \hat y_j\right|",
@@ -282,6 +284,7 @@ DELTA = Param("delta", 1.0, "a finite float > 0", v.real(lo=0.0, lo_open=True),
 
 HUBER = register(LossSpec(
     name="huber",
+    nonfinite_propagates=('prediction', 'target'),
     family="regression",
     summary="Huber loss: d²/2 for |d| <= delta, delta (|d| - delta/2) beyond (d = ŷ - y), averaged over every "
             "non-batch axis of a sample.",
@@ -381,6 +384,7 @@ def _log_cosh_cases():
 
 LOG_COSH = register(LossSpec(
     name="log_cosh",
+    nonfinite_propagates=('prediction', 'target'),
     family="regression",
     summary="Log-cosh loss: log(cosh(ŷ - y)), ≈ d²/2 near 0 and |d| - log 2 far out, averaged over every "
             "non-batch axis of a sample.",
@@ -482,6 +486,7 @@ _MEAN_ABSOLUTE_PERCENTAGE_ERROR_PERFORMANCE = (
 
 MEAN_ABSOLUTE_PERCENTAGE_ERROR = register(LossSpec(
     name="mean_absolute_percentage_error",
+    nonfinite_propagates=('prediction', 'target'),
     family="regression",
     summary="Mean absolute percentage error: 100 |y - ŷ| / max(|y|, epsilon), averaged over every non-batch "
             "axis of a sample.",
@@ -762,6 +767,7 @@ _POISSON_PERFORMANCE = (
 
 POISSON = register(LossSpec(
     name="poisson",
+    nonfinite_propagates=('prediction',),
     family="regression",
     summary="Poisson negative log-likelihood of counts y: exp(x) - y x for log-rates x (log_input=True), "
             "ŷ - y log(ŷ + epsilon) for rates ŷ, averaged over every non-batch axis of a sample.",
@@ -963,6 +969,7 @@ _COSINE_SIMILARITY_PERFORMANCE = (
 
 COSINE_SIMILARITY = register(LossSpec(
     name="cosine_similarity",
+    nonfinite_propagates=('prediction', 'target'),
     family="regression",
     summary="Negative cosine similarity -ŷ·y / (max(‖ŷ‖, epsilon) max(‖y‖, epsilon)) along axis (in [-1, 1], -1 "
             "for parallel vectors), averaged over the other non-batch axes of a sample.",

@@ -277,6 +277,7 @@ _MSE_COUNT_PENALTY_PERFORMANCE = (
 
 MSE_COUNT_PENALTY = register(LossSpec(
     name="mse_count_penalty",
+    nonfinite_propagates=('prediction', 'target'),
     family="regularizers",
     summary=("Mean squared error plus factor × the number of predictions above a threshold per "
              "sample (CountBasedRegularizationLoss of the count-above-a-threshold problem), hard or sigmoid-relaxed."),
@@ -412,6 +413,7 @@ _CCE_COUNT_PENALTY_PERFORMANCE = (
 
 CCE_COUNT_PENALTY = register(LossSpec(
     name="cce_count_penalty",
+    nonfinite_propagates=('prediction',),
     family="regularizers",
     summary=("Softmax cross-entropy plus factor × the number of classes whose probability is above "
              "a threshold (sparse_prediction_loss of the count-above-a-threshold problem), hard or sigmoid-relaxed; classes last."),

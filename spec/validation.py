@@ -408,7 +408,7 @@ class InputChecker:
     :func:`check_inputs`'s (which is ``InputChecker(spec, params)(...)``)."""
 
     __slots__ = ("spec", "params", "loss", "single_input", "target_shape", "check_shapes", "prediction_domain",
-                 "target_domain", "check_values", "_bounds", "_labels_only")
+                 "target_domain", "check_values", "_bounds", "_labels_only", "result_decides")
 
     def __init__(self, spec: LossSpec, params):
         self.spec, self.params, self.loss = spec, params, spec.name
@@ -425,6 +425,17 @@ class InputChecker:
         # the closed bounds of a valid prediction / target / sample_weight: finite (the largest
         # float stands for "unbounded", so that ±inf and NaN fall outside) and in the domain
         self._bounds = tuple(_bounds(d) for d in (self.prediction_domain, self.target_domain, (0.0, None)))
+        #: (prediction, target): whether the short paths may test that argument's values through the
+        #: loss it gives (unbounded, and ``spec.nonfinite_propagates`` names it): the whole test of an
+        #: unbounded argument is that it is finite, and a non-finite one makes a non-finite loss
+        self.result_decides = tuple(name in spec.nonfinite_propagates and free
+                                    for name, free in zip(("prediction", "target"), self.unbounded))
+
+    @property
+    def unbounded(self) -> tuple[bool, bool]:
+        """(prediction, target): whether any finite value is valid there (the whole test of the
+        argument's values is that they are finite)."""
+        return tuple(bounds == (-_LARGEST, _LARGEST) for bounds in self._bounds[:2])
 
     @property
     def pair_bounds(self) -> tuple[tuple[float, float], tuple[float, float]] | None:

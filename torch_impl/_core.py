@@ -182,6 +182,38 @@ def _host_within(x: torch.Tensor, lo: float, hi: float) -> bool:
     return vmin.item() >= lo and vmax.item() <= hi
 
 
+class _ResultDecides:
+    """The verdict of :meth:`LossCall._accepts` that accepts a call on its reads so far and leaves the
+    finiteness of the arguments in ``InputChecker.result_decides`` to the loss they give (truthy)."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "RESULT_DECIDES"
+
+
+RESULT_DECIDES = _ResultDecides()
+
+
+def _finite_result(out: torch.Tensor) -> bool:
+    """Whether every value of a loss is finite: its one value, or the sum of its values (NaN and ±inf
+    propagate; an overflow says no, and the full check decides)."""
+    if out.dim():
+        out = out.detach().sum()
+    return math.isfinite(out.item())
+
+
+def _floats_or_deferred(x: torch.Tensor, bounds: tuple[float, float], deferred: bool) -> bool:
+    """:func:`_floats_within`, or where the result decides (``deferred``) only that x is a non-empty
+    floating tensor (its values are read through the loss: :data:`RESULT_DECIDES`)."""
+    if deferred:
+        return x.is_floating_point() and x.numel() > 0
+    return _floats_within(x, bounds)
+
+
 def _floats_within(x: torch.Tensor, bounds: tuple[float, float]) -> bool:
     """The short path of :meth:`LossCall._accepts`: a non-empty floating CPU tensor within ``bounds``
     (:func:`_host_within`); False for anything else (integer, bool, empty or out-of-bounds tensors),
@@ -336,7 +368,7 @@ class LossCall(CheckedCall):
     ``vectors``: the array parameters as tensors (the module's buffers, which follow ``.to()``);
     ``tensors``: parameters given as tensors to the functional form (gradients flow to them)."""
 
-    __slots__ = ("_cache", "_pair", "_labels")
+    __slots__ = ("_cache", "_pair", "_labels", "_deferred")
 
     def __init__(self, entry, per_sample: Callable, params: Mapping[str, Any], reduction: str, validate: bool):
         super().__init__(entry, per_sample, params, reduction, validate)
@@ -347,6 +379,9 @@ class LossCall(CheckedCall):
         # and of an entry whose check of a class-index call is its shapes, the prediction's bounds and
         # the labels' range (``label_bounds``)
         self._labels = self.check.label_bounds
+        # the arguments whose finiteness the loss's own value shows (one read of the result in place of
+        # a reduction of the argument: ``InputChecker.result_decides``)
+        self._deferred = self.check.result_decides
 
     as_vector = staticmethod(torch.as_tensor)  # array parameters as tensors (converted once)
 
@@ -367,8 +402,10 @@ class LossCall(CheckedCall):
         same-shape pair is its shape rule and the bounds of each (``pair_bounds``): tensors of one
         shape, no sample weight, the entry's ``check_shapes``, floating values within their bounds (one ``sum`` for an unbounded tensor, one
         ``aminmax`` for a bounded one) or not read (``validate=False``, or an accelerator outside
-        :func:`sync_value_checks`). False sends the call through the full check, which raises
-        with the spec's message or passes."""
+        :func:`sync_value_checks`). An unbounded argument whose NaN or ±inf makes the loss non-finite
+        (``InputChecker.result_decides``) is not read here: the verdict is then :data:`RESULT_DECIDES`,
+        and :meth:`__call__` reads the loss once instead. False sends the call through the full check,
+        which raises with the spec's message or passes."""
         pair = self._pair
         if pair is None:
             return self._labels is not None and self._accepts_labels(input, target, sample_weight)
@@ -379,7 +416,10 @@ class LossCall(CheckedCall):
         reads = self._shapes_then_reads(input, input.shape)
         if reads is not None:
             return reads
-        return _floats_within(input, pair[0]) and _floats_within(target, pair[1])
+        deferred = self._deferred
+        if not (_floats_or_deferred(input, pair[0], deferred[0]) and _floats_or_deferred(target, pair[1], deferred[1])):
+            return False
+        return RESULT_DECIDES if deferred[0] or deferred[1] else True
 
     def _shapes_then_reads(self, input, shape) -> bool | None:
         """The short paths' common steps after their layout tests: the entry's ``check_shapes`` (it
@@ -408,12 +448,21 @@ class LossCall(CheckedCall):
         reads = self._shapes_then_reads(input, shape)
         if reads is not None:
             return reads
-        if not _floats_within(input, self._labels) or not target.numel():
+        deferred = self._deferred[0]
+        if not _floats_or_deferred(input, self._labels, deferred) or not target.numel():
             return False
-        return _host_within(target, 0.0, float(shape[-1] - 1))
+        if not _host_within(target, 0.0, float(shape[-1] - 1)):
+            return False
+        return RESULT_DECIDES if deferred else True
 
     def __call__(self, input, target, sample_weight, tensors=None, vectors=None) -> torch.Tensor:
-        if not self._accepts(input, target, sample_weight):
+        verdict = self._accepts(input, target, sample_weight)
+        if verdict is RESULT_DECIDES:
+            out = self._compute(input, target, sample_weight, tensors, vectors)
+            if not _finite_result(out):  # a non-finite argument, or an overflow: the full check decides
+                self.check(input, target, sample_weight, OPS, self.validate)
+            return out
+        if not verdict:
             if not isinstance(input, torch.Tensor):
                 input = as_tensor(input)
             if target is not None and not isinstance(target, torch.Tensor):
@@ -421,6 +470,10 @@ class LossCall(CheckedCall):
             if sample_weight is not None and not isinstance(sample_weight, torch.Tensor):
                 sample_weight = as_tensor(sample_weight, input.device)
             self.check(input, target, sample_weight, OPS, self.validate)
+        return self._compute(input, target, sample_weight, tensors, vectors)
+
+    def _compute(self, input, target, sample_weight, tensors, vectors) -> torch.Tensor:
+        """The call after its checks: the compute dtype, autocast off, :meth:`finish`."""
         dtype = input.dtype
         if dtype is not torch.float32 and dtype is not torch.float64:
             dtype = torch.float32
