@@ -288,3 +288,42 @@ def test_torch_cross_entropy_uses_the_fused_kernel(name):
     logq = torch.log_softmax(x, dim=-1)
     yy = torch.nn.functional.one_hot(labels, 5).double()
     torch.testing.assert_close(out, -(yy * logq).sum(-1).mean(-1), rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("shape,axis", [((6, 5), -1), ((3, 4, 5), -1), ((3, 4, 5), 1)])
+def test_torch_cosine_closed_form_in_float64_equals_the_scaled_autograd_path(shape, axis):
+    """float32 cosine similarity is one Function computed in float64 (no scaling: every float32 square
+    is exact there); it saves one buffer, and its value and gradient equal the scaled autograd form
+    (float64 inputs) on vectors that overflow a float32 norm (1e30), sit below ε (1e-9) or are 0."""
+    torch = pytest.importorskip("torch")
+    import torch_impl
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(shape, generator=g, dtype=torch.float32)
+    y = torch.randn(shape, generator=g, dtype=torch.float32)
+    x[0] *= 1e30
+    x[1] *= 1e-9
+    x[2] = 0.0
+    y[-1] *= 1e-30
+    for reduction in ("none", "mean", "sum"):
+        loss = torch_impl.get_loss("cosine_similarity", axis=axis, reduction=reduction)
+        xs = x.clone().requires_grad_()
+        out = loss(xs, y)
+        assert type(out.grad_fn).__name__.startswith("CosineSimilarity"), out.grad_fn
+        (grad,) = torch.autograd.grad(out.sum(), xs)
+        xd = x.double().requires_grad_()
+        ref = loss(xd, y.double())
+        assert "CosineSimilarity" not in type(ref.grad_fn).__name__
+        (ref_grad,) = torch.autograd.grad(ref.sum(), xd)
+        torch.testing.assert_close(out.double(), ref.detach(), rtol=2e-7, atol=1e-7)
+        torch.testing.assert_close(grad.double(), ref_grad, rtol=2e-6, atol=1e-37)
+    loss = torch_impl.get_loss("cosine_similarity", axis=axis, reduction="none")
+    xs = x.clone().requires_grad_()
+    step = lambda: torch.autograd.grad(loss(xs, y).sum(), xs)  # noqa: E731
+    assert bench.saved_for_backward_bytes(step) == x.numel() * x.element_size()
+    with torch.no_grad():
+        plain = loss(xs, y)
+    torch.testing.assert_close(plain, loss(xs, y).detach(), rtol=0, atol=0)
+    (g1,) = torch.autograd.grad(loss(xs, y).sum(), xs, create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(g1.sum(), xs)

@@ -956,11 +956,12 @@ COSINE_PARAMS = (
 _COSINE_SIMILARITY_PERFORMANCE = (
     note("torch", "torch eager*", ("cls", "seg"), 3.9,
          "the peer is -F.cosine_similarity(...).mean(), ATen's composite (a product sum and two norms); ours "
-         "scales each vector by its largest |element| before the norm (F.cosine_similarity's float32 norm "
-         "overflows past 1.8e19: see the stability text): per array an abs, an amax, a division, a square and "
-         "a sum, a sqrt and a compare, an rsqrt and three wheres (~15 ops, ×2 arrays) and then the product sum; "
-         "the a / ε branch (a zero vector's) is evaluated for every element although it is selected only for "
-         "vectors with ‖a‖ < ε: one division pass per array that could be avoided", TORCH_CONTRACT),
+         "must not overflow where F.cosine_similarity's float32 norm does (past 1.8e19: see the stability "
+         "text): a float32 pair is one autograd.Function computed in float64 (two casts up, two norms, a "
+         "product sum, and in the same pass the gradient: a multiply-add, a division and the cast back: ~9 "
+         "input-sized passes against the peer's ~3 forward and ~4 backward, at twice the width); a float64 "
+         "pair scales each vector by its largest |element| (per array an abs, an amax, a division, a square "
+         "and a sum, a sqrt, an rsqrt and three wheres, then the product sum)", TORCH_CONTRACT),
     note("keras", "keras eager*", ("cls", "seg"), 3.3,
          "keras.losses.CosineSimilarity is two l2_normalize (square, sum, rsqrt, multiply) and a product sum "
          "(~10 ops, its norm overflowing past 1.8e19 in float32); ours is the scaled norm of the torch note "

@@ -311,10 +311,58 @@ def _unit_vectors(a, axis, epsilon):
     return torch.where(above, scaled * torch.rsqrt(torch.where(above, squares, one)), a / epsilon)
 
 
-def _cosine_per_sample(x, y, *, axis, epsilon):
-    # -cos along axis, the mean over the other non-batch axes
+def _cosine_closed_form(x, y, axis, epsilon, need_grad):
+    """The per-sample loss of a float32 pair and, when asked, d(Σ ℓ)/dx, computed in float64 (every
+    float32 square and product is exact there and far from overflow or underflow: no scaling needed):
+    with ``N_a = max(‖a‖, ε)``, ``c = x·y / (N_x N_y)`` and ``m = [‖x‖ ≥ ε]`` (the normalizing branch,
+    ties too),
+
+    ``ℓ = -mean_k c_k``,  ``dℓ/dx = -(y / N_y - m c x / N_x) / (K N_x)`` (K vectors per sample; below
+    ε the prediction is divided by ε, so only the first term remains, as in :func:`_unit_vectors`)."""
+    xd, yd = x.double(), y.double()
+    nx = torch.linalg.vector_norm(xd, dim=axis, keepdim=True)
+    big_x = nx.clamp_min(epsilon)
+    unit_y = yd / torch.linalg.vector_norm(yd, dim=axis, keepdim=True).clamp_min_(epsilon)
+    cos = torch.sum(xd * unit_y, dim=axis, keepdim=True).div_(big_x)
+    k = cos[0].numel()
+    loss = torch.neg(cos.reshape(-1)) if k == 1 else cos.reshape(cos.shape[0], -1).mean(dim=1).neg_()
+    loss = loss.to(x.dtype)
+    if not need_grad:
+        return loss, None
+    along = cos.mul_((nx >= epsilon).to(cos.dtype)).div_(big_x)  # m c / N_x
+    grad = torch.addcmul(unit_y, xd, along, value=-1.0).div_(big_x)
+    grad = grad.neg_() if k == 1 else grad.mul_(-1.0 / k)
+    return loss, grad.to(x.dtype)
+
+
+CosineSimilarity = fused_function(_cosine_closed_form, "CosineSimilarity", per_element_mean=False)
+CosineSimilarityTotal = fused_total(_cosine_closed_form, "CosineSimilarityTotal", per_element_mean=False)
+
+
+def _uses_closed_form(x, y) -> bool:
+    # float32 only: float64 has no wider type to square in (the scaled autograd form keeps it exact)
+    return x.dtype is torch.float32 and x.dim() >= 2 and needs_fused_grad(x, y)
+
+
+def _cosine_total(x, y, mean, *, axis, epsilon):
     axis = axis % x.dim()
+    if _uses_closed_form(x, y):
+        return run_fused_total(CosineSimilarityTotal, x, mean, y.to(x.dtype), axis, epsilon)
+    per_sample = _cosine_autograd(x, y, axis, epsilon)
+    return per_sample.mean() if mean else per_sample.sum()
+
+
+def _cosine_autograd(x, y, axis, epsilon):
+    # -cos along axis, the mean over the other non-batch axes
     return mean_nonbatch(-torch.sum(_unit_vectors(x, axis, epsilon) * _unit_vectors(y, axis, epsilon), dim=axis))
+
+
+@with_total(_cosine_total)
+def _cosine_per_sample(x, y, *, axis, epsilon):
+    axis = axis % x.dim()
+    if _uses_closed_form(x, y):
+        return run_fused(CosineSimilarity, x, y.to(x.dtype), axis, epsilon)
+    return _cosine_autograd(x, y, axis, epsilon)
 
 
 def cosine_similarity(input, target, *, axis=-1, epsilon=1e-7, sample_weight=None, reduction="mean",
@@ -325,8 +373,10 @@ def cosine_similarity(input, target, *, axis=-1, epsilon=1e-7, sample_weight=Non
         \ell_i = -\frac{1}{K}\sum_k \frac{\hat y_{ik} \cdot y_{ik}}{\max(\lVert \hat y_{ik}\rVert, \epsilon)\,
         \max(\lVert y_{ik}\rVert, \epsilon)}
 
-    Stability: each vector is scaled by its largest |element| before the norm (``F.cosine_similarity``'s
-    float32 norm overflows past 1.8e19 and gives 0). ``-F.cosine_similarity(input, target, dim=axis,
+    Stability: float32 inputs are computed in float64, where no square of a float32 overflows or
+    underflows (one ``autograd.Function`` with the closed-form gradient); float64 inputs scale each
+    vector by its largest |element| before the norm (``F.cosine_similarity``'s float32 norm overflows
+    past 1.8e19 and gives 0). ``-F.cosine_similarity(input, target, dim=axis,
     eps=epsilon).mean()`` is this loss with ``reduction="mean"``; ``keras.losses.CosineSimilarity(axis)`` is
     ``epsilon=1e-7``. A zero prediction vector: value 0, gradient ``-y / (K max(‖y‖, ε) ε)``.
 
