@@ -327,3 +327,44 @@ def test_torch_cosine_closed_form_in_float64_equals_the_scaled_autograd_path(sha
     (g1,) = torch.autograd.grad(loss(xs, y).sum(), xs, create_graph=True)
     with pytest.raises(RuntimeError):
         torch.autograd.grad(g1.sum(), xs)
+
+
+@pytest.mark.parametrize("class_reduction", ["sum", "mean"])
+@pytest.mark.parametrize("shape", [(6, 5), (3, 4, 5)])
+def test_torch_kl_divergence_closed_form_is_one_function(shape, class_reduction):
+    """KL of probability rows is one Function (the gradient -y/q from the forward pass, one saved
+    buffer) equal to its autograd form (taken when the target needs a gradient), its clamp's
+    subgradient included: 0 below P_MIN, 1 on it."""
+    torch = pytest.importorskip("torch")
+    import torch_impl
+    from spec.numerics import P_MIN
+
+    g = torch.Generator().manual_seed(2)
+    x = torch.softmax(torch.randn(shape, generator=g, dtype=torch.float64), dim=-1)
+    y = torch.softmax(torch.randn(shape, generator=g, dtype=torch.float64), dim=-1)
+    x.view(-1)[:3] = torch.tensor([0.0, P_MIN, P_MIN / 4], dtype=torch.float64)
+    y.view(-1)[3] = 0.0
+    for reduction in ("none", "mean", "sum"):
+        loss = torch_impl.get_loss("kl_divergence", class_reduction=class_reduction, reduction=reduction,
+                                   validate=False)
+        xs = x.clone().requires_grad_()
+        out = loss(xs, y)
+        assert type(out.grad_fn).__name__.startswith("KLDivergence"), out.grad_fn
+        (grad,) = torch.autograd.grad(out.sum(), xs)
+        xa, ya = x.clone().requires_grad_(), y.clone().requires_grad_()  # the target's gradient: autograd
+        ref = loss(xa, ya)
+        assert "KLDivergence" not in type(ref.grad_fn).__name__
+        (ref_grad,) = torch.autograd.grad(ref.sum(), xa)
+        torch.testing.assert_close(out, ref.detach(), rtol=1e-13, atol=1e-15)
+        torch.testing.assert_close(grad, ref_grad, rtol=1e-13, atol=0)
+        assert grad.view(-1)[0] == 0 and grad.view(-1)[2] == 0 and grad.view(-1)[1] != 0
+    loss = torch_impl.get_loss("kl_divergence", class_reduction=class_reduction, reduction="none")
+    xs = x.clone().requires_grad_()
+    step = lambda: torch.autograd.grad(loss(xs, y).sum(), xs)  # noqa: E731
+    assert bench.saved_for_backward_bytes(step) == x.numel() * x.element_size()
+    with torch.no_grad():
+        plain = loss(xs, y)
+    torch.testing.assert_close(plain, loss(xs, y).detach(), rtol=0, atol=0)
+    (g1,) = torch.autograd.grad(loss(xs, y).sum(), xs, create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(g1.sum(), xs)

@@ -228,6 +228,9 @@ class LossSpec:
     #: closed interval of the target (None = any real; an infinite bound: unbounded on that side, the
     #: values stay finite)
     target_domain: tuple[float, float] | None = (0.0, 1.0)
+    #: the target's closed interval given the params, where it depends on them (``target_domain`` is
+    #: then None and ``target_text`` says it): the generic data checks use it like ``target_domain``
+    target_domain_of: Callable[[Mapping[str, Any]], tuple[float, float] | None] | None = None
     #: what the target holds, where ``target_domain`` cannot say it (a domain that depends on the params,
     #: checked by ``check_values``): the docs and docstrings show this text instead
     target_text: str = ""

@@ -416,7 +416,8 @@ class InputChecker:
         self.target_shape = spec.target_shape
         self.check_shapes = spec.check_shapes
         self.prediction_domain = spec.prediction_domain(params)
-        self.target_domain = None if spec.single_input else spec.target_domain
+        self.target_domain = None if spec.single_input else \
+            spec.target_domain if spec.target_domain_of is None else spec.target_domain_of(params)
         scope = CHECKS_ALL if spec.check_values is None or spec.check_values_scope is None else \
             spec.check_values_scope(params)
         # the hook only where it has something to check for these params (e.g. no row sums of logits)

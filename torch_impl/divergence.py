@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from spec.numerics import P_MIN
 
-from ._core import apply, clip, mean_nonbatch
+from ._core import apply, clip, const, mean_nonbatch, with_total
+from ._fused import fused_function, fused_total, needs_fused_grad, run_fused, run_fused_total
 
 __all__ = ["kl_divergence"]
 
@@ -27,8 +28,47 @@ def _kl_elementwise(x, y, *, log_prediction, log_target, epsilon):
     return y * torch.log(torch.where(y > 0, y, 1.0) / q)
 
 
+def _kl_closed_form(x, y, mean_classes, need_grad):
+    """The per-sample KL divergence of probability rows (no log inputs, no ε) and, when asked,
+    d(Σ ℓ)/dx in the same pass: with ``q = max(x, P_MIN)``, ``r = y / q`` and ``s = 1 / (K · (C if
+    mean_classes else 1))`` (K rows per sample),
+
+    ``ℓ = s Σ xlogy(y, r)`` (``y log r``, 0 where y = 0: 0 log 0 = 0), ``dℓ/dx = -s r`` where
+    ``x >= P_MIN`` (the clamp's subgradient: 1 on the bound) and 0 below (NaN propagates)."""
+    ratio = torch.div(y, torch.clamp_min(x, P_MIN))
+    elementwise = torch.xlogy(y, ratio)
+    n = x.shape[0]
+    scale = n / x.numel() if mean_classes else x.shape[-1] * n / x.numel()
+    loss = elementwise.reshape(n, -1).sum(dim=1)
+    if scale != 1.0:
+        loss = loss.mul_(const(scale, loss))
+    if not need_grad:
+        return loss, None
+    return loss, ratio.masked_fill_(x < P_MIN, 0.0).mul_(const(-scale, x))
+
+
+KLDivergence = fused_function(_kl_closed_form, "KLDivergence", per_element_mean=False)
+KLDivergenceTotal = fused_total(_kl_closed_form, "KLDivergenceTotal", per_element_mean=False)
+
+
+def _closed_form_applies(x, y, log_prediction, log_target, epsilon) -> bool:
+    return not (log_prediction or log_target or epsilon > 0.0) and x.dim() >= 2 and needs_fused_grad(x, y)
+
+
+def _kl_divergence_total(x, y, mean, *, log_prediction, log_target, epsilon, class_reduction):
+    y = y.to(x.dtype)
+    if _closed_form_applies(x, y, log_prediction, log_target, epsilon):
+        return run_fused_total(KLDivergenceTotal, x, mean, y, class_reduction == "mean")
+    per_sample = _kl_divergence_per_sample(x, y, log_prediction=log_prediction, log_target=log_target,
+                                           epsilon=epsilon, class_reduction=class_reduction)
+    return per_sample.mean() if mean else per_sample.sum()
+
+
+@with_total(_kl_divergence_total)
 def _kl_divergence_per_sample(x, y, *, log_prediction, log_target, epsilon, class_reduction):
     y = y.to(x.dtype)
+    if _closed_form_applies(x, y, log_prediction, log_target, epsilon):
+        return run_fused(KLDivergence, x, y, class_reduction == "mean")
     elementwise = _kl_elementwise(x, y, log_prediction=log_prediction, log_target=log_target, epsilon=epsilon)
     rows = elementwise.sum(dim=-1) if class_reduction == "sum" else elementwise.mean(dim=-1)
     return mean_nonbatch(rows)
