@@ -13,7 +13,7 @@ import numpy as np
 
 from . import validation as v
 from .cases import rng_for
-from .core import DEFAULT_TOLERANCES, Case, InvalidCase, LossSpec, Param, PeerNote, Tolerance, Tolerances, register
+from .core import CHECKS_LABELS, DEFAULT_TOLERANCES, Case, InvalidCase, LossSpec, Param, PeerNote, Tolerance, Tolerances, register
 from .messages import VALIDATE_HINT, format_shape
 from .numerics import log_softmax, mp
 from .performance import TORCH_CONTRACT, note
@@ -68,6 +68,11 @@ def _check_labels(loss, params, prediction, target, ops):
     lo, hi = ops.min_max(target)
     if classes is not None and (lo < 0 or hi > int(classes) - 1):
         raise ValueError(labels_out_of_range(loss, lo, hi, int(classes)))
+
+
+def _labels_scope(params) -> str:
+    """``check_values_scope`` of :func:`_check_labels`: integer labels in [0, C - 1], whatever the params."""
+    return CHECKS_LABELS
 
 
 def label_sequences(target, blank):
@@ -335,6 +340,7 @@ CTC = register(LossSpec(
     make_target=random_labels,
     check_shapes=_check_logits_shape,
     check_values=_check_labels,
+    check_values_scope=_labels_scope,
     grad_convention=(
         "dℓ_i/dx_{t,c} = softmax(x_t)_c - G_{t,c}, G_{t,c} = Σ_{s: l'_s = c} α_t(s) β_t(s) / (p_t(l'_s) p(y|x)) the "
         "posterior probability that an alignment emits c at t (forward-backward over the extended labels l' = "

@@ -443,8 +443,9 @@ class LossCall(CheckedCall):
                 or input.dim() < 2 or not _is_integer(target) or _compiling()):
             return False
         shape = tuple(input.shape)
-        if tuple(target.shape) != tuple(self.check.target_shape(shape)):
-            return False
+        expected, got = self.check.target_shape(shape), target.shape
+        if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected, got)):
+            return False  # (a None dimension of the expected shape takes any length: ctc's label rows)
         reads = self._shapes_then_reads(input, shape)
         if reads is not None:
             return reads
