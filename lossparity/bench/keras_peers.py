@@ -116,7 +116,7 @@ def _keras_peers():
     def keras_scce(p, shape):
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True) if from_logits(p) else None
 
-    def keras_focal(p, shape):
+    def keras_categorical_focal(p, shape):
         if not from_logits(p):
             return None
         return keras.losses.CategoricalFocalCrossentropy(alpha=p["alpha"], gamma=p["gamma"], from_logits=True,
@@ -323,7 +323,7 @@ def _keras_peers():
         "binary_focal": [("keras.losses.BinaryFocalCrossentropy", keras_focal)],
         "categorical_crossentropy": [("keras.losses.CategoricalCrossentropy", keras_cce)],
         "sparse_categorical_crossentropy": [("keras.losses.SparseCategoricalCrossentropy", keras_scce)],
-        "categorical_focal_crossentropy": [("keras.losses.CategoricalFocalCrossentropy", keras_focal)],
+        "categorical_focal_crossentropy": [("keras.losses.CategoricalFocalCrossentropy", keras_categorical_focal)],
         "categorical_generalized_crossentropy": [("keras.losses.CategoricalGeneralizedCrossEntropy (softmax)",
                                                   keras_gce)],
         "cost_sensitive_cce": [("w_categorical_crossentropy (cost-sensitive answer)", seed003_w_cce)],

@@ -105,8 +105,9 @@ NATIVE_PEER_PREFIXES = ("F.", "torch.nn.", "keras.losses.", "tf.nn.")
 
 def is_native_peer(label: str) -> bool:
     """Whether a peer label names the framework's own loss (``F.cross_entropy``, ``keras.losses.Huber``,
-    ``tf.nn.weighted_cross_entropy_with_logits``), the peer of the per-call target."""
-    return label.startswith(NATIVE_PEER_PREFIXES) and "transcribed" not in label
+    ``tf.nn.weighted_cross_entropy_with_logits``, ``-F.cosine_similarity``: a similarity negated into
+    a loss), the peer of the per-call target."""
+    return label.lstrip("-").startswith(NATIVE_PEER_PREFIXES) and "transcribed" not in label
 
 
 #: repeats of the per-call table (interleaved) and the time one repeat of a function lasts at least
