@@ -392,6 +392,40 @@ def format_compiled_row(r: dict) -> str:
             f"{r['compiled_vs_eager_weight_rdiff']:>8.1e}")
 
 
+def render_markdown(rows: list[dict]) -> str:
+    """The Markdown tables of a run (``--json``): the step with our loss against the step with the
+    peer loss (target 2: ✗ over its target), the Lightning loop against the hand loop, and the
+    compiled loss where the run has it."""
+    if not rows:
+        return "No run of the step benchmark is committed."
+    lines = ["| case | peer | hand ms | hand peer ms | L ms | L peer ms | hand ours/peer | lightning ours/peer "
+             "| target | Δloss₀ | Δw/moved |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        t = r["target_ours_over_peer"]
+        cells = [f"{r[k]:.3f}{'' if r[k] <= t else ' ✗'}" for k in ("hand_ours_over_peer", "lightning_ours_over_peer")]
+        lines.append(f"| {r['case']} | `{r['peer']}` | {r['hand_ms_per_step']:.2f} | {r['hand_peer_ms_per_step']:.2f} "
+                     f"| {r['lightning_ms_per_step']:.2f} | {r['lightning_peer_ms_per_step']:.2f} | {cells[0]} "
+                     f"| {cells[1]} | ≤ {t:.2f} | {r['ours_vs_peer_first_loss_rdiff']:.1e} "
+                     f"| {r['ours_vs_peer_weight_rdiff']:.1e} |")
+    lines += ["", "| case | batch | hand ms | bare ms | L ms | L+io ms | L / hand | L+io / hand | bare / hand "
+              "| L / bare | Δw |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['case']} | {r['batch_size']} | {r['hand_ms_per_step']:.2f} | {r['bare_ms_per_step']:.2f} "
+                     f"| {r['lightning_ms_per_step']:.2f} | {r['lightning_io_ms_per_step']:.2f} | {r['ratio']:.2f} "
+                     f"| {r['ratio_io']:.2f} | {r['ratio_bare']:.2f} | {r['ratio_over_bare']:.2f} "
+                     f"| {r['max_weight_diff']:.0e} |")
+    compiled = [r for r in rows if "compiled_over_eager" in r]
+    if compiled:
+        lines += ["", "| case | L ms | L compiled ms | compiled / eager | compile s | break-even steps | Δw/moved |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in compiled:
+            even = "never" if r["break_even_steps"] is None else f"{r['break_even_steps']:.0f}"
+            lines.append(f"| {r['case']} | {r['lightning_ms_per_step']:.2f} | {r['lightning_compiled_ms_per_step']:.2f} "
+                         f"| {r['compiled_over_eager']:.3f} | {r['compile_s']:.2f} | {even} "
+                         f"| {r['compiled_vs_eager_weight_rdiff']:.1e} |")
+    return "\n".join(lines)
+
+
 def failures(rows: list[dict]) -> list[str]:
     """What the checks found: loops with the same loss must end bit-identical; our loss and the peer
     must give the same first-step loss (``FIRST_LOSS_RTOL``), and they (and the compiled loss) end

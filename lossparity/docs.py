@@ -39,6 +39,7 @@ CONTRACT = DOCS / "contract.md"
 PORTING = DOCS / "porting.md"
 BENCH_PAGE = DOCS / "benchmarks.md"
 BENCH_JSON = DOCS / "benchmarks" / "bench_cpu.json"
+BENCH_LOOP_JSON = DOCS / "benchmarks" / "bench_loop_cpu.json"
 PLOTS = {"family": DOCS / "benchmarks" / "ratios_by_family.png",
          "percall": DOCS / "benchmarks" / "per_call_cls.png"}
 
@@ -290,6 +291,40 @@ def ratio_summary() -> str:
         lines.append(f"| {g['family']} | {g['framework']} | {g['impl']} | {g['configs']} | {g['median']:.2f} "
                      f"| {g['min']:.2f}–{g['max']:.2f} | {g['within']} of {g['configs']} |")
     return "\n".join(lines)
+
+
+def percall_table() -> str:
+    """The per-call table (target 1) of the committed run."""
+    from lossparity.bench import render_percall
+
+    return render_percall(bench_rows()).rstrip() or "The committed run has no per-call rows."
+
+
+def fused_table() -> str:
+    """The fused paths against the fastest eager peer (target 4) in the committed run."""
+    from lossparity.bench import fused_summary, render_fused
+
+    summary = fused_summary(bench_rows())
+    return render_fused(summary).split("\n", 2)[2].rstrip() if summary else "The committed run has no fused rows."
+
+
+def memory_table() -> str:
+    """Peak memory of forward+backward against the leanest peer plus one input-sized buffer
+    (target 6) in the committed run."""
+    from lossparity.bench import memory_summary, render_memory
+
+    return render_memory(memory_summary(bench_rows())).rstrip()
+
+
+def step_tables() -> str:
+    """The training-step tables (target 2, the Lightning loop, the compiled loss) of the committed
+    ``lossparity.bench_loop`` run."""
+    from lossparity.bench_loop import render_markdown
+
+    if not BENCH_LOOP_JSON.exists():
+        return render_markdown([])
+    with open(BENCH_LOOP_JSON) as f:
+        return render_markdown(json.load(f))
 
 
 def _loss_bench(entry) -> str:
@@ -565,10 +600,11 @@ def pages() -> dict[pathlib.Path, str]:
 # --------------------------------------------------------------------------- marked sections
 DOCUMENTS = {
     README: {"catalog": readme_catalog},
-    BENCHMARKS: {"summary": ratio_summary},
+    BENCHMARKS: {"summary": ratio_summary, "percall": percall_table, "steps": step_tables},
     CONTRACT: {"errors": errors},
     PORTING: {"port-table": port_table},
-    BENCH_PAGE: {"summary": ratio_summary, "performance": performance},
+    BENCH_PAGE: {"summary": ratio_summary, "percall": percall_table, "steps": step_tables,
+                 "fused": fused_table, "memory": memory_table, "performance": performance},
 }
 
 

@@ -120,6 +120,8 @@ def _check_percall_rows(rows, expected):
         assert isinstance(r["ours_us"], float) and r["ours_us"] > 0 and math.isfinite(r["ours_us"])
         if r["peer_us"] is None:
             assert r["note"] and r["diff_us"] is None and r["ratio"] is None
+            # a peer is left untimed only for having no gradient (a hard count), never for failing to run
+            assert "grad" in r["note"], f"{r['loss']} [{r['framework']}]: peer {r['peer']} failed: {r['note']}"
         else:
             assert r["diff_us"] == pytest.approx(r["ours_us"] - r["peer_us"], abs=0.02)
             assert r["ratio"] == pytest.approx(r["ours_us"] / r["peer_us"], rel=1e-2)
@@ -206,6 +208,7 @@ def test_percall_target_is_against_the_fastest_framework_native_peer():
     assert cells["c"]["meets_target"] is False
     assert bench.is_native_peer("tf.nn.weighted_cross_entropy_with_logits (sparse multilabel answer)")
     assert not bench.is_native_peer("torchvision sigmoid_focal_loss (transcribed)")
+    assert bench.is_native_peer("-F.cosine_similarity") and not bench.is_native_peer("plain torch MAPE")
     table = bench.render_percall(rows)
     assert "+20.0 ✗" in table and "+10.0 |" in table
 
@@ -385,3 +388,35 @@ def test_ratios_keep_four_significant_digits():
 
     assert ratio(1.97414328762974, 1000.0) == 0.001974
     assert ratio(123.456, 100.0) == 1.235 and ratio(3.0, 3.0) == 1.0
+
+
+def test_memory_summary_is_against_the_leanest_peer_plus_one_input_buffer():
+    """Target 6: our peak against the leanest peer's plus the prediction's bytes, per eager
+    validate=True fwd+bwd configuration (fused, validate=False, forward-only and Keras rows without
+    peak columns stay out)."""
+    def row(impl="torch eager", mode="fwd+bwd", ours=10 * 2**20, peer=6 * 2**20, peer_name="p", shape="512x1024"):
+        return {"loss": "a", "framework": "torch", "impl": impl, "mode": mode, "shape": shape, "shape_kind": "seg",
+                "dtype": "float32", "peak_bytes_ours": ours, "peak_bytes_peer": peer, "peer": peer_name}
+
+    rows = [row(), row(peer=5 * 2**20, peer_name="leaner"), row(impl="torch eager validate=False", ours=1),
+            row(impl="torch compile validate=False", ours=1), row(mode="fwd", ours=1), row(peer=None)]
+    (cell,) = bench.memory_summary(rows)
+    assert cell["peer"] == "leaner" and cell["input_bytes"] == 512 * 1024 * 4 == 2 * 2**20
+    assert cell["excess_bytes"] == 10 * 2**20 - (5 + 2) * 2**20 and not cell["meets_target"]
+    (ok,) = bench.memory_summary([row(ours=8 * 2**20)])
+    assert ok["excess_bytes"] == 0 and ok["meets_target"]
+    table = bench.render_memory([cell, ok])
+    assert "+3.00 ✗" in table and "+0.00 |" in table
+
+
+def test_step_tables_mark_the_cells_over_their_target():
+    from lossparity.bench_loop import render_markdown
+
+    r = {"case": "c", "peer": "F.x", "hand_ms_per_step": 2.0, "hand_peer_ms_per_step": 1.9, "lightning_ms_per_step": 3.0,
+         "lightning_peer_ms_per_step": 3.0, "hand_ours_over_peer": 1.053, "lightning_ours_over_peer": 1.0,
+         "target_ours_over_peer": 1.03, "ours_vs_peer_first_loss_rdiff": 0.0, "ours_vs_peer_weight_rdiff": 1e-7,
+         "batch_size": 32, "bare_ms_per_step": 2.5, "lightning_io_ms_per_step": 3.1, "ratio": 1.5, "ratio_io": 1.55,
+         "ratio_bare": 1.25, "ratio_over_bare": 1.2, "max_weight_diff": 0.0}
+    text = render_markdown([r])
+    assert "| 1.053 ✗ | 1.000 |" in text and "compiled / eager" not in text
+    assert "No run" in render_markdown([])

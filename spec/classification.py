@@ -109,19 +109,10 @@ def _wbce_invalid():
 
 
 _WEIGHTED_BCE_PERFORMANCE = (
-    note("torch", "torch eager*", ("cls", "seg", "large"), 1.7,
-         "F.binary_cross_entropy_with_logits is one ATen kernel each way evaluating the softplus form "
-         "(1-y)x + (1+(w-1)y)(relu(-x) + log1p(exp(-|x|))), which cancels for confidently correct negatives "
-         "(y = 0, x = -40: the loss exp(-40) comes out as 0, see the peer notes); ours is the closed-form Function "
-         "(both softplus terms from one shared log1p(exp(-|x|)), the gradient from σ(x) and σ(-x), one saved "
-         "buffer): about twice the transcendentals and ~15 eager kernels against one each way", TORCH_CONTRACT),
     note("torch", "torch compile*", ("cls", "seg", "large"), 1.2,
          "inductor fuses the closed form into one loop that is compute-bound on its transcendentals: exp and "
          "log1p for the softplus pair and two sigmoids an element against the peer's one exp and one log1p (the "
          "accurate form's price; under XLA the same math is 0.2-0.5 of the Keras peer)", COMPILED_CALL),
-    note("keras", "keras eager*", ("cls", "seg", "large"), 2.1,
-         "the closed-form tf.custom_gradient is ~12 eager ops (the softplus pair, two sigmoids in the gradient) "
-         "against tf.nn.weighted_cross_entropy_with_logits' ~5 (the cancelling softplus form)", KERAS_EAGER),
 )
 
 WEIGHTED_BCE = register(LossSpec(

@@ -278,14 +278,6 @@ NORMALIZE = Param("normalize", True, "a bool", v.boolean(),
                       "embeddings, e.g. from keras.layers.UnitNormalization).")
 
 _CIRCLE_PERFORMANCE = (
-    note("torch", "torch eager", ("cls",), 1.2,
-         "the peer is keras.losses.circle written in torch, which takes the rows as given; ours normalizes the "
-         "rows first (normalize=True, the default: a square, a sum and a division per element of the 4096 x 30 "
-         "input) and, on the 4096 x 4096 matrices, writes each clamp as the library's clip (a compare and a "
-         "where) and each masked logsumexp out (a where, an amax, a shift and a second where before the exp) so "
-         "that a row without positives or negatives stays finite: a few extra N² passes, ~14% here; the "
-         "validate=False row meets the target",
-         "the contract's fixed cost per call is negligible here (a call is ~10 s)"),
 )
 
 CIRCLE = register(LossSpec(

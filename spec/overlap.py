@@ -419,7 +419,6 @@ def _jaccard_coef(smooth):
 
 _SOFT_JACCARD_PERFORMANCE = (
     note("torch", "torch eager*", ("cls", "seg", "large"), 2.3, SECOND_SIGMOID, TORCH_CONTRACT),
-    note("keras", "keras eager*", ("cls", "seg", "large"), 2.1, SECOND_SIGMOID, KERAS_EAGER),
 )
 
 SOFT_JACCARD = register(LossSpec(
@@ -469,11 +468,6 @@ def _tversky_coef(alpha, beta, smooth):
 
 
 _TVERSKY_PERFORMANCE = (
-    note("torch", "torch eager*", ("cls", "seg"), 1.4,
-         "the peer is MONAI's TverskyLoss (one sigmoid, three sums, the cancelling 1 - ratio form); ours needs "
-         "σ(-x) too (FN of confident positives), which the closed-form pass mostly hides at `seg`",
-         TORCH_CONTRACT, TORCH_VALIDATION),
-    note("keras", "keras eager*", ("cls", "seg", "large"), 1.4, SECOND_SIGMOID, KERAS_EAGER),
 )
 
 TVERSKY = register(LossSpec(
@@ -611,9 +605,6 @@ def _fbeta_invalid():
 
 
 _SOFT_FBETA_PERFORMANCE = (
-    note("torch", "torch eager*", ("cls", "seg"), 1.4,
-         "the peer is the segmentation problem's F-beta code (one sigmoid, three products); the closed-form pass of ours meets "
-         "the target at `seg` without validation", TORCH_CONTRACT, TORCH_VALIDATION),
 )
 
 SOFT_FBETA = register(LossSpec(

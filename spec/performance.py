@@ -15,9 +15,11 @@ __all__ = ["TORCH_CONTRACT", "TORCH_VALIDATION", "KERAS_EAGER", "COMPILED_CALL",
 
 #: torch: the fixed cost of one call under the contract
 TORCH_CONTRACT = (
-    "the contract's fixed cost per call, ~50 µs in torch (parameter, shape and reduction checks, the dtype and "
-    "autocast decisions, the per-sample mean and the reduction as separate small ops) against one framework "
-    "call: a visible share only where the peer's whole call is a few hundred µs (the 4096 x 30 `cls` batch)")
+    "the contract's fixed cost per call: at 256 x 10 ours is within 10-15 µs of the framework's own loss "
+    "where the math is one kernel (the per-call table: the module call, the shape checks, with validate=True one "
+    "reduction per bounded array and one read of the result), and where it is not the per-sample mean and the "
+    "reduction are separate small ops: a visible share only where the peer's whole call is short (the "
+    "4096 x 30 `cls` batch)")
 #: torch: what ``validate=True`` (the default) adds
 TORCH_VALIDATION = (
     "validate=True (the default) reads each floating array once (one detached aminmax and one host sync: "
@@ -25,10 +27,11 @@ TORCH_VALIDATION = (
     "rows of the same loss meet the target")
 #: Keras eager: per-op dispatch and the validation passes
 KERAS_EAGER = (
-    "Keras eager runs every TensorFlow op through the eager dispatcher (~20-40 µs an op on this CPU): our "
-    "loss is ~10-20 ops (the contract's per-sample mean and reduction, and with validate=True a min and a max "
-    "pass per array, ~0.3 ms each at `seg`, TensorFlow having no one-pass aminmax) against the peer's ~3-6; "
-    "under tf.function(jit_compile=True) the same loss fuses and the data checks do not run")
+    "Keras eager dispatches each TensorFlow op (~20-40 µs an op on this CPU); a loss of many small ops runs "
+    "its loss, reduction and gradient as one traced graph per call (tf_impl._core.traced_when_eager), the "
+    "others op by op, and with validate=True a min and a max pass per array (TensorFlow has no one-pass "
+    "aminmax) run eagerly before it; under tf.function(jit_compile=True) the same loss fuses and the data "
+    "checks do not run")
 #: torch.compile: the part of a call that stays outside the fused loop
 COMPILED_CALL = (
     "the compiled call keeps a fixed cost outside inductor's fused loop (dynamo's guard checks, the "

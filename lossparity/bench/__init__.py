@@ -78,10 +78,10 @@ from .runners import (  # noqa: F401
 )
 from .render import (  # noqa: F401
     percall_summary, render_percall, _print, _fmt, _mb, HEADER, format_row, _config_label, render_markdown,
-    machine, render_fused
+    machine, render_fused, render_memory
 )
 from .targets import (  # noqa: F401
-    fused_summary, target_misses, covering_note
+    fused_summary, target_misses, covering_note, memory_summary
 )
 from .command import (  # noqa: F401
     main

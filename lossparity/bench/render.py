@@ -187,3 +187,17 @@ def render_fused(summary: list[dict]) -> str:
         lines.append(f"| {r['loss']} | {r['framework']} | {r['impl']} | {r['shape']} | {r['dtype']} | {r['mode']} | "
                      f"{r['fused_ms']:.3f} | {r['eager_peer_ms']:.3f} | {r['ratio']:.2f}{flag} |")
     return "\n".join(lines) + "\n"
+
+
+def render_memory(summary: list[dict]) -> str:
+    """Markdown table of :func:`memory_summary` (✗: over the peer's peak plus one input-sized buffer)."""
+    if not summary:
+        return "The run has no peak-memory columns."
+    lines = ["| loss | framework | shape | dtype | ours MiB | leanest peer MiB | input MiB | ours - (peer + input) MiB "
+             "| leanest peer |", "|---|---|---|---|---:|---:|---:|---:|---|"]
+    for c in summary:
+        flag = "" if c["meets_target"] else " ✗"
+        lines.append(f"| {c['loss']} | {c['framework']} | {c['shape_kind']} | {c['dtype']} | {_mb(c['ours_bytes'])} "
+                     f"| {_mb(c['peer_bytes'])} | {_mb(c['input_bytes'])} | {c['excess_bytes'] / 2**20:+.2f}{flag} "
+                     f"| {c['peer']} |")
+    return "\n".join(lines) + "\n"

@@ -61,3 +61,32 @@ def covering_note(miss: dict, entry) -> Any:
                 and miss["shape_kind"] in n.shapes and miss["ratio"] <= n.up_to):
             return n
     return None
+
+
+_ELEMENT_BYTES = {"float32": 4, "float64": 8, "bfloat16": 2, "float16": 2}
+
+
+def _numel(shape: str) -> int:
+    return math.prod(int(d) for d in shape.split("x"))
+
+
+def memory_summary(rows: list[dict]) -> list[dict]:
+    """The memory target: per torch eager ``fwd+bwd`` configuration with peak columns, our peak
+    allocation against the leanest peer's plus one input-sized buffer (the prediction's bytes).
+    ``excess_bytes`` = ours - (peer + input); ``meets_target`` when it is <= 0."""
+    out: dict[tuple, dict] = {}
+    for r in rows:
+        if (r["mode"] != "fwd+bwd" or "eager" not in r["impl"] or "validate=False" in r["impl"]
+                or r.get("peak_bytes_ours") is None or r.get("peak_bytes_peer") is None):
+            continue
+        key = (r["loss"], r["framework"], r.get("shape_kind") or r["shape"], r["dtype"])
+        cell = out.get(key)
+        if cell is None or r["peak_bytes_peer"] < cell["peer_bytes"]:
+            buffer = _numel(r["shape"]) * _ELEMENT_BYTES.get(r["dtype"], 4)
+            out[key] = {"loss": r["loss"], "framework": r["framework"], "shape_kind": key[2], "dtype": r["dtype"],
+                        "ours_bytes": r["peak_bytes_ours"], "peer_bytes": r["peak_bytes_peer"], "peer": r["peer"],
+                        "input_bytes": buffer}
+    for cell in out.values():
+        cell["excess_bytes"] = cell["ours_bytes"] - (cell["peer_bytes"] + cell["input_bytes"])
+        cell["meets_target"] = cell["excess_bytes"] <= 0
+    return list(out.values())
