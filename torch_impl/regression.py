@@ -319,18 +319,21 @@ def _cosine_closed_form(x, y, axis, epsilon, need_grad):
 
     ``ℓ = -mean_k c_k``,  ``dℓ/dx = -(y / N_y - m c x / N_x) / (K N_x)`` (K vectors per sample; below
     ε the prediction is divided by ε, so only the first term remains, as in :func:`_unit_vectors`)."""
-    xd, yd = x.double(), y.double()
-    nx = torch.linalg.vector_norm(xd, dim=axis, keepdim=True)
+    # one float64 buffer of the input's size, in place throughout: y, then y / N_y, then its product
+    # with x (summed into the cosines), then y / N_y again and, from it, the gradient
+    nx = torch.linalg.vector_norm(x, dim=axis, keepdim=True, dtype=torch.float64)
     big_x = nx.clamp_min(epsilon)
-    unit_y = yd / torch.linalg.vector_norm(yd, dim=axis, keepdim=True).clamp_min_(epsilon)
-    cos = torch.sum(xd * unit_y, dim=axis, keepdim=True).div_(big_x)
+    buffer = y.to(torch.float64)
+    big_y = torch.linalg.vector_norm(buffer, dim=axis, keepdim=True).clamp_min_(epsilon)
+    cos = torch.sum(buffer.div_(big_y).mul_(x), dim=axis, keepdim=True).div_(big_x)
     k = cos[0].numel()
     loss = torch.neg(cos.reshape(-1)) if k == 1 else cos.reshape(cos.shape[0], -1).mean(dim=1).neg_()
     loss = loss.to(x.dtype)
     if not need_grad:
         return loss, None
     along = cos.mul_((nx >= epsilon).to(cos.dtype)).div_(big_x)  # m c / N_x
-    grad = torch.addcmul(unit_y, xd, along, value=-1.0).div_(big_x)
+    unit_y = torch.div(y, big_y, out=buffer)
+    grad = unit_y.addcmul_(x, along, value=-1.0).div_(big_x)
     grad = grad.neg_() if k == 1 else grad.mul_(-1.0 / k)
     return loss, grad.to(x.dtype)
 
