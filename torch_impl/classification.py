@@ -133,6 +133,7 @@ def _focal_logits(x, y, gamma, alpha, need_grad):
     nx = torch.neg(x)
     sx, snx = torch.sigmoid(x), torch.sigmoid(nx)
     lsp, lsn = F.logsigmoid(x), F.logsigmoid(nx)
+    del nx  # (each buffer is released once read for the last time: the peak is the buffers alive at once)
     omy = one_minus(y)
     t1 = sx * omy  # (1-y) σ(x)
     m = torch.addcmul(t1, y, snx)  # + y σ(-x)
@@ -147,7 +148,13 @@ def _focal_logits(x, y, gamma, alpha, need_grad):
         log_m = torch.where(tiny, torch.minimum(lsp, lsn), torch.log(m))
         mod = log_m.mul_(gamma).exp_()
     nbce = lsn.mul_(omy).addcmul_(y, lsp)  # -BCE
-    loss = torch.neg(nbce) if mod is None else torch.mul(mod, nbce).neg_()
+    del lsp
+    if mod is None:
+        loss = torch.neg(nbce)
+    elif int_gamma and gamma != 1.0:  # m^γ is a buffer of its own, not needed after this
+        loss = mod.mul_(nbce).neg_()
+    else:
+        loss = torch.mul(mod, nbce).neg_()
     a_t = None
     if alpha is not None:
         a_t = torch.mul(y, const(2.0 * alpha - 1.0, x)).add_(const(1.0 - alpha, x))

@@ -153,10 +153,12 @@ def _log_cosh_closed_form(x, y, need_grad):
     = t² / (2 + 2t) without cancellation: every digit of d²/2 near 0; no cosh: no overflow)."""
     d = torch.sub(x, y)
     a = torch.abs(d)
-    c = torch.clamp_max(a, _LOG_COSH_LINEAR_FROM)
-    t = torch.expm1(c)
-    loss = torch.square(t).div_(t.add_(const(1.0, t)).mul_(const(2.0, t))).log1p_().add_(a.sub_(c))
-    return loss, (torch.tanh(d) if need_grad else None)
+    t = torch.clamp_max(a, _LOG_COSH_LINEAR_FROM)  # c, then t in place
+    linear = a.sub_(t)  # |d| - c
+    t = t.expm1_()
+    loss = torch.square(t).div_(t.add_(const(1.0, t)).mul_(const(2.0, t))).log1p_().add_(linear)
+    del t, linear, a  # four input-sized buffers at most: d, |d| - c, t and the loss
+    return loss, (d.tanh_() if need_grad else None)
 
 
 LogCosh = fused_function(_log_cosh_closed_form, "LogCosh")
