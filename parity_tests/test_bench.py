@@ -407,6 +407,9 @@ def test_memory_summary_is_against_the_leanest_peer_plus_one_input_buffer():
     assert ok["excess_bytes"] == 0 and ok["meets_target"]
     table = bench.render_memory([cell, ok])
     assert "+3.00 ✗" in table and "+0.00 |" in table
+    # a bfloat16 prediction is computed in float32: its input-sized buffer is a float32 one
+    (bf16,) = bench.memory_summary([dict(row(), dtype="bfloat16")])
+    assert bf16["input_bytes"] == 512 * 1024 * 4
 
 
 def test_step_tables_mark_the_cells_over_their_target():
