@@ -368,3 +368,43 @@ def test_torch_kl_divergence_closed_form_is_one_function(shape, class_reduction)
     (g1,) = torch.autograd.grad(loss(xs, y).sum(), xs, create_graph=True)
     with pytest.raises(RuntimeError):
         torch.autograd.grad(g1.sum(), xs)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_torch_msle_closed_form_is_one_function(dtype):
+    """MSLE is one Function (the gradient 2 u sign(a - b) / (1 + a) from the forward pass, one saved
+    buffer) whose values equal its autograd form bit for bit and whose gradient matches it, the
+    clip's subgradient included (0 below ε, 1 on it; 0 where the clipped values tie)."""
+    torch = pytest.importorskip("torch")
+    import torch_impl
+
+    dt = getattr(torch, dtype)
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(6, 7, generator=g, dtype=dt) * 20
+    y = torch.rand(6, 7, generator=g, dtype=dt) * 20
+    x.view(-1)[:5] = torch.tensor([0.0, -3.0, 1e-7, 2.0, 1e-12], dtype=dt)
+    y.view(-1)[:5] = torch.tensor([4.0, 0.5, 1e-7, 2.0, 0.0], dtype=dt)
+    rtol = 1e-6 if dtype == "float32" else 1e-14
+    for reduction in ("none", "mean", "sum"):
+        loss = torch_impl.get_loss("mean_squared_logarithmic_error", reduction=reduction, validate=False)
+        xs = x.clone().requires_grad_()
+        out = loss(xs, y)
+        assert type(out.grad_fn).__name__.startswith("MeanSquaredLogarithmicError"), out.grad_fn
+        (grad,) = torch.autograd.grad(out.sum(), xs)
+        xa, ya = x.clone().requires_grad_(), y.clone().requires_grad_()  # a target needing grad: autograd
+        ref = loss(xa, ya)
+        (ref_grad,) = torch.autograd.grad(ref.sum(), xa)
+        torch.testing.assert_close(out, ref.detach(), rtol=rtol, atol=0)
+        torch.testing.assert_close(grad, ref_grad, rtol=rtol, atol=0)
+        assert (grad.view(-1)[:2] == 0).all() and grad.view(-1)[4] == 0  # below ε
+        assert grad.view(-1)[3] == 0  # tie
+    loss = torch_impl.get_loss("mean_squared_logarithmic_error", reduction="none")
+    xs = x.clamp_min(0.0).requires_grad_()
+    step = lambda: torch.autograd.grad(loss(xs, y).sum(), xs)  # noqa: E731
+    assert bench.saved_for_backward_bytes(step) == x.numel() * x.element_size()
+    with torch.no_grad():
+        plain = loss(xs, y)
+    torch.testing.assert_close(plain, loss(xs, y).detach(), rtol=0, atol=0)
+    (g1,) = torch.autograd.grad(loss(xs, y).sum(), xs, create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(g1.sum(), xs)

@@ -242,7 +242,39 @@ def _msle_elementwise(x, y, *, epsilon):
     return torch.square(_log1p_distance(clip(x, epsilon), clip(y, epsilon)))
 
 
-_mean_squared_logarithmic_error_per_sample = _elementwise_loss(_msle_elementwise)
+def _msle_closed_form(x, y, epsilon, need_grad):
+    """Elementwise MSLE and, when asked, its gradient, from the formula of :func:`_msle_elementwise`
+    (``a = max(ŷ, ε)``, ``b = max(y, ε)``, ``u = log1p(|a - b| / (1 + min(a, b)))``, ``ℓ = u²``):
+    ``dℓ/dŷ = 2 u sign(a - b) / (1 + a)`` where ``ŷ >= ε`` (the clip's closed interval) and 0 below
+    (``u = |log1p(a) - log1p(b)|``, whose derivative in a is ``sign(a - b) / (1 + a)``; 0 at a = b)."""
+    a = torch.clamp_min(x, epsilon)  # NaN propagates, as through clip
+    b = torch.clamp_min(y, epsilon)
+    diff = torch.sub(a, b)
+    u = torch.abs(diff).div_(torch.minimum(a, b).add_(const(1.0, x))).log1p_()
+    del b
+    loss = torch.square(u)
+    if not need_grad:
+        return loss, None
+    grad = diff.sign_().mul_(u).mul_(const(2.0, x)).div_(a.add_(const(1.0, x)))
+    return loss, grad.masked_fill_(x < epsilon, 0.0)
+
+
+MeanSquaredLogarithmicError = fused_function(_msle_closed_form, "MeanSquaredLogarithmicError")
+MeanSquaredLogarithmicErrorTotal = fused_total(_msle_closed_form, "MeanSquaredLogarithmicErrorTotal")
+_msle_autograd = _elementwise_loss(_msle_elementwise)
+
+
+def _msle_total(x, y, mean, *, epsilon):
+    if needs_fused_grad(x, y):
+        return run_fused_total(MeanSquaredLogarithmicErrorTotal, x, mean, y, epsilon)
+    return _msle_autograd.total(x, y, mean, epsilon=epsilon)
+
+
+@with_total(_msle_total)
+def _mean_squared_logarithmic_error_per_sample(x, y, *, epsilon):
+    if needs_fused_grad(x, y):
+        return run_fused(MeanSquaredLogarithmicError, x, y, epsilon)
+    return _msle_autograd(x, y, epsilon=epsilon)
 
 
 def mean_squared_logarithmic_error(input, target, *, epsilon=1e-7, sample_weight=None, reduction="mean",
@@ -253,11 +285,11 @@ def mean_squared_logarithmic_error(input, target, *, epsilon=1e-7, sample_weight
         \ell_i = \frac{1}{M}\sum_j \left(\log(1 + \max(\hat y_{ij}, \epsilon)) -
         \log(1 + \max(y_{ij}, \epsilon))\right)^2
 
-    Stability: ``log1p((a - b) / (1 + b))`` of the clamped values near ``ŷ = y`` (the plain difference of two
-    logs cancels there), ``log1p(a) - log1p(b)`` beyond; never Keras' ``log(x + 1)`` (it loses the digits of
-    small x).
-    torch.nn has no twin; ``keras.losses.MeanSquaredLogarithmicError()`` is ``epsilon=1e-7``.
-    Gradient ``2 (log1p(ŷ) - log1p(max(y, ε))) / (M (1 + ŷ))`` for ``ŷ >= ε``, 0 below.
+    Stability: one formula for the distance of the clamped values ``a``, ``b``: ``log1p(|a - b| / (1 +
+    min(a, b)))`` (the plain difference of two logs cancels near ``ŷ = y``); never Keras' ``log(x + 1)`` (it
+    loses the digits of small x). torch.nn has no twin; ``keras.losses.MeanSquaredLogarithmicError()`` is
+    ``epsilon=1e-7``. Gradient ``2 (log1p(ŷ) - log1p(max(y, ε))) / (M (1 + ŷ))`` for ``ŷ >= ε``, 0 below, in
+    closed form (one ``autograd.Function``, one saved buffer).
 
     Args:
         epsilon: a finite float >= 0; predictions and targets below it are replaced by it.
