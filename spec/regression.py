@@ -578,14 +578,6 @@ EPSILON_MSLE = Param("epsilon", 1e-7, "a finite float >= 0", v.real(lo=0.0),
                          "(keras.losses.MeanSquaredLogarithmicError); 0 clamps at 0.")
 
 _MEAN_SQUARED_LOGARITHMIC_ERROR_PERFORMANCE = (
-    note("torch", "torch eager*", ("cls", "seg"), 3.2,
-         "the peer is the MSLE users write, (log1p(max(ŷ, ε)) - log1p(max(y, ε)))² (clamp_min ×2, log1p ×2, "
-         "subtract, square: 6 elementwise ops, 2 transcendentals); ours is the one-log form log1p(|a - b| / "
-         "(1 + min(a, b))) that does not cancel near ŷ = y (subtract, abs, minimum, +1, divide, log1p, square: "
-         "1 transcendental but 7 ops, and the division and minimum cost two inputs' worth of backward each), and "
-         "each clamp is the library's clip (a compare and a where, two passes, for the spec's subgradient at "
-         "the bound that torch.clamp does not pin): ~11 elementwise ops forward against 6, with their "
-         "backward", TORCH_CONTRACT),
     note("keras", "keras eager*", ("seg",), 2.3,
          "keras.losses.MeanSquaredLogarithmicError is log(max(x, ε) + 1) for both arrays, a difference, a square "
          "and a mean (~9 ops); ours is the cancellation-free log1p(|a - b| / (1 + min(a, b))) (~9 ops) plus the "
