@@ -408,3 +408,38 @@ def test_torch_msle_closed_form_is_one_function(dtype):
     (g1,) = torch.autograd.grad(loss(xs, y).sum(), xs, create_graph=True)
     with pytest.raises(RuntimeError):
         torch.autograd.grad(g1.sum(), xs)
+
+
+@pytest.mark.parametrize("name,fn_name", [("hinge", "Hinge"), ("squared_hinge", "SquaredHinge")])
+def test_torch_hinge_closed_forms_equal_their_autograd_form_bit_for_bit(name, fn_name):
+    """The hinges are one Function each (gradient -t on the closed interval m >= 0, -2 t max(0, m) for
+    the square): values and gradients equal to the autograd form bit for bit, at the kink (m = 0),
+    on both label conventions and with a NaN prediction; one saved buffer."""
+    torch = pytest.importorskip("torch")
+    import torch_impl
+
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(6, 9, generator=g, dtype=torch.float64) * 2
+    y = (torch.rand(6, 9, generator=g) < 0.5).double()
+    y[1] = y[1] * 2 - 1  # -1/1 labels in one sample
+    x.view(-1)[:4] = torch.tensor([1.0, -1.0, 0.0, float("nan")], dtype=torch.float64)
+    y.view(-1)[:4] = torch.tensor([1.0, 0.0, 1.0, 1.0], dtype=torch.float64)
+    for reduction in ("none", "mean", "sum"):
+        loss = torch_impl.get_loss(name, reduction=reduction, validate=False)
+        xs = x.clone().requires_grad_()
+        out = loss(xs, y)
+        assert type(out.grad_fn).__name__.startswith(fn_name), out.grad_fn
+        (grad,) = torch.autograd.grad(out.sum(), xs)
+        xa, ya = x.clone().requires_grad_(), y.clone().requires_grad_()
+        ref = loss(xa, ya)
+        assert not type(ref.grad_fn).__name__.startswith(fn_name)
+        (ref_grad,) = torch.autograd.grad(ref.sum(), xa)
+        torch.testing.assert_close(out, ref.detach(), rtol=0, atol=0, equal_nan=True)
+        torch.testing.assert_close(grad, ref_grad, rtol=0, atol=0, equal_nan=True)
+    loss = torch_impl.get_loss(name, reduction="none")
+    xs = x.nan_to_num(0.0).requires_grad_()
+    step = lambda: torch.autograd.grad(loss(xs, y).sum(), xs)  # noqa: E731
+    assert bench.saved_for_backward_bytes(step) == x.numel() * x.element_size()
+    (g1,) = torch.autograd.grad(loss(xs, y).sum(), xs, create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(g1.sum(), xs)

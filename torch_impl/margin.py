@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from ._core import apply, clip, const, mean_nonbatch, one_minus
+from ._core import apply, clip, const, mean_nonbatch, one_minus, with_total
+from ._fused import fused_function, fused_total, needs_fused_grad, run_fused, run_fused_total
 from .regression import _elementwise_loss
 
 __all__ = ["hinge", "squared_hinge", "categorical_hinge"]
@@ -28,7 +29,56 @@ def _margin_gap(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return clip(one_minus(_signs(y, x) * x), 0.0)
 
 
-_hinge_per_sample = _elementwise_loss(_margin_gap)
+def _hinge_closed_form(x, y, need_grad):
+    """Elementwise ``max(0, m)``, ``m = 1 - t ŷ``, and when asked its gradient ``-t`` where ``m >= 0``
+    (the clip's closed interval: active at the kink, as keras.losses.Hinge's maximum), 0 below; NaN
+    propagates."""
+    t = _signs(y, x)
+    m = torch.mul(t, x)
+    m = one_minus(m, out=m)
+    loss = torch.clamp_min(m, 0.0)
+    if not need_grad:
+        return loss, None
+    return loss, t.neg_().masked_fill_(m < 0.0, 0.0)
+
+
+def _squared_hinge_closed_form(x, y, need_grad):
+    """Elementwise ``max(0, m)²`` and when asked its gradient ``-2 t max(0, m)``."""
+    t = _signs(y, x)
+    gap = torch.mul(t, x)
+    gap = one_minus(gap, out=gap).clamp_min_(0.0)
+    loss = torch.square(gap)
+    if not need_grad:
+        return loss, None
+    return loss, gap.mul_(t).mul_(const(-2.0, x))
+
+
+Hinge = fused_function(_hinge_closed_form, "Hinge")
+HingeTotal = fused_total(_hinge_closed_form, "HingeTotal")
+SquaredHinge = fused_function(_squared_hinge_closed_form, "SquaredHinge")
+SquaredHingeTotal = fused_total(_squared_hinge_closed_form, "SquaredHingeTotal")
+
+
+def _closed_form_loss(function, total_function, autograd):
+    """The per-sample form (with its reduced form) of an elementwise loss that has a closed-form
+    Function pair, falling back to ``autograd`` (an :func:`_elementwise_loss`) where the Functions do
+    not apply (a target that needs a gradient, torch.func)."""
+
+    def total(x, y, mean):
+        if needs_fused_grad(x, y):
+            return run_fused_total(total_function, x, mean, y)
+        return autograd.total(x, y, mean)
+
+    @with_total(total)
+    def per_sample(x, y):
+        if needs_fused_grad(x, y):
+            return run_fused(function, x, y)
+        return autograd(x, y)
+
+    return per_sample
+
+
+_hinge_per_sample = _closed_form_loss(Hinge, HingeTotal, _elementwise_loss(_margin_gap))
 
 
 def hinge(input, target, *, sample_weight=None, reduction="mean", validate=True):
@@ -36,7 +86,8 @@ def hinge(input, target, *, sample_weight=None, reduction="mean", validate=True)
     return apply("hinge", _hinge_per_sample, input, target, sample_weight, {}, reduction, validate)
 
 
-_squared_hinge_per_sample = _elementwise_loss(lambda x, y: torch.square(_margin_gap(x, y)))
+_squared_hinge_per_sample = _closed_form_loss(SquaredHinge, SquaredHingeTotal,
+                                              _elementwise_loss(lambda x, y: torch.square(_margin_gap(x, y))))
 
 
 def squared_hinge(input, target, *, sample_weight=None, reduction="mean", validate=True):
