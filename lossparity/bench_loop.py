@@ -65,6 +65,14 @@ CASES = (("multilabel", "multilabel-auto"), ("digits", "digits-select"),
          ("sparse_autoencoder", "sparse_autoencoder-kl"), ("segmentation", "segmentation-bce"))
 
 
+def _clock() -> float:
+    """The loops' clock: the process's CPU time (every thread of it), so that what is timed is the
+    steps' own work, not the time the machine's scheduler (or a VM's hypervisor) gives the core to
+    someone else; the loops run on the CPU, each step in the calling thread (DataLoader without
+    workers, torch's intra-op threads counted too)."""
+    return time.process_time()
+
+
 def _quiet():
     warnings.filterwarnings("ignore")
     for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero", "lightning.fabric"):
@@ -177,7 +185,7 @@ def hand_loop(case, steps: int, warmup: int, loss: str = "ours") -> tuple[float,
             loader.sampler.set_epoch(epoch)
         for batch in loader:
             if step == warmup:
-                start = time.perf_counter()
+                start = _clock()
             x, y, *w = batch
             loss = module._loss(net(x), y, w[0] if w else None)  # loss_fn + activity penalties
             opt.zero_grad()
@@ -190,7 +198,7 @@ def hand_loop(case, steps: int, warmup: int, loss: str = "ours") -> tuple[float,
             if step == steps:
                 break
         epoch += 1
-    return time.perf_counter() - start, net.numpy_weights(), first
+    return _clock() - start, net.numpy_weights(), first
 
 
 def _bare(module, dm):
@@ -231,17 +239,17 @@ def lightning_loop(case, steps: int, warmup: int, io: bool, progress: bool,
 
     class Clock(L.Callback):
         def on_fit_start(self, trainer, pl_module):
-            marks["fit"] = time.perf_counter()
+            marks["fit"] = _clock()
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             if trainer.global_step == 0 and "first" not in marks:
-                marks["first"] = time.perf_counter()
+                marks["first"] = _clock()
             if trainer.global_step == warmup:
-                marks["start"] = time.perf_counter()
+                marks["start"] = _clock()
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             if trainer.global_step == steps:
-                marks["end"] = time.perf_counter()
+                marks["end"] = _clock()
 
     with tempfile.TemporaryDirectory() as tmp:
         callbacks: list = [Clock()]
