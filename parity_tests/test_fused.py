@@ -443,3 +443,33 @@ def test_torch_hinge_closed_forms_equal_their_autograd_form_bit_for_bit(name, fn
     (g1,) = torch.autograd.grad(loss(xs, y).sum(), xs, create_graph=True)
     with pytest.raises(RuntimeError):
         torch.autograd.grad(g1.sum(), xs)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_torch_kl_sparsity_is_one_function_saving_one_value_per_unit(dtype, monkeypatch):
+    """The KL-sparsity penalty of an unweighted batch is one Function that saves one gradient value
+    per unit (expanded over the batch in backward) and equals the autograd form: the value bit for
+    bit, the gradient to rounding, the clamp's subgradient included (dead and saturated units: 0)."""
+    torch = pytest.importorskip("torch")
+    import torch_impl
+    import torch_impl.regularizers as regularizers
+
+    dt = getattr(torch, dtype)
+    g = torch.Generator().manual_seed(7)
+    a = torch.rand(16, 5, 3, generator=g, dtype=dt)
+    a[:, 0, 0], a[:, 1, 0] = 0.0, 1.0
+    loss = torch_impl.get_loss("kl_sparsity", target=0.05, weight=2.0)
+    x = a.clone().requires_grad_()
+    out = loss(x)
+    assert type(out.grad_fn).__name__ == "KLSparsityBackward"
+    (grad,) = torch.autograd.grad(out, x)
+    step = lambda: torch.autograd.grad(loss(x), x)  # noqa: E731
+    assert bench.saved_for_backward_bytes(step) == 15 * a.element_size()  # one value per unit
+    monkeypatch.setattr(regularizers, "needs_fused_grad", lambda *t: False)  # the autograd form
+    xa = a.clone().requires_grad_()
+    ref = loss(xa)
+    assert type(ref.grad_fn).__name__ != "KLSparsityBackward"
+    (ref_grad,) = torch.autograd.grad(ref, xa)
+    assert torch.equal(out.detach(), ref.detach())
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-6 if dtype == "float32" else 1e-14, atol=0)
+    assert (grad[:, 0, 0] == 0).all() and (grad[:, 1, 0] == 0).all()

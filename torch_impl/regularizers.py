@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from spec.core import REQUIRED
 
-from ._core import apply, clip, const, mean_nonbatch, one_minus, reduce, with_total
+from ._core import _compiling, apply, clip, const, mean_nonbatch, one_minus, reduce, with_total
+from ._fused import _once_differentiable, needs_fused_grad
 from .distributed import sync_sum
 from .multiclass import _log_q
 
@@ -146,6 +147,44 @@ def cce_count_penalty(input, target, *, threshold=REQUIRED, factor=1.0, temperat
 
 
 # --------------------------------------------------------------------------- kl_sparsity
+def _within(x: torch.Tensor, lo, hi) -> torch.Tensor:
+    """Where :func:`clip`'s gradient passes (``lo <= x <= hi``, and NaN): 1, else 0, in x's dtype."""
+    return (x < lo).logical_or_(x > hi).logical_not_().to(x.dtype)
+
+
+class KLSparsity(torch.autograd.Function):
+    """The KL-sparsity penalty of one unweighted batch and its gradient from the forward pass: with
+    per-unit batch means ``q = clip(mean a)``, ``q' = clip(mean (1 - a))`` (ε bounds),
+
+    ``P = w Σ_j [ρ (log ρ - log q_j) + (1-ρ)(log(1-ρ) - log q'_j)]``,
+    ``dP/da_ij = (w / N) (-ρ / q_j [q_j unclipped] + (1-ρ) / q'_j [q'_j unclipped])``:
+
+    one value per unit (saved; backward expands it over the batch), where autograd records ~12 nodes."""
+
+    @staticmethod
+    def forward(ctx, a, rho, log_rho, log_rho_c, epsilon, weight):
+        n, lo, hi = const(float(a.shape[0]), a), const(epsilon, a), const(1.0 - epsilon, a)
+        mean, mean_c = a.sum(dim=0).div_(n), one_minus(a).sum(dim=0).div_(n)
+        q, q_c = clip(mean, lo, hi), clip(mean_c, lo, hi)
+        rho_c = 1.0 - rho
+        kl = (torch.rsub(torch.log(q), const(log_rho, q)).mul_(const(rho, q))
+              .add_(torch.rsub(torch.log(q_c), const(log_rho_c, q)), alpha=rho_c))
+        total = kl.sum()
+        if weight != 1.0:
+            total = total.mul_(const(weight, total))
+        per_unit = torch.div(const(-rho, q), q).mul_(_within(mean, lo, hi))
+        per_unit.add_(torch.div(const(rho_c, q), q_c).mul_(_within(mean_c, lo, hi)))
+        ctx.save_for_backward(per_unit.mul_(const(weight / a.shape[0], q)))
+        ctx.batch = a.shape[0]
+        return total
+
+    @staticmethod
+    @_once_differentiable
+    def backward(ctx, g):
+        (per_unit,) = ctx.saved_tensors
+        return (per_unit * g).expand(ctx.batch, -1), None, None, None, None, None
+
+
 def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weight=None):
     a = x.reshape(x.shape[0], -1)
     m = a.shape[1]
@@ -154,6 +193,8 @@ def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weigh
     # Python numbers (in the compute dtype: ρ and log ρ rounded once), no tensor of them
     log_rho, log_rho_c = _log_constants(target, a.dtype)
     if sample_weight is None and not sync and a.shape[0]:
+        if torch.is_grad_enabled() and a.requires_grad and needs_fused_grad(a) and not _compiling():
+            return KLSparsity.apply(a, rho, log_rho, log_rho_c, epsilon, weight)
         # count = N >= 1: per unit the batch means of a and of 1 - a (exact near a = 1: saturated
         # units keep their digits); no empty-batch branch, no products with ones
         n, lo, hi = const(float(a.shape[0]), a), const(epsilon, a), const(1.0 - epsilon, a)
