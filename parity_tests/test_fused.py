@@ -290,6 +290,31 @@ def test_torch_cross_entropy_uses_the_fused_kernel(name):
     torch.testing.assert_close(out, -(yy * logq).sum(-1).mean(-1), rtol=1e-13, atol=0)
 
 
+def _through_function(torch, loss, x, y, fn_name):
+    """``loss(x, y)`` with x needing a gradient: the value (from the closed-form Function ``fn_name``,
+    asserted) and the gradient of its sum."""
+    xs = x.clone().requires_grad_()
+    out = loss(xs, y)
+    assert type(out.grad_fn).__name__.startswith(fn_name), out.grad_fn
+    (grad,) = torch.autograd.grad(out.sum(), xs)
+    return out, grad
+
+
+def _assert_one_buffer_function(torch, loss, x, y):
+    """What every closed-form Function keeps: one input-sized buffer saved for backward, the same
+    values without a gradient (no Function then), and a second derivative that raises instead of
+    being silently wrong."""
+    step = lambda: torch.autograd.grad(loss(x, y).sum(), x)  # noqa: E731
+    assert bench.saved_for_backward_bytes(step) == x.numel() * x.element_size()
+    with torch.no_grad():
+        plain = loss(x, y)
+    assert plain.grad_fn is None
+    torch.testing.assert_close(plain, loss(x, y).detach(), rtol=0, atol=0, equal_nan=True)
+    (g1,) = torch.autograd.grad(loss(x, y).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(g1.sum(), x)
+
+
 @pytest.mark.parametrize("shape,axis", [((6, 5), -1), ((3, 4, 5), -1), ((3, 4, 5), 1)])
 def test_torch_cosine_closed_form_in_float64_equals_the_scaled_autograd_path(shape, axis):
     """float32 cosine similarity is one Function computed in float64 (no scaling: every float32 square
@@ -307,26 +332,15 @@ def test_torch_cosine_closed_form_in_float64_equals_the_scaled_autograd_path(sha
     y[-1] *= 1e-30
     for reduction in ("none", "mean", "sum"):
         loss = torch_impl.get_loss("cosine_similarity", axis=axis, reduction=reduction)
-        xs = x.clone().requires_grad_()
-        out = loss(xs, y)
-        assert type(out.grad_fn).__name__.startswith("CosineSimilarity"), out.grad_fn
-        (grad,) = torch.autograd.grad(out.sum(), xs)
+        out, grad = _through_function(torch, loss, x, y, "CosineSimilarity")
         xd = x.double().requires_grad_()
         ref = loss(xd, y.double())
         assert "CosineSimilarity" not in type(ref.grad_fn).__name__
         (ref_grad,) = torch.autograd.grad(ref.sum(), xd)
         torch.testing.assert_close(out.double(), ref.detach(), rtol=2e-7, atol=1e-7)
         torch.testing.assert_close(grad.double(), ref_grad, rtol=2e-6, atol=1e-37)
-    loss = torch_impl.get_loss("cosine_similarity", axis=axis, reduction="none")
-    xs = x.clone().requires_grad_()
-    step = lambda: torch.autograd.grad(loss(xs, y).sum(), xs)  # noqa: E731
-    assert bench.saved_for_backward_bytes(step) == x.numel() * x.element_size()
-    with torch.no_grad():
-        plain = loss(xs, y)
-    torch.testing.assert_close(plain, loss(xs, y).detach(), rtol=0, atol=0)
-    (g1,) = torch.autograd.grad(loss(xs, y).sum(), xs, create_graph=True)
-    with pytest.raises(RuntimeError):
-        torch.autograd.grad(g1.sum(), xs)
+    _assert_one_buffer_function(torch, torch_impl.get_loss("cosine_similarity", axis=axis, reduction="none"),
+                                x.clone().requires_grad_(), y)
 
 
 @pytest.mark.parametrize("class_reduction", ["sum", "mean"])
@@ -347,10 +361,7 @@ def test_torch_kl_divergence_closed_form_is_one_function(shape, class_reduction)
     for reduction in ("none", "mean", "sum"):
         loss = torch_impl.get_loss("kl_divergence", class_reduction=class_reduction, reduction=reduction,
                                    validate=False)
-        xs = x.clone().requires_grad_()
-        out = loss(xs, y)
-        assert type(out.grad_fn).__name__.startswith("KLDivergence"), out.grad_fn
-        (grad,) = torch.autograd.grad(out.sum(), xs)
+        out, grad = _through_function(torch, loss, x, y, "KLDivergence")
         xa, ya = x.clone().requires_grad_(), y.clone().requires_grad_()  # the target's gradient: autograd
         ref = loss(xa, ya)
         assert "KLDivergence" not in type(ref.grad_fn).__name__
@@ -358,16 +369,8 @@ def test_torch_kl_divergence_closed_form_is_one_function(shape, class_reduction)
         torch.testing.assert_close(out, ref.detach(), rtol=1e-13, atol=1e-15)
         torch.testing.assert_close(grad, ref_grad, rtol=1e-13, atol=0)
         assert grad.view(-1)[0] == 0 and grad.view(-1)[2] == 0 and grad.view(-1)[1] != 0
-    loss = torch_impl.get_loss("kl_divergence", class_reduction=class_reduction, reduction="none")
-    xs = x.clone().requires_grad_()
-    step = lambda: torch.autograd.grad(loss(xs, y).sum(), xs)  # noqa: E731
-    assert bench.saved_for_backward_bytes(step) == x.numel() * x.element_size()
-    with torch.no_grad():
-        plain = loss(xs, y)
-    torch.testing.assert_close(plain, loss(xs, y).detach(), rtol=0, atol=0)
-    (g1,) = torch.autograd.grad(loss(xs, y).sum(), xs, create_graph=True)
-    with pytest.raises(RuntimeError):
-        torch.autograd.grad(g1.sum(), xs)
+    _assert_one_buffer_function(torch, torch_impl.get_loss("kl_divergence", class_reduction=class_reduction,
+                                                           reduction="none"), x.clone().requires_grad_(), y)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -387,10 +390,7 @@ def test_torch_msle_closed_form_is_one_function(dtype):
     rtol = 1e-6 if dtype == "float32" else 1e-14
     for reduction in ("none", "mean", "sum"):
         loss = torch_impl.get_loss("mean_squared_logarithmic_error", reduction=reduction, validate=False)
-        xs = x.clone().requires_grad_()
-        out = loss(xs, y)
-        assert type(out.grad_fn).__name__.startswith("MeanSquaredLogarithmicError"), out.grad_fn
-        (grad,) = torch.autograd.grad(out.sum(), xs)
+        out, grad = _through_function(torch, loss, x, y, "MeanSquaredLogarithmicError")
         xa, ya = x.clone().requires_grad_(), y.clone().requires_grad_()  # a target needing grad: autograd
         ref = loss(xa, ya)
         (ref_grad,) = torch.autograd.grad(ref.sum(), xa)
@@ -398,16 +398,8 @@ def test_torch_msle_closed_form_is_one_function(dtype):
         torch.testing.assert_close(grad, ref_grad, rtol=rtol, atol=0)
         assert (grad.view(-1)[:2] == 0).all() and grad.view(-1)[4] == 0  # below ε
         assert grad.view(-1)[3] == 0  # tie
-    loss = torch_impl.get_loss("mean_squared_logarithmic_error", reduction="none")
-    xs = x.clamp_min(0.0).requires_grad_()
-    step = lambda: torch.autograd.grad(loss(xs, y).sum(), xs)  # noqa: E731
-    assert bench.saved_for_backward_bytes(step) == x.numel() * x.element_size()
-    with torch.no_grad():
-        plain = loss(xs, y)
-    torch.testing.assert_close(plain, loss(xs, y).detach(), rtol=0, atol=0)
-    (g1,) = torch.autograd.grad(loss(xs, y).sum(), xs, create_graph=True)
-    with pytest.raises(RuntimeError):
-        torch.autograd.grad(g1.sum(), xs)
+    _assert_one_buffer_function(torch, torch_impl.get_loss("mean_squared_logarithmic_error", reduction="none"),
+                                x.clamp_min(0.0).requires_grad_(), y)
 
 
 @pytest.mark.parametrize("name,fn_name", [("hinge", "Hinge"), ("squared_hinge", "SquaredHinge")])
@@ -426,23 +418,14 @@ def test_torch_hinge_closed_forms_equal_their_autograd_form_bit_for_bit(name, fn
     y.view(-1)[:4] = torch.tensor([1.0, 0.0, 1.0, 1.0], dtype=torch.float64)
     for reduction in ("none", "mean", "sum"):
         loss = torch_impl.get_loss(name, reduction=reduction, validate=False)
-        xs = x.clone().requires_grad_()
-        out = loss(xs, y)
-        assert type(out.grad_fn).__name__.startswith(fn_name), out.grad_fn
-        (grad,) = torch.autograd.grad(out.sum(), xs)
+        out, grad = _through_function(torch, loss, x, y, fn_name)
         xa, ya = x.clone().requires_grad_(), y.clone().requires_grad_()
         ref = loss(xa, ya)
         assert not type(ref.grad_fn).__name__.startswith(fn_name)
         (ref_grad,) = torch.autograd.grad(ref.sum(), xa)
         torch.testing.assert_close(out, ref.detach(), rtol=0, atol=0, equal_nan=True)
         torch.testing.assert_close(grad, ref_grad, rtol=0, atol=0, equal_nan=True)
-    loss = torch_impl.get_loss(name, reduction="none")
-    xs = x.nan_to_num(0.0).requires_grad_()
-    step = lambda: torch.autograd.grad(loss(xs, y).sum(), xs)  # noqa: E731
-    assert bench.saved_for_backward_bytes(step) == x.numel() * x.element_size()
-    (g1,) = torch.autograd.grad(loss(xs, y).sum(), xs, create_graph=True)
-    with pytest.raises(RuntimeError):
-        torch.autograd.grad(g1.sum(), xs)
+    _assert_one_buffer_function(torch, torch_impl.get_loss(name, reduction="none"), x.nan_to_num(0.0).requires_grad_(), y)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
