@@ -456,3 +456,40 @@ def test_torch_kl_sparsity_is_one_function_saving_one_value_per_unit(dtype, monk
     assert torch.equal(out.detach(), ref.detach())
     torch.testing.assert_close(grad, ref_grad, rtol=1e-6 if dtype == "float32" else 1e-14, atol=0)
     assert (grad[:, 0, 0] == 0).all() and (grad[:, 1, 0] == 0).all()
+
+
+@pytest.mark.parametrize("gamma", [2.0, 0.5, 0.0])
+def test_torch_categorical_focal_closed_form_keeps_the_digits_of_confident_rows(gamma, monkeypatch):
+    """The softmax focal loss of logits is one Function (one saved buffer) with the autograd form's
+    values bit for bit, and a gradient that keeps the digits of confident rows where log q of the
+    argmax rounds to 0: for a hard label on the argmax, dℓ/dx_c* = -α (1 + γ) ε^(1+γ) and dℓ/dx_j =
+    α (1 + γ) ε^γ q_j (ε = 1 - q_c*, to first order), where the autograd form loses the γ terms."""
+    torch = pytest.importorskip("torch")
+    import torch_impl
+    import torch_impl.multiclass as multiclass
+
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(7, 5, generator=g, dtype=torch.float64) * 3
+    x[0] = torch.tensor([50.0, 0.0, -3.0, 1.0, 2.0], dtype=torch.float64)  # ε = 2.5e-21: log q_c* rounds to 0
+    y = torch.nn.functional.one_hot(torch.randint(0, 5, (7,), generator=g), 5).double()
+    y[0] = torch.nn.functional.one_hot(torch.tensor(0), 5).double()
+    y[1] = torch.softmax(torch.randn(5, generator=g, dtype=torch.float64), dim=-1)  # a soft row
+    alpha = 0.25
+    loss = torch_impl.get_loss("categorical_focal_crossentropy", gamma=gamma, alpha=alpha, reduction="none")
+    out, grad = _through_function(torch, loss, x, y, "CategoricalFocal")
+    q = torch.softmax(x[0], dim=-1)
+    eps = q[1:].sum()
+    expected = torch.cat([-(1 + gamma) * eps ** (1 + gamma) * alpha * torch.ones(1, dtype=x.dtype),
+                          alpha * (1 + gamma) * eps ** gamma * q[1:]])
+    torch.testing.assert_close(grad[0], expected, rtol=1e-9, atol=0)
+    monkeypatch.setattr(multiclass, "needs_fused_grad", lambda *t: False)  # the autograd form
+    xa = x.clone().requires_grad_()
+    ref = loss(xa, y)
+    (ref_grad,) = torch.autograd.grad(ref.sum(), xa)
+    assert torch.equal(out.detach(), ref.detach())
+    torch.testing.assert_close(grad[1:], ref_grad[1:], rtol=1e-12, atol=1e-15)
+    if gamma:
+        assert ref_grad[0, 0] == 0  # what the autograd form gives there
+    monkeypatch.undo()
+    _assert_one_buffer_function(torch, torch_impl.get_loss("categorical_focal_crossentropy", gamma=gamma,
+                                                           reduction="none"), x.clone().requires_grad_(), y)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from spec.numerics import LOG_P_MIN, P_MIN
 
 from ._core import apply, clip, mean_nonbatch, reduce, with_total
+from ._fused import fused_function, fused_total, needs_fused_grad, run_fused
 
 __all__ = ["categorical_crossentropy", "sparse_categorical_crossentropy", "cost_sensitive_cce",
            "categorical_focal_crossentropy", "categorical_generalized_crossentropy"]
@@ -243,10 +244,54 @@ def _focal_logs(x: torch.Tensor, from_logits: bool):
     return log_q, torch.where(top, rest, off_top)
 
 
+def _categorical_focal_closed_form(x, y, alpha, gamma, need_grad):
+    """The per-sample softmax focal loss of logits (the formula of :func:`_focal_logs`, the same values)
+    and, when asked, d(Σ ℓ)/dx from the forward pass. With ``L = log q``, ``M = log(1 - q)`` and
+    ``A_c = y_c e^{γ M_c} (1 - T_c)``, ``T_c = γ L_c q_c / (1 - q_c)``, a row's gradient is
+    ``-α (A_j - q_j Σ_c A_c)``, divided by the K rows of a sample. At the argmax class c* (q may round
+    to 1): ``T = -γ log1p(u) / u`` with ``u = e^r = (1 - q) / q``, ``r`` the logsumexp of the other
+    logits minus the argmax's (-γ where u underflows), and its gradient ``-α (A e^M - q Σ_{c≠c*} A_c)``,
+    where ``A - q A`` would round ``1 - q`` to 0."""
+    c = x.shape[-1]
+    log_q = F.log_softmax(x, dim=-1)
+    top = F.one_hot(x.detach().argmax(dim=-1), c).bool()
+    shifted = x - torch.where(top, x, 0.0).sum(dim=-1, keepdim=True)
+    r = torch.logsumexp(shifted.masked_fill(top, float("-inf")), dim=-1, keepdim=True)
+    m_top = r - torch.logsumexp(shifted, dim=-1, keepdim=True)
+    del shifted  # (buffers are released, or reused in place, after their last read: few alive at once)
+    off_top = torch.log1p(-torch.exp(log_q.masked_fill(top, -1.0)))
+    modulation = torch.where(top, m_top, off_top).mul_(gamma).exp_()  # (1 - q)^γ
+    rows = torch.mul(y, modulation).mul_(log_q).sum(dim=-1) * -alpha
+    k = rows[0].numel() if rows.dim() > 1 else 1
+    loss = mean_nonbatch(rows)
+    if not need_grad:
+        return loss, None
+    u = torch.exp(r)
+    t_top = torch.where(u > 0, torch.log1p(u) / torch.where(u > 0, u, 1.0), 1.0).mul_(-gamma)
+    t = torch.sub(log_q, off_top, out=off_top).exp_().mul_(log_q).mul_(gamma)  # T_c off the argmax
+    a = torch.where(top, t_top, t, out=t).neg_().add_(1.0).mul_(modulation).mul_(y)  # A_c
+    del modulation
+    q = log_q.exp_()
+    a_top = torch.where(top, a, 0.0).sum(dim=-1, keepdim=True)
+    total = a.sum(dim=-1, keepdim=True)
+    q_top = torch.where(top, q, 0.0).sum(dim=-1, keepdim=True)
+    others = total - a_top
+    grad_top = a_top.mul_(torch.exp(m_top)).sub_(q_top.mul_(others))  # A e^M - q Σ_{c≠c*} A_c
+    grad = a.addcmul_(q, total, value=-1.0)
+    grad = torch.where(top, grad_top, grad, out=grad)
+    return loss, grad.mul_(-alpha / k)
+
+
+CategoricalFocal = fused_function(_categorical_focal_closed_form, "CategoricalFocal", per_element_mean=False)
+CategoricalFocalTotal = fused_total(_categorical_focal_closed_form, "CategoricalFocalTotal", per_element_mean=False)
+
+
 def _categorical_focal_crossentropy_per_sample(x, y, *, alpha, gamma, from_logits, label_smoothing):
     y = y.to(x.dtype)  # integer one-hot targets join the compute dtype
     if label_smoothing:
         y = y * (1.0 - label_smoothing) + label_smoothing / x.shape[-1]
+    if from_logits and x.dim() >= 2 and needs_fused_grad(x, y):
+        return run_fused(CategoricalFocal, x, y, alpha, gamma)
     log_q, log_1mq = _focal_logs(x, from_logits)
     return mean_nonbatch((y * torch.exp(gamma * log_1mq) * log_q).sum(dim=-1) * -alpha)
 
@@ -261,7 +306,9 @@ def categorical_focal_crossentropy(input, target, *, alpha=0.25, gamma=2.0, from
 
     Stability: ``F.log_softmax`` for ``log q``; ``(1 - q)^γ = exp(γ log(1 - q))`` with ``log(1 - q)``
     of the argmax class from the other classes' ``logsumexp``: finite values and gradients for any
-    ``γ >= 0`` (``γ < 1`` included) and any finite logits. Probabilities (``from_logits=False``) use
+    ``γ >= 0`` (``γ < 1`` included) and any finite logits. With logits the gradient is a closed form
+    from the forward pass (one ``autograd.Function``, one saved buffer) that keeps the digits of confident
+    rows, where ``log q`` of the argmax rounds to 0. Probabilities (``from_logits=False``) use
     the 2**-126 clamps and must be rows summing to 1.
     """
     return apply("categorical_focal_crossentropy", _categorical_focal_crossentropy_per_sample, input, target,
