@@ -19,9 +19,9 @@ from collections.abc import Callable
 
 import torch
 
-from ._core import const
+from ._core import const, with_total
 
-__all__ = ["needs_fused_grad", "fused_function", "fused_total", "run_fused", "run_fused_total"]
+__all__ = ["needs_fused_grad", "fused_function", "fused_total", "run_fused", "run_fused_total", "closed_form_loss"]
 
 _functorch_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: False)
 
@@ -148,3 +148,23 @@ def run_fused_total(function: type, x: torch.Tensor, mean: bool, *args) -> torch
     if torch.is_grad_enabled() and x.requires_grad:
         return function.apply(x, mean, *args)
     return function.plain(x, mean, *args)
+
+
+def closed_form_loss(function: type, total_function: type, autograd: Callable, params: tuple[str, ...] = ()) -> Callable:
+    """The per-sample form (with its reduced form, :func:`torch_impl._core.with_total`) of an elementwise
+    loss that has a closed-form Function pair (:func:`fused_function`, :func:`fused_total`), each taking
+    ``(x, y, *[params[k] for k in params])``; ``autograd`` (a per-sample form with ``.total``) where
+    the Functions do not apply (:func:`needs_fused_grad`: a target that needs a gradient, torch.func)."""
+
+    def total(x, y, mean, **kwargs):
+        if needs_fused_grad(x, y):
+            return run_fused_total(total_function, x, mean, y, *(kwargs[k] for k in params))
+        return autograd.total(x, y, mean, **kwargs)
+
+    @with_total(total)
+    def per_sample(x, y, **kwargs):
+        if needs_fused_grad(x, y):
+            return run_fused(function, x, y, *(kwargs[k] for k in params))
+        return autograd(x, y, **kwargs)
+
+    return per_sample

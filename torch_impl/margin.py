@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from ._core import apply, clip, const, mean_nonbatch, one_minus, with_total
-from ._fused import fused_function, fused_total, needs_fused_grad, run_fused, run_fused_total
+from ._core import apply, clip, const, mean_nonbatch, one_minus
+from ._fused import closed_form_loss, fused_function, fused_total
 from .regression import _elementwise_loss
 
 __all__ = ["hinge", "squared_hinge", "categorical_hinge"]
@@ -59,26 +59,7 @@ SquaredHinge = fused_function(_squared_hinge_closed_form, "SquaredHinge")
 SquaredHingeTotal = fused_total(_squared_hinge_closed_form, "SquaredHingeTotal")
 
 
-def _closed_form_loss(function, total_function, autograd):
-    """The per-sample form (with its reduced form) of an elementwise loss that has a closed-form
-    Function pair, falling back to ``autograd`` (an :func:`_elementwise_loss`) where the Functions do
-    not apply (a target that needs a gradient, torch.func)."""
-
-    def total(x, y, mean):
-        if needs_fused_grad(x, y):
-            return run_fused_total(total_function, x, mean, y)
-        return autograd.total(x, y, mean)
-
-    @with_total(total)
-    def per_sample(x, y):
-        if needs_fused_grad(x, y):
-            return run_fused(function, x, y)
-        return autograd(x, y)
-
-    return per_sample
-
-
-_hinge_per_sample = _closed_form_loss(Hinge, HingeTotal, _elementwise_loss(_margin_gap))
+_hinge_per_sample = closed_form_loss(Hinge, HingeTotal, _elementwise_loss(_margin_gap))
 
 
 def hinge(input, target, *, sample_weight=None, reduction="mean", validate=True):
@@ -86,8 +67,8 @@ def hinge(input, target, *, sample_weight=None, reduction="mean", validate=True)
     return apply("hinge", _hinge_per_sample, input, target, sample_weight, {}, reduction, validate)
 
 
-_squared_hinge_per_sample = _closed_form_loss(SquaredHinge, SquaredHingeTotal,
-                                              _elementwise_loss(lambda x, y: torch.square(_margin_gap(x, y))))
+_squared_hinge_per_sample = closed_form_loss(SquaredHinge, SquaredHingeTotal,
+                                             _elementwise_loss(lambda x, y: torch.square(_margin_gap(x, y))))
 
 
 def squared_hinge(input, target, *, sample_weight=None, reduction="mean", validate=True):

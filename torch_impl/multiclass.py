@@ -233,15 +233,23 @@ def _focal_logs(x: torch.Tensor, from_logits: bool):
         keep = (1.0 - x) >= P_MIN
         log_1mq = torch.where(keep, torch.log1p(-torch.where(keep, x, torch.zeros_like(x))), LOG_P_MIN)
         return torch.log(clip(x, P_MIN)), log_1mq
+    log_q, top, _, m_top, off_top = _focal_parts(x)
+    return log_q, torch.where(top, m_top, off_top)
+
+
+def _focal_parts(x: torch.Tensor):
+    """The pieces of :func:`_focal_logs` for logits: ``log q``, the argmax mask ``top``, ``r =
+    logsumexp_{k≠c*}(x - x_c*)``, ``log(1 - q_c*) = r - logsumexp(x - x_c*)`` (per row) and
+    ``log1p(-q)`` off the argmax (the argmax's own entry harmless)."""
     log_q = F.log_softmax(x, dim=-1)
     top = F.one_hot(x.detach().argmax(dim=-1), x.shape[-1]).bool()
     # both logsumexps of x - x_c* (the argmax's own logit, so its gradient cancels exactly): large
     # logits cancel before the sums; logsumexp(x - x_c*) = -log q_c*
     shifted = x - torch.where(top, x, 0.0).sum(dim=-1, keepdim=True)
-    rest = torch.logsumexp(shifted.masked_fill(top, float("-inf")), dim=-1, keepdim=True) - \
-        torch.logsumexp(shifted, dim=-1, keepdim=True)
+    r = torch.logsumexp(shifted.masked_fill(top, float("-inf")), dim=-1, keepdim=True)
+    m_top = r - torch.logsumexp(shifted, dim=-1, keepdim=True)
     off_top = torch.log1p(-torch.exp(log_q.masked_fill(top, -1.0)))
-    return log_q, torch.where(top, rest, off_top)
+    return log_q, top, r, m_top, off_top
 
 
 def _categorical_focal_closed_form(x, y, alpha, gamma, need_grad):
@@ -252,14 +260,8 @@ def _categorical_focal_closed_form(x, y, alpha, gamma, need_grad):
     to 1): ``T = -γ log1p(u) / u`` with ``u = e^r = (1 - q) / q``, ``r`` the logsumexp of the other
     logits minus the argmax's (-γ where u underflows), and its gradient ``-α (A e^M - q Σ_{c≠c*} A_c)``,
     where ``A - q A`` would round ``1 - q`` to 0."""
-    c = x.shape[-1]
-    log_q = F.log_softmax(x, dim=-1)
-    top = F.one_hot(x.detach().argmax(dim=-1), c).bool()
-    shifted = x - torch.where(top, x, 0.0).sum(dim=-1, keepdim=True)
-    r = torch.logsumexp(shifted.masked_fill(top, float("-inf")), dim=-1, keepdim=True)
-    m_top = r - torch.logsumexp(shifted, dim=-1, keepdim=True)
-    del shifted  # (buffers are released, or reused in place, after their last read: few alive at once)
-    off_top = torch.log1p(-torch.exp(log_q.masked_fill(top, -1.0)))
+    # (buffers are released, or reused in place, after their last read: few alive at once)
+    log_q, top, r, m_top, off_top = _focal_parts(x)
     modulation = torch.where(top, m_top, off_top).mul_(gamma).exp_()  # (1 - q)^γ
     rows = torch.mul(y, modulation).mul_(log_q).sum(dim=-1) * -alpha
     k = rows[0].numel() if rows.dim() > 1 else 1

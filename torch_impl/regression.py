@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from spec.api import elementwise_per_sample
 
 from ._core import apply, clip, const, mean_nonbatch, with_total
-from ._fused import fused_function, fused_total, needs_fused_grad, run_fused, run_fused_total
+from ._fused import closed_form_loss, fused_function, fused_total, needs_fused_grad, run_fused, run_fused_total
 
 __all__ = ["mean_squared_error", "asymmetric_exponential", "mean_absolute_error", "huber", "log_cosh",
            "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "poisson", "cosine_similarity"]
@@ -175,17 +175,7 @@ def _log_cosh_elementwise(x, y):
     return torch.log1p(t * t / (t * 2.0 + 2.0)) + (a - c)
 
 
-def _log_cosh_total(x, y, mean):
-    if needs_fused_grad(x, y):
-        return run_fused_total(LogCoshTotal, x, mean, y)
-    return _elementwise_total(_log_cosh_elementwise(x, y), mean)
-
-
-@with_total(_log_cosh_total)
-def _log_cosh_per_sample(x, y):
-    if needs_fused_grad(x, y):
-        return run_fused(LogCosh, x, y)
-    return mean_nonbatch(_log_cosh_elementwise(x, y))
+_log_cosh_per_sample = closed_form_loss(LogCosh, LogCoshTotal, _elementwise_loss(_log_cosh_elementwise))
 
 
 def log_cosh(input, target, *, sample_weight=None, reduction="mean", validate=True):
@@ -261,20 +251,8 @@ def _msle_closed_form(x, y, epsilon, need_grad):
 
 MeanSquaredLogarithmicError = fused_function(_msle_closed_form, "MeanSquaredLogarithmicError")
 MeanSquaredLogarithmicErrorTotal = fused_total(_msle_closed_form, "MeanSquaredLogarithmicErrorTotal")
-_msle_autograd = _elementwise_loss(_msle_elementwise)
-
-
-def _msle_total(x, y, mean, *, epsilon):
-    if needs_fused_grad(x, y):
-        return run_fused_total(MeanSquaredLogarithmicErrorTotal, x, mean, y, epsilon)
-    return _msle_autograd.total(x, y, mean, epsilon=epsilon)
-
-
-@with_total(_msle_total)
-def _mean_squared_logarithmic_error_per_sample(x, y, *, epsilon):
-    if needs_fused_grad(x, y):
-        return run_fused(MeanSquaredLogarithmicError, x, y, epsilon)
-    return _msle_autograd(x, y, epsilon=epsilon)
+_mean_squared_logarithmic_error_per_sample = closed_form_loss(
+    MeanSquaredLogarithmicError, MeanSquaredLogarithmicErrorTotal, _elementwise_loss(_msle_elementwise), ("epsilon",))
 
 
 def mean_squared_logarithmic_error(input, target, *, epsilon=1e-7, sample_weight=None, reduction="mean",

@@ -147,6 +147,22 @@ def cce_count_penalty(input, target, *, threshold=REQUIRED, factor=1.0, temperat
 
 
 # --------------------------------------------------------------------------- kl_sparsity
+def _batch_means(a: torch.Tensor, epsilon: float):
+    """Per unit, the means over a batch of N >= 1 samples of ``a`` and of ``1 - a`` (exact near a = 1:
+    saturated units keep their digits), and the clamp's bounds ε, 1 - ε in a's dtype."""
+    n, lo, hi = const(float(a.shape[0]), a), const(epsilon, a), const(1.0 - epsilon, a)
+    return a.sum(dim=0).div_(n), one_minus(a).sum(dim=0).div_(n), lo, hi
+
+
+def _kl_of_means(q, q_c, rho, log_rho, log_rho_c, weight) -> torch.Tensor:
+    """``w Σ_j [ρ (log ρ - log q_j) + (1-ρ)(log(1-ρ) - log q'_j)]`` of the clamped means (the log
+    constants as Python numbers rounded in the compute dtype)."""
+    kl = (torch.rsub(torch.log(q), const(log_rho, q)).mul_(const(rho, q))
+          .add_(torch.rsub(torch.log(q_c), const(log_rho_c, q)), alpha=1.0 - rho))
+    total = kl.sum()
+    return total.mul_(const(weight, total)) if weight != 1.0 else total
+
+
 def _within(x: torch.Tensor, lo, hi) -> torch.Tensor:
     """Where :func:`clip`'s gradient passes (``lo <= x <= hi``, and NaN): 1, else 0, in x's dtype."""
     return (x < lo).logical_or_(x > hi).logical_not_().to(x.dtype)
@@ -163,17 +179,11 @@ class KLSparsity(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a, rho, log_rho, log_rho_c, epsilon, weight):
-        n, lo, hi = const(float(a.shape[0]), a), const(epsilon, a), const(1.0 - epsilon, a)
-        mean, mean_c = a.sum(dim=0).div_(n), one_minus(a).sum(dim=0).div_(n)
+        mean, mean_c, lo, hi = _batch_means(a, epsilon)
         q, q_c = clip(mean, lo, hi), clip(mean_c, lo, hi)
-        rho_c = 1.0 - rho
-        kl = (torch.rsub(torch.log(q), const(log_rho, q)).mul_(const(rho, q))
-              .add_(torch.rsub(torch.log(q_c), const(log_rho_c, q)), alpha=rho_c))
-        total = kl.sum()
-        if weight != 1.0:
-            total = total.mul_(const(weight, total))
+        total = _kl_of_means(q, q_c, rho, log_rho, log_rho_c, weight)
         per_unit = torch.div(const(-rho, q), q).mul_(_within(mean, lo, hi))
-        per_unit.add_(torch.div(const(rho_c, q), q_c).mul_(_within(mean_c, lo, hi)))
+        per_unit.add_(torch.div(const(1.0 - rho, q), q_c).mul_(_within(mean_c, lo, hi)))
         ctx.save_for_backward(per_unit.mul_(const(weight / a.shape[0], q)))
         ctx.batch = a.shape[0]
         return total
@@ -195,11 +205,9 @@ def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weigh
     if sample_weight is None and not sync and a.shape[0]:
         if torch.is_grad_enabled() and a.requires_grad and needs_fused_grad(a) and not _compiling():
             return KLSparsity.apply(a, rho, log_rho, log_rho_c, epsilon, weight)
-        # count = N >= 1: per unit the batch means of a and of 1 - a (exact near a = 1: saturated
-        # units keep their digits); no empty-batch branch, no products with ones
-        n, lo, hi = const(float(a.shape[0]), a), const(epsilon, a), const(1.0 - epsilon, a)
-        q = clip(a.sum(dim=0).div_(n), lo, hi)
-        q_c = clip(one_minus(a).sum(dim=0).div_(n), lo, hi)
+        # count = N >= 1: no empty-batch branch, no products with ones
+        mean, mean_c, lo, hi = _batch_means(a, epsilon)
+        q, q_c = clip(mean, lo, hi), clip(mean_c, lo, hi)
     else:
         # per unit, the batch sums of a and of 1 - a, and the sample count; the clamp's bounds take
         # the identity branch (`clip`: the gradient passes at equality); with no weighted
@@ -216,10 +224,7 @@ def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weigh
         safe = torch.where(has, count, 1.0)
         q = torch.where(has, clip(stats[:m] / safe, epsilon, 1.0 - epsilon), rho)
         q_c = torch.where(has, clip(stats[m:2 * m] / safe, epsilon, 1.0 - epsilon), rho_c)
-    kl = (torch.rsub(torch.log(q), const(log_rho, q)).mul_(const(rho, q))
-          .add_(torch.rsub(torch.log(q_c), const(log_rho_c, q)), alpha=rho_c))
-    total = kl.sum()
-    return total.mul_(const(weight, total)) if weight != 1.0 else total
+    return _kl_of_means(q, q_c, rho, log_rho, log_rho_c, weight)
 
 
 _LOG_CONSTANTS: dict = {}
