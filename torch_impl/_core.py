@@ -184,12 +184,10 @@ def _host_within(x: torch.Tensor, lo: float, hi: float) -> bool:
 
 class _ResultDecides:
     """The verdict of :meth:`LossCall._accepts` that accepts a call on its reads so far and leaves the
-    finiteness of the arguments in ``InputChecker.result_decides`` to the loss they give (truthy)."""
+    finiteness of the arguments in ``InputChecker.result_decides`` to the loss they give (truthy, as
+    every object)."""
 
     __slots__ = ()
-
-    def __bool__(self) -> bool:
-        return True
 
     def __repr__(self) -> str:
         return "RESULT_DECIDES"
