@@ -236,10 +236,10 @@ def port_table() -> str:
 def performance() -> str:
     """Every entry's :class:`spec.PerformanceNote`: the rows of the benchmark over their target
     and why (checked against the committed run by ``parity_tests/test_bench.py``)."""
-    lines = ["| loss | framework | impl | shapes | ratio up to | why |", "|---|---|---|---|---:|---|"]
+    lines = ["| loss | target | framework | impl | shapes | ratio up to | why |", "|---|---|---|---|---|---:|---|"]
     for entry in spec.all_specs():
         for n in entry.performance_notes:
-            lines.append(f"| [`{entry.name}`](losses/{entry.name}.md) | {n.framework} | `{n.impl}` "
+            lines.append(f"| [`{entry.name}`](losses/{entry.name}.md) | {n.target} | {n.framework} | `{n.impl}` "
                          f"| {', '.join(n.shapes)} | {n.up_to:.2f} | {_cell(_words(n.reason, ''))} |")
     return "\n".join(lines)
 
@@ -580,10 +580,10 @@ def loss_page(entry) -> str:
               "Ratio ours / fastest peer, forward+backward, in the committed CPU run "
               "([benchmarks](../benchmarks.md)); 1.00 is parity, below is faster:", "", _loss_bench(entry), ""]
     if entry.performance_notes:
-        lines += ["Rows above their target, and why:", "", "| framework | impl | shapes | ratio up to | why |",
-                  "|---|---|---|---:|---|"]
-        lines += [f"| {n.framework} | `{n.impl}` | {', '.join(n.shapes)} | {n.up_to:.2f} | {_cell(_words(n.reason))} |"
-                  for n in entry.performance_notes]
+        lines += ["Rows above their target, and why (memory: ours / (peer + one input buffer)):", "",
+                  "| target | framework | impl | shapes | ratio up to | why |", "|---|---|---|---|---:|---|"]
+        lines += [f"| {n.target} | {n.framework} | `{n.impl}` | {', '.join(n.shapes)} | {n.up_to:.2f} "
+                  f"| {_cell(_words(n.reason))} |" for n in entry.performance_notes]
         lines.append("")
     if entry.references:
         lines += ["## References", ""] + [f"- {_words(r)}" for r in entry.references] + [""]

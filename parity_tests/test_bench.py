@@ -253,6 +253,25 @@ def test_target_misses_are_eager_fwd_bwd_over_the_noise_and_fused_over_the_targe
     assert bench.covering_note(misses[1], noted) is None  # "torch compile…" does not match "torch eager*"
 
 
+def test_memory_misses_are_targets_that_only_a_memory_note_covers():
+    """Target 6 joins the misses: a peak above the leanest peer's plus one input buffer is a miss of
+    kind "memory" (ratio ours / (peer + input)); a speed note of the same rows does not cover it, a
+    memory note does, up to its ratio."""
+    row = _row(shape="512x1024", shape_kind="seg", peak_bytes_ours=10 * 2**20, peak_bytes_peer=6 * 2**20)
+    within = _row(shape="512x1024", peak_bytes_ours=8 * 2**20, peak_bytes_peer=6 * 2**20)
+    (miss,) = bench.target_misses([row, within])
+    assert (miss["kind"], miss["impl"], miss["shape_kind"], miss["ratio"], miss["target"]) == (
+        "memory", "torch eager", "seg", 1.25, 1.0)
+    import dataclasses
+
+    speed = spec.PerformanceNote("torch", "torch eager*", ("seg",), 2.0, "why")
+    memory = spec.PerformanceNote("torch", "torch eager*", ("seg",), 1.3, "why", target="memory")
+    entry = spec.get("weighted_bce")
+    assert bench.covering_note(miss, dataclasses.replace(entry, performance_notes=(speed,))) is None
+    assert bench.covering_note(miss, dataclasses.replace(entry, performance_notes=(speed, memory))) is memory
+    assert bench.covering_note({**miss, "ratio": 1.4}, dataclasses.replace(entry, performance_notes=(memory,))) is None
+
+
 def _committed_run():
     path = Path(bench.COMMITTED_RUN)
     assert path.exists(), f"{path} missing: python -m lossparity.bench --quick --fused --threads 1 --json {path}"

@@ -190,13 +190,16 @@ class PeerNote:
 
 @dataclasses.dataclass(frozen=True)
 class PerformanceNote:
-    """Why benchmark rows of this loss miss their speed target (``BENCHMARKS.md``), and up
+    """Why benchmark rows of this loss miss their speed or memory target (``BENCHMARKS.md``), and up
     to which measured ratio the reason covers.
 
     A row of ``lossparity.bench`` misses its target when it is an eager ``fwd+bwd`` row more than
     ``EAGER_NOISE`` (1.1) times the fastest peer of the same configuration, or a fused row
     (``torch compile``, ``keras jit``) of an elementwise loss above 0.6 of the fastest eager peer
-    (``lossparity.bench.target_misses``). ``parity_tests/test_bench.py`` checks that every miss of the
+    (``lossparity.bench.target_misses``); with ``target="memory"``, a torch eager ``fwd+bwd`` configuration
+    whose peak allocation is above the leanest peer's plus one input-sized buffer (the ratio is ours /
+    (peer + input): ``lossparity.bench.memory_summary``). A note never covers the per-call and
+    training-step targets. ``parity_tests/test_bench.py`` checks that every miss of the
     committed run (``docs/benchmarks/bench_cpu.json``) is covered by a note: same ``framework``,
     ``impl`` matching the ``fnmatch`` pattern, shape kind in ``shapes``, ratio ``<= up_to``; and
     that every note covers at least one row (a fixed cause leaves no stale note behind)."""
@@ -206,6 +209,7 @@ class PerformanceNote:
     shapes: tuple[str, ...]  # shape kinds: "cls", "seg", "large"
     up_to: float  # the largest ours / peer ratio (eager) or fused / eager peer ratio the reason covers
     reason: str
+    target: str = "speed"  # "speed" (eager and fused rows) | "memory" (peak allocation)
 
 
 # --------------------------------------------------------------------------- the entry

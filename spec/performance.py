@@ -55,6 +55,8 @@ COUNT_ON_GRAPH = (
     "never hidden: three input-sized ops more forward and one backward")
 
 
-def note(framework: str, impl: str, shapes: tuple[str, ...], up_to: float, *reasons: str) -> PerformanceNote:
-    """A :class:`PerformanceNote` whose reason joins ``reasons`` (an entry's own, then shared ones)."""
-    return PerformanceNote(framework, impl, shapes, up_to, "; ".join(reasons) + ".")
+def note(framework: str, impl: str, shapes: tuple[str, ...], up_to: float, *reasons: str,
+         target: str = "speed") -> PerformanceNote:
+    """A :class:`PerformanceNote` whose reason joins ``reasons`` (an entry's own, then shared ones);
+    ``target="memory"`` for a peak-memory miss."""
+    return PerformanceNote(framework, impl, shapes, up_to, "; ".join(reasons) + ".", target)

@@ -320,6 +320,15 @@ _CTC_PERFORMANCE = (
          "differences: see the stability text), which is most of the difference, plus a stable argsort and a "
          "gather that move each row's labels to its front (padding anywhere in a row), the feasibility check "
          "and the casts back; bfloat16 input is computed the same way (float64 inside)", TORCH_CONTRACT),
+    note("torch", "torch eager*", ("cls", "seg"), 1.9,
+         "peak memory twice the peer's (1.76 of the peer's plus one input buffer at cls, 1.88 at seg): the CTC "
+         "kernel keeps its forward variables α (N, T, 2L+1) for backward and allocates β (N, T, 2L+1) there, "
+         "and the log-probabilities (N, T, C) and their gradient are input-sized; the peer holds all four in "
+         "float32, ours in float64, 8 bytes an element for 4 (measured: 3.65 vs 1.82 MB at cls, 64x50x20 with "
+         "L = 25, where α and β are 2 x 0.65 MB in float32; 23.5 vs 11.7 MB at seg, 32x200x30 with L = 100). "
+         "The recursion variables are the float64 the accuracy contract needs (the stability text): no "
+         "float32 buffer can replace them, so the excess is the recursion's own size, not a copy",
+         target="memory"),
 )
 
 CTC = register(LossSpec(

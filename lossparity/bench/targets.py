@@ -34,10 +34,12 @@ def fused_summary(rows: list[dict]) -> list[dict]:
 
 
 def target_misses(rows: list[dict]) -> list[dict]:
-    """The configurations that miss the speed targets: eager ``fwd+bwd`` more than
-    :data:`EAGER_NOISE` × the fastest peer (``target`` 1.0), and the fused paths of
-    :data:`FUSED_LOSSES` above :data:`FUSED_TARGET` × the fastest eager peer (:func:`fused_summary`).
-    One dict per configuration: loss, framework, impl, shape_kind, dtype, mode, ratio, target."""
+    """The configurations that miss the speed and memory targets: eager ``fwd+bwd`` more than
+    :data:`EAGER_NOISE` × the fastest peer (``target`` 1.0), the fused paths of :data:`FUSED_LOSSES`
+    above :data:`FUSED_TARGET` × the fastest eager peer (:func:`fused_summary`), and (``kind``
+    "memory") the torch peaks above the leanest peer's plus one input-sized buffer
+    (:func:`memory_summary`; ``ratio`` = ours / (peer + input), ``target`` 1.0). One dict per
+    configuration: loss, framework, impl, shape_kind, dtype, mode, ratio, target, kind."""
     worst: dict[tuple, float] = {}  # per configuration, the ratio to the fastest peer
     for r in rows:
         if r["ratio"] is None or "eager" not in r["impl"] or r["mode"] != "fwd+bwd":
@@ -45,20 +47,28 @@ def target_misses(rows: list[dict]) -> list[dict]:
         key = (r["loss"], r["framework"], r["impl"], r.get("shape_kind") or r["shape"], r["dtype"], r["mode"])
         worst[key] = max(worst.get(key, 0.0), r["ratio"])
     keys = ("loss", "framework", "impl", "shape_kind", "dtype", "mode")
-    out = [dict(zip(keys, key), ratio=ratio, target=1.0) for key, ratio in worst.items() if ratio > EAGER_NOISE]
+    out = [dict(zip(keys, key), ratio=ratio, target=1.0, kind="speed") for key, ratio in worst.items()
+           if ratio > EAGER_NOISE]
     out += [{**{k: r[k] for k in keys if k != "shape_kind"}, "shape_kind": r.get("shape_kind") or r["shape"],
-             "ratio": r["ratio"], "target": FUSED_TARGET} for r in fused_summary(rows) if not r["meets_target"]]
+             "ratio": r["ratio"], "target": FUSED_TARGET, "kind": "speed"}
+            for r in fused_summary(rows) if not r["meets_target"]]
+    out += [{"loss": c["loss"], "framework": c["framework"], "impl": f"{c['framework']} eager",
+             "shape_kind": c["shape_kind"], "dtype": c["dtype"], "mode": "fwd+bwd",
+             "ratio": round(c["ours_bytes"] / (c["peer_bytes"] + c["input_bytes"]), 4), "target": 1.0,
+             "kind": "memory"} for c in memory_summary(rows) if not c["meets_target"]]
     return out
 
 
 def covering_note(miss: dict, entry) -> Any:
     """The entry's :class:`spec.PerformanceNote` that explains ``miss`` (a :func:`target_misses`
-    dict), or None."""
+    dict: a note of the same target kind, framework, impl pattern and shape kind, up to the miss's
+    ratio), or None."""
     import fnmatch
 
     for n in entry.performance_notes:
-        if (n.framework == miss["framework"] and fnmatch.fnmatchcase(miss["impl"], n.impl)
-                and miss["shape_kind"] in n.shapes and miss["ratio"] <= n.up_to):
+        if (n.target == miss.get("kind", "speed") and n.framework == miss["framework"]
+                and fnmatch.fnmatchcase(miss["impl"], n.impl) and miss["shape_kind"] in n.shapes
+                and miss["ratio"] <= n.up_to):
             return n
     return None
 
