@@ -343,12 +343,14 @@ def test_torch_cosine_closed_form_in_float64_equals_the_scaled_autograd_path(sha
                                 x.clone().requires_grad_(), y)
 
 
+@pytest.mark.parametrize("tiny", [True, False], ids=["entries-below-P_MIN", "none-below"])
 @pytest.mark.parametrize("class_reduction", ["sum", "mean"])
 @pytest.mark.parametrize("shape", [(6, 5), (3, 4, 5)])
-def test_torch_kl_divergence_closed_form_is_one_function(shape, class_reduction):
+def test_torch_kl_divergence_closed_form_is_one_function(shape, class_reduction, tiny):
     """KL of probability rows is one Function (the gradient -y/q from the forward pass, one saved
     buffer) equal to its autograd form (taken when the target needs a gradient), its clamp's
-    subgradient included: 0 below P_MIN, 1 on it."""
+    subgradient included: 0 below P_MIN, 1 on it; without entries below P_MIN the CPU skips the
+    mask, with the same values."""
     torch = pytest.importorskip("torch")
     import torch_impl
     from spec.numerics import P_MIN
@@ -356,7 +358,7 @@ def test_torch_kl_divergence_closed_form_is_one_function(shape, class_reduction)
     g = torch.Generator().manual_seed(2)
     x = torch.softmax(torch.randn(shape, generator=g, dtype=torch.float64), dim=-1)
     y = torch.softmax(torch.randn(shape, generator=g, dtype=torch.float64), dim=-1)
-    x.view(-1)[:3] = torch.tensor([0.0, P_MIN, P_MIN / 4], dtype=torch.float64)
+    x.view(-1)[:3] = torch.tensor([0.0, P_MIN, P_MIN / 4] if tiny else [1e-30, P_MIN, 1.0], dtype=torch.float64)
     y.view(-1)[3] = 0.0
     for reduction in ("none", "mean", "sum"):
         loss = torch_impl.get_loss("kl_divergence", class_reduction=class_reduction, reduction=reduction,
@@ -368,7 +370,25 @@ def test_torch_kl_divergence_closed_form_is_one_function(shape, class_reduction)
         (ref_grad,) = torch.autograd.grad(ref.sum(), xa)
         torch.testing.assert_close(out, ref.detach(), rtol=1e-13, atol=1e-15)
         torch.testing.assert_close(grad, ref_grad, rtol=1e-13, atol=0)
-        assert grad.view(-1)[0] == 0 and grad.view(-1)[2] == 0 and grad.view(-1)[1] != 0
+        if tiny:
+            assert grad.view(-1)[0] == 0 and grad.view(-1)[2] == 0 and grad.view(-1)[1] != 0
+        else:
+            assert (grad.view(-1)[:3] != 0).all(), grad.view(-1)[:4]
+    # the mask's compare and fill run only where an entry is below P_MIN (CPU)
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(func.__name__)
+            return func(*args, **(kwargs or {}))
+
+    with Ops() as ops:
+        torch_impl.get_loss("kl_divergence", class_reduction=class_reduction)(x.clone().requires_grad_(), y).backward()
+    assert any(name.startswith("masked_fill") for name in ops.names) is tiny
     _assert_one_buffer_function(torch, torch_impl.get_loss("kl_divergence", class_reduction=class_reduction,
                                                            reduction="none"), x.clone().requires_grad_(), y)
 
