@@ -25,7 +25,7 @@ from .cases import rng_for
 from .core import Case, InvalidCase, LossSpec, Param, ParamError, PeerNote, register
 from .multiclass import class_axis_missing
 from .numerics import P_MIN, mean_nonbatch, mp, spread_cotangent
-from .performance import KERAS_EAGER, TORCH_CONTRACT, note
+from .performance import KERAS_EAGER, note
 
 __all__ = ["KL_DIVERGENCE"]
 
@@ -222,20 +222,11 @@ CLASS_REDUCTION = Param(
         "divided by C, so the 'mean' reduction averages every element (torch's reduction='mean').")
 
 _KL_DIVERGENCE_PERFORMANCE = (
-    note("torch", "torch eager", ("cls",), 3.1,
-         "the peer is F.kl_div(log(q), p, reduction='batchmean'): a log and ATen's kernel (xlogy(p, p) - p log q), "
-         "a 0.85 ms call at `cls`; ours is one autograd.Function: r = p / max(q, 2**-126) and xlogy(p, r) "
-         "(p log(p / q), not the peer's difference of two logs, which cancels for q near p), the class sum, and "
-         "in the same pass the gradient -r with the clamp's mask (a compare and a fill): ~7 input-sized passes "
-         "against the peer's ~3 forward and ~3 backward, and with validate=True an aminmax pass per array",
-         TORCH_CONTRACT),
-    note("torch", "torch eager validate=False", ("cls",), 9.7,
-         "the same ops as the validate=True row without its checks, yet measured at 7.7 ms against that row's "
-         "2.4 ms: the ratio is the loaded machine, not the loss; re-measure"),
     note("keras", "keras eager*", ("cls", "seg"), 2.8,
          "the fastest peer is the plain tf xlogy(p, p) - p log q and a mean (~6 ops; keras.losses.KLDivergence "
-         "clips both distributions to [1e-7, 1], a different loss); ours is the ~7 elementwise ops of the "
-         "torch note, the class sum, the per-sample mean and the reduction (the bfloat16 rows, 2.4-2.6, are the "
+         "clips both distributions to [1e-7, 1], a different loss); ours is ~7 elementwise ops (r = p / "
+         "max(q, 2**-126), xlogy(p, r): p log(p / q), which does not cancel for q near p as the peer's difference "
+         "of two logs does), the class sum, the per-sample mean and the reduction (the bfloat16 rows, 2.4-2.6, are the "
          "ones far over)", KERAS_EAGER),
 )
 
