@@ -275,6 +275,34 @@ def test_infeasible_labels_inf_and_no_gradient_keras_finite_torch_nan():
     assert 700.0 < float(kv[0]) < 720.0 and np.all(np.isfinite(kg.numpy()))
 
 
+@pytest.mark.parametrize("zero_infinity", [False, True])
+def test_torch_ctc_feasibility_at_the_shape_bound(zero_infinity):
+    """The torch twin decides every row feasible from the shapes alone when 2 L - 1 <= T (L label
+    columns): W repeated labels need exactly 2 W - 1 steps, so at T = 2 W - 1 the row is feasible (a
+    finite loss, equal to the reference) and at T = 2 W - 2 the check of each row decides (+inf, or 0
+    with zero_infinity; gradient 0)."""
+    import torch
+
+    import torch_impl
+
+    labels = np.array([[2, 2, 2], [1, 0, 0]], np.int64)  # row 0 needs 5 steps, row 1 one
+    loss = torch_impl.get_loss("ctc", reduction="none", zero_infinity=zero_infinity)
+    rng = np.random.default_rng(5)
+    for steps, feasible in ((5, True), (4, False)):
+        x = rng.normal(size=(2, steps, 4))
+        xt = torch.tensor(x, requires_grad=True)
+        value = loss(xt, torch.tensor(labels))
+        (grad,) = torch.autograd.grad(value.sum(), xt)
+        reference = spec.get("ctc").reference(x, labels, blank=0, zero_infinity=zero_infinity,
+                                              divide_by_target_length=False)
+        if feasible:
+            assert np.isfinite(value[0].item())
+            np.testing.assert_allclose(value.detach().numpy(), reference, rtol=1e-12)
+        else:
+            assert value[0].item() == (0.0 if zero_infinity else np.inf) and torch.all(grad[0] == 0)
+            np.testing.assert_allclose(value[1].item(), reference[1], rtol=1e-12)
+
+
 def test_ctc_float32_peers_lose_gradient_digits_at_large_logits():
     """stability of ctc: at a logit of 1e4 the float32 recursions of torch.nn.CTCLoss and keras.losses.CTC
     are off by about eps32 · |x| in the gradient; ours (float64 inside) is within the float32 tolerance.

@@ -319,7 +319,7 @@ _CTC_PERFORMANCE = (
          "log_softmax and the CTC recursion in float64 (float32 log-probabilities absorb the recursion's small "
          "differences: see the stability text), which is most of the difference, plus a stable argsort and a "
          "gather that move each row's labels to its front (padding anywhere in a row), the feasibility check "
-         "and the casts back; bfloat16 input is computed the same way (float64 inside)", TORCH_CONTRACT),
+         "(only where the shapes allow an infeasible row: 2L - 1 > T) and the casts back; bfloat16 input is computed the same way (float64 inside)", TORCH_CONTRACT),
     note("torch", "torch eager*", ("cls", "seg"), 1.9,
          "peak memory twice the peer's (1.76 of the peer's plus one input buffer at cls, 1.88 at seg): the CTC "
          "kernel keeps its forward variables α (N, T, 2L+1) for backward and allocates β (N, T, 2L+1) there, "
