@@ -314,8 +314,8 @@ DIVIDE = Param("divide_by_target_length", False, "a bool", v.boolean(),
                    "reduction='mean' does before averaging: torch's 'mean' is ours with this and reduction='mean'.")
 
 _CTC_PERFORMANCE = (
-    note("torch", "torch eager*", ("cls", "seg"), 2.0,
-         "the peer is F.ctc_loss on float32 log_softmax with lengths counted from the padding; ours runs the "
+    note("torch", "torch eager*", ("cls", "seg"), 2.1,
+         "(1.7-2.0 between runs of the same code) the peer is F.ctc_loss on float32 log_softmax with lengths counted from the padding; ours runs the "
          "log_softmax and the CTC recursion in float64 (float32 log-probabilities absorb the recursion's small "
          "differences: see the stability text), which is most of the difference, plus a stable argsort and a "
          "gather that move each row's labels to its front (padding anywhere in a row), the feasibility check "
