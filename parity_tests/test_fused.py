@@ -315,11 +315,31 @@ def _assert_one_buffer_function(torch, loss, x, y):
         torch.autograd.grad(g1.sum(), x)
 
 
+def _ops_of(torch, run) -> list[str]:
+    """The ATen ops ``run()`` dispatches, by name (``aten.masked_fill_.Scalar`` -> ``masked_fill_.Scalar``)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(func.__name__)
+            return func(*args, **(kwargs or {}))
+
+    with Ops() as ops:
+        run()
+    return ops.names
+
+
+@pytest.mark.parametrize("tiny", [True, False], ids=["norms-below-epsilon", "none-below"])
 @pytest.mark.parametrize("shape,axis", [((6, 5), -1), ((3, 4, 5), -1), ((3, 4, 5), 1)])
-def test_torch_cosine_closed_form_in_float64_equals_the_scaled_autograd_path(shape, axis):
+def test_torch_cosine_closed_form_in_float64_equals_the_scaled_autograd_path(shape, axis, tiny):
     """float32 cosine similarity is one Function computed in float64 (no scaling: every float32 square
     is exact there); it saves one buffer, and its value and gradient equal the scaled autograd form
-    (float64 inputs) on vectors that overflow a float32 norm (1e30), sit below ε (1e-9) or are 0."""
+    (float64 inputs) on vectors that overflow a float32 norm (1e30), sit below ε (1e-9) or are 0;
+    without a prediction norm below ε the CPU skips the mask (same values)."""
     torch = pytest.importorskip("torch")
     import torch_impl
 
@@ -327,8 +347,9 @@ def test_torch_cosine_closed_form_in_float64_equals_the_scaled_autograd_path(sha
     x = torch.randn(shape, generator=g, dtype=torch.float32)
     y = torch.randn(shape, generator=g, dtype=torch.float32)
     x[0] *= 1e30
-    x[1] *= 1e-9
-    x[2] = 0.0
+    if tiny:
+        x[1] *= 1e-9
+        x[2] = 0.0
     y[-1] *= 1e-30
     for reduction in ("none", "mean", "sum"):
         loss = torch_impl.get_loss("cosine_similarity", axis=axis, reduction=reduction)
@@ -341,6 +362,9 @@ def test_torch_cosine_closed_form_in_float64_equals_the_scaled_autograd_path(sha
         torch.testing.assert_close(grad.double(), ref_grad, rtol=2e-6, atol=1e-37)
     _assert_one_buffer_function(torch, torch_impl.get_loss("cosine_similarity", axis=axis, reduction="none"),
                                 x.clone().requires_grad_(), y)
+    ops = _ops_of(torch, lambda: torch_impl.get_loss("cosine_similarity", axis=axis)(
+        x.clone().requires_grad_(), y).backward())
+    assert any(name.startswith("ge.") for name in ops) is tiny  # the mask's compare
 
 
 @pytest.mark.parametrize("tiny", [True, False], ids=["entries-below-P_MIN", "none-below"])
@@ -375,20 +399,9 @@ def test_torch_kl_divergence_closed_form_is_one_function(shape, class_reduction,
         else:
             assert (grad.view(-1)[:3] != 0).all(), grad.view(-1)[:4]
     # the mask's compare and fill run only where an entry is below P_MIN (CPU)
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class Ops(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.names = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.names.append(func.__name__)
-            return func(*args, **(kwargs or {}))
-
-    with Ops() as ops:
-        torch_impl.get_loss("kl_divergence", class_reduction=class_reduction)(x.clone().requires_grad_(), y).backward()
-    assert any(name.startswith("masked_fill") for name in ops.names) is tiny
+    ops = _ops_of(torch, lambda: torch_impl.get_loss("kl_divergence", class_reduction=class_reduction)(
+        x.clone().requires_grad_(), y).backward())
+    assert any(name.startswith("masked_fill") for name in ops) is tiny
     _assert_one_buffer_function(torch, torch_impl.get_loss("kl_divergence", class_reduction=class_reduction,
                                                            reduction="none"), x.clone().requires_grad_(), y)
 

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from spec.api import elementwise_per_sample
 
+from . import _core
 from ._core import apply, clip, const, mean_nonbatch, with_total
 from ._fused import closed_form_loss, fused_function, fused_total, needs_fused_grad, run_fused, run_fused_total
 
@@ -343,10 +344,14 @@ def _cosine_closed_form(x, y, axis, epsilon, need_grad):
     loss = loss.to(x.dtype)
     if not need_grad:
         return loss, None
-    along = cos.mul_((nx >= epsilon).to(cos.dtype)).div_(big_x)  # m c / N_x
+    if not (_core._on_host(nx) and nx.numel() and nx.min().item() >= epsilon):  # a NaN norm: masked
+        cos.mul_((nx >= epsilon).to(cos.dtype))  # m: only where a norm may be below ε (CPU: one read)
+    along = cos.div_(big_x)  # m c / N_x
     unit_y = torch.div(y, big_y, out=buffer)
-    grad = unit_y.addcmul_(x, along, value=-1.0).div_(big_x)
-    grad = grad.neg_() if k == 1 else grad.mul_(-1.0 / k)
+    if k == 1:  # -(·) / N_x as (·) / (-N_x): the sign on the (N, 1) norms, not on the input-sized buffer
+        grad = unit_y.addcmul_(x, along, value=-1.0).div_(big_x.neg_())
+    else:
+        grad = unit_y.addcmul_(x, along, value=-1.0).div_(big_x).mul_(-1.0 / k)
     return loss, grad.to(x.dtype)
 
 
