@@ -914,6 +914,11 @@ def _cosine_cases():
              note="small vectors (norm 6.1e-5) anti-parallel and parallel to their targets: cos = ∓1 exactly and "
                   "gradient 0, whose size would be up to 1 / ‖ŷ‖ = 1.6e4; a unit vector a few ulps off (an "
                   "inexact rsqrt) shows there as a gradient of 2.4e-4 (found by the property test)"),
+        Case("edge-parallel-tiny-norm", "edge", {}, np.array([[0.0, 1e-5, 1e-8], [0.3, -0.2, 0.5]]),
+             np.array([[0.0, 1.0, 0.0], [0.1, 0.4, -0.3]]),
+             note="a vector of norm 1e-5 almost parallel to its target: the gradient m - (n·m) n is a difference "
+                  "of unit vectors equal to 5e-7, which float32 arithmetic leaves 4.6% off (the Keras twin "
+                  "before it computed float32 in float64; found by the property test)"),
         Case("edge-batch1", "edge", {}, rng.normal(size=(1, 5)), rng.normal(size=(1, 5))),
         Case("epsilon-0.5-typical", "typical", {"epsilon": 0.5}, rng.normal(0.0, 0.4, size=(5, 3)),
              np.concatenate([rng.normal(0.0, 0.4, size=(4, 3)), np.zeros((1, 3))]),
@@ -983,8 +988,10 @@ COSINE_SIMILARITY = register(LossSpec(
                "torch's own cosines become 0 with gradient 0) nor underflows; the value is a sum of products of "
                "unit-vector components, |ℓ| <= 1, with absolute error at most D ulps (the reference's mpmath "
                "tolerance: atol 1e-14 for D <= 33, rtol 1e-12). Near parallel vectors the gradient m - (n·m) n "
-               "is a difference of nearly equal vectors: absolute error ~ ulp / ‖ŷ‖, within the gradient "
-               "tolerances' scaled absolute part."),
+               "is a difference of nearly equal vectors: absolute error ~ ulp / ‖ŷ‖, which in float32 arithmetic "
+               "is not within the float32 tolerance where that vector's gradient is the largest (a vector of norm "
+               "1e-5: 4.6% off, case edge-parallel-tiny-norm): both twins compute float32 inputs in float64 "
+               "(ulp64 / ‖ŷ‖ is far inside) and cast the loss back; float64 inputs stay float64."),
     performance_notes=_COSINE_SIMILARITY_PERFORMANCE,
     peer_notes=(
         PeerNote("keras.losses.CosineSimilarity(axis)", "float32 vectors with ‖x‖ >= 1.8e19; rank > 2 inputs",
@@ -994,6 +1001,11 @@ COSINE_SIMILARITY = register(LossSpec(
                  "gradient 0; ours scales first). Its reduction='none' keeps every non-batch axis but axis; "
                  "'sum_over_batch_size' divides by their count: our 'mean' of per-sample means (sample weights "
                  "too, which Keras takes as (N, 1) for rank > 2 inputs)"),
+        PeerNote("keras.losses.CosineSimilarity(axis), torch.nn.functional.cosine_similarity",
+                 "float32 small vectors nearly parallel to their targets",
+                 "both compute in float32: the gradient m - (n·m) n, a difference of nearly equal unit vectors, is "
+                 "off by ~eps32 / ‖ŷ‖ (case edge-parallel-tiny-norm, a vector of norm 1e-5: Keras 14% and torch "
+                 "1.6% off where the gradient is 0.05); ours computes float32 in float64"),
         PeerNote("torch.nn.functional.cosine_similarity(x1, x2, dim, eps) / torch.nn.CosineSimilarity(dim, eps)",
                  "the sign; eps; gradients at 0 < ‖ŷ‖ < ε; float32 vectors with ‖x‖ >= 1.8e19",
                  "a similarity, not a loss, with the opposite sign: -F.cosine_similarity(input, target, dim=axis, "
