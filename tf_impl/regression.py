@@ -245,16 +245,23 @@ def poisson(y_true, y_pred, *, log_input=True, epsilon=1e-7, full=False, sample_
                  {"log_input": log_input, "epsilon": epsilon, "full": full}, reduction, validate)
 
 
-def _unit_vectors(a, axis, epsilon):
-    """``a / max(‖a‖, ε)`` along ``axis``, the torch twin's form: each vector divided by its largest |element|
-    (held constant: the unit vector does not depend on the scale; 1 for a zero vector) before the norm, ``a / ε``
-    where ``‖a‖ < ε``; the unselected branch sees a sum of squares of 1."""
-    scale = tf.reduce_max(tf.abs(tf.stop_gradient(a)), axis=axis, keepdims=True)
-    scale = tf.where(scale > 0.0, scale, tf.ones_like(scale))
-    scaled = a / scale
+def _unit_vectors(a, axis, epsilon, scaled_norm=True):
+    """``a / max(‖a‖, ε)`` along ``axis``, the torch twin's form: with ``scaled_norm`` each vector divided by its
+    largest |element| (held constant: the unit vector does not depend on the scale; 1 for a zero vector) before
+    the norm, so that no square overflows or underflows; without it (float64 holding float32 values, whose
+    squares float64 keeps exactly in range) the vector itself. ``a / ε`` where ``‖a‖ < ε``; the unselected
+    branch sees a sum of squares of 1."""
+    scale = None
+    if scaled_norm:
+        scale = tf.reduce_max(tf.abs(tf.stop_gradient(a)), axis=axis, keepdims=True)
+        scale = tf.where(scale > 0.0, scale, tf.ones_like(scale))
+        scaled = a / scale
+    else:
+        scaled = a
     squares = tf.reduce_sum(tf.square(scaled), axis=axis, keepdims=True)
     eps = tf.constant(epsilon, a.dtype)
-    above = scale * tf.sqrt(tf.stop_gradient(squares)) >= eps  # ‖a‖ >= ε: the normalizing branch (ties too)
+    norm = tf.sqrt(tf.stop_gradient(squares))
+    above = (norm if scale is None else scale * norm) >= eps  # ‖a‖ >= ε: the normalizing branch (ties too)
     # a division by the correctly rounded sqrt, not tf.math.rsqrt: TensorFlow's float32 CPU rsqrt is a few
     # ulps off (rsqrt(1) != 1), so a vector parallel to its target got cos = 1 - 3e-7 and, divided by a small
     # norm, a gradient of 2.4e-4 where the true one is 0 (found by the property test)
@@ -266,11 +273,14 @@ def _cosine_per_sample(x, y, *, axis, epsilon):
     # -cos along axis, the mean over the other non-batch axes; float32 in float64, as the torch twin: near
     # parallel vectors the gradient m - (n·m) n is a difference of nearly equal unit vectors, which float32
     # leaves off by ~eps32 / ‖ŷ‖ (4.6% of the gradient of a vector of norm 1e-5: found by the property test)
+    # (there, as in the torch twin's closed form, no scaling: float64 squares of float32 values stay in range)
     axis = axis % x.shape.rank
     dtype = x.dtype
-    if dtype != tf.float64:
+    scaled_norm = dtype == tf.float64
+    if not scaled_norm:
         x, y = tf.cast(x, tf.float64), tf.cast(y, tf.float64)
-    cos = tf.reduce_sum(_unit_vectors(x, axis, epsilon) * _unit_vectors(y, axis, epsilon), axis=axis)
+    cos = tf.reduce_sum(_unit_vectors(x, axis, epsilon, scaled_norm) * _unit_vectors(y, axis, epsilon, scaled_norm),
+                        axis=axis)
     return tf.cast(mean_nonbatch(-cos), dtype)
 
 
