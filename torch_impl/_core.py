@@ -182,6 +182,13 @@ def _host_within(x: torch.Tensor, lo: float, hi: float) -> bool:
     return vmin.item() >= lo and vmax.item() <= hi
 
 
+def host_min_at_least(x: torch.Tensor, bound: float) -> bool:
+    """Whether every value of a non-empty ``x`` is known to be >= ``bound`` without waiting for a device:
+    on the host (:func:`_on_host`) one reduction read of its minimum (a NaN: False); elsewhere False,
+    unread. The closed forms skip the mask of the entries below a clamp's bound with it."""
+    return _on_host(x) and x.numel() > 0 and x.min().item() >= bound
+
+
 class _ResultDecides:
     """The verdict of :meth:`LossCall._accepts` that accepts a call on its reads so far and leaves the
     finiteness of the arguments in ``InputChecker.result_decides`` to the loss they give (truthy, as

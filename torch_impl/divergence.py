@@ -8,8 +8,7 @@ import torch.nn.functional as F
 
 from spec.numerics import P_MIN
 
-from . import _core
-from ._core import apply, clip, const, mean_nonbatch, with_total
+from ._core import apply, clip, const, host_min_at_least, mean_nonbatch, with_total
 from ._fused import fused_function, fused_total, needs_fused_grad, run_fused, run_fused_total
 
 __all__ = ["kl_divergence"]
@@ -40,7 +39,7 @@ def _kl_terms(x, y, need_grad, grad_scale):
     elementwise = torch.xlogy(y, ratio)
     if not need_grad:
         return elementwise, None
-    if not _core._on_host(x) or not (x.numel() and x.min().item() >= P_MIN):  # a NaN minimum: masked
+    if not host_min_at_least(x, P_MIN):
         ratio.masked_fill_(x < P_MIN, 0.0)
     return elementwise, ratio.mul_(const(-grad_scale, x))
 

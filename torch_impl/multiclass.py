@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from spec.numerics import LOG_P_MIN, P_MIN
 
 from ._core import apply, clip, mean_nonbatch, reduce, with_total
-from ._fused import fused_function, fused_total, needs_fused_grad, run_fused
+from ._fused import fused_function, needs_fused_grad, run_fused
 
 __all__ = ["categorical_crossentropy", "sparse_categorical_crossentropy", "cost_sensitive_cce",
            "categorical_focal_crossentropy", "categorical_generalized_crossentropy"]
@@ -285,7 +285,6 @@ def _categorical_focal_closed_form(x, y, alpha, gamma, need_grad):
 
 
 CategoricalFocal = fused_function(_categorical_focal_closed_form, "CategoricalFocal", per_element_mean=False)
-CategoricalFocalTotal = fused_total(_categorical_focal_closed_form, "CategoricalFocalTotal", per_element_mean=False)
 
 
 def _categorical_focal_crossentropy_per_sample(x, y, *, alpha, gamma, from_logits, label_smoothing):

@@ -9,8 +9,7 @@ import torch.nn.functional as F
 
 from spec.api import elementwise_per_sample
 
-from . import _core
-from ._core import apply, clip, const, mean_nonbatch, with_total
+from ._core import apply, clip, const, host_min_at_least, mean_nonbatch, with_total
 from ._fused import closed_form_loss, fused_function, fused_total, needs_fused_grad, run_fused, run_fused_total
 
 __all__ = ["mean_squared_error", "asymmetric_exponential", "mean_absolute_error", "huber", "log_cosh",
@@ -344,8 +343,8 @@ def _cosine_closed_form(x, y, axis, epsilon, need_grad):
     loss = loss.to(x.dtype)
     if not need_grad:
         return loss, None
-    if not (_core._on_host(nx) and nx.numel() and nx.min().item() >= epsilon):  # a NaN norm: masked
-        cos.mul_((nx >= epsilon).to(cos.dtype))  # m: only where a norm may be below ε (CPU: one read)
+    if not host_min_at_least(nx, epsilon):  # m: only where a norm may be below ε
+        cos.mul_((nx >= epsilon).to(cos.dtype))
     along = cos.div_(big_x)  # m c / N_x
     unit_y = torch.div(y, big_y, out=buffer)
     if k == 1:  # -(·) / N_x as (·) / (-N_x): the sign on the (N, 1) norms, not on the input-sized buffer
