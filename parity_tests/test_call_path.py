@@ -1,6 +1,6 @@
 """The valid call's short path of the torch losses (``torch_impl._core.LossCall._accepts``): an entry
 whose whole check of the common call is its shape rule and the bounds of its arrays
-(``InputChecker.pair_bounds``, ``InputChecker.label_bounds``) accepts a valid call with those tests
+(``InputChecker.pair_bounds``, ``InputChecker.label_bounds``, ``InputChecker.single_bounds``) accepts a valid call with those tests
 alone. Two properties: the short path is taken on the entry's valid typical calls (else it saves
 nothing), and it never accepts a call that the full check rejects: on every invalid case it either
 raises the spec's own message (a shape rule) or hands the call to the full check, which raises."""
@@ -29,10 +29,8 @@ def _key(params) -> tuple:
 def _short_path_entries():
     out = []
     for entry in selection.entries():
-        if entry.single_input:
-            continue
         check = spec.validation.InputChecker(entry, entry.validate_params(_base_params(entry)))
-        if check.pair_bounds is not None or check.label_bounds is not None:
+        if check.pair_bounds is not None or check.label_bounds is not None or check.single_bounds is not None:
             out.append(pytest.param(entry.name, id=entry.name))
     return out
 
@@ -54,7 +52,7 @@ def test_short_path_entries_cover_the_common_losses():
     hook or a domain that drops one of them fails here, not only in the benchmark)."""
     names = {p.values[0] for p in _short_path_entries()}
     expected = {"mean_squared_error", "mean_absolute_error", "huber", "weighted_bce", "poisson",
-                "categorical_crossentropy", "sparse_categorical_crossentropy"}
+                "categorical_crossentropy", "sparse_categorical_crossentropy", "kl_sparsity"}
     assert expected <= names, sorted(expected - names)
 
 
@@ -65,10 +63,11 @@ def test_short_path_taken_on_valid_calls(name):
     base = _key(entry.validate_params(_base_params(entry)))
     taken = 0
     for case in entry.cases():
-        if _key(entry.validate_params(case.params)) != base or case.sample_weight is not None or case.target is None:
+        if (_key(entry.validate_params(case.params)) != base or case.sample_weight is not None
+                or (case.target is None) != entry.single_input):
             continue
-        x, y = _tensor(case.prediction), _tensor(case.target)
-        if np.asarray(case.target).dtype.kind == "f" and (entry.target_shape is not None):
+        x, y = _tensor(case.prediction), None if entry.single_input else _tensor(case.target)
+        if y is not None and y.is_floating_point() and entry.target_shape is not None:
             continue  # whole-number float labels go through the full check (it reads them)
         assert call._accepts(x, y, None), f"{name}: valid case {case.id} missed the short path"
         call(x, y, None)  # and the call itself succeeds
@@ -118,12 +117,16 @@ def test_short_path_with_validate_off_only_checks_shapes(name):
     wrong shape still raises)."""
     entry = spec.get(name)
     base = _key(entry.validate_params(_base_params(entry)))
-    case = next(c for c in entry.cases() if _key(entry.validate_params(c.params)) == base and c.sample_weight is None and c.target is not None
-                and np.asarray(c.target).dtype.kind in ("iu" if entry.target_shape is not None else "fiub"))
+    case = next(c for c in entry.cases() if _key(entry.validate_params(c.params)) == base and c.sample_weight is None
+                and (c.target is None) == entry.single_input
+                and (entry.single_input
+                     or np.asarray(c.target).dtype.kind in ("iu" if entry.target_shape is not None else "fiub")))
     call = _loss_call(name, validate=False)
     x = _tensor(case.prediction).clone()
     x.view(-1)[0] = float("nan")
-    assert call._accepts(x, _tensor(case.target), None)
+    assert call._accepts(x, None if entry.single_input else _tensor(case.target), None)
+    # with the values checked, the NaN is not accepted outright (read, or left to the loss's value)
+    assert _loss_call(name)._accepts(x, None if entry.single_input else _tensor(case.target), None) is not True
 
 
 # ---- the result decides (``LossSpec.nonfinite_propagates``) --------------------------------------------

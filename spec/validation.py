@@ -451,6 +451,16 @@ class InputChecker:
         return self._bounds[0], self._bounds[1]
 
     @property
+    def single_bounds(self) -> tuple[float, float] | None:
+        """The prediction's bounds when the whole check of a single-input call (no target) without a
+        sample weight is the entry's ``check_shapes`` (if any) and that every prediction value lies
+        within those bounds (no value hook); None otherwise. A short path for the valid call, as
+        :attr:`pair_bounds`."""
+        if not self.single_input or self.check_values is not None:
+            return None
+        return self._bounds[0]
+
+    @property
     def label_bounds(self) -> tuple[float, float] | None:
         """The prediction's bounds when the whole check of a call with an integer class-index target of
         the entry's target shape and no sample weight is the entry's ``check_shapes`` (if any), that

@@ -211,21 +211,6 @@ def _finite_result(out: torch.Tensor) -> bool:
     return math.isfinite(out.item())
 
 
-def _floats_or_deferred(x: torch.Tensor, bounds: tuple[float, float], deferred: bool) -> bool:
-    """:func:`_floats_within`, or where the result decides (``deferred``) only that x is a non-empty
-    floating tensor (its values are read through the loss: :data:`RESULT_DECIDES`)."""
-    if deferred:
-        return x.is_floating_point() and x.numel() > 0
-    return _floats_within(x, bounds)
-
-
-def _floats_within(x: torch.Tensor, bounds: tuple[float, float]) -> bool:
-    """The short path of :meth:`LossCall._accepts`: a non-empty floating CPU tensor within ``bounds``
-    (:func:`_host_within`); False for anything else (integer, bool, empty or out-of-bounds tensors),
-    which the full check then decides."""
-    return x.is_floating_point() and x.numel() > 0 and _host_within(x, *bounds)
-
-
 def compute_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
@@ -361,6 +346,12 @@ def _cast_param(cache: _TensorCache, key, value: torch.Tensor, like: torch.Tenso
     return out
 
 
+_F32, _F64 = torch.float32, torch.float64
+#: the kinds of call :meth:`LossCall._accepts` checks on its short path (``InputChecker`` pair / label /
+#: single bounds)
+_PAIR, _LABELS, _SINGLE = "pair", "labels", "single"
+
+
 class LossCall(CheckedCall):
     """One loss configuration (entry, validated params, reduction, validate), worked out once:
     the loss objects build it at construction and the functional forms keep one per plain
@@ -373,20 +364,27 @@ class LossCall(CheckedCall):
     ``vectors``: the array parameters as tensors (the module's buffers, which follow ``.to()``);
     ``tensors``: parameters given as tensors to the functional form (gradients flow to them)."""
 
-    __slots__ = ("_cache", "_pair", "_labels", "_deferred")
+    __slots__ = ("_cache", "_kind", "_bounds_x", "_bounds_y", "_deferred", "_total", "_mean")
 
     def __init__(self, entry, per_sample: Callable, params: Mapping[str, Any], reduction: str, validate: bool):
         super().__init__(entry, per_sample, params, reduction, validate)
         self._cache: _TensorCache = {}
-        # the valid call's short path (:meth:`_accepts`): the bounds of prediction and target where
-        # the entry's whole check of a same-shape pair is their bounds
-        self._pair = self.check.pair_bounds
-        # and of an entry whose check of a class-index call is its shapes, the prediction's bounds and
-        # the labels' range (``label_bounds``)
-        self._labels = self.check.label_bounds
+        # the valid call's short path (:meth:`_accepts`) and the bounds it reads: an entry whose whole check
+        # of a same-shape pair is the bounds of each (``pair_bounds``), of a class-index call the
+        # prediction's bounds and the labels' range (``label_bounds``), of a single-input call the
+        # prediction's bounds (``single_bounds``)
+        check = self.check
+        pair, labels, single = check.pair_bounds, check.label_bounds, check.single_bounds
+        self._kind = _PAIR if pair is not None else _LABELS if labels is not None else \
+            _SINGLE if single is not None else None
+        self._bounds_x = pair[0] if pair is not None else labels if labels is not None else single
+        self._bounds_y = pair[1] if pair is not None else None
         # the arguments whose finiteness the loss's own value shows (one read of the result in place of
         # a reduction of the argument: ``InputChecker.result_decides``)
-        self._deferred = self.check.result_decides
+        self._deferred = check.result_decides
+        # the reduced form an accepted call of a non-empty input goes to (:meth:`finish`'s choice, made once)
+        self._total = self.total if reduction != "none" and not self.batch_statistic else None
+        self._mean = reduction == "mean"
 
     as_vector = staticmethod(torch.as_tensor)  # array parameters as tensors (converted once)
 
@@ -403,79 +401,80 @@ class LossCall(CheckedCall):
 
     def _accepts(self, input, target, sample_weight) -> bool:
         """The valid call's short path: True when the full check (:class:`spec.validation.InputChecker`)
-        would pass, found with fewer steps, for the common call of an entry whose check of a
-        same-shape pair is its shape rule and the bounds of each (``pair_bounds``): tensors of one
-        shape, no sample weight, the entry's ``check_shapes``, floating values within their bounds (one ``sum`` for an unbounded tensor, one
-        ``aminmax`` for a bounded one) or not read (``validate=False``, or an accelerator outside
-        :func:`sync_value_checks`). An unbounded argument whose NaN or ±inf makes the loss non-finite
-        (``InputChecker.result_decides``) is not read here: the verdict is then :data:`RESULT_DECIDES`,
-        and :meth:`__call__` reads the loss once instead. False sends the call through the full check,
-        which raises with the spec's message or passes."""
-        pair = self._pair
-        if pair is None:
-            return self._labels is not None and self._accepts_labels(input, target, sample_weight)
-        if (sample_weight is not None or not isinstance(input, torch.Tensor)
-                or not isinstance(target, torch.Tensor) or input.shape != target.shape or not input.dim()
-                or _compiling()):
+        would pass, found with fewer steps, for the common call of an entry whose whole check is its
+        shape rules and the bounds of its arrays (``pair_bounds``: a same-shape target; ``label_bounds``:
+        an integer class-index target of the entry's target shape, labels in [0, C - 1];
+        ``single_bounds``: no target): no sample weight, the entry's ``check_shapes``, floating values
+        within their bounds (one ``sum`` for an unbounded tensor, one ``aminmax`` for a bounded one) or
+        not read (``validate=False``, or an accelerator outside :func:`sync_value_checks`). An
+        unbounded argument whose NaN or ±inf makes the loss non-finite (``InputChecker.result_decides``)
+        is not read here: the verdict is then :data:`RESULT_DECIDES`, and :meth:`__call__` reads the
+        loss once instead. False sends the call through the full check, which raises with the spec's
+        message or passes. Written flat (one frame but the reads): it runs on every training step."""
+        kind = self._kind
+        if kind is None or sample_weight is not None or not isinstance(input, torch.Tensor):
             return False
-        reads = self._shapes_then_reads(input, input.shape)
-        if reads is not None:
-            return reads
-        deferred = self._deferred
-        if not (_floats_or_deferred(input, pair[0], deferred[0]) and _floats_or_deferred(target, pair[1], deferred[1])):
+        shape = input.shape
+        if not shape or _compiling():
             return False
-        return RESULT_DECIDES if deferred[0] or deferred[1] else True
-
-    def _shapes_then_reads(self, input, shape) -> bool | None:
-        """The short paths' common steps after their layout tests: the entry's ``check_shapes`` (it
-        raises as the full check would), then the verdict where no value is read (True with
-        ``validate=False``; on an accelerator True, or False inside :func:`sync_value_checks`, whose
-        reads the full check makes), or None: the values are to be read here."""
+        if kind is _PAIR:
+            if not isinstance(target, torch.Tensor) or target.shape != shape:
+                return False
+        elif kind is _LABELS:
+            if not isinstance(target, torch.Tensor) or len(shape) < 2 or not _is_integer(target):
+                return False
+            expected, got = self.check.target_shape(tuple(shape)), target.shape
+            if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected, got)):
+                return False  # (a None dimension of the expected shape takes any length: ctc's label rows)
+        elif target is not None:
+            return False
         check = self.check
         if check.check_shapes is not None:
-            check.check_shapes(check.loss, check.params, shape)
+            check.check_shapes(check.loss, check.params, shape)  # raises as the full check would
         if not self.validate:
             return True
         if not _on_host(input):
-            return not _SYNC_CHECKS.get()
-        return None
-
-    def _accepts_labels(self, input, target, sample_weight) -> bool:
-        """:meth:`_accepts` for class-index targets (``label_bounds``): an integer target of the entry's
-        target shape, no sample weight, the entry's ``check_shapes``, the prediction within its bounds
-        and the labels in [0, C - 1] (one ``aminmax``), or not read."""
-        if (sample_weight is not None or not isinstance(input, torch.Tensor) or not isinstance(target, torch.Tensor)
-                or input.dim() < 2 or not _is_integer(target) or _compiling()):
+            return not _SYNC_CHECKS.get()  # an accelerator: no read (inside the block, the full check reads)
+        if not (input.is_floating_point() and input.numel()):
             return False
-        shape = tuple(input.shape)
-        expected, got = self.check.target_shape(shape), target.shape
-        if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected, got)):
-            return False  # (a None dimension of the expected shape takes any length: ctc's label rows)
-        reads = self._shapes_then_reads(input, shape)
-        if reads is not None:
-            return reads
-        deferred = self._deferred[0]
-        if not _floats_or_deferred(input, self._labels, deferred) or not target.numel():
+        deferred_x, deferred_y = self._deferred
+        if not deferred_x and not _host_within(input, *self._bounds_x):
             return False
-        if not _host_within(target, 0.0, float(shape[-1] - 1)):
+        if kind is _PAIR:
+            if not (target.is_floating_point() and target.numel()):
+                return False
+            if not deferred_y and not _host_within(target, *self._bounds_y):
+                return False
+            return RESULT_DECIDES if deferred_x or deferred_y else True
+        if kind is _LABELS and not (target.numel() and _host_within(target, 0.0, float(shape[-1] - 1))):
             return False
-        return RESULT_DECIDES if deferred else True
+        return RESULT_DECIDES if deferred_x else True
 
     def __call__(self, input, target, sample_weight, tensors=None, vectors=None) -> torch.Tensor:
         verdict = self._accepts(input, target, sample_weight)
-        if verdict is RESULT_DECIDES:
-            out = self._compute(input, target, sample_weight, tensors, vectors)
-            if not _finite_result(out):  # a non-finite argument, or an overflow: the full check decides
+        if verdict:
+            dtype = input.dtype
+            total = self._total
+            if (total is not None and tensors is None and (dtype is _F32 or dtype is _F64)
+                    and (target is None or target.dtype is dtype or self._kind is _LABELS)
+                    and input.numel() and not torch.is_autocast_enabled("cpu" if input.is_cpu else input.device.type)):
+                # the common call's compute, flat: :meth:`_compute` and :meth:`finish` for a float32 /
+                # float64 input, a target of its dtype (or class indices) and the loss's reduced form
+                kwargs = self.scalars if vectors is None and not self.vectors else self.kwargs(input, vectors)
+                out = total(input, target, self._mean, **kwargs)
+            else:
+                out = self._compute(input, target, sample_weight, tensors, vectors)
+            if verdict is RESULT_DECIDES and not _finite_result(out):
+                # a non-finite argument, or an overflow: the full check decides
                 self.check(input, target, sample_weight, OPS, self.validate)
             return out
-        if not verdict:
-            if not isinstance(input, torch.Tensor):
-                input = as_tensor(input)
-            if target is not None and not isinstance(target, torch.Tensor):
-                target = as_tensor(target, input.device)
-            if sample_weight is not None and not isinstance(sample_weight, torch.Tensor):
-                sample_weight = as_tensor(sample_weight, input.device)
-            self.check(input, target, sample_weight, OPS, self.validate)
+        if not isinstance(input, torch.Tensor):
+            input = as_tensor(input)
+        if target is not None and not isinstance(target, torch.Tensor):
+            target = as_tensor(target, input.device)
+        if sample_weight is not None and not isinstance(sample_weight, torch.Tensor):
+            sample_weight = as_tensor(sample_weight, input.device)
+        self.check(input, target, sample_weight, OPS, self.validate)
         return self._compute(input, target, sample_weight, tensors, vectors)
 
     def _compute(self, input, target, sample_weight, tensors, vectors) -> torch.Tensor:
