@@ -150,8 +150,8 @@ def cce_count_penalty(input, target, *, threshold=REQUIRED, factor=1.0, temperat
 def _batch_means(a: torch.Tensor, epsilon: float):
     """Per unit, the means over a batch of N >= 1 samples of ``a`` and of ``1 - a`` (exact near a = 1:
     saturated units keep their digits), and the clamp's bounds ε, 1 - ε in a's dtype."""
-    n, lo, hi = const(float(a.shape[0]), a), const(epsilon, a), const(1.0 - epsilon, a)
-    return a.sum(dim=0).div_(n), one_minus(a).sum(dim=0).div_(n), lo, hi
+    lo, hi = const(epsilon, a), const(1.0 - epsilon, a)
+    return torch.mean(a, dim=0), torch.mean(one_minus(a), dim=0), lo, hi  # (ATen's mean: the sum, divided by N)
 
 
 def _kl_of_means(q, q_c, rho, log_rho, log_rho_c, weight) -> torch.Tensor:
@@ -163,11 +163,6 @@ def _kl_of_means(q, q_c, rho, log_rho, log_rho_c, weight) -> torch.Tensor:
     return total.mul_(const(weight, total)) if weight != 1.0 else total
 
 
-def _within(x: torch.Tensor, lo, hi) -> torch.Tensor:
-    """Where :func:`clip`'s gradient passes (``lo <= x <= hi``, and NaN): 1, else 0, in x's dtype."""
-    return (x < lo).logical_or_(x > hi).logical_not_().to(x.dtype)
-
-
 class KLSparsity(torch.autograd.Function):
     """The KL-sparsity penalty of one unweighted batch and its gradient from the forward pass: with
     per-unit batch means ``q = clip(mean a)``, ``q' = clip(mean (1 - a))`` (ε bounds),
@@ -175,16 +170,21 @@ class KLSparsity(torch.autograd.Function):
     ``P = w Σ_j [ρ (log ρ - log q_j) + (1-ρ)(log(1-ρ) - log q'_j)]``,
     ``dP/da_ij = (w / N) (-ρ / q_j [q_j unclipped] + (1-ρ) / q'_j [q'_j unclipped])``:
 
-    one value per unit (saved; backward expands it over the batch), where autograd records ~12 nodes."""
+    one value per unit (saved; backward expands it over the batch), where autograd records ~12 nodes.
+    The clamps are ``torch.clamp`` (the values of :func:`clip`: no gradient is taken through them here),
+    and a unit's indicator of ``q_j unclipped`` is ``q_j == mean_j`` (the clamp left the mean as it is:
+    1 on the closed interval [ε, 1 - ε], as :func:`clip`'s subgradient; a NaN mean gives a NaN
+    gradient either way): two small ops where a compare pair, a bounds test and a cast took eight."""
 
     @staticmethod
     def forward(ctx, a, rho, log_rho, log_rho_c, epsilon, weight):
         mean, mean_c, lo, hi = _batch_means(a, epsilon)
-        q, q_c = clip(mean, lo, hi), clip(mean_c, lo, hi)
+        q, q_c = torch.clamp(mean, lo, hi), torch.clamp(mean_c, lo, hi)
         total = _kl_of_means(q, q_c, rho, log_rho, log_rho_c, weight)
-        per_unit = torch.div(const(-rho, q), q).mul_(_within(mean, lo, hi))
-        per_unit.add_(torch.div(const(1.0 - rho, q), q_c).mul_(_within(mean_c, lo, hi)))
-        ctx.save_for_backward(per_unit.mul_(const(weight / a.shape[0], q)))
+        scale = weight / a.shape[0]  # w / N folded into the constants
+        per_unit = torch.div(const(-rho * scale, q), q).mul_(q == mean)
+        per_unit.add_(torch.div(const((1.0 - rho) * scale, q), q_c).mul_(q_c == mean_c))
+        ctx.save_for_backward(per_unit)
         ctx.batch = a.shape[0]
         return total
 
