@@ -15,10 +15,8 @@ from torch import nn
 
 import spec as _spec
 
-from . import classification, metric_learning, multiclass, overlap, regression, regularizers, sequence  # noqa: F401
-
-
-from . import classification, divergence, margin, multiclass, overlap, regression, regularizers  # noqa: F401
+from . import (classification, divergence, margin, metric_learning, multiclass, overlap, regression,  # noqa: F401
+               regularizers, sequence)
 from ._core import LossCall, apply, split_params
 
 IMPLEMENTATIONS = _spec.core.Implementations("torch", to_plain=lambda c: split_params(c)[0])
