@@ -28,6 +28,12 @@ warm-up and the median of the repeats:
   inductor's caches; ``compile_s_median`` over the runs) and ``break_even_steps`` is the number of
   steps after which the compiled loop has won it back (None: never, it is not faster a step).
 
+and, apart from the runs, ``interleaved`` (:func:`interleaved_hand_steps`): the hand loop with our loss,
+with the peer and with the peer again (the control), one step of each in turn, 6 x the steps, the
+median step of each: ours / peer there is the loss's share of the step without the drift between
+runs that moves the totals above by several percent on a shared machine, and control / peer says
+what noise is left.
+
 Timing covers the optimizer steps after 10 warm-up steps (a ``Callback`` reads the clock at the
 start of the first timed batch and the end of the last; the hand loop reads it at the same
 points), so the one-time ``Trainer`` setup is reported apart (``setup_ms``). After the timed
@@ -107,6 +113,10 @@ STEP_TARGET_MLP = 1.03
 #: U-Net after 210 steps); a loss of other math (pos_weight doubled) is 0.24 apart after 6 steps
 #: and its first loss 55% off
 FIRST_LOSS_RTOL = 1e-5
+
+#: steps of :func:`interleaved_hand_steps` per step of a timed run (200 timed steps: 1,200 steps of each
+#: variant, the median of each)
+INTERLEAVED_STEPS_PER_RUN_STEP = 6
 SAME_MATH_WEIGHT_RTOL = 0.1
 
 #: ``LossModule(compile_options=...)`` of the compiled loop (None: torch.compile's defaults, inductor)
@@ -167,9 +177,12 @@ def _setup_outside_trainer(module, dm) -> None:
         module._build_loss(resolve_auto_params(module.loss_params, dm.train_targets))
 
 
-def hand_loop(case, steps: int, warmup: int, loss: str = "ours") -> tuple[float, list, float]:
-    """Seconds for steps ``warmup .. steps-1`` of a plain torch loop, the final weights, and the
-    first step's loss value (read in the warm-up, outside the timed steps)."""
+def _hand_stepper(case, loss: str = "ours"):
+    """``(step, net)``: one step of the plain torch loop a call, ``for x, y in loader: loss =
+    loss_fn(net(x), y) (+ activity penalties); opt.zero_grad(); loss.backward(); opt.step()`` over the
+    ``ArrayDataModule``'s own ``DataLoader`` (epoch after epoch, its sampler's epoch set as Lightning
+    does), the loss kept as a running tensor sum (what ``self.log(on_epoch=True)`` keeps); ``step()``
+    returns the step's loss."""
     import torch
 
     module, dm = _parts(case, loss=loss)
@@ -178,27 +191,66 @@ def hand_loop(case, steps: int, warmup: int, loss: str = "ours") -> tuple[float,
     opt = module.configure_optimizers()
     loader = dm.train_dataloader()
     net.train()
-    step, start, total, first = 0, None, torch.zeros(()), None
-    epoch = 0
-    while step < steps:
-        if hasattr(loader.sampler, "set_epoch"):
-            loader.sampler.set_epoch(epoch)
-        for batch in loader:
-            if step == warmup:
-                start = _clock()
-            x, y, *w = batch
-            loss = module._loss(net(x), y, w[0] if w else None)  # loss_fn + activity penalties
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.detach()  # the running sum behind the epoch mean self.log(on_epoch=True) keeps
-            if first is None:
-                first = float(loss.detach())
-            step += 1
-            if step == steps:
-                break
-        epoch += 1
+    total = torch.zeros(())
+
+    def batches():
+        epoch = 0
+        while True:
+            if hasattr(loader.sampler, "set_epoch"):
+                loader.sampler.set_epoch(epoch)
+            yield from loader
+            epoch += 1
+
+    stream = batches()
+
+    def step():
+        x, y, *w = next(stream)
+        value = module._loss(net(x), y, w[0] if w else None)  # loss_fn + activity penalties
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+        total.add_(value.detach())
+        return value
+
+    return step, net
+
+
+def hand_loop(case, steps: int, warmup: int, loss: str = "ours") -> tuple[float, list, float]:
+    """Seconds for steps ``warmup .. steps-1`` of the plain torch loop (:func:`_hand_stepper`), the final
+    weights, and the first step's loss value (read in the warm-up, outside the timed steps)."""
+    step, net = _hand_stepper(case, loss)
+    start, first = None, None
+    for i in range(steps):
+        if i == warmup:
+            start = _clock()
+        value = step()
+        if first is None:
+            first = float(value.detach())
     return _clock() - start, net.numpy_weights(), first
+
+
+#: the variants of :func:`interleaved_hand_steps`: our loss, the peer, and the peer again (the control:
+#: what the measurement reads for two identical steps)
+INTERLEAVED = ("ours", "peer", "peer_control")
+
+
+def interleaved_hand_steps(case, steps: int, warmup: int) -> dict[str, float]:
+    """The median seconds of one hand-loop step (:func:`_hand_stepper`) with our loss, with the peer and
+    with the peer again, the three steps taken in turn (each variant its own network, optimizer and
+    batch stream; the order rotated every round): a drift of the machine between runs, which moves the
+    alternating runs' totals by several percent here, hits the three alike, and the control says what
+    is left of the noise. Steps ``warmup .. steps-1`` of each are timed one by one."""
+    steppers = {name: _hand_stepper(case, "ours" if name == "ours" else "peer")[0] for name in INTERLEAVED}
+    times = {name: [] for name in INTERLEAVED}
+    order = list(INTERLEAVED)
+    for i in range(steps):
+        for name in order[i % 3:] + order[:i % 3]:
+            start = _clock()
+            steppers[name]()
+            elapsed = _clock() - start
+            if i >= warmup:
+                times[name].append(elapsed)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def _bare(module, dm):
@@ -319,6 +371,7 @@ def bench_case(scenario: str, case_id: str, steps: int, warmup: int, repeats: in
                     compile_s.append(s)
             times[name].append(t)
     torch.use_deterministic_algorithms(False)
+    interleaved = interleaved_hand_steps(case, INTERLEAVED_STEPS_PER_RUN_STEP * steps, warmup)
     initial = _parts(case)[0].net.numpy_weights()
     timed = steps - warmup
     med = {k: statistics.median(v) for k, v in times.items()}
@@ -334,6 +387,11 @@ def bench_case(scenario: str, case_id: str, steps: int, warmup: int, repeats: in
            "ratio_bare": med["bare"] / med["hand"], "ratio_over_bare": med["lightning"] / med["bare"],
            "hand_ours_over_peer": med["hand"] / med["hand_peer"],
            "lightning_ours_over_peer": med["lightning"] / med["lightning_peer"],
+           "interleaved_steps": INTERLEAVED_STEPS_PER_RUN_STEP * steps - warmup,
+           "interleaved_ms_per_step": 1e3 * interleaved["ours"],
+           "interleaved_peer_ms_per_step": 1e3 * interleaved["peer"],
+           "interleaved_ours_over_peer": interleaved["ours"] / interleaved["peer"],
+           "interleaved_control": interleaved["peer_control"] / interleaved["peer"],
            "target_ours_over_peer": step_target(scenario),
            "overhead_us_per_step": 1e6 * (med["lightning"] - med["hand"]) / timed,
            "setup_ms": 1e3 * statistics.median(setup),
@@ -372,7 +430,8 @@ def format_row(r: dict) -> str:
 
 
 PEER_HEADER = (f"{'case':<26} {'peer':<34} {'hand ms':>8} {'hand peer':>9} {'L ms':>8} {'L peer':>8} "
-               f"{'hand ours/peer':>14} {'lightning ours/peer':>19} {'target':>6} {'Δloss₀':>8} {'Δw/moved':>8}")
+               f"{'hand ours/peer':>14} {'lightning ours/peer':>19} {'interleaved':>11} {'control':>7} {'target':>6} "
+               f"{'Δloss₀':>8} {'Δw/moved':>8}")
 
 
 def _mark(ratio: float, target: float) -> str:
@@ -385,6 +444,8 @@ def format_peer_row(r: dict) -> str:
             f"{r['lightning_ms_per_step']:>8.3f} {r['lightning_peer_ms_per_step']:>8.3f} "
             f"{r['hand_ours_over_peer']:>13.3f}{_mark(r['hand_ours_over_peer'], t)} "
             f"{r['lightning_ours_over_peer']:>18.3f}{_mark(r['lightning_ours_over_peer'], t)} "
+            f"{r['interleaved_ours_over_peer']:>10.3f}{_mark(r['interleaved_ours_over_peer'], t)} "
+            f"{r['interleaved_control']:>7.3f} "
             f"{'≤' + format(t, '.2f'):>6} {r['ours_vs_peer_first_loss_rdiff']:>8.1e} "
             f"{r['ours_vs_peer_weight_rdiff']:>8.1e}")
 
@@ -407,13 +468,16 @@ def render_markdown(rows: list[dict]) -> str:
     if not rows:
         return "No run of the step benchmark is committed."
     lines = ["| case | peer | hand ms | hand peer ms | L ms | L peer ms | hand ours/peer | lightning ours/peer "
-             "| target | Δloss₀ | Δw/moved |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| interleaved ours/peer | control | target | Δloss₀ | Δw/moved |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         t = r["target_ours_over_peer"]
-        cells = [f"{r[k]:.3f}{'' if r[k] <= t else ' ✗'}" for k in ("hand_ours_over_peer", "lightning_ours_over_peer")]
+        keys = ("hand_ours_over_peer", "lightning_ours_over_peer", "interleaved_ours_over_peer")
+        cells = [f"{r[k]:.3f}{'' if r[k] <= t else ' ✗'}" if k in r else "-" for k in keys]
+        control = f"{r['interleaved_control']:.3f}" if "interleaved_control" in r else "-"
         lines.append(f"| {r['case']} | `{r['peer']}` | {r['hand_ms_per_step']:.2f} | {r['hand_peer_ms_per_step']:.2f} "
                      f"| {r['lightning_ms_per_step']:.2f} | {r['lightning_peer_ms_per_step']:.2f} | {cells[0]} "
-                     f"| {cells[1]} | ≤ {t:.2f} | {r['ours_vs_peer_first_loss_rdiff']:.1e} "
+                     f"| {cells[1]} | {cells[2]} | {control} | ≤ {t:.2f} | {r['ours_vs_peer_first_loss_rdiff']:.1e} "
                      f"| {r['ours_vs_peer_weight_rdiff']:.1e} |")
     lines += ["", "| case | batch | hand ms | bare ms | L ms | L+io ms | L / hand | L+io / hand | bare / hand "
               "| L / bare | Δw |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]

@@ -333,6 +333,8 @@ def test_loop_bench_runs_the_same_steps_in_both_loops(tmp_path, monkeypatch):
     assert row["ours_vs_peer_first_loss_rdiff"] <= bench_loop.FIRST_LOSS_RTOL
     assert row["compiled_vs_eager_weight_rdiff"] <= bench_loop.SAME_MATH_WEIGHT_RTOL
     assert row["compile_s"] > 0
+    assert row["interleaved_steps"] == bench_loop.INTERLEAVED_STEPS_PER_RUN_STEP * (3 + 10) - 10
+    assert 0.5 < row["interleaved_control"] < 2.0 and row["interleaved_ours_over_peer"] > 0
     for key in ("hand_ms_per_step", "hand_peer_ms_per_step", "bare_ms_per_step", "lightning_ms_per_step",
                 "lightning_peer_ms_per_step", "lightning_io_ms_per_step", "lightning_compiled_ms_per_step", "ratio",
                 "ratio_io", "ratio_bare", "ratio_over_bare", "hand_ours_over_peer", "lightning_ours_over_peer",
