@@ -147,20 +147,36 @@ def cce_count_penalty(input, target, *, threshold=REQUIRED, factor=1.0, temperat
 
 
 # --------------------------------------------------------------------------- kl_sparsity
-def _batch_means(a: torch.Tensor, epsilon: float):
-    """Per unit, the means over a batch of N >= 1 samples of ``a`` and of ``1 - a`` (exact near a = 1:
-    saturated units keep their digits), and the clamp's bounds ε, 1 - ε in a's dtype."""
-    lo, hi = const(epsilon, a), const(1.0 - epsilon, a)
-    return torch.mean(a, dim=0), torch.mean(one_minus(a), dim=0), lo, hi  # (ATen's mean: the sum, divided by N)
+def _stacked_means(a: torch.Tensor) -> torch.Tensor:
+    """Per unit, the means over a batch of N >= 1 samples of ``a`` (row 0) and of ``1 - a`` (row 1, exact
+    near a = 1: saturated units keep their digits), ``(2, units)``: the two rows of every later step are
+    one op each (ATen's mean: the sum, divided by N)."""
+    return torch.stack((torch.mean(a, dim=0), torch.mean(one_minus(a), dim=0)))
 
 
-def _kl_of_means(q, q_c, rho, log_rho, log_rho_c, weight) -> torch.Tensor:
-    """``w Σ_j [ρ (log ρ - log q_j) + (1-ρ)(log(1-ρ) - log q'_j)]`` of the clamped means (the log
-    constants as Python numbers rounded in the compute dtype)."""
-    kl = (torch.rsub(torch.log(q), const(log_rho, q)).mul_(const(rho, q))
-          .add_(torch.rsub(torch.log(q_c), const(log_rho_c, q)), alpha=1.0 - rho))
-    total = kl.sum()
-    return total.mul_(const(weight, total)) if weight != 1.0 else total
+_COLUMNS: dict = {}
+_COLUMNS_LIMIT = 256
+
+
+def _column(values: tuple[float, float], like: torch.Tensor) -> torch.Tensor:
+    """``values`` as a ``(2, 1)`` tensor of ``like``'s dtype and device, the per-row constants of the
+    stacked means (row 0: q, row 1: q'), made once per (values, dtype, device) and only ever read."""
+    if _compiling():
+        return torch.tensor(values, dtype=like.dtype, device=like.device).reshape(2, 1)
+    key = (values, like.dtype, like.device)
+    t = _COLUMNS.get(key)
+    if t is None:
+        if len(_COLUMNS) >= _COLUMNS_LIMIT:
+            _COLUMNS.clear()
+        t = _COLUMNS[key] = torch.tensor(values, dtype=like.dtype).reshape(2, 1).to(like.device)
+    return t
+
+
+def _kl_of_means(q, rho, log_rho, log_rho_c, weight) -> torch.Tensor:
+    """``Σ_j [w ρ (log ρ - log q_j) + w (1-ρ)(log(1-ρ) - log q'_j)]`` of the clamped stacked means ``q``
+    (``(2, units)``: q, q'; the log constants as the compute dtype rounds them)."""
+    return (torch.rsub(torch.log(q), _column((log_rho, log_rho_c), q))
+            .mul_(_column((weight * rho, weight * (1.0 - rho)), q)).sum())
 
 
 class KLSparsity(torch.autograd.Function):
@@ -171,19 +187,19 @@ class KLSparsity(torch.autograd.Function):
     ``dP/da_ij = (w / N) (-ρ / q_j [q_j unclipped] + (1-ρ) / q'_j [q'_j unclipped])``:
 
     one value per unit (saved; backward expands it over the batch), where autograd records ~12 nodes.
-    The clamps are ``torch.clamp`` (the values of :func:`clip`: no gradient is taken through them here),
-    and a unit's indicator of ``q_j unclipped`` is ``q_j == mean_j`` (the clamp left the mean as it is:
-    1 on the closed interval [ε, 1 - ε], as :func:`clip`'s subgradient; a NaN mean gives a NaN
-    gradient either way): two small ops where a compare pair, a bounds test and a cast took eight."""
+    q and q' are the two rows of one ``(2, units)`` tensor (each step one op for both); the clamp is
+    ``torch.clamp`` (the values of :func:`clip`: no gradient is taken through it here), and a unit's
+    indicator of ``q unclipped`` is ``q == mean`` (the clamp left the mean as it is: 1 on the closed
+    interval [ε, 1 - ε], as :func:`clip`'s subgradient; a NaN mean gives a NaN gradient either way):
+    13 small ops a call."""
 
     @staticmethod
     def forward(ctx, a, rho, log_rho, log_rho_c, epsilon, weight):
-        mean, mean_c, lo, hi = _batch_means(a, epsilon)
-        q, q_c = torch.clamp(mean, lo, hi), torch.clamp(mean_c, lo, hi)
-        total = _kl_of_means(q, q_c, rho, log_rho, log_rho_c, weight)
+        means = _stacked_means(a)
+        q = torch.clamp(means, const(epsilon, a), const(1.0 - epsilon, a))
+        total = _kl_of_means(q, rho, log_rho, log_rho_c, weight)
         scale = weight / a.shape[0]  # w / N folded into the constants
-        per_unit = torch.div(const(-rho * scale, q), q).mul_(q == mean)
-        per_unit.add_(torch.div(const((1.0 - rho) * scale, q), q_c).mul_(q_c == mean_c))
+        per_unit = torch.div(_column((-rho * scale, (1.0 - rho) * scale), q), q).mul_(q == means).sum(dim=0)
         ctx.save_for_backward(per_unit)
         ctx.batch = a.shape[0]
         return total
@@ -206,8 +222,7 @@ def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weigh
         if torch.is_grad_enabled() and a.requires_grad and needs_fused_grad(a) and not _compiling():
             return KLSparsity.apply(a, rho, log_rho, log_rho_c, epsilon, weight)
         # count = N >= 1: no empty-batch branch, no products with ones
-        mean, mean_c, lo, hi = _batch_means(a, epsilon)
-        q, q_c = clip(mean, lo, hi), clip(mean_c, lo, hi)
+        q = clip(_stacked_means(a), const(epsilon, a), const(1.0 - epsilon, a))
     else:
         # per unit, the batch sums of a and of 1 - a, and the sample count; the clamp's bounds take
         # the identity branch (`clip`: the gradient passes at equality); with no weighted
@@ -222,9 +237,9 @@ def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weigh
         count = stats[-1]
         has = count > 0
         safe = torch.where(has, count, 1.0)
-        q = torch.where(has, clip(stats[:m] / safe, epsilon, 1.0 - epsilon), rho)
-        q_c = torch.where(has, clip(stats[m:2 * m] / safe, epsilon, 1.0 - epsilon), rho_c)
-    return _kl_of_means(q, q_c, rho, log_rho, log_rho_c, weight)
+        means = stats[:2 * m].reshape(2, m) / safe
+        q = torch.where(has, clip(means, epsilon, 1.0 - epsilon), _column((rho, rho_c), means))
+    return _kl_of_means(q, rho, log_rho, log_rho_c, weight)
 
 
 _LOG_CONSTANTS: dict = {}
