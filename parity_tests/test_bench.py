@@ -342,6 +342,42 @@ def test_loop_bench_runs_the_same_steps_in_both_loops(tmp_path, monkeypatch):
         assert math.isfinite(row[key]) and row[key] > 0, key
 
 
+def test_loop_bench_interleaved_measurement_sees_a_slower_loss(monkeypatch):
+    """``interleaved_hand_steps`` can fail: a loss that does its work four times over reads well above
+    the peer, while the control (the same peer twice) stays near 1."""
+    pytest.importorskip("lightning")
+    import torch
+
+    from lossparity import bench_loop
+
+    case = bench_loop._case("multilabel", "multilabel-auto")
+    original = bench_loop._parts
+
+    def heavier_ours(case, seed=0, loss="ours", **kw):
+        module, dm = original(case, seed, loss=loss, **kw)
+        if loss == "ours":
+            fn = module.loss_fn
+
+            class FourTimes(torch.nn.Module):
+                def forward(self, x, y, *args, **kwargs):
+                    for _ in range(3):
+                        fn(x.detach(), y)
+                    return fn(x, y, *args, **kwargs)
+
+            module.loss_fn = FourTimes()
+        return module, dm
+
+    monkeypatch.setattr(bench_loop, "_parts", heavier_ours)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as bench_loop runs it (--threads 1): the CPU time of one thread a step
+    try:
+        med = bench_loop.interleaved_hand_steps(case, 80, 10)
+    finally:
+        torch.set_num_threads(threads)
+    assert med["ours"] / med["peer"] > 1.1
+    assert 0.8 < med["peer_control"] / med["peer"] < 1.25
+
+
 def test_loop_bench_weights_differ_when_the_loops_differ(monkeypatch):
     """The equality check can fail: a hand loop with another learning rate ends elsewhere."""
     pytest.importorskip("lightning")
