@@ -113,11 +113,11 @@ STEP_TARGET_MLP = 1.03
 #: U-Net after 210 steps); a loss of other math (pos_weight doubled) is 0.24 apart after 6 steps
 #: and its first loss 55% off
 FIRST_LOSS_RTOL = 1e-5
+SAME_MATH_WEIGHT_RTOL = 0.1
 
 #: steps of :func:`interleaved_hand_steps` per step of a timed run (200 timed steps: 1,200 steps of each
 #: variant, the median of each)
 INTERLEAVED_STEPS_PER_RUN_STEP = 6
-SAME_MATH_WEIGHT_RTOL = 0.1
 
 #: ``LossModule(compile_options=...)`` of the compiled loop (None: torch.compile's defaults, inductor)
 COMPILE_OPTIONS: dict | None = None
@@ -242,9 +242,9 @@ def interleaved_hand_steps(case, steps: int, warmup: int) -> dict[str, float]:
     is left of the noise. Steps ``warmup .. steps-1`` of each are timed one by one."""
     steppers = {name: _hand_stepper(case, "ours" if name == "ours" else "peer")[0] for name in INTERLEAVED}
     times = {name: [] for name in INTERLEAVED}
-    order = list(INTERLEAVED)
+    order, n = list(INTERLEAVED), len(INTERLEAVED)
     for i in range(steps):
-        for name in order[i % 3:] + order[:i % 3]:
+        for name in order[i % n:] + order[:i % n]:
             start = _clock()
             steppers[name]()
             elapsed = _clock() - start
@@ -371,7 +371,8 @@ def bench_case(scenario: str, case_id: str, steps: int, warmup: int, repeats: in
                     compile_s.append(s)
             times[name].append(t)
     torch.use_deterministic_algorithms(False)
-    interleaved = interleaved_hand_steps(case, INTERLEAVED_STEPS_PER_RUN_STEP * steps, warmup)
+    interleaved_steps = INTERLEAVED_STEPS_PER_RUN_STEP * steps
+    interleaved = interleaved_hand_steps(case, interleaved_steps, warmup)
     initial = _parts(case)[0].net.numpy_weights()
     timed = steps - warmup
     med = {k: statistics.median(v) for k, v in times.items()}
@@ -387,7 +388,7 @@ def bench_case(scenario: str, case_id: str, steps: int, warmup: int, repeats: in
            "ratio_bare": med["bare"] / med["hand"], "ratio_over_bare": med["lightning"] / med["bare"],
            "hand_ours_over_peer": med["hand"] / med["hand_peer"],
            "lightning_ours_over_peer": med["lightning"] / med["lightning_peer"],
-           "interleaved_steps": INTERLEAVED_STEPS_PER_RUN_STEP * steps - warmup,
+           "interleaved_steps": interleaved_steps - warmup,
            "interleaved_ms_per_step": 1e3 * interleaved["ours"],
            "interleaved_peer_ms_per_step": 1e3 * interleaved["peer"],
            "interleaved_ours_over_peer": interleaved["ours"] / interleaved["peer"],

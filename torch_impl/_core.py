@@ -286,6 +286,15 @@ _CONSTANTS: dict = {}
 _CONSTANTS_LIMIT = 1024
 
 
+def _keep_constant(key, t: torch.Tensor) -> torch.Tensor:
+    """Store the constant ``t`` under ``key`` (the cache is emptied when it reaches its limit) and return
+    it; constants are only ever read."""
+    if len(_CONSTANTS) >= _CONSTANTS_LIMIT:
+        _CONSTANTS.clear()
+    _CONSTANTS[key] = t
+    return t
+
+
 def const(value: float, like: torch.Tensor):
     """``value`` as a cached 0-d CPU tensor of ``like``'s dtype, for an elementwise op with ``like``.
 
@@ -297,11 +306,19 @@ def const(value: float, like: torch.Tensor):
         return value
     key = (value, like.dtype)
     t = _CONSTANTS.get(key)
-    if t is None:
-        if len(_CONSTANTS) >= _CONSTANTS_LIMIT:
-            _CONSTANTS.clear()
-        t = _CONSTANTS[key] = torch.tensor(value, dtype=like.dtype)
-    return t
+    return t if t is not None else _keep_constant(key, torch.tensor(value, dtype=like.dtype))
+
+
+def const_column(values: tuple[float, ...], like: torch.Tensor) -> torch.Tensor:
+    """``values`` as a cached ``(len(values), 1)`` tensor of ``like``'s dtype and device: one constant per
+    row of ``like`` (unlike :func:`const`'s scalars, it lives on the device), made once per (values,
+    dtype, device). Under ``torch.compile`` a fresh tensor (the compiler folds it)."""
+    if _compiling():
+        return torch.tensor(values, dtype=like.dtype, device=like.device).reshape(-1, 1)
+    key = ("column", values, like.dtype, like.device)
+    t = _CONSTANTS.get(key)
+    return t if t is not None else \
+        _keep_constant(key, torch.tensor(values, dtype=like.dtype).reshape(-1, 1).to(like.device))
 
 
 def one_minus(y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:

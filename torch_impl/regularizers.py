@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from spec.core import REQUIRED
 
-from ._core import _compiling, apply, clip, const, mean_nonbatch, one_minus, reduce, with_total
+from ._core import _compiling, apply, clip, const, const_column, mean_nonbatch, one_minus, reduce, with_total
 from ._fused import _once_differentiable, needs_fused_grad
 from .distributed import sync_sum
 from .multiclass import _log_q
@@ -154,29 +154,11 @@ def _stacked_means(a: torch.Tensor) -> torch.Tensor:
     return torch.stack((torch.mean(a, dim=0), torch.mean(one_minus(a), dim=0)))
 
 
-_COLUMNS: dict = {}
-_COLUMNS_LIMIT = 256
-
-
-def _column(values: tuple[float, float], like: torch.Tensor) -> torch.Tensor:
-    """``values`` as a ``(2, 1)`` tensor of ``like``'s dtype and device, the per-row constants of the
-    stacked means (row 0: q, row 1: q'), made once per (values, dtype, device) and only ever read."""
-    if _compiling():
-        return torch.tensor(values, dtype=like.dtype, device=like.device).reshape(2, 1)
-    key = (values, like.dtype, like.device)
-    t = _COLUMNS.get(key)
-    if t is None:
-        if len(_COLUMNS) >= _COLUMNS_LIMIT:
-            _COLUMNS.clear()
-        t = _COLUMNS[key] = torch.tensor(values, dtype=like.dtype).reshape(2, 1).to(like.device)
-    return t
-
-
 def _kl_of_means(q, rho, log_rho, log_rho_c, weight) -> torch.Tensor:
     """``Σ_j [w ρ (log ρ - log q_j) + w (1-ρ)(log(1-ρ) - log q'_j)]`` of the clamped stacked means ``q``
     (``(2, units)``: q, q'; the log constants as the compute dtype rounds them)."""
-    return (torch.rsub(torch.log(q), _column((log_rho, log_rho_c), q))
-            .mul_(_column((weight * rho, weight * (1.0 - rho)), q)).sum())
+    return (torch.rsub(torch.log(q), const_column((log_rho, log_rho_c), q))
+            .mul_(const_column((weight * rho, weight * (1.0 - rho)), q)).sum())
 
 
 class KLSparsity(torch.autograd.Function):
@@ -199,7 +181,7 @@ class KLSparsity(torch.autograd.Function):
         q = torch.clamp(means, const(epsilon, a), const(1.0 - epsilon, a))
         total = _kl_of_means(q, rho, log_rho, log_rho_c, weight)
         scale = weight / a.shape[0]  # w / N folded into the constants
-        per_unit = torch.div(_column((-rho * scale, (1.0 - rho) * scale), q), q).mul_(q == means).sum(dim=0)
+        per_unit = torch.div(const_column((-rho * scale, (1.0 - rho) * scale), q), q).mul_(q == means).sum(dim=0)
         ctx.save_for_backward(per_unit)
         ctx.batch = a.shape[0]
         return total
@@ -238,7 +220,7 @@ def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weigh
         has = count > 0
         safe = torch.where(has, count, 1.0)
         means = stats[:2 * m].reshape(2, m) / safe
-        q = torch.where(has, clip(means, epsilon, 1.0 - epsilon), _column((rho, rho_c), means))
+        q = torch.where(has, clip(means, epsilon, 1.0 - epsilon), const_column((rho, rho_c), means))
     return _kl_of_means(q, rho, log_rho, log_rho_c, weight)
 
 
