@@ -156,6 +156,43 @@ def test_torch_func_transforms_take_the_autograd_path(name):
     torch.testing.assert_close(per_sample, expected * x.shape[0], rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["weighted_bce", "soft_dice", "kl_sparsity"])
+def test_torch_closed_forms_apply_their_function_without_its_python_layer(name, monkeypatch):
+    """The closed forms call their Function's C++ ``apply`` (``_fused.direct_apply``), not
+    ``Function.apply``'s Python layer, and keep what that layer does outside transforms: a tensor
+    left dead by a finished ``torch.func`` transform (leaked from inside it) is unwrapped, so the
+    gradient reaches the tensor it wraps, as with ``Function.apply``."""
+    torch = pytest.importorskip("torch")
+    import torch_impl
+
+    def python_layer(*args, **kwargs):
+        raise AssertionError("Function.apply's Python layer was called")
+
+    x, y = _inputs(torch, torch.float64)
+    loss = torch_impl.get_functional(name)
+    if name == "kl_sparsity":
+        x = torch.sigmoid(x).detach().flatten(1)
+
+        def fn(x, y):
+            return loss(x, target=0.1)
+    else:
+        fn = loss
+    (expected,) = torch.autograd.grad(fn(x.requires_grad_(), y), x)
+    leaked = {}
+
+    def keep(t):
+        leaked["x"] = t
+        return t.sum()
+
+    x_leaked = x.detach().requires_grad_()
+    torch.func.grad(keep)(x_leaked)
+    dead = leaked["x"]
+    assert torch._C._functorch.is_functorch_wrapped_tensor(dead)
+    monkeypatch.setattr(torch.autograd.Function, "apply", python_layer)
+    fn(dead, y).backward()
+    torch.testing.assert_close(x_leaked.grad, expected, rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("name", ["weighted_bce", "binary_focal", "categorical_crossentropy",
                                   "sparse_categorical_crossentropy", "soft_dice"])
 def test_torch_validation_adds_nothing_to_the_autograd_graph(name):

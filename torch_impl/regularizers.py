@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from spec.core import REQUIRED
 
 from ._core import _compiling, apply, clip, const, const_column, mean_nonbatch, one_minus, reduce, with_total
-from ._fused import _once_differentiable, needs_fused_grad
+from ._fused import _once_differentiable, direct_apply, needs_fused_grad
 from .distributed import sync_sum
 from .multiclass import _log_q
 
@@ -193,6 +193,9 @@ class KLSparsity(torch.autograd.Function):
         return (per_unit * g).expand(ctx.batch, -1), None, None, None, None, None
 
 
+_kl_sparsity_apply = direct_apply(KLSparsity)
+
+
 def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weight=None):
     a = x.reshape(x.shape[0], -1)
     m = a.shape[1]
@@ -202,7 +205,7 @@ def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weigh
     log_rho, log_rho_c = _log_constants(target, a.dtype)
     if sample_weight is None and not sync and a.shape[0]:
         if torch.is_grad_enabled() and a.requires_grad and needs_fused_grad(a) and not _compiling():
-            return KLSparsity.apply(a, rho, log_rho, log_rho_c, epsilon, weight)
+            return _kl_sparsity_apply(a, rho, log_rho, log_rho_c, epsilon, weight)
         # count = N >= 1: no empty-batch branch, no products with ones
         q = clip(_stacked_means(a), const(epsilon, a), const(1.0 - epsilon, a))
     else:
