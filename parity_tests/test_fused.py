@@ -518,6 +518,11 @@ def test_torch_kl_sparsity_is_one_function_saving_one_value_per_unit(dtype, monk
     (grad,) = torch.autograd.grad(out, x)
     step = lambda: torch.autograd.grad(loss(x), x)  # noqa: E731
     assert bench.saved_for_backward_bytes(step) == 15 * a.element_size()  # one value per unit
+    # (N, units) activations, as a coding layer gives them, go to the Function as they are: no view
+    # of the same shape between it and the activations (an autograd node more every step)
+    flat = a.reshape(16, 15).clone().requires_grad_()
+    (edge,) = loss(flat).grad_fn.next_functions[:1]
+    assert type(edge[0]).__name__ == "AccumulateGrad" and edge[0].variable is flat
     monkeypatch.setattr(regularizers, "needs_fused_grad", lambda *t: False)  # the autograd form
     xa = a.clone().requires_grad_()
     ref = loss(xa)

@@ -197,7 +197,8 @@ _kl_sparsity_apply = direct_apply(KLSparsity)
 
 
 def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weight=None):
-    a = x.reshape(x.shape[0], -1)
+    # (N, units) as it is: a reshape to the same shape is a view, an autograd node more each step
+    a = x if x.dim() == 2 else x.reshape(x.shape[0], -1)
     m = a.shape[1]
     rho, rho_c = target, 1.0 - target
     # Σ_j KL(ρ ‖ q_j) = Σ_j [ρ (log ρ - log q_j) + (1-ρ)(log(1-ρ) - log q'_j)]: the constants as
