@@ -363,6 +363,16 @@ def _cast_param(cache: _TensorCache, key, value: torch.Tensor, like: torch.Tenso
     return out
 
 
+def _batch_statistic_total(per_sample: Callable) -> Callable:
+    """The reduced form of a batch statistic (:meth:`CheckedCall.finish`'s call of it without sample
+    weights, "mean" its only reduction): ``total(x, y, mean, **params)``, as :func:`with_total` gives."""
+
+    def total(x, y, mean, **params):
+        return per_sample(x, y, sample_weight=None, **params)
+
+    return total
+
+
 _F32, _F64 = torch.float32, torch.float64
 #: the kinds of call :meth:`LossCall._accepts` checks on its short path (``InputChecker`` pair / label /
 #: single bounds)
@@ -399,8 +409,10 @@ class LossCall(CheckedCall):
         # the arguments whose finiteness the loss's own value shows (one read of the result in place of
         # a reduction of the argument: ``InputChecker.result_decides``)
         self._deferred = check.result_decides
-        # the reduced form an accepted call of a non-empty input goes to (:meth:`finish`'s choice, made once)
-        self._total = self.total if reduction != "none" and not self.batch_statistic else None
+        # the reduced form an accepted call of a non-empty input goes to (:meth:`finish`'s choice, made once;
+        # a batch statistic's own value without sample weights)
+        self._total = _batch_statistic_total(per_sample) if self.batch_statistic else \
+            self.total if reduction != "none" else None
         self._mean = reduction == "mean"
 
     as_vector = staticmethod(torch.as_tensor)  # array parameters as tensors (converted once)
