@@ -55,6 +55,25 @@ def test_torch_compile_inductor_weighted_bce():
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=0)
 
 
+
+@pytest.mark.parametrize("name", ["weighted_bce", "soft_dice", "kl_divergence", "cosine_similarity"])
+def test_torch_compile_traces_the_closed_forms_as_functions(name):
+    """Under ``torch.compile`` the closed forms' Functions are applied through ``Function.apply``
+    (``_fused.direct_apply``), which the compiler traces as a Function: one graph, no break (no host read
+    of ``host_min_at_least`` either), and none of the eager call's argument unwrapping in it."""
+    import torch
+
+    import torch_impl
+
+    x = torch.rand(8, 5, requires_grad=True)
+    loss = torch_impl.get_loss(name)
+    explained = torch._dynamo.explain(loss)(x, torch.rand(8, 5).round() if name != "kl_divergence" else
+                                            torch.softmax(torch.rand(8, 5), dim=-1))
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0)
+    targets = [node.target for node in explained.graphs[0].graph.nodes if node.op == "call_function"]
+    assert any(type(t).__name__ == "AutogradFunctionApply" for t in targets), targets
+    assert not any("unwrap_if_dead" in repr(t) for t in targets), targets
+
 @pytest.mark.project
 def test_shape_error_raises_inside_torch_compile():
     import torch

@@ -184,9 +184,10 @@ def _host_within(x: torch.Tensor, lo: float, hi: float) -> bool:
 
 def host_min_at_least(x: torch.Tensor, bound: float) -> bool:
     """Whether every value of a non-empty ``x`` is known to be >= ``bound`` without waiting for a device:
-    on the host (:func:`_on_host`) one reduction read of its minimum (a NaN: False); elsewhere False,
-    unread. The closed forms skip the mask of the entries below a clamp's bound with it."""
-    return _on_host(x) and x.numel() > 0 and x.min().item() >= bound
+    on the host (:func:`_on_host`) one reduction read of its minimum (a NaN: False); elsewhere, and under
+    ``torch.compile`` (a read would break the graph), False, unread. The closed forms skip the mask of
+    the entries below a clamp's bound with it."""
+    return _on_host(x) and x.numel() > 0 and not _compiling() and x.min().item() >= bound
 
 
 class _ResultDecides:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import torch
 
-from ._core import const, with_total
+from ._core import _compiling, const, with_total
 
 __all__ = ["needs_fused_grad", "fused_function", "fused_total", "run_fused", "run_fused_total", "closed_form_loss",
            "direct_apply"]
@@ -34,10 +34,14 @@ def direct_apply(function: type) -> Callable:
     a tenth of a small closed-form call): the C++ ``apply`` of the class, with the argument handling that
     layer does outside ``torch.func`` transforms (a tensor left dead by a finished transform is
     unwrapped). For Functions without ``setup_context``, called where :func:`needs_fused_grad` holds
-    (no transform active: the Python layer would otherwise route the call to functorch)."""
+    (no transform active: the Python layer would otherwise route the call to functorch). Under
+    ``torch.compile`` it is ``function.apply`` itself, which the compiler traces as a Function."""
     c_apply = _C_APPLY.__get__(None, function)
+    traced_apply = function.apply
 
     def apply(*args):
+        if _compiling():
+            return traced_apply(*args)
         return c_apply(*[_unwrap_if_dead(a) if isinstance(a, torch.Tensor) else a for a in args])
 
     apply.__doc__ = f"``{function.__name__}.apply`` through :func:`direct_apply`."
