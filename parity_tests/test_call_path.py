@@ -208,3 +208,32 @@ def test_a_valid_call_whose_loss_overflows_returns_it():
     x.view(-1)[1] = float("nan")  # and a NaN is still the spec's error
     with pytest.raises(ValueError, match="prediction"):
         call(x.requires_grad_(), y, None)
+
+
+def test_a_loss_object_sees_every_change_of_its_vector_parameters_and_shapes():
+    """The call reuses its last keyword arguments (the vector parameters cast to the prediction's dtype and
+    device) and remembers the last prediction shape that passed the entry's shape rule; neither hides a
+    change: a buffer changed in place or replaced, another dtype, a shape the rule rejects after one it
+    accepted."""
+    import torch_impl
+
+    def fresh(pos_weight):
+        return torch_impl.get_loss("weighted_bce", pos_weight=np.asarray(pos_weight))
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 3, generator=g, requires_grad=True)
+    y = torch.rand(4, 3, generator=g)
+    loss = fresh([1.0, 2.0, 3.0])
+    first = loss(x, y)
+    assert torch.equal(loss(x, y), first)
+    loss.pos_weight.mul_(2.0)  # in place
+    assert torch.equal(loss(x, y), fresh([2.0, 4.0, 6.0])(x, y)) and not torch.equal(loss(x, y), first)
+    loss.pos_weight = torch.tensor([5.0, 1.0, 0.5], dtype=torch.float64)  # replaced
+    assert torch.equal(loss(x, y), fresh([5.0, 1.0, 0.5])(x, y))
+    assert torch.equal(loss(x.double(), y.double()), fresh([5.0, 1.0, 0.5])(x.double(), y.double()))
+    with pytest.raises(ValueError) as short:
+        loss(torch.randn(4, 5), torch.rand(4, 5))  # 5 classes against 3 weights
+    with pytest.raises(ValueError) as full:
+        fresh([5.0, 1.0, 0.5])._call.check(torch.randn(4, 5), torch.rand(4, 5), None, OPS, True)
+    assert str(short.value) == str(full.value)
+    assert torch.equal(loss(x, y), fresh([5.0, 1.0, 0.5])(x, y))

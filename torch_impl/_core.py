@@ -392,11 +392,17 @@ class LossCall(CheckedCall):
     ``vectors``: the array parameters as tensors (the module's buffers, which follow ``.to()``);
     ``tensors``: parameters given as tensors to the functional form (gradients flow to them)."""
 
-    __slots__ = ("_cache", "_kind", "_bounds_x", "_bounds_y", "_deferred", "_total", "_mean")
+    __slots__ = ("_cache", "_kind", "_bounds_x", "_bounds_y", "_deferred", "_total", "_mean", "_shape_ok",
+                 "_kwargs_hit")
 
     def __init__(self, entry, per_sample: Callable, params: Mapping[str, Any], reduction: str, validate: bool):
         super().__init__(entry, per_sample, params, reduction, validate)
         self._cache: _TensorCache = {}
+        # the last prediction shape the entry's ``check_shapes`` passed (a function of the shape and the
+        # fixed parameters: a training loop's every call has the same shape, checked once)
+        self._shape_ok = None
+        # the last call's keyword arguments with its vector parameters (:meth:`kwargs`)
+        self._kwargs_hit = None
         # the valid call's short path (:meth:`_accepts`) and the bounds it reads: an entry whose whole check
         # of a same-shape pair is the bounds of each (``pair_bounds``), of a class-index call the
         # prediction's bounds and the labels' range (``label_bounds``), of a single-input call the
@@ -420,13 +426,29 @@ class LossCall(CheckedCall):
 
     def kwargs(self, x: torch.Tensor, vectors: Mapping[str, torch.Tensor] | None = None,
                tensors: Mapping[str, torch.Tensor] | None = None) -> dict:
+        """The loss's keyword arguments for ``x``: the scalars, the vector parameters on x's device and
+        dtype (``vectors``: the module's buffers, a mapping holding at least those names; else this
+        configuration's own), and ``tensors`` (functional parameters given as tensors) converted. The
+        dict of the last call is reused while its vector tensors are the same tensors, unchanged
+        (:func:`_cast_param`'s rule) and x's dtype and device: no dict and no conversion per step."""
         if not self.vectors and not tensors:
             return self.scalars
+        sources = self.vectors if vectors is None else vectors
+        hit = self._kwargs_hit
+        if hit is not None and not tensors and hit[0] is x.dtype and hit[1] == x.device:
+            for key, value, version in hit[2]:
+                if sources[key] is not value or value._version != version:
+                    break
+            else:
+                return hit[3]
         out = dict(self.scalars)
-        for key, value in (self.vectors if vectors is None else vectors).items():
-            out[key] = _cast_param(self._cache, key, value, x)
+        for key in self.vectors:
+            out[key] = _cast_param(self._cache, key, sources[key], x)
         for key, value in (tensors or {}).items():
             out[key] = value.to(device=x.device, dtype=x.dtype)
+        if not tensors and not _compiling() and not any(sources[key].requires_grad for key in self.vectors):
+            self._kwargs_hit = (x.dtype, x.device, tuple((key, sources[key], sources[key]._version)
+                                                         for key in self.vectors), out)
         return out
 
     def _accepts(self, input, target, sample_weight) -> bool:
@@ -459,8 +481,9 @@ class LossCall(CheckedCall):
         elif target is not None:
             return False
         check = self.check
-        if check.check_shapes is not None:
+        if check.check_shapes is not None and shape != self._shape_ok:
             check.check_shapes(check.loss, check.params, shape)  # raises as the full check would
+            self._shape_ok = shape
         if not self.validate:
             return True
         if not _on_host(input):

@@ -29,20 +29,27 @@ _C_APPLY = torch._C._FunctionBase.__dict__["apply"]
 _unwrap_if_dead = torch._C._functorch.unwrap_if_dead
 
 
+def _unwrapped(args: tuple) -> list:
+    """What ``torch.autograd.Function.apply``'s Python layer does to the arguments outside ``torch.func``
+    transforms: a tensor left dead by a finished transform is unwrapped (the gradient then reaches the
+    tensor it wraps)."""
+    return [_unwrap_if_dead(a) if isinstance(a, torch.Tensor) else a for a in args]
+
+
 def direct_apply(function: type) -> Callable:
     """``function.apply`` without the Python layer of ``torch.autograd.Function.apply`` (~3 µs a call,
-    a tenth of a small closed-form call): the C++ ``apply`` of the class, with the argument handling that
-    layer does outside ``torch.func`` transforms (a tensor left dead by a finished transform is
-    unwrapped). For Functions without ``setup_context``, called where :func:`needs_fused_grad` holds
-    (no transform active: the Python layer would otherwise route the call to functorch). Under
-    ``torch.compile`` it is ``function.apply`` itself, which the compiler traces as a Function."""
+    a tenth of a small closed-form call): the C++ ``apply`` of the class on :func:`_unwrapped`
+    arguments. For Functions without ``setup_context``, called where :func:`needs_fused_grad` holds (no
+    transform active: the Python layer would otherwise route the call to functorch). Under
+    ``torch.compile`` it is ``function.apply`` itself, which the compiler traces as a Function.
+    (:func:`run_fused` and :func:`run_fused_total` do the same inline, through ``function.c_apply``.)"""
     c_apply = _C_APPLY.__get__(None, function)
     traced_apply = function.apply
 
     def apply(*args):
         if _compiling():
             return traced_apply(*args)
-        return c_apply(*[_unwrap_if_dead(a) if isinstance(a, torch.Tensor) else a for a in args])
+        return c_apply(*_unwrapped(args))
 
     apply.__doc__ = f"``{function.__name__}.apply`` through :func:`direct_apply`."
     return apply
@@ -122,9 +129,9 @@ def fused_function(fn: Callable, name: str, *, per_element_mean: bool = True) ->
 
 
 def _with_direct_apply(function: type) -> type:
-    """``function`` with ``direct`` (:func:`direct_apply`), the apply :func:`run_fused` and
-    :func:`run_fused_total` use."""
-    function.direct = staticmethod(direct_apply(function))
+    """``function`` with ``c_apply``, its C++ ``apply`` (:func:`direct_apply`), which :func:`run_fused` and
+    :func:`run_fused_total` call."""
+    function.c_apply = _C_APPLY.__get__(None, function)
     return function
 
 
@@ -167,7 +174,9 @@ def run_fused(function: type, x: torch.Tensor, *args) -> torch.Tensor:
     """The per-sample loss through ``function`` (closed-form backward) when x needs a gradient,
     else the same closed form without the gradient."""
     if torch.is_grad_enabled() and x.requires_grad:
-        return function.direct(x, *args)
+        if _compiling():
+            return function.apply(x, *args)
+        return function.c_apply(_unwrap_if_dead(x), *_unwrapped(args))  # (:func:`direct_apply`, inline)
     return function.plain(x, *args)
 
 
@@ -175,7 +184,9 @@ def run_fused_total(function: type, x: torch.Tensor, mean: bool, *args) -> torch
     """The reduced loss through the :func:`fused_total` ``function`` when x needs a gradient, else
     the same closed form without the gradient."""
     if torch.is_grad_enabled() and x.requires_grad:
-        return function.direct(x, mean, *args)
+        if _compiling():
+            return function.apply(x, mean, *args)
+        return function.c_apply(_unwrap_if_dead(x), mean, *_unwrapped(args))  # (:func:`direct_apply`, inline)
     return function.plain(x, mean, *args)
 
 

@@ -90,8 +90,8 @@ class SpecLoss(nn.Module):
                 for k in self._param_names}
 
     def forward(self, input, target=None, sample_weight=None):
-        vectors = {k: self._buffers[k] for k in self._vector_names} if self._vector_names else None
-        return self._call(input, target, sample_weight, None, vectors)
+        # the vector parameters are this module's buffers (they follow .to()): the call reads them by name
+        return self._call(input, target, sample_weight, None, self._buffers if self._vector_names else None)
 
     def extra_repr(self) -> str:
         parts = [f"{k}={v!r}" for k, v in self._scalar_params.items()]
