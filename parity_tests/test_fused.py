@@ -159,9 +159,10 @@ def test_torch_func_transforms_take_the_autograd_path(name):
 @pytest.mark.parametrize("name", ["weighted_bce", "soft_dice", "kl_sparsity"])
 def test_torch_closed_forms_apply_their_function_without_its_python_layer(name, monkeypatch):
     """The closed forms call their Function's C++ ``apply`` (``_fused.direct_apply``), not
-    ``Function.apply``'s Python layer, and keep what that layer does outside transforms: a tensor
+    ``Function.apply``'s Python layer, and keep what that layer does outside transforms: a prediction
     left dead by a finished ``torch.func`` transform (leaked from inside it) is unwrapped, so the
-    gradient reaches the tensor it wraps, as with ``Function.apply``."""
+    gradient reaches the tensor it wraps, as with ``Function.apply``; a dead target (no gradient) gives
+    the loss and gradient of the tensor it wraps."""
     torch = pytest.importorskip("torch")
     import torch_impl
 
@@ -182,6 +183,8 @@ def test_torch_closed_forms_apply_their_function_without_its_python_layer(name, 
 
     def keep(t):
         leaked["x"] = t
+        if name != "kl_sparsity":
+            leaked["y"] = t.detach() * 0.0 + y  # a tensor of the transform's level that needs no gradient
         return t.sum()
 
     x_leaked = x.detach().requires_grad_()
@@ -191,6 +194,11 @@ def test_torch_closed_forms_apply_their_function_without_its_python_layer(name, 
     monkeypatch.setattr(torch.autograd.Function, "apply", python_layer)
     fn(dead, y).backward()
     torch.testing.assert_close(x_leaked.grad, expected, rtol=1e-12, atol=1e-15)
+    if name != "kl_sparsity":
+        dead_y = leaked["y"]
+        assert torch._C._functorch.is_functorch_wrapped_tensor(dead_y) and not dead_y.requires_grad
+        (got,) = torch.autograd.grad(fn(x, dead_y), x)
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("name", ["weighted_bce", "binary_focal", "categorical_crossentropy",

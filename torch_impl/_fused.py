@@ -29,27 +29,23 @@ _C_APPLY = torch._C._FunctionBase.__dict__["apply"]
 _unwrap_if_dead = torch._C._functorch.unwrap_if_dead
 
 
-def _unwrapped(args: tuple) -> list:
-    """What ``torch.autograd.Function.apply``'s Python layer does to the arguments outside ``torch.func``
-    transforms: a tensor left dead by a finished transform is unwrapped (the gradient then reaches the
-    tensor it wraps)."""
-    return [_unwrap_if_dead(a) if isinstance(a, torch.Tensor) else a for a in args]
-
-
 def direct_apply(function: type) -> Callable:
     """``function.apply`` without the Python layer of ``torch.autograd.Function.apply`` (~3 µs a call,
-    a tenth of a small closed-form call): the C++ ``apply`` of the class on :func:`_unwrapped`
-    arguments. For Functions without ``setup_context``, called where :func:`needs_fused_grad` holds (no
-    transform active: the Python layer would otherwise route the call to functorch). Under
-    ``torch.compile`` it is ``function.apply`` itself, which the compiler traces as a Function.
-    (:func:`run_fused` and :func:`run_fused_total` do the same inline, through ``function.c_apply``.)"""
+    a tenth of a small closed-form call): the C++ ``apply`` of the class, the prediction (first argument)
+    unwrapped as that layer does outside ``torch.func`` transforms (a tensor left dead by a finished
+    transform is unwrapped, so the gradient reaches the tensor it wraps; the other arguments need no
+    gradient, and ops unwrap a dead tensor themselves). For Functions without ``setup_context``, called
+    where :func:`needs_fused_grad` holds (no transform active: the Python layer would otherwise route the
+    call to functorch). Under ``torch.compile`` it is ``function.apply`` itself, which the compiler traces
+    as a Function. (:func:`run_fused` and :func:`run_fused_total` do the same inline, through
+    ``function.c_apply``.)"""
     c_apply = _C_APPLY.__get__(None, function)
     traced_apply = function.apply
 
-    def apply(*args):
+    def apply(x, *args):
         if _compiling():
-            return traced_apply(*args)
-        return c_apply(*_unwrapped(args))
+            return traced_apply(x, *args)
+        return c_apply(_unwrap_if_dead(x), *args)
 
     apply.__doc__ = f"``{function.__name__}.apply`` through :func:`direct_apply`."
     return apply
@@ -176,7 +172,7 @@ def run_fused(function: type, x: torch.Tensor, *args) -> torch.Tensor:
     if torch.is_grad_enabled() and x.requires_grad:
         if _compiling():
             return function.apply(x, *args)
-        return function.c_apply(_unwrap_if_dead(x), *_unwrapped(args))  # (:func:`direct_apply`, inline)
+        return function.c_apply(_unwrap_if_dead(x), *args)  # (:func:`direct_apply`, inline)
     return function.plain(x, *args)
 
 
@@ -186,7 +182,7 @@ def run_fused_total(function: type, x: torch.Tensor, mean: bool, *args) -> torch
     if torch.is_grad_enabled() and x.requires_grad:
         if _compiling():
             return function.apply(x, mean, *args)
-        return function.c_apply(_unwrap_if_dead(x), mean, *_unwrapped(args))  # (:func:`direct_apply`, inline)
+        return function.c_apply(_unwrap_if_dead(x), mean, *args)  # (:func:`direct_apply`, inline)
     return function.plain(x, mean, *args)
 
 
