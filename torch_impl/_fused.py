@@ -131,35 +131,37 @@ def _with_direct_apply(function: type) -> type:
     return function
 
 
+def _reduced(out: torch.Tensor, x: torch.Tensor, mean: bool, per_element_mean: bool) -> tuple:
+    """``(c · Σ out, c)``, ``c`` from :func:`_total_scale`: the mean of ``out`` where ``c`` is one over its
+    size ("mean": every element of an elementwise loss, or every sample's loss; one op, the mean's own
+    division), the sum otherwise, scaled when ``c != 1``."""
+    c = _total_scale(x, mean, per_element_mean)
+    if mean:
+        return out.mean(), c
+    return (out.sum(), c) if c == 1.0 else (out.sum().mul_(const(c, x)), c)
+
+
 def fused_total(fn: Callable, name: str, *, per_element_mean: bool = True) -> type:
     """The reduced twin of :func:`fused_function`: ``apply(x, mean, *args)`` returns ``c · Σ loss``
-    (``reduction="mean"`` when ``mean``, else ``"sum"``; :func:`_total_scale`) as a 0-d tensor, the
-    gradient is saved pre-scaled by ``c`` and backward multiplies it by the scalar cotangent: one
-    elementwise op."""
+    (``reduction="mean"`` when ``mean``, else ``"sum"``; :func:`_reduced`) as a 0-d tensor. The
+    gradient is saved as ``fn`` gives it and backward multiplies it by the scalar cotangent times
+    ``c`` (a 0-d product): one elementwise op in all, none in forward."""
 
     def forward(ctx, x, mean, *args):
         out, grad = fn(x, *args, True)
-        c = _total_scale(x, mean, per_element_mean)
-        if c == 1.0:
-            total = out.sum()
-        else:
-            c = const(c, x)
-            grad.mul_(c)
-            # the mean over every element (c = 1 / numel) in one op; else the sum scaled
-            total = out.mean() if mean and per_element_mean else out.sum().mul_(c)
+        total, c = _reduced(out, x, mean, per_element_mean)
         ctx.save_for_backward(grad)
+        ctx.scale = const(c, x) if c != 1.0 else None
         ctx.nones = (None,) * (len(args) + 1)
         return total
 
     @_once_differentiable
     def backward(ctx, g):
         (grad,) = ctx.saved_tensors
-        return (grad * g, *ctx.nones)
+        return (grad * (g * ctx.scale if ctx.scale is not None else g), *ctx.nones)
 
     def plain(x, mean, *args):
-        total = fn(x, *args, False)[0].sum()
-        c = _total_scale(x, mean, per_element_mean)
-        return total.mul_(const(c, x)) if c != 1.0 else total
+        return _reduced(fn(x, *args, False)[0], x, mean, per_element_mean)[0]
 
     return _with_direct_apply(type(name, (torch.autograd.Function,),
                                    {"forward": staticmethod(forward), "backward": staticmethod(backward),
