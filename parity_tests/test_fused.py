@@ -335,6 +335,44 @@ def test_torch_cross_entropy_uses_the_fused_kernel(name):
     torch.testing.assert_close(out, -(yy * logq).sum(-1).mean(-1), rtol=1e-13, atol=0)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name,module,function,args", [
+    ("weighted_bce", "classification", "WeightedBCEWithLogitsTotal", (1.0,)),
+    ("weighted_bce", "classification", "WeightedBCEWithLogitsTotal", (3.0,)),
+    ("cosine_similarity", "regression", "CosineSimilarityTotal", (1, 1e-7)),
+    ("kl_divergence", "divergence", "KLDivergenceTotal", (False,)),
+], ids=["weighted_bce", "weighted_bce-3", "cosine_similarity", "kl_divergence"])
+def test_torch_closed_form_totals_give_the_closed_form_gradient_times_the_scale(name, module, function, args, dtype):
+    """A reduced closed form saves its gradient unscaled and backward multiplies it by the cotangent times
+    the reduction's scale c (one 0-d product): for a cotangent of 1 or a power of two (a loss scaler's)
+    the gradient is ``fl(grad · c)`` times it, bit for bit, as when forward scaled the saved gradient."""
+    torch = pytest.importorskip("torch")
+    import importlib
+
+    import torch_impl
+
+    if name == "cosine_similarity" and dtype == "float64":
+        pytest.skip("float64 cosine takes the scaled autograd form")
+    dt = getattr(torch, dtype)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(16, 7, generator=g, dtype=dt)
+    y = torch.rand(16, 7, generator=g, dtype=dt)
+    if name == "kl_divergence":
+        x, y = torch.softmax(x, dim=-1), torch.softmax(3 * y, dim=-1)
+    fn = getattr(importlib.import_module(f"torch_impl.{module}"), function)
+    _, grad = fn.fn(x, y, *args, True)
+    c = 1.0 / (x.numel() if name != "cosine_similarity" else x.shape[0])
+    expected = grad * torch.tensor(c, dtype=dt)
+    params = {"pos_weight": args[0]} if name == "weighted_bce" else {}
+    loss = torch_impl.get_loss(name, **params)
+    xs = x.clone().requires_grad_()
+    out = loss(xs, y)
+    assert type(out.grad_fn).__name__.startswith(function), out.grad_fn
+    for cotangent in (1.0, 2.0 ** 16, 2.0 ** -3):
+        (got,) = torch.autograd.grad(out, xs, torch.tensor(cotangent, dtype=dt), retain_graph=True)
+        assert torch.equal(got, expected * cotangent), (name, cotangent)
+
+
 def _through_function(torch, loss, x, y, fn_name):
     """``loss(x, y)`` with x needing a gradient: the value (from the closed-form Function ``fn_name``,
     asserted) and the gradient of its sum."""

@@ -2,8 +2,8 @@
 
 >>> import tf_impl
 >>> loss = tf_impl.get_loss("weighted_bce", pos_weight=3.0)
->>> round(float(loss([[1.0, 1.0]], [[0.0, 0.0]])), 5)  # truth first (Keras order): 3 log 2
-2.07944
+>>> round(float(loss([[1.0, 1.0]], [[0.0, 0.0]])), 6)  # truth first (Keras order)
+2.079442
 
 After ``import tf_impl`` Keras knows our losses by name where the name is free:
 ``model.compile(loss="soft_dice")``, ``keras.losses.get("weighted_bce")``,

@@ -132,11 +132,10 @@ def _with_direct_apply(function: type) -> type:
 
 
 def _reduced(out: torch.Tensor, x: torch.Tensor, mean: bool, per_element_mean: bool) -> tuple:
-    """``(c · Σ out, c)``, ``c`` from :func:`_total_scale`: the mean of ``out`` where ``c`` is one over its
-    size ("mean": every element of an elementwise loss, or every sample's loss; one op, the mean's own
-    division), the sum otherwise, scaled when ``c != 1``."""
+    """``(c · Σ out, c)``, ``c`` from :func:`_total_scale`: the mean over every element of an elementwise
+    loss for "mean" (``c = 1 / numel``: one op), else the sum, scaled when ``c != 1``."""
     c = _total_scale(x, mean, per_element_mean)
-    if mean:
+    if mean and per_element_mean:
         return out.mean(), c
     return (out.sum(), c) if c == 1.0 else (out.sum().mul_(const(c, x)), c)
 
@@ -145,7 +144,8 @@ def fused_total(fn: Callable, name: str, *, per_element_mean: bool = True) -> ty
     """The reduced twin of :func:`fused_function`: ``apply(x, mean, *args)`` returns ``c · Σ loss``
     (``reduction="mean"`` when ``mean``, else ``"sum"``; :func:`_reduced`) as a 0-d tensor. The
     gradient is saved as ``fn`` gives it and backward multiplies it by the scalar cotangent times
-    ``c`` (a 0-d product): one elementwise op in all, none in forward."""
+    ``c`` (a 0-d product): one elementwise op in all, none in forward (the same gradient, bit for bit,
+    as scaling it in forward, for a cotangent of 1 or any power of two: a loss scaler's)."""
 
     def forward(ctx, x, mean, *args):
         out, grad = fn(x, *args, True)
@@ -161,7 +161,9 @@ def fused_total(fn: Callable, name: str, *, per_element_mean: bool = True) -> ty
         return (grad * (g * ctx.scale if ctx.scale is not None else g), *ctx.nones)
 
     def plain(x, mean, *args):
-        return _reduced(fn(x, *args, False)[0], x, mean, per_element_mean)[0]
+        total = fn(x, *args, False)[0].sum()
+        c = _total_scale(x, mean, per_element_mean)
+        return total.mul_(const(c, x)) if c != 1.0 else total
 
     return _with_direct_apply(type(name, (torch.autograd.Function,),
                                    {"forward": staticmethod(forward), "backward": staticmethod(backward),
