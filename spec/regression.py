@@ -462,11 +462,6 @@ EPSILON_MAPE = Param("epsilon", 1e-7, "a finite float > 0", v.real(lo=0.0, lo_op
                          "torchmetrics' MeanAbsolutePercentageError uses 1.17e-6 and no factor 100.")
 
 _MEAN_ABSOLUTE_PERCENTAGE_ERROR_PERFORMANCE = (
-    note("torch", "torch eager*", ("cls",), 1.2,
-         "the peer is the plain |y - ŷ| / clamp(|y|, min=ε) · 100 and one mean (5 ops); ours is the same "
-         "formula followed by the per-sample mean and the reduction (two reductions, each with its backward "
-         "node) and with validate=True the read of the result (1.14 at `cls`, 1.11 with validate=False; the "
-         "`seg` rows within 1.1)", TORCH_CONTRACT),
 )
 
 MEAN_ABSOLUTE_PERCENTAGE_ERROR = register(LossSpec(

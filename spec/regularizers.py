@@ -203,6 +203,8 @@ XLA_CALL = (
 
 
 _COUNT_PENALTY_PERFORMANCE = (
+    note("torch", "torch compile*", ("cls",), 0.7, COUNT_ON_GRAPH, COMPILED_CALL + " (0.63 at `cls` forward, "
+         "run of 2026-12-05)"),
     note("keras", "keras jit", ("seg",), 0.8, COUNT_ON_GRAPH, XLA_CALL + " (0.77 at `seg` forward: 0.99 against "
          "the eager peer's 1.29 ms, run of 2026-12-05)"),
 )
