@@ -59,7 +59,7 @@ def test_torch_compile_inductor_weighted_bce():
 @pytest.mark.parametrize("name", ["weighted_bce", "soft_dice", "kl_divergence", "cosine_similarity"])
 def test_torch_compile_traces_the_closed_forms_as_functions(name):
     """Under ``torch.compile`` the closed forms' Functions are applied through ``Function.apply``
-    (``_fused.direct_apply``), which the compiler traces as a Function: one graph, no break (no host read
+    (``_fused.run_fused``, ``_fused.run_fused_total``), which the compiler traces as a Function: one graph, no break (no host read
     of ``host_min_at_least`` either), and none of the eager call's argument unwrapping in it."""
     import torch
 

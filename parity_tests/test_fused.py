@@ -158,7 +158,7 @@ def test_torch_func_transforms_take_the_autograd_path(name):
 
 @pytest.mark.parametrize("name", ["weighted_bce", "soft_dice", "kl_sparsity"])
 def test_torch_closed_forms_apply_their_function_without_its_python_layer(name, monkeypatch):
-    """The closed forms call their Function's C++ ``apply`` (``_fused.direct_apply``), not
+    """The closed forms call their Function's C++ ``apply`` (``_fused.apply_eager``), not
     ``Function.apply``'s Python layer, and keep what that layer does outside transforms: a prediction
     left dead by a finished ``torch.func`` transform (leaked from inside it) is unwrapped, so the
     gradient reaches the tensor it wraps, as with ``Function.apply``; a dead target (no gradient) gives

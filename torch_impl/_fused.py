@@ -22,33 +22,29 @@ import torch
 from ._core import _compiling, const, with_total
 
 __all__ = ["needs_fused_grad", "fused_function", "fused_total", "run_fused", "run_fused_total", "closed_form_loss",
-           "direct_apply"]
+           "with_c_apply", "apply_eager"]
 
 _functorch_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: False)
 _C_APPLY = torch._C._FunctionBase.__dict__["apply"]
 _unwrap_if_dead = torch._C._functorch.unwrap_if_dead
 
 
-def direct_apply(function: type) -> Callable:
-    """``function.apply`` without the Python layer of ``torch.autograd.Function.apply`` (~3 µs a call,
-    a tenth of a small closed-form call): the C++ ``apply`` of the class, the prediction (first argument)
-    unwrapped as that layer does outside ``torch.func`` transforms (a tensor left dead by a finished
-    transform is unwrapped, so the gradient reaches the tensor it wraps; the other arguments need no
-    gradient, and ops unwrap a dead tensor themselves). For Functions without ``setup_context``, called
-    where :func:`needs_fused_grad` holds (no transform active: the Python layer would otherwise route the
-    call to functorch). Under ``torch.compile`` it is ``function.apply`` itself, which the compiler traces
-    as a Function. (:func:`run_fused` and :func:`run_fused_total` do the same inline, through
-    ``function.c_apply``.)"""
-    c_apply = _C_APPLY.__get__(None, function)
-    traced_apply = function.apply
+def with_c_apply(function: type) -> type:
+    """``function`` (an ``autograd.Function`` without ``setup_context``) with ``c_apply``, the C++ ``apply``
+    of its class, which :func:`apply_eager` calls."""
+    function.c_apply = _C_APPLY.__get__(None, function)
+    return function
 
-    def apply(x, *args):
-        if _compiling():
-            return traced_apply(x, *args)
-        return c_apply(_unwrap_if_dead(x), *args)
 
-    apply.__doc__ = f"``{function.__name__}.apply`` through :func:`direct_apply`."
-    return apply
+def apply_eager(function: type, x: torch.Tensor, *args) -> torch.Tensor:
+    """``function.apply(x, *args)`` without the Python layer of ``torch.autograd.Function.apply`` (~3 µs a
+    call, a tenth of a small closed-form call), for a :func:`with_c_apply` class, where neither
+    ``torch.compile`` (it traces ``function.apply`` as a Function) nor a ``torch.func`` transform
+    (:func:`needs_fused_grad`: that layer would route the call to functorch) is active: the callers
+    check. The prediction is unwrapped as that layer does (a tensor left dead by a finished transform,
+    so that the gradient reaches the tensor it wraps); the other arguments need no gradient, and ops
+    unwrap a dead tensor themselves."""
+    return function.c_apply(_unwrap_if_dead(x), *args)
 
 
 def needs_fused_grad(x, *others) -> bool:
@@ -119,16 +115,9 @@ def fused_function(fn: Callable, name: str, *, per_element_mean: bool = True) ->
     def plain(x, *args):
         return _per_sample(fn(x, *args, False)[0], per_element_mean)
 
-    return _with_direct_apply(type(name, (torch.autograd.Function,),
-                                   {"forward": staticmethod(forward), "backward": staticmethod(backward),
-                                    "fn": staticmethod(fn), "plain": staticmethod(plain), "__doc__": fn.__doc__}))
-
-
-def _with_direct_apply(function: type) -> type:
-    """``function`` with ``c_apply``, its C++ ``apply`` (:func:`direct_apply`), which :func:`run_fused` and
-    :func:`run_fused_total` call."""
-    function.c_apply = _C_APPLY.__get__(None, function)
-    return function
+    return with_c_apply(type(name, (torch.autograd.Function,),
+                             {"forward": staticmethod(forward), "backward": staticmethod(backward),
+                              "fn": staticmethod(fn), "plain": staticmethod(plain), "__doc__": fn.__doc__}))
 
 
 def _reduced(out: torch.Tensor, x: torch.Tensor, mean: bool, per_element_mean: bool) -> tuple:
@@ -165,9 +154,9 @@ def fused_total(fn: Callable, name: str, *, per_element_mean: bool = True) -> ty
         c = _total_scale(x, mean, per_element_mean)
         return total.mul_(const(c, x)) if c != 1.0 else total
 
-    return _with_direct_apply(type(name, (torch.autograd.Function,),
-                                   {"forward": staticmethod(forward), "backward": staticmethod(backward),
-                                    "fn": staticmethod(fn), "plain": staticmethod(plain), "__doc__": fn.__doc__}))
+    return with_c_apply(type(name, (torch.autograd.Function,),
+                             {"forward": staticmethod(forward), "backward": staticmethod(backward),
+                              "fn": staticmethod(fn), "plain": staticmethod(plain), "__doc__": fn.__doc__}))
 
 
 def run_fused(function: type, x: torch.Tensor, *args) -> torch.Tensor:
@@ -176,7 +165,7 @@ def run_fused(function: type, x: torch.Tensor, *args) -> torch.Tensor:
     if torch.is_grad_enabled() and x.requires_grad:
         if _compiling():
             return function.apply(x, *args)
-        return function.c_apply(_unwrap_if_dead(x), *args)  # (:func:`direct_apply`, inline)
+        return apply_eager(function, x, *args)
     return function.plain(x, *args)
 
 
@@ -186,7 +175,7 @@ def run_fused_total(function: type, x: torch.Tensor, mean: bool, *args) -> torch
     if torch.is_grad_enabled() and x.requires_grad:
         if _compiling():
             return function.apply(x, mean, *args)
-        return function.c_apply(_unwrap_if_dead(x), mean, *args)  # (:func:`direct_apply`, inline)
+        return apply_eager(function, x, mean, *args)
     return function.plain(x, mean, *args)
 
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from spec.core import REQUIRED
 
 from ._core import _compiling, apply, clip, const, const_column, mean_nonbatch, one_minus, reduce, with_total
-from ._fused import _once_differentiable, direct_apply, needs_fused_grad
+from ._fused import _once_differentiable, apply_eager, needs_fused_grad, with_c_apply
 from .distributed import sync_sum
 from .multiclass import _log_q
 
@@ -161,6 +161,7 @@ def _kl_of_means(q, rho, log_rho, log_rho_c, weight) -> torch.Tensor:
             .mul_(const_column((weight * rho, weight * (1.0 - rho)), q)).sum())
 
 
+@with_c_apply
 class KLSparsity(torch.autograd.Function):
     """The KL-sparsity penalty of one unweighted batch and its gradient from the forward pass: with
     per-unit batch means ``q = clip(mean a)``, ``q' = clip(mean (1 - a))`` (ε bounds),
@@ -193,9 +194,6 @@ class KLSparsity(torch.autograd.Function):
         return (per_unit * g).expand(ctx.batch, -1), None, None, None, None, None
 
 
-_kl_sparsity_apply = direct_apply(KLSparsity)
-
-
 def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weight=None):
     # (N, units) as it is: a reshape to the same shape is a view, an autograd node more each step
     a = x if x.dim() == 2 else x.reshape(x.shape[0], -1)
@@ -206,7 +204,7 @@ def _kl_sparsity_per_sample(x, y, *, target, weight, epsilon, sync, sample_weigh
     log_rho, log_rho_c = _log_constants(target, a.dtype)
     if sample_weight is None and not sync and a.shape[0]:
         if torch.is_grad_enabled() and a.requires_grad and needs_fused_grad(a) and not _compiling():
-            return _kl_sparsity_apply(a, rho, log_rho, log_rho_c, epsilon, weight)
+            return apply_eager(KLSparsity, a, rho, log_rho, log_rho_c, epsilon, weight)
         # count = N >= 1: no empty-batch branch, no products with ones
         q = clip(_stacked_means(a), const(epsilon, a), const(1.0 - epsilon, a))
     else:
